@@ -1,0 +1,274 @@
+"""The catalogue: every result softmax-derive relies on, as a checked derivation.
+
+One entry per result, in the order of DESIGN.md's list. Each is built only from the
+formulas in :mod:`derive.definitions`; the proof engine (:mod:`derive.engine`) checks
+every step symbolically for symbolic T and numerically for T = 1, 2, 3, 5, 8.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy import Derivative, KroneckerDelta, Rational, Sum, exp, log
+from sympy.codegen.cfunctions import log1p
+
+from . import definitions as D
+from .definitions import T, a, c, i, j, k, l, p, q, r, s, v, y, x, W, b, m, t, delta
+from .engine import Derivation, Step
+
+S = D.softmax
+Z = D.partition()
+LSE = D.logsumexp()
+
+
+def shifted_rest(top=k, shift=None):
+    """sum_{j != top} e^{a_j - shift}: the tail of the partition function."""
+    shift = a[top] if shift is None else shift
+    return D.sum_except(lambda u: exp(a[u] - shift), top)
+
+
+def fc(u):
+    return D.fc_logit(u)
+
+
+def _worked_softmax(index: int, value: str) -> Derivation:
+    vals = {1: 1, 2: 2, 3: 3}
+    concrete = D.softmax(index, lambda u: u).subs(T, 3)
+    explicit = exp(vals[index]) / (exp(1) + exp(2) + exp(3))
+    return Derivation(
+        f"example_softmax_{index}", f"Worked example: softmax([1, 2, 3])_{index}",
+        (), [
+            Step(concrete, "definition with T = 3, a = (1, 2, 3)"),
+            Step(explicit, "write out the three terms of the sum"),
+            Step(exp(vals[index] - 1) / (1 + sp.E + sp.E ** 2), "divide numerator and denominator by e"),
+            Step(sp.Float(value), "evaluate", rel="~", decimals=4),
+        ], section="examples")
+
+
+def _worked_loss(probs, expected) -> Derivation:
+    table = sp.Piecewise(*[(Rational(pv), sp.Eq(s, u + 1)) for u, pv in enumerate(probs)],
+                         (sp.nan, True))
+    onehot = D.cross_entropy(lambda u: KroneckerDelta(u, 4), lambda u: table.xreplace({s: u}))
+    return Derivation(
+        "example_loss_" + "_".join(str(pv).replace(".", "") for pv in probs),
+        f"Worked example: 5 classes, true class 4, p = [{', '.join(probs)}]", (), [
+            Step(onehot.subs(T, 5), "H(y, p) with T = 5, y one-hot at c = 4"),
+            Step(-log(Rational(expected)), "only the term j = c = 4 survives: L = -log p_4"),
+        ], section="examples")
+
+
+def build() -> list[Derivation]:
+    """All derivations of the catalogue, in report order."""
+    mu = Sum(S(r) * v[r], (r, 1, T))  # the mean of v under S
+    fc_loss = sp.log(D.partition(fc)) - Sum(y[s] * fc(s), (s, 1, T))  # L(W, x, b), soft form
+    cat = [
+        # ---------------------------------------------------------------- 1. probability
+        Derivation("softmax_positive", "Softmax outputs are positive",
+                   (D.REAL_LOGITS,), [
+                       Step(S(j), "definition of softmax"),
+                       Step(sp.Integer(0), "e^{a_j} > 0 and Z is a sum of T >= 1 positive terms",
+                            rel=">"),
+                   ], matrix=r"S \succ 0", section="probability"),
+        Derivation("softmax_sums_to_one", "Softmax outputs sum to one",
+                   (D.REAL_LOGITS,), [
+                       Step(Sum(S(j), (j, 1, T)), "sum of the definition over j"),
+                       Step(Sum(exp(a[j]), (j, 1, T)) / Z, "Z does not depend on j: take it out of the sum"),
+                       Step(sp.Integer(1), "the numerator is Z itself"),
+                   ], matrix=r"\mathbf{1}^\top S = 1", section="probability"),
+        Derivation("softmax_shift", "Softmax is invariant under a shift of all logits",
+                   (D.REAL_LOGITS,), [
+                       Step(S(j, lambda u: a[u] + t), "softmax of a + t 1"),
+                       Step(exp(t) * exp(a[j]) / Sum(exp(t) * exp(a[r]), (r, 1, T)),
+                            "e^{u + t} = e^t e^u"),
+                       Step(exp(t) * exp(a[j]) / (exp(t) * Z), "e^t does not depend on the summation index"),
+                       Step(S(j), "cancel e^t"),
+                   ], matrix=r"\operatorname{softmax}(a + t\mathbf{1}) = \operatorname{softmax}(a)",
+                   section="probability"),
+        Derivation("softmax_ratio", "The ratio of two softmax outputs",
+                   (D.REAL_LOGITS,), [
+                       Step(S(j) / S(k), "definition"),
+                       Step(exp(a[j] - a[k]), "Z cancels; e^u / e^w = e^{u - w}"),
+                   ], matrix=r"S_j / S_k = e^{a_j - a_k}", section="probability"),
+        Derivation("softmax_order", "Softmax preserves the order of the logits (hence the argmax)",
+                   (D.REAL_LOGITS, D.J_ABOVE_K), [
+                       Step(S(j) - S(k), "difference of two outputs"),
+                       Step((exp(a[j]) - exp(a[k])) / Z, "common denominator Z"),
+                       Step(exp(a[k]) * (exp(delta) - 1) / Z, "a_j = a_k + delta"),
+                       Step(sp.Integer(0), "e^delta > 1 for delta > 0; e^{a_k} > 0; Z > 0", rel=">"),
+                   ], matrix=r"a_j > a_k \iff S_j > S_k,\quad \arg\max_j S_j = \arg\max_j a_j",
+                   min_classes=2, section="probability"),
+        # ---------------------------------------------------------------- 2. Jacobian
+        Derivation("jacobian_diagonal", "Softmax Jacobian, case i = j",
+                   (D.REAL_LOGITS,), [
+                       Step(Derivative(S(i), a[i]), "the diagonal entry"),
+                       Step(exp(a[i]) / Z - exp(a[i]) ** 2 / Z ** 2,
+                            "quotient rule with dZ/da_i = e^{a_i}"),
+                       Step(S(i) * (1 - S(i)), "factor out S_i"),
+                   ], section="jacobian"),
+        Derivation("jacobian_offdiagonal", "Softmax Jacobian, case i != j",
+                   (D.REAL_LOGITS, D.I_NE_J), [
+                       Step(Derivative(S(j), a[i]), "an off-diagonal entry"),
+                       Step(-exp(a[j]) * exp(a[i]) / Z ** 2,
+                            "the numerator e^{a_j} does not depend on a_i"),
+                       Step(-S(j) * S(i), "regroup"),
+                   ], min_classes=2, section="jacobian"),
+        Derivation("jacobian", "Softmax Jacobian, both cases in one formula",
+                   (D.REAL_LOGITS,), [
+                       Step(Derivative(S(j), a[i]), "any entry"),
+                       Step(S(j) * (KroneckerDelta(i, j) - S(i)),
+                            "the two cases: S_i (1 - S_i) when i = j, -S_j S_i otherwise"),
+                   ], matrix=r"\frac{\partial S}{\partial a} = \operatorname{diag}(S) - S S^\top",
+                   section="jacobian"),
+        # ---------------------------------------------------------------- 3. losses
+        Derivation("loss_one_hot", "With a one-hot label the softmax loss is -log S_c",
+                   (D.REAL_LOGITS, D.ONE_HOT), [
+                       Step(D.softmax_loss(), "definition of the softmax loss"),
+                       Step(-Sum(KroneckerDelta(s, c) * log(S(s)), (s, 1, T)), "y_j = delta_jc"),
+                       Step(-log(S(c)), "only the term j = c survives"),
+                       Step(LSE - a[c], "log S_c = a_c - log Z"),
+                   ], matrix=r"L = -\log S_c = \log \textstyle\sum_j e^{a_j} - a_c",
+                   section="losses"),
+        Derivation("cross_entropy_is_loss", "Cross entropy of the label and the softmax is the softmax loss",
+                   (D.REAL_LOGITS,), [
+                       Step(D.cross_entropy(y, lambda u: S(u)), "H(y, S), definition of cross entropy"),
+                       Step(D.softmax_loss(), "the same sum: the definition of L"),
+                   ], matrix=r"H(y, S) = L", section="losses"),
+        Derivation("cross_entropy_soft", "Cross entropy H(p, softmax(a)) for any probability vector p",
+                   (D.REAL_LOGITS, D.SOFT_P), [
+                       Step(D.cross_entropy(D.P, lambda u: S(u)), "definition of cross entropy"),
+                       Step(-Sum(D.P[s] * (a[s] - LSE), (s, 1, T)), "log S_j = a_j - log Z"),
+                       Step(LSE - Sum(D.P[s] * a[s], (s, 1, T)), "sum_j p_j = 1"),
+                   ], matrix=r"H(p, \operatorname{softmax}(a)) = \log \textstyle\sum_j e^{a_j} - p^\top a",
+                   section="losses"),
+        # ---------------------------------------------------------------- 4. gradient
+        Derivation("loss_soft_form", "The softmax loss for a probability-vector label",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(D.softmax_loss(), "definition"),
+                       Step(-Sum(y[s] * a[s], (s, 1, T)) + Sum(y[s], (s, 1, T)) * LSE,
+                            "log S_j = a_j - log Z; log Z does not depend on j"),
+                       Step(LSE - Sum(y[s] * a[s], (s, 1, T)), "sum_j y_j = 1"),
+                   ], matrix=r"L = \log \textstyle\sum_j e^{a_j} - y^\top a", section="gradient"),
+        Derivation("loss_gradient", "Gradient of the softmax loss: dL/da = S - y",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(Derivative(D.softmax_loss(), a[i]), "the derivative to find"),
+                       Step(Derivative(LSE - Sum(y[s] * a[s], (s, 1, T)), a[i]),
+                            "L = log Z - sum_j y_j a_j (previous result)"),
+                       Step(exp(a[i]) / Z - y[i], "d log Z/da_i = e^{a_i}/Z; d(sum_j y_j a_j)/da_i = y_i"),
+                       Step(S(i) - y[i], "definition of S_i"),
+                   ], matrix=r"\frac{\partial L}{\partial a} = S - y", section="gradient"),
+        Derivation("loss_gradient_one_hot", "Gradient for a one-hot label: dL/da_i = S_i - delta_ic",
+                   (D.REAL_LOGITS, D.ONE_HOT), [
+                       Step(Derivative(D.softmax_loss(), a[i]), "the derivative to find"),
+                       Step(Derivative(LSE - a[c], a[i]), "L = log Z - a_c"),
+                       Step(S(i) - KroneckerDelta(i, c), "d log Z/da_i = S_i, da_c/da_i = delta_ic"),
+                   ], matrix=r"\frac{\partial L}{\partial a} = S - e_c", section="gradient"),
+        # ---------------------------------------------------------------- 5. FC layer
+        Derivation("fc_grad_W", "Gradient through the FC layer: dL/dW_pq",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(Derivative(D.softmax_loss(y, fc), W[p, q]), "L with a = W x + b"),
+                       Step(Derivative(fc_loss, W[p, q]), "L = log Z - sum_j y_j a_j"),
+                       Step(Sum((S(s, fc) - y[s]) * KroneckerDelta(s, p) * x[q], (s, 1, T)),
+                            "chain rule: dL/da_s = S_s - y_s, da_s/dW_pq = delta_sp x_q"),
+                       Step((S(p, fc) - y[p]) * x[q], "only s = p survives"),
+                   ], matrix=r"\frac{\partial L}{\partial W} = (S - y)\, x^\top", section="fc"),
+        Derivation("fc_grad_b", "Gradient through the FC layer: dL/db_p",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(Derivative(D.softmax_loss(y, fc), b[p]), "L with a = W x + b"),
+                       Step(Derivative(fc_loss, b[p]), "L = log Z - sum_j y_j a_j"),
+                       Step(Sum((S(s, fc) - y[s]) * KroneckerDelta(s, p), (s, 1, T)),
+                            "chain rule: dL/da_s = S_s - y_s, da_s/db_p = delta_sp"),
+                       Step(S(p, fc) - y[p], "only s = p survives"),
+                   ], matrix=r"\frac{\partial L}{\partial b} = S - y", section="fc"),
+        Derivation("fc_grad_x", "Gradient through the FC layer: dL/dx_q",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(Derivative(D.softmax_loss(y, fc), x[q]), "L with a = W x + b"),
+                       Step(Derivative(fc_loss, x[q]), "L = log Z - sum_j y_j a_j"),
+                       Step(Sum(W[s, q] * (S(s, fc) - y[s]), (s, 1, T)),
+                            "chain rule: dL/da_s = S_s - y_s, da_s/dx_q = W_sq"),
+                   ], matrix=r"\frac{\partial L}{\partial x} = W^\top (S - y)", section="fc"),
+        # ---------------------------------------------------------------- 6. stable forms
+        Derivation("lse_shift", "Log-sum-exp with any shift m",
+                   (D.REAL_LOGITS,), [
+                       Step(LSE, "definition"),
+                       Step(log(exp(m) * Sum(exp(a[r] - m), (r, 1, T))), "e^{a_j} = e^m e^{a_j - m}"),
+                       Step(m + log(Sum(exp(a[r] - m), (r, 1, T))), "log(uv) = log u + log v; log e^m = m"),
+                   ], matrix=r"\log \textstyle\sum_j e^{a_j} = m + \log \sum_j e^{a_j - m}",
+                   section="stable"),
+        Derivation("lse_stable", "Stable log-sum-exp: shift by the maximum, split off its term",
+                   (D.REAL_LOGITS, D.K_IS_ARGMAX), [
+                       Step(LSE, "definition"),
+                       Step(a[k] + log(Sum(exp(a[r] - a[k]), (r, 1, T))), "the shift rule with m = a_k"),
+                       Step(a[k] + log(1 + shifted_rest()), "split off the term j = k: e^0 = 1"),
+                       Step(a[k] + log1p(shifted_rest()), "log(1 + s) = log1p(s)"),
+                   ], matrix=r"\log \textstyle\sum_j e^{a_j} = m + \operatorname{log1p}\big(\sum_{j \ne k} e^{a_j - m}\big)",
+                   section="stable"),
+        Derivation("loss_stable", "Stable softmax loss for a one-hot label",
+                   (D.REAL_LOGITS, D.ONE_HOT, D.K_IS_ARGMAX), [
+                       Step(D.softmax_loss(), "definition"),
+                       Step(LSE - a[c], "one-hot label: L = log Z - a_c"),
+                       Step((a[k] - a[c]) + log1p(shifted_rest()), "stable log-sum-exp with m = a_k"),
+                   ], matrix=r"L = (m - a_c) + \operatorname{log1p}\big(\textstyle\sum_{j \ne k} e^{a_j - m}\big)",
+                   section="stable"),
+        Derivation("log_softmax_stable", "Stable log-softmax",
+                   (D.REAL_LOGITS, D.K_IS_ARGMAX), [
+                       Step(log(S(j)), "definition"),
+                       Step(a[j] - LSE, "log(e^{a_j}/Z) = a_j - log Z"),
+                       Step((a[j] - a[k]) - log1p(shifted_rest()), "stable log-sum-exp with m = a_k"),
+                   ], matrix=r"\log S_j = (a_j - m) - \operatorname{log1p}\big(\textstyle\sum_{i \ne k} e^{a_i - m}\big)",
+                   section="stable"),
+        Derivation("softmax_stable", "Stable softmax",
+                   (D.REAL_LOGITS, D.K_IS_ARGMAX), [
+                       Step(S(j), "definition"),
+                       Step(exp(a[j] - a[k]) / Sum(exp(a[r] - a[k]), (r, 1, T)), "multiply by e^{-a_k} / e^{-a_k}"),
+                       Step(exp(a[j] - a[k]) / (1 + shifted_rest()), "split off the term r = k: e^0 = 1"),
+                   ], matrix=r"S_j = e^{a_j - m} \big/ \big(1 + \textstyle\sum_{i \ne k} e^{a_i - m}\big)",
+                   section="stable"),
+        Derivation("true_class_complement", "The true-class gradient without cancellation",
+                   (D.REAL_LOGITS,), [
+                       Step(S(c) - 1, "the true-class component of S - y"),
+                       Step(S(c) - Sum(S(r), (r, 1, T)), "the outputs sum to one"),
+                       Step(-D.sum_except(lambda u: S(u), c), "the term j = c cancels"),
+                   ], matrix=r"S_c - 1 = -\textstyle\sum_{j \ne c} S_j", section="stable"),
+        Derivation("true_class_complement_stable", "The same, when the true class is the argmax",
+                   (D.REAL_LOGITS, D.K_IS_ARGMAX), [
+                       Step(S(k) - 1, "S_k - 1 with k the argmax"),
+                       Step(-D.sum_except(lambda u: S(u), k), "the outputs sum to one"),
+                       Step(-shifted_rest() / (1 + shifted_rest()), "stable softmax"),
+                   ], matrix=r"S_k - 1 = -\frac{\sum_{j \ne k} e^{a_j - m}}{1 + \sum_{j \ne k} e^{a_j - m}}",
+                   section="stable"),
+        # ---------------------------------------------------------------- 7. Hessian
+        Derivation("hessian", "Hessian of the softmax loss",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(Derivative(D.softmax_loss(), a[i], a[l]), "second derivative"),
+                       Step(Derivative(S(i) - y[i], a[l]), "dL/da_i = S_i - y_i"),
+                       Step(S(i) * (KroneckerDelta(i, l) - S(l)), "the softmax Jacobian; y does not depend on a"),
+                   ], matrix=r"\frac{\partial^2 L}{\partial a\,\partial a^\top} = \operatorname{diag}(S) - S S^\top",
+                   section="hessian"),
+        Derivation("hessian_psd", "The Hessian is positive semidefinite: L is convex in a",
+                   (D.REAL_LOGITS,), [
+                       Step(Sum(Sum(v[i] * S(i) * (KroneckerDelta(i, l) - S(l)) * v[l], (l, 1, T)), (i, 1, T)),
+                            "v^T H v"),
+                       Step(Sum(S(i) * v[i] ** 2, (i, 1, T)) - mu ** 2, "the delta term keeps l = i"),
+                       Step(Sum(S(i) * (v[i] - mu) ** 2, (i, 1, T)),
+                            "a variance: sum_i S_i = 1 and mu = sum_i S_i v_i"),
+                       Step(sp.Integer(0), "S_i > 0 and squares are >= 0", rel=">="),
+                   ], matrix=r"v^\top H v = \textstyle\sum_i S_i v_i^2 - \big(\sum_i S_i v_i\big)^2 \ge 0",
+                   section="hessian"),
+        # ---------------------------------------------------------------- 8. examples
+        _worked_softmax(1, "0.0900"),
+        _worked_softmax(2, "0.2447"),
+        _worked_softmax(3, "0.6652"),
+        _worked_loss(["0.1", "0.15", "0.05", "0.6", "0.1"], "0.6"),
+        _worked_loss(["0.15", "0.2", "0.4", "0.1", "0.15"], "0.1"),
+        _worked_loss(["0.05", "0.15", "0.4", "0.3", "0.1"], "0.3"),
+        Derivation("example_order", "Worked example: confidently wrong costs most", (), [
+            Step(-log(Rational(1, 10)), "p_c = 0.1"),
+            Step(-log(Rational(3, 10)), "p_c = 0.3: log is increasing", rel=">"),
+            Step(-log(Rational(6, 10)), "p_c = 0.6", rel=">"),
+        ], section="examples"),
+    ]
+    keys = [d.key for d in cat]
+    assert len(keys) == len(set(keys)), "duplicate derivation keys"
+    return cat
+
+
+def by_key() -> dict[str, Derivation]:
+    return {d.key: d for d in build()}

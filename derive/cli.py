@@ -1,0 +1,69 @@
+"""Command line: ``python -m derive {prove,generate,verify,report,all}``.
+
+Each subcommand prints what it did in plain lines and exits non-zero on any failure.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def cmd_prove(args) -> int:
+    from . import catalogue, engine
+
+    derivations = catalogue.build()
+    if args.only:
+        derivations = [d for d in derivations if d.key in args.only]
+        if not derivations:
+            print(f"no derivation named {', '.join(args.only)}", file=sys.stderr)
+            return 2
+    failures, steps, start = 0, 0, time.perf_counter()
+    for derivation in derivations:
+        try:
+            report = engine.check(derivation)
+        except engine.StepRejected as err:
+            failures += 1
+            print(f"FAIL {derivation.key}: {derivation.title}")
+            print("     " + str(err).replace("\n", "\n     "))
+            continue
+        steps += len(report.steps)
+        counts = ",".join(str(n) for n in report.class_counts)
+        where = f"symbolic T; checked at T in {{{counts}}}" if counts else "concrete numbers"
+        print(f"ok   {derivation.key:<34} {report.seconds:5.2f}s  {where}")
+        for st in report.steps:
+            print(f"       \u2713 {st.number}. {st.rel} {st.why}  [{st.symbolic}; {st.instances} instances]")
+    total = time.perf_counter() - start
+    print(f"prove: {len(derivations) - failures} of {len(derivations)} derivations "
+          f"({steps} steps) checked in {total:.1f}s; {failures} failed")
+    return 1 if failures else 0
+
+
+def cmd_all(args) -> int:
+    for name, command in STAGES:
+        print(f"== {name}")
+        status = command(args)
+        if status:
+            print(f"all: stopped, '{name}' failed (exit {status})")
+            return status
+    print("all: every stage passed")
+    return 0
+
+
+STAGES = [("prove", cmd_prove)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m derive", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    prove = sub.add_parser("prove", help="check every derivation of the catalogue")
+    prove.add_argument("only", nargs="*", help="keys of derivations to check (default: all)")
+    prove.set_defaults(func=cmd_prove)
+    everything = sub.add_parser("all", help="every stage in order")
+    everything.set_defaults(func=cmd_all, only=[])
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)

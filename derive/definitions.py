@@ -1,0 +1,263 @@
+"""The one place where the formulas are written.
+
+Everything else in softmax-derive -- the proofs, the generated NumPy code, the
+high-precision reference used for verification, the reports -- is built from the
+expressions in this module.
+
+The number of classes ``T`` and the number of features ``N`` are symbols, so every
+identity proved from these definitions holds for every T at once. Vectors are
+``IndexedBase`` objects indexed from 1 to T (classes) or 1 to N (features):
+
+* fully connected layer  a_i = sum_n W_in x_n + b_i       (W is T x N)
+* partition function     Z   = sum_k e^{a_k}
+* softmax                S_j = e^{a_j} / Z
+* softmax loss           L   = -sum_j y_j log S_j
+* cross entropy          H(p, q) = -sum_j p_j log q_j
+
+Assumptions are data (instances of :class:`Assumption`), not prose: the proof engine
+uses each one twice -- as a sound symbolic rewrite and as a sampler that produces
+concrete values satisfying it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import mpmath
+import sympy as sp
+from sympy import Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
+
+# --------------------------------------------------------------------------- symbols
+T = sp.Symbol("T", integer=True, positive=True)  #: number of classes
+N = sp.Symbol("N", integer=True, positive=True)  #: number of features
+
+# index symbols: free ones (i, j, l, c, k, p, q) and summation dummies (n, r, s)
+i, j, l, c, k, p, q = sp.symbols("i j l c k p q", integer=True, positive=True)
+n, r, s = sp.symbols("n r s", integer=True, positive=True)
+
+a = IndexedBase("a", real=True)  #: logits, length T
+y = IndexedBase("y", real=True)  #: label (one-hot or probability vector), length T
+P = IndexedBase("p", real=True)  #: a probability vector (first argument of H)
+Qv = IndexedBase("q", real=True)  #: a probability vector (second argument of H)
+x = IndexedBase("x", real=True)  #: features, length N
+W = IndexedBase("W", real=True)  #: weights, T x N
+b = IndexedBase("b", real=True)  #: biases, length T
+v = IndexedBase("v", real=True)  #: a direction in logit space, length T
+t = sp.Symbol("t", real=True)  #: a scalar shift
+m = sp.Symbol("m", real=True)  #: an arbitrary real (the shift of the stable forms)
+delta = sp.Symbol("delta", positive=True)  #: a positive gap between two logits
+
+#: every index symbol that may appear free in a derivation, with the range it lives in
+INDEX_RANGES = {i: T, j: T, l: T, c: T, k: T, p: T, q: N}
+
+Logits = Union[IndexedBase, Callable[[sp.Expr], sp.Expr]]
+
+
+def at(vec: Logits, idx: sp.Expr) -> sp.Expr:
+    """Component ``idx`` of a vector given as an IndexedBase or as a function."""
+    return vec[idx] if isinstance(vec, IndexedBase) else vec(idx)
+
+
+# --------------------------------------------------------------------------- formulas
+def fc_logit(row: sp.Expr) -> sp.Expr:
+    """a_row = sum_n W_{row,n} x_n + b_row: one output of the fully connected layer."""
+    return Sum(W[row, n] * x[n], (n, 1, N)) + b[row]
+
+
+def partition(a_: Logits = a) -> sp.Expr:
+    """Z = sum_k e^{a_k}."""
+    return Sum(exp(at(a_, r)), (r, 1, T))
+
+
+def softmax(idx: sp.Expr, a_: Logits = a) -> sp.Expr:
+    """S_idx = e^{a_idx} / sum_k e^{a_k}."""
+    return exp(at(a_, idx)) / partition(a_)
+
+
+def logsumexp(a_: Logits = a) -> sp.Expr:
+    """log sum_k e^{a_k}."""
+    return log(partition(a_))
+
+
+def cross_entropy(p_: Logits, q_: Logits) -> sp.Expr:
+    """H(p, q) = -sum_j p_j log q_j."""
+    return -Sum(at(p_, s) * log(at(q_, s)), (s, 1, T))
+
+
+def softmax_loss(y_: Logits = y, a_: Logits = a) -> sp.Expr:
+    """L = -sum_j y_j log S_j, S = softmax(a)."""
+    return -Sum(at(y_, s) * log(softmax(s, a_)), (s, 1, T))
+
+
+def sum_except(body: Callable[[sp.Expr], sp.Expr], skip: sp.Expr) -> sp.Expr:
+    """sum_{j != skip} body(j), written as sum_j body(j) (1 - delta_{j,skip})."""
+    return Sum(body(s) * (1 - KroneckerDelta(s, skip)), (s, 1, T))
+
+
+# --------------------------------------------------------------------------- assumptions
+@dataclass(frozen=True)
+class Assumption:
+    """A hypothesis of a derivation.
+
+    ``rewrite`` turns an expression into an equal one *given the hypothesis* (sound
+    by construction: it only substitutes what the hypothesis states). ``sample``
+    adjusts a concrete instance (a dict of values) so that the hypothesis holds.
+    """
+
+    text: str
+
+    def rewrite(self, expr: sp.Expr) -> sp.Expr:  # pragma: no cover - interface
+        return expr
+
+    def sample(self, env: "Instance") -> None:  # pragma: no cover - interface
+        return None
+
+
+@dataclass(frozen=True)
+class ProbabilityVector(Assumption):
+    """vec_j >= 0 and sum_j vec_j = 1."""
+
+    vec: IndexedBase = y
+
+    def rewrite(self, expr):
+        def is_total(e):
+            return (isinstance(e, Sum) and len(e.limits) == 1
+                    and e.limits[0][1:] == (1, T)
+                    and e.function == self.vec[e.limits[0][0]])
+        return expr.replace(is_total, lambda e: sp.Integer(1))
+
+    def sample(self, env):
+        env.probability(self.vec)
+
+
+@dataclass(frozen=True)
+class OneHot(Assumption):
+    """vec_j = delta_{j, hot}: the label of class ``hot``."""
+
+    vec: IndexedBase = y
+    hot: sp.Symbol = c
+
+    def rewrite(self, expr):
+        return expr.replace(lambda e: isinstance(e, Indexed) and e.base == self.vec,
+                            lambda e: KroneckerDelta(e.indices[0], self.hot))
+
+    def sample(self, env):
+        env.one_hot(self.vec, self.hot)
+
+
+@dataclass(frozen=True)
+class Distinct(Assumption):
+    """Two indices differ."""
+
+    first: sp.Symbol = i
+    second: sp.Symbol = j
+
+    def rewrite(self, expr):
+        return expr.subs(KroneckerDelta(self.first, self.second), 0)
+
+    def sample(self, env):
+        env.distinct(self.first, self.second)
+
+
+@dataclass(frozen=True)
+class Argmax(Assumption):
+    """a_k is a largest logit: a_k >= a_j for every j."""
+
+    vec: IndexedBase = a
+    top: sp.Symbol = k
+
+    def sample(self, env):
+        env.make_argmax(self.vec, self.top)
+
+
+@dataclass(frozen=True)
+class Gap(Assumption):
+    """a_j = a_k + delta with delta > 0 (so a_j > a_k)."""
+
+    vec: IndexedBase = a
+    above: sp.Symbol = j
+    below: sp.Symbol = k
+
+    def rewrite(self, expr):
+        return expr.xreplace({self.vec[self.above]: self.vec[self.below] + delta})
+
+    def sample(self, env):
+        env.distinct(self.above, self.below)
+        env.gap(self.vec, self.above, self.below)
+
+
+REAL_LOGITS = Assumption("all logits a_j, features x_n, weights W_pq and biases b_p are real")
+INDICES_IN_RANGE = Assumption("free class indices lie in 1..T, feature indices in 1..N")
+SOFT_LABEL = ProbabilityVector("y is a probability vector: y_j >= 0 and sum_j y_j = 1", y)
+SOFT_P = ProbabilityVector("p is a probability vector: p_j >= 0 and sum_j p_j = 1", P)
+ONE_HOT = OneHot("y is one-hot at the true class c: y_j = delta_jc", y, c)
+I_NE_J = Distinct("i != j", i, j)
+K_IS_ARGMAX = Argmax("a_k = max_j a_j (k is an index of a largest logit)", a, k)
+J_ABOVE_K = Gap("a_j > a_k, written a_j = a_k + delta with delta > 0", a, j, k)
+
+
+def _mpf(value) -> mpmath.mpf:
+    with mpmath.workdps(INSTANCE_DIGITS):
+        return mpmath.mpf(value)
+
+
+#: digits of the values of a concrete instance (exact relations such as
+#: sum_j y_j = 1 or a_j = a_k + delta hold to this precision)
+INSTANCE_DIGITS = 60
+
+
+class Instance(dict):
+    """Concrete values for one numeric check: T, N, the free indices and the vectors.
+
+    Maps SymPy atoms (symbols and Indexed objects) to Python ints (T, N, indices) or
+    mpmath numbers at :data:`INSTANCE_DIGITS` digits. Built by the proof engine from a
+    random generator; the assumptions adjust it through the hooks below.
+    """
+
+    def __init__(self, rng, n_classes: int, n_features: int):
+        super().__init__()
+        self.rng = rng
+        self.T, self.N = n_classes, n_features
+        self[T], self[N] = n_classes, n_features
+        for sym, rng_sym in INDEX_RANGES.items():
+            hi = n_classes if rng_sym is T else n_features
+            self[sym] = int(rng.integers(1, hi + 1))
+        for base in (a, v, P, Qv, y, b):
+            for idx in range(1, n_classes + 1):
+                self[base[idx]] = _mpf(rng.normal(0, 2.0))
+        for base in (P, Qv):
+            self.probability(base)
+        for idx in range(1, n_features + 1):
+            self[x[idx]] = _mpf(rng.normal(0, 1.0))
+            for row in range(1, n_classes + 1):
+                self[W[row, idx]] = _mpf(rng.normal(0, 0.7))
+        self[t] = _mpf(rng.normal(0, 5.0))
+        self[m] = _mpf(rng.normal(0, 5.0))
+        self[delta] = _mpf(rng.uniform(0.01, 4.0))
+
+    def probability(self, base):
+        weights = [_mpf(w) for w in self.rng.gamma(0.7, size=self.T)]
+        with mpmath.workdps(INSTANCE_DIGITS):
+            total = mpmath.fsum(weights)
+            for idx in range(1, self.T + 1):
+                self[base[idx]] = weights[idx - 1] / total
+
+    def one_hot(self, base, hot):
+        for idx in range(1, self.T + 1):
+            self[base[idx]] = _mpf(1 if idx == self[hot] else 0)
+
+    def distinct(self, first, second):
+        if self.T < 2:
+            raise ValueError(f"{first} != {second} needs T >= 2")
+        if self[first] == self[second]:
+            choices = [idx for idx in range(1, self.T + 1) if idx != self[first]]
+            self[second] = int(self.rng.choice(choices))
+
+    def make_argmax(self, base, top):
+        best = max(self[base[idx]] for idx in range(1, self.T + 1))
+        with mpmath.workdps(INSTANCE_DIGITS):
+            self[base[self[top]]] = best + _mpf(self.rng.uniform(0, 1.0))
+
+    def gap(self, base, above, below):
+        with mpmath.workdps(INSTANCE_DIGITS):
+            self[base[self[above]]] = self[base[self[below]]] + self[delta]
