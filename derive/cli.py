@@ -39,6 +39,22 @@ def cmd_prove(args) -> int:
     return 1 if failures else 0
 
 
+def cmd_generate(args) -> int:
+    from . import codegen, engine
+
+    tic = time.perf_counter()
+    try:
+        reports = codegen.prove_kernels()
+    except engine.StepRejected as err:
+        print("FAIL a kernel does not match its proved form:\n     " + str(err).replace("\n", "\n     "))
+        return 1
+    for report in reports:
+        print(f"ok   {report.derivation.key:<28} proved against the catalogue ({report.seconds:.2f}s)")
+    ok, message = codegen.generate(check_only=args.check)
+    print(("ok   " if ok else "FAIL ") + message + f" ({time.perf_counter() - tic:.1f}s)")
+    return 0 if ok else 1
+
+
 def cmd_all(args) -> int:
     for name, command in STAGES:
         print(f"== {name}")
@@ -50,7 +66,7 @@ def cmd_all(args) -> int:
     return 0
 
 
-STAGES = [("prove", cmd_prove)]
+STAGES = [("prove", cmd_prove), ("generate --check", cmd_generate)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,8 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     prove = sub.add_parser("prove", help="check every derivation of the catalogue")
     prove.add_argument("only", nargs="*", help="keys of derivations to check (default: all)")
     prove.set_defaults(func=cmd_prove)
+    gen = sub.add_parser("generate", help="prove the kernels and write numeric/_kernels.py")
+    gen.add_argument("--check", action="store_true",
+                     help="do not write; exit 1 if the committed file is stale")
+    gen.set_defaults(func=cmd_generate)
     everything = sub.add_parser("all", help="every stage in order")
-    everything.set_defaults(func=cmd_all, only=[])
+    everything.set_defaults(func=cmd_all, only=[], check=True)
     return parser
 
 

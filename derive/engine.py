@@ -61,13 +61,16 @@ class Step:
 
     ``rel`` is one of ``=``, ``>``, ``>=``, ``<``, ``<=`` or ``~`` (the previous
     expression rounds to the number ``expr`` at ``decimals`` decimals; only for
-    concrete numbers).
+    concrete numbers). ``lemma`` cites an already proved derivation: before the
+    symbolic check, its start expression is replaced by its result wherever it
+    occurs (sound once the lemma is checked, and only under its assumptions).
     """
 
     expr: sp.Expr
     why: str
     rel: str = "="
     decimals: int = 4
+    lemma: "Derivation | None" = None
 
     def __post_init__(self):
         if self.rel not in RELATIONS:
@@ -259,10 +262,27 @@ def _is_zero(expr) -> bool:
     return expr == 0 or expr.is_zero is True
 
 
-def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions) -> str | None:
+def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
+    """Replace every instance of the lemma's start expression by its result.
+
+    The lemma holds for every value of its free indices, so those become wildcards
+    that match any integer symbol (a free index or a summation variable); bound
+    variables are first given canonical names so that alpha-equivalent forms match.
+    """
+    start, result = canonical_bound(lemma.start), canonical_bound(lemma.result)
+    wilds = {sym: sp.Wild(f"{sym.name}_", properties=[lambda e: e.is_Symbol and e.is_integer])
+             for sym in start.free_symbols & set(D.INDEX_RANGES)}
+    pattern, template = start.xreplace(wilds), result.xreplace(wilds)
+    return canonical_bound(canonical_bound(expr).replace(pattern, template))
+
+
+def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
+                   lemma: Derivation | None = None) -> str | None:
     """Name of the normal form that shows ``prev <rel> this``, or None."""
     if rel == "~":
         return "rounding" if prev.free_symbols == set() else None
+    if lemma is not None:
+        prev, this = apply_lemma(prev, lemma), apply_lemma(this, lemma)
     diff = prev - this if rel in ("=", ">", ">=") else this - prev
     for name, form in normal_forms(diff, assumptions):
         if rel == "=" and _is_zero(form):
@@ -392,6 +412,17 @@ def numeric_check(prev, step: Step, derivation: Derivation, seed: int) -> tuple[
 
 
 # --------------------------------------------------------------------------- driver
+_LEMMAS_PROVED: set = set()
+
+
+def _check_lemma(lemma: Derivation, seed: int, numeric: bool) -> None:
+    """Check a cited lemma once per process (keyed by its content)."""
+    key = (lemma.key, numeric, tuple(sp.srepr(step.expr) for step in lemma.steps))
+    if key not in _LEMMAS_PROVED:
+        check(lemma, seed=seed, numeric=numeric)
+        _LEMMAS_PROVED.add(key)
+
+
 def check(derivation: Derivation, seed: int = 2024, numeric: bool = True) -> DerivationReport:
     """Check every step of ``derivation``; raise :class:`StepRejected` on the first bad one."""
     report = DerivationReport(derivation, class_counts=() if derivation.concrete else tuple(
@@ -403,7 +434,14 @@ def check(derivation: Derivation, seed: int = 2024, numeric: bool = True) -> Der
     for number in range(1, len(steps)):
         prev, this = steps[number - 1].expr, steps[number]
         tic = time.perf_counter()
-        how = symbolic_check(prev, this.expr, this.rel, derivation.assumptions)
+        if this.lemma is not None:
+            missing = [h.text for h in this.lemma.assumptions if h not in derivation.assumptions]
+            if missing:
+                raise StepRejected(derivation.title, number, this.why, prev, this.expr,
+                                   f"the lemma {this.lemma.key!r} needs assumptions this "
+                                   f"derivation does not make: {'; '.join(missing)}")
+            _check_lemma(this.lemma, seed, numeric)
+        how = symbolic_check(prev, this.expr, this.rel, derivation.assumptions, this.lemma)
         if how is None:
             raise StepRejected(derivation.title, number, this.why, prev, this.expr,
                                f"SymPy cannot show 'previous {this.rel} this' "

@@ -1,0 +1,326 @@
+"""Array-level SymPy functions: the vocabulary of the generated NumPy kernels.
+
+Stock ``lambdify`` prints ``log(Sum(exp(a[j]), (j, 1, T)))`` as the naive, overflowing
+formula and cannot vectorize over an arbitrary number of classes. The kernels are
+therefore written over whole arrays -- ``A`` (logits, shape rows x T), ``C`` (integer
+targets, rows x 1) and ``Y`` (probability targets, rows x T) -- with the functions
+below. Each class carries all of its forms in one place:
+
+* ``indexed(j, tr)`` -- its meaning in the index notation of :mod:`derive.definitions`
+  (component ``j``; row-level values do not depend on ``j``). The code generator uses
+  it to prove each kernel equal to a derivation of the catalogue.
+* ``fdiff`` -- its derivative, where it has one.
+* ``_eval_rewrite_as_elementary`` -- the same value in elementary functions (exact
+  arithmetic: a rounding error is 0 there).
+* ``_latex`` and ``_numpycode`` -- how reports and generated code print it.
+* ``helper`` -- the NumPy source of a helper it calls, emitted once into the generated
+  module (which then imports nothing but NumPy).
+"""
+from __future__ import annotations
+
+import textwrap
+
+import sympy as sp
+from sympy import Function, KroneckerDelta, Sum
+
+from . import definitions as D
+
+#: the array symbols of the kernels
+A = sp.Symbol("A", real=True)  # logits, rows x T
+C = sp.Symbol("C", integer=True)  # integer targets, rows x 1
+Y = sp.Symbol("Y", real=True)  # probability targets, rows x T
+
+AXIS = "axis=-1, keepdims=True"
+
+
+def operand(printer, arg) -> str:
+    """``arg`` printed for use as an operand: parenthesized unless it is atomic."""
+    text = printer.doprint(arg)
+    return text if (arg.is_Atom or isinstance(arg, Function)) else f"({text})"
+
+
+class ArrayFunction(Function):
+    """Base class: a function of whole arrays along the class axis (the last one)."""
+
+    helper: str = ""  # NumPy source of the helper this function prints a call to
+    helper_name: str = ""
+
+    def indexed(self, j, tr):  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+    def _numpycode(self, printer):
+        args = ", ".join(printer.doprint(arg) for arg in self.args)
+        return f"{self.helper_name}({args})"
+
+
+class RowMax(ArrayFunction):
+    """m = max_j a_j (per row, kept as a column). Indexed: a_k, k an argmax."""
+
+    nargs = 1
+
+    def indexed(self, j, tr):
+        return tr(self.args[0], D.k)
+
+    def _latex(self, printer):
+        return r"\max_j " + printer.doprint(self.args[0]) + "_j"
+
+    def _numpycode(self, printer):
+        return f"numpy.max({printer.doprint(self.args[0])}, {AXIS})"
+
+    def _eval_rewrite_as_elementary(self, x, **kwargs):
+        return sp.Max(x)
+
+
+class RowSum(ArrayFunction):
+    """sum_j x_j (per row, kept as a column), pairwise summation."""
+
+    nargs = 1
+
+    def indexed(self, j, tr):
+        return Sum(tr(self.args[0], D.s), (D.s, 1, D.T))
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(1)
+
+    def _latex(self, printer):
+        return r"\sum_j " + printer.parenthesize(self.args[0], 1000)
+
+    def _numpycode(self, printer):
+        return f"numpy.sum({printer.doprint(self.args[0])}, {AXIS})"
+
+
+class Take(ArrayFunction):
+    """x_c: the entry of each row at its integer target c."""
+
+    nargs = 2
+
+    def indexed(self, j, tr):
+        return tr(self.args[0], D.c)
+
+    def _latex(self, printer):
+        return printer.doprint(self.args[0]) + "_c"
+
+    def _numpycode(self, printer):
+        x, cls = (printer.doprint(arg) for arg in self.args)
+        return f"numpy.take_along_axis({x}, {cls}, axis=-1)"
+
+
+class DiffHi(ArrayFunction):
+    """fl(x - y): the difference rounded to float64. Exact value: x - y."""
+
+    nargs = 2
+
+    def indexed(self, j, tr):
+        return tr(self.args[0], j) - tr(self.args[1], j)
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(1) if argindex == 1 else sp.Integer(-1)
+
+    def _eval_rewrite_as_elementary(self, x, y, **kwargs):
+        return x - y
+
+    def _latex(self, printer):
+        return r"\operatorname{fl}\left(%s - %s\right)" % tuple(printer.doprint(arg) for arg in self.args)
+
+    def _numpycode(self, printer):
+        x, y = (operand(printer, arg) for arg in self.args)
+        return f"({x} - {y})"
+
+
+class DiffLo(ArrayFunction):
+    """(x - y) - fl(x - y): the rounding error of the difference, exactly (TwoSum).
+
+    0 in exact arithmetic, so it adds nothing to the proved formula; in floating point
+    it restores the bits that ``exp`` would otherwise amplify. 0 where the difference
+    is not finite.
+    """
+
+    nargs = 2
+    helper_name = "_difference_error"
+    helper = '''
+    def _difference_error(x, y):
+        """(x - y) - fl(x - y), exactly (Knuth's TwoSum); 0 where x - y is not finite."""
+        hi = x - y
+        z = hi - x
+        lo = (x - (hi - z)) - (y + z)
+        numpy.copyto(lo, 0.0, where=~numpy.isfinite(lo))
+        return lo
+    '''
+
+    def indexed(self, j, tr):
+        return sp.Integer(0)
+
+    def fdiff(self, argindex=1):
+        return sp.Integer(0)
+
+    def _eval_rewrite_as_elementary(self, x, y, **kwargs):
+        return sp.Integer(0)
+
+    def _latex(self, printer):
+        return r"\operatorname{err}\left(%s - %s\right)" % tuple(printer.doprint(arg) for arg in self.args)
+
+
+class ExpDiff(ArrayFunction):
+    """e^{x - y}, computed as e^{hi} (1 + lo) with hi + lo = x - y exactly.
+
+    The plain ``exp(x - y)`` has a relative error of |x - y| times the rounding error
+    of the subtraction: hundreds of ULPs when logits are spread over thousands.
+    """
+
+    nargs = 2
+    helper_name = "_exp_difference"
+    helper = '''
+    def _exp_difference(x, y):
+        """e^(x - y) to about one ULP: exp of the rounded difference, corrected by its error."""
+        e = numpy.exp(x - y)
+        e += e * _difference_error(x, y)
+        return e
+    '''
+
+    def indexed(self, j, tr):
+        return sp.exp(tr(self.args[0], j) - tr(self.args[1], j))
+
+    def fdiff(self, argindex=1):
+        return self if argindex == 1 else -self
+
+    def _eval_rewrite_as_elementary(self, x, y, **kwargs):
+        return sp.exp(x - y)
+
+    def _latex(self, printer):
+        return r"e^{%s - %s}" % tuple(printer.doprint(arg) for arg in self.args)
+
+
+class SumExceptMax(ArrayFunction):
+    """sum_{j != k} e_j with k the (first) argmax of the logits: the tail s' of Z e^{-m}.
+
+    Summed with the term k left out (not subtracted afterwards), so a tail far below
+    one ULP of 1 keeps all of its digits.
+    """
+
+    nargs = 2
+    helper_name = "_sum_except_argmax"
+    helper = '''
+    def _sum_except_argmax(e, a):
+        """sum_{j != k} e_j, k = argmax_j a_j; e_k is 1 (e^0) and is restored."""
+        k = numpy.argmax(a, axis=-1)[:, None]
+        kept = numpy.take_along_axis(e, k, axis=-1)
+        numpy.put_along_axis(e, k, 0.0, axis=-1)
+        tail = numpy.sum(e, axis=-1, keepdims=True)
+        numpy.put_along_axis(e, k, kept, axis=-1)
+        return tail
+    '''
+
+    def indexed(self, j, tr):
+        return Sum(tr(self.args[0], D.s) * (1 - KroneckerDelta(D.s, D.k)), (D.s, 1, D.T))
+
+    def _latex(self, printer):
+        return r"\sum_{j \ne k} " + printer.parenthesize(self.args[0], 1000)
+
+
+class Quotient(ArrayFunction):
+    """x / y as one correctly rounded division (never x * (1/y), which rounds twice)."""
+
+    nargs = 2
+
+    def indexed(self, j, tr):
+        return tr(self.args[0], j) / tr(self.args[1], j)
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        return 1 / y if argindex == 1 else -x / y ** 2
+
+    def _eval_rewrite_as_elementary(self, x, y, **kwargs):
+        return x / y
+
+    def _latex(self, printer):
+        return r"\frac{%s}{%s}" % tuple(printer.doprint(arg) for arg in self.args)
+
+    def _numpycode(self, printer):
+        x, y = (operand(printer, arg) for arg in self.args)
+        return f"({x} / {y})"
+
+
+class ZeroTimes(ArrayFunction):
+    """y x with 0 * x = 0 even for x = +inf (a class with zero target weight)."""
+
+    nargs = 2
+    helper_name = "_zero_safe_product"
+    helper = '''
+    def _zero_safe_product(y, x):
+        """y * x, with 0 where y == 0 (so 0 * inf is 0, as in y log y at y = 0)."""
+        out = y * x
+        numpy.copyto(out, 0.0, where=(y == 0))
+        return out
+    '''
+
+    def indexed(self, j, tr):
+        return tr(self.args[0], j) * tr(self.args[1], j)
+
+    def _eval_rewrite_as_elementary(self, y, x, **kwargs):
+        return y * x
+
+    def _latex(self, printer):
+        return printer.doprint(self.args[0] * self.args[1])
+
+
+class SelectArgmax(ArrayFunction):
+    """if c = k (the target is the argmax) then u else w, per row."""
+
+    nargs = 4
+
+    def indexed(self, j, tr):
+        cls, _, if_max, otherwise = self.args
+        return sp.Piecewise((tr(if_max, j), sp.Eq(D.c, D.k)), (tr(otherwise, j), True))
+
+    def _latex(self, printer):
+        _, _, u, w = (printer.doprint(arg) for arg in self.args)
+        return r"\begin{cases} %s & c = k \\ %s & c \ne k \end{cases}" % (u, w)
+
+    def _numpycode(self, printer):
+        cls, a, u, w = (printer.doprint(arg) for arg in self.args)
+        return f"numpy.where({cls} == numpy.argmax({a}, {AXIS}), {u}, {w})"
+
+
+class PutAt(ArrayFunction):
+    """x with its entry at the target c replaced by u (per row)."""
+
+    nargs = 3
+    helper_name = "_put_at_target"
+    helper = '''
+    def _put_at_target(x, c, u):
+        """x with x[row, c[row]] replaced by u[row] (x is a fresh array: changed in place)."""
+        numpy.put_along_axis(x, c, u, axis=-1)
+        return x
+    '''
+
+    def indexed(self, j, tr):
+        x, _, u = self.args
+        return sp.Piecewise((tr(u, j), sp.Eq(j, D.c)), (tr(x, j), True))
+
+    def _latex(self, printer):
+        x, _, u = (printer.doprint(arg) for arg in self.args)
+        return r"%s\big|_{c \leftarrow %s}" % (x, u)
+
+
+def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
+    """Component ``j`` of an array expression, in the notation of the definitions."""
+    if expr == A:
+        return D.a[j]
+    if expr == Y:
+        return D.y[j]
+    if expr == C:
+        return D.c
+    if isinstance(expr, ArrayFunction):
+        return expr.indexed(j, to_indexed)
+    if not expr.args:
+        return expr
+    return expr.func(*[to_indexed(arg, j) for arg in expr.args])
+
+
+def helpers_used(exprs) -> list[str]:
+    """NumPy sources of the helpers the expressions need, dependencies first."""
+    order = [DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt]
+    used = {type(f) for e in exprs for f in e.atoms(ArrayFunction)}
+    if ExpDiff in used:
+        used.add(DiffLo)
+    return [textwrap.dedent(cls.helper).strip() for cls in order if cls in used]
