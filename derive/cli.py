@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
+
+DEFAULT_JSON = Path(__file__).resolve().parent.parent / "reports" / "verification.json"
 
 
 def cmd_prove(args) -> int:
@@ -55,6 +58,34 @@ def cmd_generate(args) -> int:
     return 0 if ok else 1
 
 
+def cmd_verify(args) -> int:
+    from pathlib import Path
+
+    from . import verify
+
+    mode = "thorough" if args.thorough else "default"
+    print(f"verify: {mode} suite, reference = the definitions in mpmath "
+          f"(>= {verify.MIN_DIGITS} digits, more where a row needs it)")
+    report = verify.run(thorough=args.thorough)
+    print(verify.table(report))
+    for name, value in report.checks.items():
+        ok = value if isinstance(value, bool) else value < 1e-6
+        shown = value if isinstance(value, bool) else f"{value:.2e}"
+        print(f"{'ok  ' if ok else 'FAIL'} {name}: {shown}")
+    bad_checks = [name for name, value in report.checks.items()
+                  if (value is False) or (not isinstance(value, bool) and value >= 1e-6)]
+    if not args.thorough:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(verify.to_json(report))
+        print(f"wrote {out}")
+    failures = report.failures
+    print(f"verify: {sum(r.inputs for r in report.results if r.implementation == 'numeric')} "
+          f"values checked in {report.seconds:.1f}s; {len(failures)} contract failures, "
+          f"{len(bad_checks)} failed checks")
+    return 1 if failures or bad_checks else 0
+
+
 def cmd_all(args) -> int:
     for name, command in STAGES:
         print(f"== {name}")
@@ -66,7 +97,7 @@ def cmd_all(args) -> int:
     return 0
 
 
-STAGES = [("prove", cmd_prove), ("generate --check", cmd_generate)]
+STAGES = [("prove", cmd_prove), ("generate --check", cmd_generate), ("verify", cmd_verify)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,8 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--check", action="store_true",
                      help="do not write; exit 1 if the committed file is stale")
     gen.set_defaults(func=cmd_generate)
+    ver = sub.add_parser("verify", help="check the generated code against mpmath")
+    ver.add_argument("--thorough", action="store_true",
+                     help="many more inputs, with a progress display (writes no JSON)")
+    ver.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the results")
+    ver.set_defaults(func=cmd_verify)
     everything = sub.add_parser("all", help="every stage in order")
-    everything.set_defaults(func=cmd_all, only=[], check=True)
+    everything.set_defaults(func=cmd_all, only=[], check=True, thorough=False, json=str(DEFAULT_JSON))
     return parser
 
 

@@ -44,7 +44,10 @@ A_C = Take(A, C)
 NLL_INDEX = DiffHi(M, A_C) + L1P
 TRUE_CLASS = SelectArgmax(C, A, -Quotient(TAIL, 1 + TAIL), Take(SOFTMAX, C) - 1)
 GRAD_INDEX = PutAt(SOFTMAX, C, TRUE_CLASS)
-NLL_SOFT = RowSum(ZeroTimes(Y, NEG_LOG_SOFTMAX))
+# halved so that m - a_j cannot overflow where y_j (m - a_j) does not (logits near
+# +-1e308); halving and doubling are exact, so nothing else changes
+HALF = sp.Rational(1, 2)
+NLL_SOFT = 2 * RowSum(ZeroTimes(Y, HALF * L1P - DiffHi(HALF * A, HALF * M)))
 GRAD_SOFT = SOFTMAX - Y
 
 

@@ -1,0 +1,571 @@
+"""Verification: the generated code against the definitions at high precision.
+
+* The reference is the definition itself -- the SymPy expressions of
+  :mod:`derive.definitions` printed for mpmath by ``lambdify`` -- evaluated from the
+  exact float inputs at a precision chosen from the row (:func:`digits_for`), never a
+  second hand-written formula. The gradient reference is the proved S - y, itself
+  checked against high-precision central differences of the reference loss
+  (:func:`reference_fd_check`).
+* Errors are in ULPs of the correctly rounded reference, with an absolute floor at the
+  smallest normal number (:func:`ulp_error`).
+* :func:`check_grads` is the one float64 directional finite-difference checker.
+* :func:`run` evaluates a named input suite for the generated code and, in the same run,
+  for a plain max-shift implementation, the naive formula and scipy.special.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import mpmath
+import numpy as np
+import sympy as sp
+from sympy import lambdify
+
+from . import definitions as D
+
+MIN_DIGITS = 50
+F64_TINY = np.finfo(np.float64).tiny
+
+# --------------------------------------------------------------------------- reference
+_Z = sp.Symbol("Z", positive=True)
+_PARTITION = D.partition()
+
+
+def _with_z(expr):
+    return expr.xreplace({_PARTITION: _Z})
+
+
+def _summand(expr):
+    """The body of the outer sum of ``expr`` (with its sign), a function of its index."""
+    (outer,) = [total for total in expr.atoms(sp.Sum) if total != _PARTITION]
+    return expr.xreplace({outer: outer.function})
+
+
+_REF = {
+    "partition": lambdify([D.a, D.T], _PARTITION, "mpmath"),
+    "softmax": lambdify([D.a, D.j, _Z], _with_z(D.softmax(D.j)), "mpmath"),
+    "log_softmax": lambdify([D.a, D.j, _Z], _with_z(sp.log(D.softmax(D.j))), "mpmath"),
+    "logsumexp": lambdify([_Z], _with_z(D.logsumexp()), "mpmath"),
+    # the loss term of class s: -y_s log S_s; summed over the classes with y_s != 0
+    # (the convention 0 log 0 = 0 of the definition of cross entropy)
+    "loss_term": lambdify([D.y, D.a, D.s, _Z], _with_z(_summand(D.softmax_loss())), "mpmath"),
+}
+
+
+def digits_for(row: np.ndarray) -> int:
+    """Working precision that resolves every quantity of the row.
+
+    log S_j = a_j - log Z cancels about log10 max|a| digits; S_c - 1 and a loss near 0
+    cancel about (m - a_second)/ln 10 digits, which only matter down to the smallest
+    subnormal (gap <= 760). 40 digits of margin on top.
+    """
+    finite = row[np.isfinite(row)]
+    if finite.size == 0:
+        return MIN_DIGITS
+    big = math.log10(max(1.0, float(np.max(np.abs(finite)))))
+    ordered = np.sort(finite)
+    gap = float(ordered[-1] - ordered[-2]) if ordered.size > 1 else 0.0
+    gap = min(gap if math.isfinite(gap) else 800.0, 800.0)
+    return int(MIN_DIGITS + 10 + math.ceil(big) + math.ceil(gap / math.log(10)))
+
+
+@dataclass
+class RowReference:
+    """Reference values of one row (mpmath numbers at ``digits`` digits)."""
+
+    digits: int
+    softmax: list
+    log_softmax: list
+    logsumexp: object
+    lse_scale: object  # |m| + log(sum_j e^{a_j - m}): the scale of the logsumexp bound
+    loss_index: object = None
+    grad_index: list = None
+    loss_soft: object = None
+    grad_soft: list = None
+    grad_soft_scale: list = None
+
+
+def reference_row(row: np.ndarray, target: int | None = None,
+                  soft: np.ndarray | None = None, digits: int | None = None) -> RowReference:
+    """Evaluate the definitions on one row of float logits, exactly from the inputs."""
+    digits = digits or digits_for(row)
+    with mpmath.workdps(digits):
+        a = [None] + [mpmath.mpf(float(v)) for v in row]  # 1-based, as in the definitions
+        T = len(row)
+        Z = _REF["partition"](a, T)
+        soft_max = [_REF["softmax"](a, j, Z) for j in range(1, T + 1)]
+        log_soft = [_REF["log_softmax"](a, j, Z) for j in range(1, T + 1)]
+        lse = _REF["logsumexp"](Z)
+        finite = [v for v in a[1:] if mpmath.isfinite(v)]
+        top = max(finite) if finite else mpmath.mpf("-inf")
+        scale = abs(top) + (lse - top) if finite else abs(lse)
+        ref = RowReference(digits, soft_max, log_soft, lse, scale)
+
+        def loss(y):
+            terms = [_REF["loss_term"](y, a, s, Z) for s in range(1, T + 1) if y[s] != 0]
+            return mpmath.fsum(terms)
+
+        if target is not None:
+            y = [None] + [mpmath.mpf(int(j == target)) for j in range(T)]
+            ref.loss_index = loss(y)
+            ref.grad_index = [soft_max[j] - y[j + 1] for j in range(T)]
+        if soft is not None:
+            y = [None] + [mpmath.mpf(float(v)) for v in soft]
+            ref.loss_soft = loss(y)
+            ref.grad_soft = [soft_max[j] - y[j + 1] for j in range(T)]
+            ref.grad_soft_scale = [max(abs(soft_max[j]), abs(y[j + 1])) for j in range(T)]
+    return ref
+
+
+def reference_fd_check(row: np.ndarray, target: int, h_digits: int = 25) -> float:
+    """Max relative difference between S - y and central differences of the reference
+    loss at high precision (an independent check that dL/da = S - y)."""
+    digits = digits_for(row) + 2 * h_digits
+    worst = mpmath.mpf(0)
+    with mpmath.workdps(digits):
+        h = mpmath.mpf(10) ** (-h_digits)
+        base = reference_row(row, target, digits=digits)
+        T = len(row)
+        y = [None] + [mpmath.mpf(int(j == target)) for j in range(T)]
+        for i in range(T):
+            def loss_at(shift):
+                a = [None] + [mpmath.mpf(float(v)) for v in row]
+                a[i + 1] += shift
+                Z = _REF["partition"](a, T)
+                return mpmath.fsum(_REF["loss_term"](y, a, s, Z) for s in range(1, T + 1) if y[s] != 0)
+            fd = (loss_at(h) - loss_at(-h)) / (2 * h)
+            exact = base.grad_index[i]
+            worst = max(worst, abs(fd - exact) / max(abs(exact), mpmath.mpf(10) ** -30))
+    return float(worst)
+
+
+# --------------------------------------------------------------------------- error measure
+def ulp_error(computed, exact, dtype=np.float64, scale=None) -> float:
+    """|computed - exact| in ULPs of the correctly rounded ``exact`` (or of ``scale``).
+
+    The ULP has an absolute floor at the smallest normal number of ``dtype``, so a
+    subnormal result is measured in units of the smallest subnormal spacing. Infinite
+    values must match exactly (0 ULP) or the error is inf; NaN gives inf.
+    """
+    info = np.finfo(dtype)
+    c = float(computed)
+    if math.isnan(c):
+        return math.inf
+    with mpmath.workdps(max(mpmath.mp.dps, 60)):
+        e = mpmath.mpf(exact) if not isinstance(exact, mpmath.mpf) else exact
+        if mpmath.isnan(e):
+            return math.inf
+        biggest = mpmath.mpf(float(info.max)) * (1 + mpmath.mpf(2) ** (-info.nmant - 1))
+        if mpmath.isinf(e) or abs(e) >= biggest:  # rounds to +-inf
+            return 0.0 if math.isinf(c) and (c > 0) == (e > 0) else math.inf
+        if math.isinf(c):
+            return math.inf
+        ref = abs(mpmath.mpf(scale)) if scale is not None else abs(e)
+        ref_float = dtype(max(float(ref), float(info.tiny)))
+        unit = mpmath.mpf(float(np.spacing(ref_float.astype(dtype))))
+        return float(abs(mpmath.mpf(c) - e) / unit)
+
+
+# --------------------------------------------------------------------------- gradient check
+def check_grads(loss: Callable, grad: Callable, x: np.ndarray, directions: int = 4,
+                seed: int = 0, rtol: float = 1e-6) -> float:
+    """Directional central differences of ``loss`` (summed) against ``grad`` in float64.
+
+    For random unit directions v: (sum L(x + h v) - sum L(x - h v)) / 2h versus
+    <grad(x), v>, with h scaled to x. Returns the worst relative difference; raises
+    AssertionError above ``rtol`` (one checker for every gradient test).
+    """
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.float64)
+    g = np.asarray(grad(x), dtype=np.float64)
+    worst = 0.0
+    for _ in range(directions):
+        v = rng.standard_normal(x.shape)
+        v /= np.linalg.norm(v)
+        h = 1e-5 * max(1.0, float(np.max(np.abs(x))))
+        fd = (np.sum(loss(x + h * v)) - np.sum(loss(x - h * v))) / (2 * h)
+        exact = float(np.sum(g * v))
+        diff = abs(fd - exact) / max(abs(exact), float(np.max(np.abs(g))), 1e-300)
+        worst = max(worst, diff)
+        if diff > rtol:
+            raise AssertionError(f"gradient check failed: directional derivative {exact!r} "
+                                 f"vs central difference {fd!r} (relative {diff:.2e} > {rtol:.0e})")
+    return worst
+
+
+# --------------------------------------------------------------------------- implementations
+def _onehot(target, shape):
+    out = np.zeros(shape)
+    out[np.arange(shape[0]), target] = 1.0
+    return out
+
+
+def _max_shift():
+    """What NumPy code, SciPy, PyTorch and JAX do: shift by the max, no error terms."""
+    def lse(a):
+        m = np.max(a, axis=-1, keepdims=True)
+        return (m + np.log(np.sum(np.exp(a - m), axis=-1, keepdims=True)))[:, 0]
+
+    def softmax(a):
+        e = np.exp(a - np.max(a, axis=-1, keepdims=True))
+        return e / np.sum(e, axis=-1, keepdims=True)
+
+    def log_softmax(a):
+        d = a - np.max(a, axis=-1, keepdims=True)
+        return d - np.log(np.sum(np.exp(d), axis=-1, keepdims=True))
+
+    return {
+        "softmax": softmax, "log_softmax": log_softmax, "logsumexp": lse,
+        "cross_entropy": lambda a, c: -np.take_along_axis(log_softmax(a), c[:, None], -1)[:, 0],
+        "cross_entropy_grad": lambda a, c: softmax(a) - _onehot(c, a.shape),
+        "cross_entropy_soft": lambda a, y: -np.sum(y * log_softmax(a), axis=-1),
+        "cross_entropy_grad_soft": lambda a, y: softmax(a) - y,
+    }
+
+
+def _naive():
+    """The formulas as written: e^{a_j} / sum_k e^{a_k}, no shift."""
+    def softmax(a):
+        e = np.exp(a)
+        return e / np.sum(e, axis=-1, keepdims=True)
+
+    return {
+        "softmax": softmax, "log_softmax": lambda a: np.log(softmax(a)),
+        "logsumexp": lambda a: np.log(np.sum(np.exp(a), axis=-1)),
+        "cross_entropy": lambda a, c: -np.log(np.take_along_axis(softmax(a), c[:, None], -1)[:, 0]),
+        "cross_entropy_grad": lambda a, c: softmax(a) - _onehot(c, a.shape),
+        "cross_entropy_soft": lambda a, y: -np.sum(y * np.log(softmax(a)), axis=-1),
+        "cross_entropy_grad_soft": lambda a, y: softmax(a) - y,
+    }
+
+
+def _scipy():
+    try:
+        from scipy import special
+    except ImportError:
+        return None
+    return {
+        "softmax": lambda a: special.softmax(a, axis=-1),
+        "log_softmax": lambda a: special.log_softmax(a, axis=-1),
+        "logsumexp": lambda a: special.logsumexp(a, axis=-1),
+        "cross_entropy": lambda a, c: -np.take_along_axis(
+            special.log_softmax(a, axis=-1), c[:, None], -1)[:, 0],
+        "cross_entropy_grad": lambda a, c: special.softmax(a, axis=-1) - _onehot(c, a.shape),
+        "cross_entropy_soft": lambda a, y: -np.sum(special.xlogy(y, special.softmax(a, axis=-1)), axis=-1),
+        "cross_entropy_grad_soft": lambda a, y: special.softmax(a, axis=-1) - y,
+    }
+
+
+def _ours():
+    import numeric
+    return {
+        "softmax": numeric.softmax, "log_softmax": numeric.log_softmax,
+        "logsumexp": numeric.logsumexp,
+        "cross_entropy": numeric.cross_entropy, "cross_entropy_grad": numeric.cross_entropy_grad,
+        "cross_entropy_soft": numeric.cross_entropy,
+        "cross_entropy_grad_soft": numeric.cross_entropy_grad,
+    }
+
+
+def implementations() -> dict[str, dict]:
+    """name -> {function -> callable}; 'numeric' is the code under test."""
+    found = {"numeric": _ours(), "max-shift": _max_shift(), "naive": _naive()}
+    sci = _scipy()
+    if sci is not None:
+        found["scipy.special"] = sci
+    return found
+
+
+# --------------------------------------------------------------------------- the suite
+@dataclass
+class Case:
+    """One input category: logits (rows x T), integer targets, soft targets."""
+
+    logits: np.ndarray
+    target: np.ndarray
+    soft: np.ndarray | None = None
+    dtype: type = np.float64
+
+
+def _soft_targets(rng, rows, classes):
+    return rng.dirichlet(np.full(classes, 0.5), size=rows)
+
+
+def _moderate(rng, rows):
+    a = rng.normal(0, 3, size=(rows, 10))
+    return Case(a, rng.integers(0, 10, rows), _soft_targets(rng, rows, 10))
+
+
+def _spread(rng, rows):
+    # the largest logit near 0, the rest spread over (-745, 0] with all their bits:
+    # a_j - m rounds, and exp amplifies that error by |a_j - m|
+    classes = 40
+    a = -rng.uniform(0, 745, size=(rows, classes)) + rng.uniform(-0.5, 0.5, size=(rows, 1))
+    a[:, 0] = rng.uniform(0, 3, rows)
+    a = a * rng.choice([1.0, 1.0, 4.0], size=(rows, 1))  # some rows spread over thousands
+    a = rng.permuted(a, axis=1)
+    return Case(a, rng.integers(0, classes, rows), _soft_targets(rng, rows, classes))
+
+
+def _huge(rng, rows):
+    classes = 6
+    a = rng.uniform(-1, 1, size=(rows, classes)) * 10.0 ** rng.uniform(300, 308, size=(rows, classes))
+    a[0] = [1.7e308, -1.7e308, 1.7e308, 0.0, -1e308, 1e308]
+    a[1] = [1e308, 1e308 * (1 - 2 ** -52), 1e308 * (1 - 2 ** -50), -1e308, 5.0, 1e307]
+    return Case(a, rng.integers(0, classes, rows), _soft_targets(rng, rows, classes))
+
+
+def _tiny_loss(rng, rows):
+    # the true class ahead by 20 to 740: loss down to ~1e-320
+    classes = 8
+    a = rng.normal(0, 1, size=(rows, classes))
+    target = rng.integers(0, classes, rows)
+    lead = rng.uniform(20, 740, rows)
+    lead[:4] = [20.0, 300.5, 700.25, 739.0][:min(4, rows)]
+    a[np.arange(rows), target] = a.max(axis=1) + lead
+    soft = np.zeros((rows, classes))
+    soft[np.arange(rows), target] = 1.0
+    return Case(a, target, soft)
+
+
+def _near_ties(rng, rows):
+    classes = 12
+    base = rng.normal(0, 10, size=(rows, 1))
+    a = base + rng.normal(0, 1e-12, size=(rows, classes)) * np.abs(base)
+    return Case(a, rng.integers(0, classes, rows), _soft_targets(rng, rows, classes))
+
+
+def _all_equal(rng, rows):
+    classes = 7
+    a = np.repeat(rng.normal(0, 100, size=(rows, 1)), classes, axis=1)
+    return Case(a, rng.integers(0, classes, rows), _soft_targets(rng, rows, classes))
+
+
+def _one_class(rng, rows):
+    return Case(rng.normal(0, 50, size=(rows, 1)), np.zeros(rows, dtype=np.int64), np.ones((rows, 1)))
+
+
+def _two_classes(rng, rows):
+    a = rng.normal(0, 20, size=(rows, 2))
+    return Case(a, rng.integers(0, 2, rows), _soft_targets(rng, rows, 2))
+
+
+def _wide(rng, rows):
+    classes = 32000
+    a = rng.normal(0, 4, size=(max(1, rows // 16), classes))
+    return Case(a, rng.integers(0, classes, a.shape[0]), None)
+
+
+def _masked(rng, rows):
+    classes = 9
+    a = rng.normal(0, 5, size=(rows, classes))
+    a[rng.random((rows, classes)) < 0.35] = -np.inf
+    target = rng.integers(0, classes, rows)
+    a[np.arange(rows), (target + 1) % classes] = 1.0  # at least one live class
+    soft = _soft_targets(rng, rows, classes)
+    soft[np.isneginf(a)] = 0.0
+    soft /= soft.sum(axis=1, keepdims=True)
+    return Case(a, target, soft)
+
+
+def _float32(rng, rows):
+    a = (rng.normal(0, 8, size=(rows, 10))).astype(np.float32)
+    return Case(a, rng.integers(0, 10, rows), _soft_targets(rng, rows, 10).astype(np.float32),
+                dtype=np.float32)
+
+
+#: name -> (maker, rows in the default run, rows in --thorough)
+SUITE = {
+    "moderate": (_moderate, 24, 400),
+    "spread": (_spread, 24, 400),
+    "huge": (_huge, 12, 200),
+    "tiny loss": (_tiny_loss, 16, 300),
+    "near ties": (_near_ties, 12, 200),
+    "all equal": (_all_equal, 6, 60),
+    "T = 1": (_one_class, 6, 60),
+    "T = 2": (_two_classes, 12, 200),
+    "T = 32000": (_wide, 16, 48),
+    "-inf masks": (_masked, 16, 300),
+    "float32": (_float32, 16, 300),
+}
+
+FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_grad",
+             "cross_entropy_soft", "cross_entropy_grad_soft")
+
+#: the accuracy contract of DESIGN.md, in ULPs
+BOUND = {np.float64: 4.0, np.float32: 1.0}
+
+
+@dataclass
+class Result:
+    implementation: str
+    function: str
+    category: str
+    inputs: int
+    max_ulp: float
+    bound: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_ulp <= self.bound
+
+
+def _errors(values, refs, dtype, scales=None):
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    scales = scales if scales is not None else [None] * len(refs)
+    return max((ulp_error(v, r, dtype, s) for v, r, s in zip(values, refs, scales)), default=0.0)
+
+
+def _row_refs(case: Case, progress: Callable[[], None]):
+    refs = []
+    for r in range(case.logits.shape[0]):
+        soft = case.soft[r] if case.soft is not None else None
+        refs.append(reference_row(case.logits[r].astype(np.float64), int(case.target[r]), soft))
+        progress()
+    return refs
+
+
+def measure(impl: dict, case: Case, refs: list) -> dict[str, tuple[int, float]]:
+    """function -> (values checked, worst ULP) for one implementation on one case."""
+    a, c, y, dt = case.logits, case.target, case.soft, case.dtype
+    out = {}
+    with np.errstate(all="ignore"):
+        calls = {
+            "softmax": (lambda: impl["softmax"](a), lambda r: r.softmax, None),
+            "log_softmax": (lambda: impl["log_softmax"](a), lambda r: r.log_softmax, None),
+            "logsumexp": (lambda: impl["logsumexp"](a), lambda r: [r.logsumexp], lambda r: [r.lse_scale]),
+            "cross_entropy": (lambda: impl["cross_entropy"](a, c), lambda r: [r.loss_index], None),
+            "cross_entropy_grad": (lambda: impl["cross_entropy_grad"](a, c), lambda r: r.grad_index, None),
+        }
+        if y is not None:
+            calls["cross_entropy_soft"] = (lambda: impl["cross_entropy_soft"](a, y),
+                                           lambda r: [r.loss_soft], None)
+            calls["cross_entropy_grad_soft"] = (lambda: impl["cross_entropy_grad_soft"](a, y),
+                                                lambda r: r.grad_soft, lambda r: r.grad_soft_scale)
+        for name, (call, pick, scale) in calls.items():
+            values = np.asarray(call())
+            values = values.reshape(a.shape[0], -1)
+            worst, count = 0.0, 0
+            for row, ref in zip(values, refs):
+                exact = pick(ref)
+                worst = max(worst, _errors(row, exact, dt, scale(ref) if scale else None))
+                count += len(exact)
+            out[name] = (count, worst)
+    return out
+
+
+@dataclass
+class Report:
+    results: list[Result] = field(default_factory=list)
+    checks: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def failures(self) -> list[Result]:
+        return [r for r in self.results if r.implementation == "numeric" and not r.passed]
+
+
+def run(thorough: bool = False, seed: int = 20240611, out=sys.stdout,
+        only: tuple[str, ...] = ()) -> Report:
+    """Evaluate the suite for every implementation; the contract applies to 'numeric'."""
+    start = time.perf_counter()
+    impls = implementations()
+    report = Report()
+    rng = np.random.default_rng(seed)
+    cases = {name: (maker(rng, thorough_rows if thorough else rows))
+             for name, (maker, rows, thorough_rows) in SUITE.items()
+             if not only or name in only}
+    total = sum(case.logits.shape[0] for case in cases.values())
+    done = [0]
+
+    def progress():
+        done[0] += 1
+        if thorough and out is not None and (done[0] % 10 == 0 or done[0] == total):
+            print(f"\r  reference rows {done[0]}/{total}", end="", file=sys.stderr, flush=True)
+
+    for name, case in cases.items():
+        refs = _row_refs(case, progress)
+        bound = BOUND[case.dtype]
+        for impl_name, impl in impls.items():
+            for function, (count, worst) in measure(impl, case, refs).items():
+                report.results.append(Result(impl_name, function, name, count, worst, bound))
+    if thorough and out is not None:
+        print(file=sys.stderr)
+    report.checks = extra_checks(np.random.default_rng(seed + 1))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def extra_checks(rng) -> dict:
+    """Finite differences (reference and float64), NaN rows, fused == separate."""
+    import numeric
+
+    checks = {}
+    rows = rng.normal(0, 3, size=(6, 5))
+    targets = rng.integers(0, 5, 6)
+    checks["reference S - y vs 50-digit central differences (max relative)"] = max(
+        reference_fd_check(row, int(c)) for row, c in zip(rows, targets))
+    a = rng.normal(0, 3, size=(32, 10))
+    c = rng.integers(0, 10, 32)
+    y = rng.dirichlet(np.ones(10), 32)
+    checks["generated gradient vs float64 directional differences, integer targets (max relative)"] = check_grads(
+        lambda x: numeric.cross_entropy(x, c), lambda x: numeric.cross_entropy_grad(x, c), a)
+    checks["generated gradient vs float64 directional differences, soft targets (max relative)"] = check_grads(
+        lambda x: numeric.cross_entropy(x, y), lambda x: numeric.cross_entropy_grad(x, y), a)
+    nan_rows = a.copy()
+    nan_rows[3, 4] = np.nan
+    clean = numeric.cross_entropy_with_grad(a, c)
+    dirty = numeric.cross_entropy_with_grad(nan_rows, c)
+    others = np.arange(32) != 3
+    checks["NaN row: its outputs NaN, other rows unchanged"] = bool(
+        np.isnan(dirty[0][3]) and np.isnan(dirty[1][3]).all()
+        and np.array_equal(dirty[0][others], clean[0][others])
+        and np.array_equal(dirty[1][others], clean[1][others]))
+    checks["fused loss and gradient equal the separate calls"] = bool(
+        np.array_equal(clean[0], numeric.cross_entropy(a, c))
+        and np.array_equal(clean[1], numeric.cross_entropy_grad(a, c)))
+    return checks
+
+
+# --------------------------------------------------------------------------- output
+def table(report: Report, implementations_shown=("numeric", "max-shift", "scipy.special")) -> str:
+    """Markdown: function x category -> max ULP of each implementation, bound, pass."""
+    shown = [name for name in implementations_shown
+             if any(r.implementation == name for r in report.results)]
+    index = {(r.implementation, r.function, r.category): r for r in report.results}
+    head = ["function", "inputs", "checked"] + [f"{name} max ULP" for name in shown] + ["bound", "pass"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for function in FUNCTIONS:
+        for category in SUITE:
+            ours = index.get(("numeric", function, category))
+            if ours is None:
+                continue
+            cells = [function, category, str(ours.inputs)]
+            cells += [_fmt(index[(name, function, category)].max_ulp) for name in shown]
+            cells += [_fmt(ours.bound), "yes" if ours.passed else "**NO**"]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _fmt(value: float) -> str:
+    if math.isinf(value):
+        return "inf"
+    if value >= 1e6:
+        return f"{value:.1e}"
+    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def to_json(report: Report) -> str:
+    data = {
+        "results": [dict(implementation=r.implementation, function=r.function, category=r.category,
+                         inputs=r.inputs, max_ulp=(None if math.isinf(r.max_ulp) else round(r.max_ulp, 3)),
+                         bound=r.bound, passed=r.passed) for r in report.results],
+        "checks": {k: (v if isinstance(v, bool) else float(f"{v:.3e}")) for k, v in report.checks.items()},
+        "mpmath_min_digits": MIN_DIGITS,
+    }
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
