@@ -44,10 +44,11 @@ A_C = Take(A, C)
 NLL_INDEX = DiffHi(M, A_C) + L1P
 TRUE_CLASS = SelectArgmax(C, A, -Quotient(TAIL, 1 + TAIL), Take(SOFTMAX, C) - 1)
 GRAD_INDEX = PutAt(SOFTMAX, C, TRUE_CLASS)
-# halved so that m - a_j cannot overflow where y_j (m - a_j) does not (logits near
-# +-1e308); halving and doubling are exact, so nothing else changes
+# L = log1p(s') sum_j y_j + sum_j y_j (m - a_j), the second sum halved inside so that
+# m - a_j cannot overflow where y_j (m - a_j) does not (logits near +-1e308); halving
+# and doubling are exact, and log1p(s') is never halved (it may be subnormal)
 HALF = sp.Rational(1, 2)
-NLL_SOFT = 2 * RowSum(ZeroTimes(Y, HALF * L1P - DiffHi(HALF * A, HALF * M)))
+NLL_SOFT = L1P * RowSum(Y) + 2 * RowSum(ZeroTimes(Y, DiffHi(HALF * M, HALF * A)))
 GRAD_SOFT = SOFTMAX - Y
 
 

@@ -139,10 +139,10 @@ def nll_soft(A, Y):
 
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
 
-    Expression: 2*RowSum(ZeroTimes(Y, -DiffHi(A/2, RowMax(A)/2) + log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A))/2))
+    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A)) + 2*RowSum(ZeroTimes(Y, DiffHi(RowMax(A)/2, A/2)))
     """
     t0 = numpy.max(A, axis=-1, keepdims=True)
-    return 2*numpy.sum(_zero_safe_product(Y, -(((1/2)*A) - ((1/2)*t0)) + (1/2)*numpy.log1p(_sum_except_argmax(_exp_difference(A, t0), A))), axis=-1, keepdims=True)
+    return numpy.sum(Y, axis=-1, keepdims=True)*numpy.log1p(_sum_except_argmax(_exp_difference(A, t0), A)) + 2*numpy.sum(_zero_safe_product(Y, (((1/2)*t0) - ((1/2)*A))), axis=-1, keepdims=True)
 
 
 def nll_soft_grad(A, Y):
@@ -162,13 +162,13 @@ def nll_soft_with_grad(A, Y):
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
     Proved: Kernel softmax = S_j [kernel_softmax].
 
-    Expression: 2*RowSum(ZeroTimes(Y, -DiffHi(A/2, RowMax(A)/2) + log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A))/2))
+    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A)) + 2*RowSum(ZeroTimes(Y, DiffHi(RowMax(A)/2, A/2)))
     Expression: -Y + Quotient(ExpDiff(A, RowMax(A)), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1)
     """
     t0 = numpy.max(A, axis=-1, keepdims=True)
     t1 = _exp_difference(A, t0)
     t2 = _sum_except_argmax(t1, A)
-    return 2*numpy.sum(_zero_safe_product(Y, -(((1/2)*A) - ((1/2)*t0)) + (1/2)*numpy.log1p(t2)), axis=-1, keepdims=True), -Y + (t1 / (t2 + 1))
+    return numpy.sum(Y, axis=-1, keepdims=True)*numpy.log1p(t2) + 2*numpy.sum(_zero_safe_product(Y, (((1/2)*t0) - ((1/2)*A))), axis=-1, keepdims=True), -Y + (t1 / (t2 + 1))
 
 
 __all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad']

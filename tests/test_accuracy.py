@@ -1,0 +1,101 @@
+"""The accuracy contract of DESIGN.md, in ULPs against the definitions in mpmath.
+
+One verification run (the same suite as ``python -m derive verify``) feeds every test.
+Each test states its bound and shows that the naive formula or the plain max-shift
+(what SciPy, PyTorch and JAX do) fails the same bound on the same inputs.
+"""
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+from derive import verify as V
+
+
+@pytest.fixture(scope="module")
+def report():
+    return V.run(out=None)
+
+
+def _index(report):
+    return {(r.implementation, r.function, r.category): r for r in report.results}
+
+
+CASES = [(f, c) for f in V.FUNCTIONS for c in V.SUITE
+         if not (f.endswith("soft") and c == "T = 32000")]
+
+
+@pytest.mark.parametrize("function,category", CASES, ids=[f"{f}-{c}" for f, c in CASES])
+def test_contract(report, function, category):
+    index = _index(report)
+    ours = index["numeric", function, category]
+    bound = 1.0 if category == "float32" else 4.0  # DESIGN.md: 4 ULP float64, 1 ULP float32
+    assert ours.bound == bound
+    assert ours.inputs > 0
+    assert ours.max_ulp <= bound, f"{function} on {category}: {ours.max_ulp:.2f} ULP > {bound}"
+    naive = index["naive", function, category].max_ulp
+    shifted = index["max-shift", function, category].max_ulp
+    assert max(naive, shifted) > bound, (
+        f"the suite cannot tell: naive {naive:.2f} and max-shift {shifted:.2f} ULP both pass")
+
+
+def test_max_shift_loses_hundreds_of_ulps_on_spread_logits(report):
+    index = _index(report)
+    assert index["max-shift", "softmax", "spread"].max_ulp > 100
+    assert index["numeric", "softmax", "spread"].max_ulp <= 4
+
+
+def test_libraries_return_zero_for_tiny_losses(report):
+    # true class ahead by 20..740: every max-shift code returns exactly 0
+    index = _index(report)
+    assert index["max-shift", "cross_entropy", "tiny loss"].max_ulp > 1e15
+    assert index["numeric", "cross_entropy", "tiny loss"].max_ulp <= 4
+
+
+def test_extra_checks_pass(report):
+    checks = report.checks
+    for name, value in checks.items():
+        if isinstance(value, bool):
+            assert value, name
+        else:
+            assert value < 1e-6, f"{name}: {value}"
+    # the high-precision difference quotient agrees with S - y to ~50 digits
+    assert min(v for v in checks.values() if not isinstance(v, bool)) < 1e-40
+
+
+# --------------------------------------------------------------------------- the measure
+def test_ulp_error_counts_units_in_the_last_place():
+    one = mpmath.mpf(1)
+    assert V.ulp_error(1.0, one) == 0
+    assert V.ulp_error(np.nextafter(1.0, 2), one) == 1
+    # the ULP is that of the reference: ulp(1) = 2**-52, and 1 - 2**-53 is half of it
+    assert V.ulp_error(np.nextafter(1.0, 0), one) == 0.5
+    assert V.ulp_error(float("inf"), mpmath.mpf("2e308")) == 0  # rounds to inf
+    assert V.ulp_error(1.7e308, mpmath.mpf("2e308")) == math.inf
+    assert V.ulp_error(float("nan"), one) == math.inf
+    # floor at the smallest normal: a subnormal result is measured in subnormal units
+    assert V.ulp_error(0.0, mpmath.mpf(5e-324)) == 1
+    assert V.ulp_error(np.float32(1) + np.float32(2 ** -23), one, np.float32) == 1
+
+
+def test_reference_precision_is_enough():
+    # the same row at its chosen precision and at 60 more digits gives the same values
+    rows = [np.array([0.3, -700.123456789, 5.5]), np.array([1e308, -1e308, 0.0]),
+            np.array([740.0, 0.1, -0.2])]
+    for row in rows:
+        digits = V.digits_for(row)
+        low = V.reference_row(row, 1, digits=digits)
+        high = V.reference_row(row, 1, digits=digits + 60)
+        for x, y in zip(low.grad_index + [low.loss_index], high.grad_index + [high.loss_index]):
+            with mpmath.workdps(digits + 60):
+                assert abs(x - y) <= abs(y) * mpmath.mpf(10) ** (-40)
+
+
+def test_check_grads_rejects_a_wrong_gradient():
+    loss = lambda x: np.sum(x ** 2)  # noqa: E731
+    assert V.check_grads(loss, lambda x: 2 * x, np.arange(5.0)) < 1e-8
+    with pytest.raises(AssertionError, match="gradient check failed"):
+        V.check_grads(loss, lambda x: 2.001 * x, np.arange(5.0))
