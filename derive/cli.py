@@ -27,7 +27,7 @@ def cmd_prove(args) -> int:
             report = engine.check(derivation)
         except engine.StepRejected as err:
             failures += 1
-            print(f"FAIL {derivation.key}: {derivation.title}")
+            print(f"FAIL {derivation.key}: {engine.plain(derivation.title)}")
             print("     " + str(err).replace("\n", "\n     "))
             continue
         steps += len(report.steps)
@@ -35,7 +35,8 @@ def cmd_prove(args) -> int:
         where = f"symbolic T; checked at T in {{{counts}}}" if counts else "concrete numbers"
         print(f"ok   {derivation.key:<34} {report.seconds:5.2f}s  {where}")
         for st in report.steps:
-            print(f"       \u2713 {st.number}. {st.rel} {st.why}  [{st.symbolic}; {st.instances} instances]")
+            print(f"       \u2713 {st.number}. {st.rel} {engine.plain(st.why)}  "
+                  f"[{st.symbolic}; {st.instances} instances]")
     total = time.perf_counter() - start
     print(f"prove: {len(derivations) - failures} of {len(derivations)} derivations "
           f"({steps} steps) checked in {total:.1f}s; {failures} failed")
@@ -86,6 +87,22 @@ def cmd_verify(args) -> int:
     return 1 if failures or bad_checks else 0
 
 
+def cmd_report(args) -> int:
+    from . import report
+
+    try:
+        lines = report.report(pdf=True if args.pdf else None)
+    except (report.LatexError, FileNotFoundError) as err:
+        print(f"FAIL {err}")
+        return 1
+    except ImportError as err:
+        print(f"FAIL {err}: the figures need matplotlib; pip install -e '.[report]'")
+        return 1
+    for line in lines:
+        print(line)
+    return 0
+
+
 def cmd_all(args) -> int:
     for name, command in STAGES:
         print(f"== {name}")
@@ -97,7 +114,8 @@ def cmd_all(args) -> int:
     return 0
 
 
-STAGES = [("prove", cmd_prove), ("generate --check", cmd_generate), ("verify", cmd_verify)]
+STAGES = [("prove", cmd_prove), ("generate --check", cmd_generate), ("verify", cmd_verify),
+          ("report", cmd_report)]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,8 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="many more inputs, with a progress display (writes no JSON)")
     ver.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the results")
     ver.set_defaults(func=cmd_verify)
+    rep = sub.add_parser("report", help="write the LaTeX/Markdown reports (and PDF with TeX)")
+    rep.add_argument("--pdf", action="store_true", help="a missing TeX engine is an error")
+    rep.set_defaults(func=cmd_report)
     everything = sub.add_parser("all", help="every stage in order")
-    everything.set_defaults(func=cmd_all, only=[], check=True, thorough=False, json=str(DEFAULT_JSON))
+    everything.set_defaults(func=cmd_all, only=[], check=True, thorough=False, json=str(DEFAULT_JSON),
+                            pdf=False)
     return parser
 
 

@@ -77,20 +77,20 @@ def _proofs() -> dict[str, Derivation]:
     hot = (D.REAL_LOGITS, D.ONE_HOT, D.K_IS_ARGMAX)
     soft = (D.REAL_LOGITS, D.SOFT_LABEL, D.K_IS_ARGMAX)
     proofs = [
-        _proof("kernel_logsumexp", "Kernel logsumexp = log sum_j e^{a_j}", top,
+        _proof("kernel_logsumexp", r"Kernel logsumexp $= \log \sum_j e^{a_j}$", top,
                D.logsumexp(), "definition", M + L1P, "lse_stable"),
-        _proof("kernel_log_softmax", "Kernel log_softmax = log S_j", top,
+        _proof("kernel_log_softmax", r"Kernel log\_softmax $= \log S_j$", top,
                sp.log(S(D.j)), "definition", -NEG_LOG_SOFTMAX, "log_softmax_stable"),
-        _proof("kernel_softmax", "Kernel softmax = S_j", top,
+        _proof("kernel_softmax", r"Kernel softmax $= S_j$", top,
                S(D.j), "definition", SOFTMAX, "softmax_stable"),
-        _proof("kernel_nll_index", "Kernel nll_index = L for a one-hot label", hot,
+        _proof("kernel_nll_index", r"Kernel nll\_index $= L$ for a one-hot label", hot,
                L, "definition", NLL_INDEX, "loss_stable"),
         _proof("kernel_grad_true_argmax", "Kernel gradient at the true class when it is the argmax",
-               top, S(D.k) - 1, "dL/da_c = S_c - 1 with c = k", -Quotient(TAIL, 1 + TAIL),
+               top, S(D.k) - 1, r"$\partial L/\partial a_c = S_c - 1$ with $c = k$", -Quotient(TAIL, 1 + TAIL),
                "true_class_complement_stable"),
         _proof("kernel_grad_true_other", "Kernel gradient at the true class otherwise",
-               top, S(D.c) - 1, "dL/da_c = S_c - 1", Take(SOFTMAX, C) - 1, "softmax_stable"),
-        _proof("kernel_nll_soft", "Kernel nll_soft = H(y, S)", soft,
+               top, S(D.c) - 1, r"$\partial L/\partial a_c = S_c - 1$", Take(SOFTMAX, C) - 1, "softmax_stable"),
+        _proof("kernel_nll_soft", r"Kernel nll\_soft $= H(y, S)$", soft,
                D.cross_entropy(D.y, lambda u: S(u)), "definition of cross entropy",
                NLL_SOFT, "log_softmax_stable"),
     ]

@@ -186,6 +186,22 @@ class Gap(Assumption):
         env.gap(self.vec, self.above, self.below)
 
 
+@dataclass(frozen=True)
+class Values(Assumption):
+    """vec = the given concrete vector (a worked example with numbers)."""
+
+    vec: IndexedBase = Qv
+    values: tuple = ()
+
+    def rewrite(self, expr):
+        return expr.xreplace({self.vec[idx + 1]: sp.nsimplify(val)
+                              for idx, val in enumerate(self.values)})
+
+    def sample(self, env):
+        for idx, val in enumerate(self.values):
+            env[self.vec[idx + 1]] = _mpf(sp.Rational(val))
+
+
 REAL_LOGITS = Assumption("all logits a_j, features x_n, weights W_pq and biases b_p are real")
 INDICES_IN_RANGE = Assumption("free class indices lie in 1..T, feature indices in 1..N")
 SOFT_LABEL = ProbabilityVector("y is a probability vector: y_j >= 0 and sum_j y_j = 1", y)
@@ -243,8 +259,9 @@ class Instance(dict):
                 self[base[idx]] = weights[idx - 1] / total
 
     def one_hot(self, base, hot):
+        where = int(hot) if isinstance(hot, (int, sp.Integer)) else self[hot]
         for idx in range(1, self.T + 1):
-            self[base[idx]] = _mpf(1 if idx == self[hot] else 0)
+            self[base[idx]] = _mpf(1 if idx == where else 0)
 
     def distinct(self, first, second):
         if self.T < 2:

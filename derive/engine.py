@@ -41,7 +41,23 @@ DIGITS = 40
 #: two sides agree numerically when they differ by less than this, relative
 TOLERANCE = mpmath.mpf(10) ** (-30)
 
+#: seed of the random instances (step n of a derivation uses DEFAULT_SEED + n)
+DEFAULT_SEED = 2024
+
 RELATIONS = ("=", ">", ">=", "<", "<=", "~")
+
+
+_PLAIN = [(r"\operatorname{log1p}", "log1p"), (r"\operatorname{softmax}", "softmax"),
+          (r"\partial ", "d"), (r"\partial", "d"), (r"\sum_", "sum_"), (r"\delta", "delta"),
+          (r"\ne ", "!= "), (r"\ne", "!="), (r"\ge", ">="), (r"\le", "<="), (r"\log", "log"),
+          (r"\mu", "mu"), (r"\mathbf{1}", "1"), (r"^\top", "^T"), (r"\_", "_"), ("$", "")]
+
+
+def plain(text: str) -> str:
+    """A justification or title without its LaTeX markup, for terminals."""
+    for macro, word in _PLAIN:
+        text = text.replace(macro, word)
+    return text
 
 
 class StepRejected(AssertionError):
@@ -51,7 +67,7 @@ class StepRejected(AssertionError):
         self.derivation, self.number, self.why = derivation, number, why
         self.lhs, self.rhs, self.reason = lhs, rhs, reason
         super().__init__(
-            f"{derivation!r}, step {number} ({why}) rejected: {reason}\n"
+            f"{plain(derivation)!r}, step {number} ({plain(why)}) rejected: {reason}\n"
             f"  previous: {sp.sstr(lhs)}\n  this:     {sp.sstr(rhs)}")
 
 
@@ -105,8 +121,12 @@ class Derivation:
 
     @property
     def concrete(self) -> bool:
-        """True when no step has a free symbol (a worked example with numbers)."""
-        return all(not step.expr.free_symbols for step in self.steps)
+        """True for a worked example: T is a number and no free index or scalar remains
+        (given vectors, stated by a Values assumption, may)."""
+        def loose(expr):
+            labels = {base.label for base in expr.atoms(sp.IndexedBase)}
+            return {f for f in expr.free_symbols if not isinstance(f, Indexed) and f not in labels}
+        return all(not loose(step.expr) for step in self.steps)
 
 
 @dataclass
@@ -341,7 +361,10 @@ def sign(expr: sp.Expr) -> str | None:
 def _instances(derivation: Derivation, seed: int):
     rng = np.random.default_rng(seed)
     if derivation.concrete:
-        yield D.Instance(rng, 1, 1)
+        env = D.Instance(rng, max(1, derivation.min_classes), 1)
+        for assumption in derivation.assumptions:
+            assumption.sample(env)
+        yield env
         return
     for n_classes in CLASS_COUNTS:
         if n_classes < derivation.min_classes:
@@ -423,7 +446,7 @@ def _check_lemma(lemma: Derivation, seed: int, numeric: bool) -> None:
         _LEMMAS_PROVED.add(key)
 
 
-def check(derivation: Derivation, seed: int = 2024, numeric: bool = True) -> DerivationReport:
+def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True) -> DerivationReport:
     """Check every step of ``derivation``; raise :class:`StepRejected` on the first bad one."""
     report = DerivationReport(derivation, class_counts=() if derivation.concrete else tuple(
         n for n in CLASS_COUNTS if n >= derivation.min_classes))

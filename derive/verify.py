@@ -29,6 +29,8 @@ from sympy import lambdify
 from . import definitions as D
 
 MIN_DIGITS = 50
+#: seed of the verification suite
+SEED = 20240611
 F64_TINY = np.finfo(np.float64).tiny
 
 # --------------------------------------------------------------------------- reference
@@ -483,9 +485,10 @@ class Report:
         return [r for r in self.results if r.implementation == "numeric" and not r.passed]
 
 
-def run(thorough: bool = False, seed: int = 20240611, out=sys.stdout,
+def run(thorough: bool = False, seed: int = None, out=sys.stdout,
         only: tuple[str, ...] = ()) -> Report:
     """Evaluate the suite for every implementation; the contract applies to 'numeric'."""
+    seed = SEED if seed is None else seed
     start = time.perf_counter()
     impls = implementations()
     report = Report()
