@@ -648,7 +648,7 @@ def update_readme(data) -> bool:
     return new != text
 
 
-def report(pdf: bool | None = None, out_dir: Path = REPORTS) -> list[str]:
+def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None = None) -> list[str]:
     """Write the .tex, .md and figures (and the PDF when a TeX engine exists, or when
     ``pdf`` is True, in which case a missing engine is an error). Returns the lines to print."""
     lines = []
@@ -661,7 +661,7 @@ def report(pdf: bool | None = None, out_dir: Path = REPORTS) -> list[str]:
     tex_path.write_text(build_tex(ctx))
     (out_dir / f"{NAME}.md").write_text(build_md(ctx))
     lines += [f"wrote {out_dir.name}/{NAME}.tex", f"wrote {out_dir.name}/{NAME}.md"]
-    if update_readme(ctx["data"]):
+    if (out_dir == REPORTS if readme is None else readme) and update_readme(ctx["data"]):
         lines.append("updated the verification table in README.md")
     if tex_engine() is None:
         if pdf:
