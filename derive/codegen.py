@@ -24,7 +24,8 @@ from sympy.printing.numpy import NumPyPrinter
 
 from . import catalogue, definitions as D, engine
 from .engine import Derivation, Step
-from .functions import (A, C, Y, DiffHi, ExpDiff, PutAt, Quotient, RowMax, RowSum, SelectArgmax,
+from .functions import (A, C, Y, ArrayFunction, DiffHi, ExpDiff, PutAt, Quotient, RowArgmax, RowSum,
+                        SelectArgmax,
                         SumExceptMax, Take, ZeroTimes, helpers_used, to_indexed)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,9 +33,10 @@ TARGET = ROOT / "numeric" / "_kernels.py"
 COMMAND = "python -m derive generate"
 
 # --------------------------------------------------------------------------- the kernels
-M = RowMax(A)  # m = a_k, the row maximum
+K = RowArgmax(A)  # k, the first index of the row maximum
+M = Take(A, K)  # m = a_k
 E = ExpDiff(A, M)  # e_j = e^{a_j - m}
-TAIL = SumExceptMax(E, A)  # s' = sum_{j != k} e^{a_j - m}
+TAIL = SumExceptMax(E, K)  # s' = sum_{j != k} e^{a_j - m}
 L1P = log1p(TAIL)  # log1p(s')
 SOFTMAX = Quotient(E, 1 + TAIL)
 # m - a_j needs no error term here: |m - a_j| <= |result|, so its rounding costs at
@@ -42,7 +44,7 @@ SOFTMAX = Quotient(E, 1 + TAIL)
 NEG_LOG_SOFTMAX = L1P - DiffHi(A, M)  # -log S_j = (m - a_j) + log1p(s')
 A_C = Take(A, C)
 NLL_INDEX = DiffHi(M, A_C) + L1P
-TRUE_CLASS = SelectArgmax(C, A, -Quotient(TAIL, 1 + TAIL), Take(SOFTMAX, C) - 1)
+TRUE_CLASS = SelectArgmax(C, K, -Quotient(TAIL, 1 + TAIL), Take(SOFTMAX, C) - 1)
 GRAD_INDEX = PutAt(SOFTMAX, C, TRUE_CLASS)
 # L = log1p(s') sum_j y_j + sum_j y_j (m - a_j), the second sum halved inside so that
 # m - a_j cannot overflow where y_j (m - a_j) does not (logits near +-1e308); halving
@@ -134,47 +136,219 @@ def prove_kernels(numeric: bool = True) -> list[engine.DerivationReport]:
 
 # --------------------------------------------------------------------------- printing
 class KernelPrinter(NumPyPrinter):
-    """SymPy's NumPy printer, with ``numpy.`` as the module name."""
+    """SymPy's NumPy printer, with ``numpy.`` as the module name and the class axis
+    (``axis``: -1 for rows x T arrays, 0 for the transposed T x rows layout)."""
 
-    def __init__(self):
+    def __init__(self, axis: int = -1):
         super().__init__({"fully_qualified_modules": True, "inline": True,
                           "allow_unknown_functions": False})
+        self.axis = axis
 
     def _print_Symbol(self, expr):
         return expr.name
 
 
-def _check_put_at_is_last_use(replacements, outputs):
-    """PutAt changes its first argument in place: it must be that array's last use."""
-    for node in [o for out in outputs for o in sp.preorder_traversal(out) if isinstance(o, PutAt)]:
-        target = node.args[0]
-        if not isinstance(target, sp.Symbol):
-            continue
-        uses = sum(expr.count(target) for _, expr in replacements)
-        uses += sum(out.count(target) for out in outputs)
-        inside = node.count(target)
-        if uses != inside:
-            raise AssertionError(f"{target} is used after the in-place PutAt in {node}")
+# --------------------------------------------------------------------------- buffered form
+_COLUMN_FUNCS = (RowArgmax, RowSum, SumExceptMax, Take, SelectArgmax)
 
 
-def print_kernel(kernel: Kernel, printer: KernelPrinter) -> str:
+def is_full(expr, temps) -> bool:
+    """True if ``expr`` has the shape of the logits (rows x T), False for a column."""
+    if expr in (A, Y):
+        return True
+    if isinstance(expr, sp.Symbol):
+        return temps.get(expr, False)
+    if expr.is_Number or isinstance(expr, _COLUMN_FUNCS) or expr == C:
+        return False
+    return any(is_full(arg, temps) for arg in expr.args)
+
+
+@dataclass
+class Statement:
+    target: sp.Symbol
+    expr: sp.Expr
+    full: bool
+    buffer: str = ""  # where a full value lives: "scratch[i]" or "out[i]"
+    extra: tuple = ()  # scratch buffers a helper uses during the statement
+
+
+def to_statements(outputs):
+    """CSE, then every full-shape composite subexpression in its own statement, so that
+    each can write into a preallocated buffer (``out=``) instead of a fresh array."""
     names = sp.numbered_symbols("t")
-    replacements, outputs = sp.cse(list(kernel.outputs), symbols=names, order="canonical")
-    _check_put_at_is_last_use(replacements, outputs)
+    replacements, reduced = sp.cse(list(outputs), symbols=names, order="canonical")
+    statements, temps = [], {}
+
+    def hoist(expr, top):
+        if expr.is_Atom:
+            return expr
+        args = [hoist(arg, False) for arg in expr.args]
+        node = expr.func(*args, evaluate=False) if isinstance(expr, (sp.Add, sp.Mul)) else expr.func(*args)
+        if not top and is_full(node, temps):
+            sym = next(names)
+            statements.append(Statement(sym, node, True))
+            temps[sym] = True
+            return sym
+        return node
+
+    for sym, expr in replacements:
+        body = hoist(expr, True)
+        full = is_full(body, temps)
+        statements.append(Statement(sym, body, full))
+        temps[sym] = full
+    results = []
+    for expr in reduced:
+        body = hoist(expr, True)
+        if body.is_Atom:
+            results.append(body)
+            continue
+        sym = next(names)
+        full = is_full(body, temps)
+        statements.append(Statement(sym, body, full))
+        temps[sym] = full
+        results.append(sym)
+    return statements, results
+
+
+def assign_buffers(statements, results) -> int:
+    """Give each full-shape value a buffer, reusing dead ones; returns the scratch count.
+
+    A full result goes straight into ``out[i]``. PutAt changes its first argument in
+    place, so its value takes over that argument's buffer (which must be dead after).
+    """
+    last_use = {}
+    for index, st in enumerate(statements):
+        for sym in st.expr.free_symbols:
+            last_use[sym] = index
+    for sym in results:
+        last_use[sym] = len(statements)
+    holder, free, count = {}, [], [0]
+    # a value that an in-place PutAt turns into a result is written into that result's
+    # output array from the start
+    bound = {st.expr.args[0]: f"out[{results.index(st.target)}]" for st in statements
+             if isinstance(st.expr, PutAt) and st.target in results}
+
+    def take():
+        if free:
+            free.sort()
+            return free.pop(0)
+        count[0] += 1
+        return count[0] - 1
+
+    for index, st in enumerate(statements):
+        dying = [sym for sym in st.expr.free_symbols if last_use.get(sym) == index and sym in holder]
+        if st.full:
+            if isinstance(st.expr, PutAt):
+                source = st.expr.args[0]
+                if last_use.get(source) != index:
+                    raise AssertionError(f"{source} is used after the in-place PutAt in {st.expr}")
+                st.buffer = holder.pop(source)
+                dying = [sym for sym in dying if sym != source]
+            elif st.target in results:
+                st.buffer = f"out[{results.index(st.target)}]"
+            elif st.target in bound:
+                st.buffer = bound[st.target]
+            else:
+                st.buffer = f"scratch[{take()}]"
+            if isinstance(st.expr, ExpDiff):
+                st.extra = tuple(f"scratch[{take()}]" for _ in range(3))
+                free.extend(int(b[8:-1]) for b in st.extra)
+            holder[st.target] = st.buffer
+        for sym in dying:
+            buf = holder.pop(sym)
+            if buf.startswith("scratch["):
+                free.append(int(buf[8:-1]))
+    return count[0]
+
+
+def print_full(st: Statement, printer: KernelPrinter) -> str:
+    """One statement that writes a full-shape value into its buffer."""
+    e, out = st.expr, st.buffer
+    p = printer.doprint
+    if isinstance(e, ExpDiff):
+        return f"_exp_difference({p(e.args[0])}, {p(e.args[1])}, {out}, {', '.join(st.extra)}, moderate)"
+    if isinstance(e, PutAt):
+        return p(e)
+    if isinstance(e, DiffHi):
+        return f"numpy.subtract({p(e.args[0])}, {p(e.args[1])}, out={out})"
+    if isinstance(e, Quotient):
+        return f"numpy.divide({p(e.args[0])}, {p(e.args[1])}, out={out})"
+    if isinstance(e, ZeroTimes):
+        return f"_zero_safe_product({p(e.args[0])}, {p(e.args[1])}, {out})"
+    if isinstance(e, (sp.exp, log1p)):
+        name = "exp" if isinstance(e, sp.exp) else "log1p"
+        return f"numpy.{name}({p(e.args[0])}, out={out})"
+    if isinstance(e, sp.Mul):
+        factors = list(e.args)
+        if len(factors) == 2 and factors[0] == -1:
+            return f"numpy.negative({p(factors[1])}, out={out})"
+        first = f"numpy.multiply({p(factors[0])}, {p(factors[1])}, out={out})"
+        return "; ".join([first] + [f"numpy.multiply({out}, {p(f)}, out={out})" for f in factors[2:]])
+    if isinstance(e, sp.Add):
+        plus = [t for t in e.args if not (isinstance(t, sp.Mul) and t.args[0] == -1)]
+        minus = [-t for t in e.args if isinstance(t, sp.Mul) and t.args[0] == -1]
+        if not plus:
+            plus, minus = [-minus[0]], minus[1:]
+        ops = [("add", t) for t in plus[1:]] + [("subtract", t) for t in minus]
+        head = plus[0]
+        parts = []
+        for k, (op, term) in enumerate(ops):
+            left = p(head) if k == 0 else out
+            parts.append(f"numpy.{op}({left}, {p(term)}, out={out})")
+        return "; ".join(parts)
+    raise NotImplementedError(f"no buffered printing for {type(e).__name__}: {e}")
+
+
+def scratch_count(kernel: Kernel) -> int:
+    statements, results = to_statements(kernel.outputs)
+    return assign_buffers(statements, results)
+
+
+def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None) -> str:
+    statements, results = to_statements(kernel.outputs)
+    scratch = assign_buffers(statements, results)
     args = ", ".join(str(arg) for arg in kernel.args)
-    lines = [f"def {kernel.name}({args}):"]
+    fname = name or kernel.name
+    lines = [f"def {fname}({args}, out=None, scratch=None, moderate=False):"]
     doc = [kernel.doc, ""]
+    if printer.axis == 0:
+        doc += ["Transposed layout: classes along axis 0 (T x rows), rows along axis 1.", ""]
+    doc += [f"out: {len(results)} arrays (or None) for the results; scratch: {scratch} arrays "
+            "shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) "
+            "as e^a e^-m, see _exp_difference).", ""]
     for proof in kernel.proofs:
-        doc.append(f"Proved: {proof.title} [{proof.key}].")
+        doc.append(f"Proved: {engine.plain(proof.title)} [{proof.key}].")
     doc.append("")
     for out in kernel.outputs:
         doc.append("Expression: " + sp.sstr(out))
     lines.append(textwrap.indent('"""' + "\n".join(doc).strip() + '\n"""', " " * 4))
-    for sym, expr in replacements:
-        lines.append(f"    {sym} = {printer.doprint(expr)}")
-    results = ", ".join(printer.doprint(out) for out in outputs)
-    lines.append(f"    return {results}")
+    full_results = [is_full(r, {st.target: st.full for st in statements}) for r in results]
+    lines.append(f"    scratch = _scratch({kernel.args[0]}, {scratch}) if scratch is None else scratch")
+    lines.append(f"    out = _outputs({kernel.args[0]}, {full_results!r}) if out is None else out")
+    for st in statements:
+        if st.full:
+            code = print_full(st, printer)
+            if isinstance(st.expr, PutAt) or ";" in code:
+                lines.append(f"    {code}" if ";" not in code else "    " + code.replace("; ", "\n    "))
+                lines.append(f"    {st.target} = {st.buffer}")
+            else:
+                lines.append(f"    {st.target} = {code}")
+        else:
+            lines.append(f"    {st.target} = {printer.doprint(st.expr)}")
+    lines.append(f"    return {', '.join(printer.doprint(r) for r in results)}")
     return "\n".join(lines)
+
+
+BUFFER_HELPERS = '''
+def _scratch(a, count):
+    """Scratch arrays for a kernel called without them."""
+    return [numpy.empty_like(a, dtype=numpy.float64) for _ in range(count)]
+
+
+def _outputs(a, full):
+    """Output arrays for a kernel called without them (None for row-level results)."""
+    return [numpy.empty_like(a, dtype=numpy.float64) if f else None for f in full]
+'''.strip()
 
 
 HEADER = '''\
@@ -196,13 +370,16 @@ import numpy
 
 
 def render() -> str:
-    printer = KernelPrinter()
     specs = kernels()
     helpers = helpers_used([out for kernel in specs for out in kernel.outputs])
-    parts = [HEADER.format(command=COMMAND)]
+    parts = [HEADER.format(command=COMMAND), BUFFER_HELPERS]
     parts += helpers
-    parts += [print_kernel(kernel, printer) for kernel in specs]
-    parts.append("__all__ = [" + ", ".join(repr(k.name) for k in specs) + "]")
+    parts += [print_kernel(kernel, KernelPrinter(-1)) for kernel in specs]
+    parts += [print_kernel(kernel, KernelPrinter(0), kernel.name + "_t") for kernel in specs]
+    names = [k.name for k in specs] + [k.name + "_t" for k in specs]
+    counts = ", ".join(f"{k.name!r}: {scratch_count(k)}" for k in specs)
+    parts.append("#: scratch arrays (shaped like the logits) each kernel needs\nSCRATCH = {" + counts + "}")
+    parts.append("__all__ = [" + ", ".join(repr(n) for n in names) + "]")
     return "\n\n\n".join(parts) + "\n"
 
 

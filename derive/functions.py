@@ -30,7 +30,8 @@ A = sp.Symbol("A", real=True)  # logits, rows x T
 C = sp.Symbol("C", integer=True)  # integer targets, rows x 1
 Y = sp.Symbol("Y", real=True)  # probability targets, rows x T
 
-AXIS = "axis=-1, keepdims=True"
+def AXIS_OF(printer) -> str:
+    return f"axis={printer.axis}, keepdims=True"
 
 
 def operand(printer, arg) -> str:
@@ -65,16 +66,57 @@ class RowMax(ArrayFunction):
         return r"\max_j " + printer.doprint(self.args[0]) + "_j"
 
     def _numpycode(self, printer):
-        return f"numpy.max({printer.doprint(self.args[0])}, {AXIS})"
+        return f"numpy.max({printer.doprint(self.args[0])}, {AXIS_OF(printer)})"
 
     def _eval_rewrite_as_elementary(self, x, **kwargs):
         return sp.Max(x)
+
+
+class RowArgmax(ArrayFunction):
+    """k = the first index of a largest logit (per row, a column of int64). Indexed: k."""
+
+    nargs = 1
+    helper_name = "_first_argmax_axis0"
+    helper = '''
+    def _first_argmax_axis0(a):
+        """Index of the first largest entry along axis 0 as a (1, n) row (NaN counts
+        as largest, as in numpy.argmax, which along axis 0 copies the array first)."""
+        top = numpy.max(a, axis=0, keepdims=True)
+        hit = (a == top) | numpy.isnan(a)
+        rank = numpy.where(hit, numpy.arange(a.shape[0])[:, None], a.shape[0])
+        return numpy.min(rank, axis=0, keepdims=True)
+    '''
+
+    def indexed(self, j, tr):
+        return D.k
+
+    def _latex(self, printer):
+        return r"\operatorname{argmax}_j " + printer.doprint(self.args[0]) + "_j"
+
+    def _numpycode(self, printer):
+        if printer.axis == 0:
+            return f"_first_argmax_axis0({printer.doprint(self.args[0])})"
+        return f"numpy.argmax({printer.doprint(self.args[0])}, axis=-1, keepdims=True)"
 
 
 class RowSum(ArrayFunction):
     """sum_j x_j (per row, kept as a column), pairwise summation."""
 
     nargs = 1
+    helper_name = "_pairwise_sum_axis0"
+    helper = '''
+    def _pairwise_sum_axis0(e):
+        """Sum along axis 0 by pairwise halving, as a (1, n) row: rounding error
+        O(log2 T) like numpy's pairwise sum (a plain reduction along axis 0 is sequential)."""
+        acc = e
+        while acc.shape[0] > 1:
+            half = acc.shape[0] // 2
+            nxt = acc[:half] + acc[half:2 * half]
+            if acc.shape[0] % 2:
+                nxt[:1] += acc[-1:]
+            acc = nxt
+        return acc.copy() if acc is e else acc
+    '''
 
     def indexed(self, j, tr):
         return Sum(tr(self.args[0], D.s), (D.s, 1, D.T))
@@ -86,23 +128,43 @@ class RowSum(ArrayFunction):
         return r"\sum_j " + printer.parenthesize(self.args[0], 1000)
 
     def _numpycode(self, printer):
-        return f"numpy.sum({printer.doprint(self.args[0])}, {AXIS})"
+        if printer.axis == 0:
+            return f"_pairwise_sum_axis0({printer.doprint(self.args[0])})"
+        return f"numpy.sum({printer.doprint(self.args[0])}, {AXIS_OF(printer)})"
 
 
 class Take(ArrayFunction):
-    """x_c: the entry of each row at its integer target c."""
+    """x_c: the entry of each row at the index in a column (the target c, the argmax k)."""
 
     nargs = 2
+    helper_name = "_take"
+    helper = '''
+    def _take(x, k, axis=-1):
+        """x at index k of the class axis, per row (k: a column, or a row for axis 0);
+        plain fancy indexing, cheaper than numpy.take_along_axis on small blocks."""
+        if axis == 0:
+            return x[k[0], numpy.arange(x.shape[1])][None, :]
+        return x[numpy.arange(x.shape[0]), k[:, 0]][:, None]
+
+
+    def _put(x, k, v, axis=-1):
+        """x at index k of the class axis := v (a scalar, or one value per row), in place."""
+        v = numpy.asarray(v)
+        if axis == 0:
+            x[k[0], numpy.arange(x.shape[1])] = v[0] if v.ndim else v
+        else:
+            x[numpy.arange(x.shape[0]), k[:, 0]] = v[:, 0] if v.ndim else v
+    '''
 
     def indexed(self, j, tr):
-        return tr(self.args[0], D.c)
+        return tr(self.args[0], tr(self.args[1], j))  # the index column: c or k
 
     def _latex(self, printer):
-        return printer.doprint(self.args[0]) + "_c"
+        return printer.doprint(self.args[0]) + "_{" + printer.doprint(self.args[1]) + "}"
 
     def _numpycode(self, printer):
         x, cls = (printer.doprint(arg) for arg in self.args)
-        return f"numpy.take_along_axis({x}, {cls}, axis=-1)"
+        return f"_take({x}, {cls}, {printer.axis})"
 
 
 class DiffHi(ArrayFunction):
@@ -138,13 +200,14 @@ class DiffLo(ArrayFunction):
     nargs = 2
     helper_name = "_difference_error"
     helper = '''
-    def _difference_error(x, y):
-        """(x - y) - fl(x - y), exactly (Knuth's TwoSum); 0 where x - y is not finite."""
-        hi = x - y
-        z = hi - x
-        lo = (x - (hi - z)) - (y + z)
-        numpy.copyto(lo, 0.0, where=~numpy.isfinite(lo))
-        return lo
+    def _difference_error(x, y, hi, z, out):
+        """(x - y) - hi with hi = fl(x - y), exactly (Knuth's TwoSum), into ``out``;
+        ``z`` is scratch (x, y, hi finite)."""
+        numpy.subtract(hi, x, out=z)
+        numpy.subtract(hi, z, out=out)
+        numpy.subtract(x, out, out=out)
+        numpy.add(z, y, out=z)
+        return numpy.subtract(out, z, out=out)
     '''
 
     def indexed(self, j, tr):
@@ -170,11 +233,25 @@ class ExpDiff(ArrayFunction):
     nargs = 2
     helper_name = "_exp_difference"
     helper = '''
-    def _exp_difference(x, y):
-        """e^(x - y) to about one ULP: exp of the rounded difference, corrected by its error."""
-        e = numpy.exp(x - y)
-        e += e * _difference_error(x, y)
-        return e
+    def _exp_difference(x, y, out, s1, s2, s3, moderate=False):
+        """e^(x - y) to about one ULP into ``out`` (y a column, x - y <= 0).
+
+        moderate (every x and y in [-708, 709]): e^x e^-y, two exps within 0.7 ULP
+        and one rounding, no cancellation at all. Otherwise: exp of the rounded
+        difference times 1 + its exact rounding error (TwoSum); x is first raised to
+        y - d with d = max(800, |y| 2^-40): e^-800 is 0 in float64 and y - d < y even
+        where |y| is huge, so -inf or far-apart inputs stay finite through the error
+        term (and nothing else changes); NaN stays NaN.
+        s1, s2, s3 are scratch arrays like x."""
+        if moderate:
+            numpy.exp(x, out=out)
+            return numpy.multiply(out, numpy.exp(-y), out=out)
+        xc = numpy.maximum(x, y - numpy.maximum(800.0, numpy.abs(y) * 2.0 ** -40), out=s1)
+        hi = numpy.subtract(xc, y, out=s2)
+        lo = _difference_error(xc, y, hi, out, s3)
+        e = numpy.exp(hi, out=out)
+        numpy.multiply(lo, e, out=lo)
+        return numpy.add(e, lo, out=e)
     '''
 
     def indexed(self, j, tr):
@@ -193,20 +270,19 @@ class ExpDiff(ArrayFunction):
 class SumExceptMax(ArrayFunction):
     """sum_{j != k} e_j with k the (first) argmax of the logits: the tail s' of Z e^{-m}.
 
-    Summed with the term k left out (not subtracted afterwards), so a tail far below
-    one ULP of 1 keeps all of its digits.
+    Arguments: e and the argmax column k. Summed with the term k left out (not
+    subtracted afterwards), so a tail far below one ULP of 1 keeps all of its digits.
     """
 
     nargs = 2
-    helper_name = "_sum_except_argmax"
+    helper_name = "_sum_except"
     helper = '''
-    def _sum_except_argmax(e, a):
-        """sum_{j != k} e_j, k = argmax_j a_j; e_k is 1 (e^0) and is restored."""
-        k = numpy.argmax(a, axis=-1)[:, None]
-        kept = numpy.take_along_axis(e, k, axis=-1)
-        numpy.put_along_axis(e, k, 0.0, axis=-1)
-        tail = numpy.sum(e, axis=-1, keepdims=True)
-        numpy.put_along_axis(e, k, kept, axis=-1)
+    def _sum_except(e, k, axis=-1):
+        """sum_{j != k} e_j along ``axis``; e_k is set to 0 for the sum, then to its exact
+        value e^0 = 1 (the product form e^a e^-m may round it)."""
+        _put(e, k, 0.0, axis)
+        tail = numpy.sum(e, axis=axis, keepdims=True) if axis != 0 else _pairwise_sum_axis0(e)
+        _put(e, k, 1.0, axis)
         return tail
     '''
 
@@ -215,6 +291,10 @@ class SumExceptMax(ArrayFunction):
 
     def _latex(self, printer):
         return r"\sum_{j \ne k} " + printer.parenthesize(self.args[0], 1000)
+
+    def _numpycode(self, printer):
+        e, k = (printer.doprint(arg) for arg in self.args)
+        return f"_sum_except({e}, {k}, axis={printer.axis})"
 
 
 class Quotient(ArrayFunction):
@@ -246,9 +326,9 @@ class ZeroTimes(ArrayFunction):
     nargs = 2
     helper_name = "_zero_safe_product"
     helper = '''
-    def _zero_safe_product(y, x):
-        """y * x, with 0 where y == 0 (so 0 * inf is 0, as in y log y at y = 0)."""
-        out = y * x
+    def _zero_safe_product(y, x, out):
+        """y * x into ``out``, with 0 where y == 0 (so 0 * inf is 0, as in y log y at y = 0)."""
+        numpy.multiply(y, x, out=out)
         numpy.copyto(out, 0.0, where=(y == 0))
         return out
     '''
@@ -264,7 +344,7 @@ class ZeroTimes(ArrayFunction):
 
 
 class SelectArgmax(ArrayFunction):
-    """if c = k (the target is the argmax) then u else w, per row."""
+    """if c = k (the target is the argmax) then u else w, per row. Arguments: c, k, u, w."""
 
     nargs = 4
 
@@ -277,8 +357,8 @@ class SelectArgmax(ArrayFunction):
         return r"\begin{cases} %s & c = k \\ %s & c \ne k \end{cases}" % (u, w)
 
     def _numpycode(self, printer):
-        cls, a, u, w = (printer.doprint(arg) for arg in self.args)
-        return f"numpy.where({cls} == numpy.argmax({a}, {AXIS}), {u}, {w})"
+        cls, top, u, w = (printer.doprint(arg) for arg in self.args)
+        return f"numpy.where({cls} == {top}, {u}, {w})"
 
 
 class PutAt(ArrayFunction):
@@ -287,9 +367,9 @@ class PutAt(ArrayFunction):
     nargs = 3
     helper_name = "_put_at_target"
     helper = '''
-    def _put_at_target(x, c, u):
-        """x with x[row, c[row]] replaced by u[row] (x is a fresh array: changed in place)."""
-        numpy.put_along_axis(x, c, u, axis=-1)
+    def _put_at_target(x, c, u, axis=-1):
+        """x with its entry at the target c replaced by u (x is changed in place)."""
+        _put(x, c, u, axis)
         return x
     '''
 
@@ -300,6 +380,10 @@ class PutAt(ArrayFunction):
     def _latex(self, printer):
         x, _, u = (printer.doprint(arg) for arg in self.args)
         return r"%s\big|_{c \leftarrow %s}" % (x, u)
+
+    def _numpycode(self, printer):
+        x, c, u = (printer.doprint(arg) for arg in self.args)
+        return f"_put_at_target({x}, {c}, {u}, axis={printer.axis})"
 
 
 def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
@@ -319,8 +403,10 @@ def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
 
 def helpers_used(exprs) -> list[str]:
     """NumPy sources of the helpers the expressions need, dependencies first."""
-    order = [DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt]
-    used = {type(f) for e in exprs for f in e.atoms(ArrayFunction)}
+    order = [Take, DiffLo, ExpDiff, RowArgmax, RowSum, SumExceptMax, ZeroTimes, PutAt]
+    used = {type(f) for e in exprs for f in e.atoms(ArrayFunction)} | {Take}
     if ExpDiff in used:
         used.add(DiffLo)
-    return [textwrap.dedent(cls.helper).strip() for cls in order if cls in used]
+    if SumExceptMax in used:
+        used.add(RowSum)
+    return [textwrap.dedent(cls.helper).strip() for cls in order if cls in used and cls.helper]

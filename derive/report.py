@@ -328,7 +328,7 @@ def _listing(name: str) -> str:
 def _helpers_listing() -> str:
     text = codegen.TARGET.read_text()
     out = []
-    for name in ("_difference_error", "_exp_difference", "_sum_except_argmax"):
+    for name in ("_difference_error", "_exp_difference", "_sum_except"):
         start = text.index(f"def {name}(")
         out.append(text[start:text.index("\n\n\n", start)])
     return "\n\n".join(out)

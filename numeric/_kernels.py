@@ -15,160 +15,508 @@ import numpy
 
 
 
-def _difference_error(x, y):
-    """(x - y) - fl(x - y), exactly (Knuth's TwoSum); 0 where x - y is not finite."""
-    hi = x - y
-    z = hi - x
-    lo = (x - (hi - z)) - (y + z)
-    numpy.copyto(lo, 0.0, where=~numpy.isfinite(lo))
-    return lo
+def _scratch(a, count):
+    """Scratch arrays for a kernel called without them."""
+    return [numpy.empty_like(a, dtype=numpy.float64) for _ in range(count)]
 
 
-def _exp_difference(x, y):
-    """e^(x - y) to about one ULP: exp of the rounded difference, corrected by its error."""
-    e = numpy.exp(x - y)
-    e += e * _difference_error(x, y)
-    return e
+def _outputs(a, full):
+    """Output arrays for a kernel called without them (None for row-level results)."""
+    return [numpy.empty_like(a, dtype=numpy.float64) if f else None for f in full]
 
 
-def _sum_except_argmax(e, a):
-    """sum_{j != k} e_j, k = argmax_j a_j; e_k is 1 (e^0) and is restored."""
-    k = numpy.argmax(a, axis=-1)[:, None]
-    kept = numpy.take_along_axis(e, k, axis=-1)
-    numpy.put_along_axis(e, k, 0.0, axis=-1)
-    tail = numpy.sum(e, axis=-1, keepdims=True)
-    numpy.put_along_axis(e, k, kept, axis=-1)
+def _take(x, k, axis=-1):
+    """x at index k of the class axis, per row (k: a column, or a row for axis 0);
+    plain fancy indexing, cheaper than numpy.take_along_axis on small blocks."""
+    if axis == 0:
+        return x[k[0], numpy.arange(x.shape[1])][None, :]
+    return x[numpy.arange(x.shape[0]), k[:, 0]][:, None]
+
+
+def _put(x, k, v, axis=-1):
+    """x at index k of the class axis := v (a scalar, or one value per row), in place."""
+    v = numpy.asarray(v)
+    if axis == 0:
+        x[k[0], numpy.arange(x.shape[1])] = v[0] if v.ndim else v
+    else:
+        x[numpy.arange(x.shape[0]), k[:, 0]] = v[:, 0] if v.ndim else v
+
+
+def _difference_error(x, y, hi, z, out):
+    """(x - y) - hi with hi = fl(x - y), exactly (Knuth's TwoSum), into ``out``;
+    ``z`` is scratch (x, y, hi finite)."""
+    numpy.subtract(hi, x, out=z)
+    numpy.subtract(hi, z, out=out)
+    numpy.subtract(x, out, out=out)
+    numpy.add(z, y, out=z)
+    return numpy.subtract(out, z, out=out)
+
+
+def _exp_difference(x, y, out, s1, s2, s3, moderate=False):
+    """e^(x - y) to about one ULP into ``out`` (y a column, x - y <= 0).
+
+    moderate (every x and y in [-708, 709]): e^x e^-y, two exps within 0.7 ULP
+    and one rounding, no cancellation at all. Otherwise: exp of the rounded
+    difference times 1 + its exact rounding error (TwoSum); x is first raised to
+    y - d with d = max(800, |y| 2^-40): e^-800 is 0 in float64 and y - d < y even
+    where |y| is huge, so -inf or far-apart inputs stay finite through the error
+    term (and nothing else changes); NaN stays NaN.
+    s1, s2, s3 are scratch arrays like x."""
+    if moderate:
+        numpy.exp(x, out=out)
+        return numpy.multiply(out, numpy.exp(-y), out=out)
+    xc = numpy.maximum(x, y - numpy.maximum(800.0, numpy.abs(y) * 2.0 ** -40), out=s1)
+    hi = numpy.subtract(xc, y, out=s2)
+    lo = _difference_error(xc, y, hi, out, s3)
+    e = numpy.exp(hi, out=out)
+    numpy.multiply(lo, e, out=lo)
+    return numpy.add(e, lo, out=e)
+
+
+def _first_argmax_axis0(a):
+    """Index of the first largest entry along axis 0 as a (1, n) row (NaN counts
+    as largest, as in numpy.argmax, which along axis 0 copies the array first)."""
+    top = numpy.max(a, axis=0, keepdims=True)
+    hit = (a == top) | numpy.isnan(a)
+    rank = numpy.where(hit, numpy.arange(a.shape[0])[:, None], a.shape[0])
+    return numpy.min(rank, axis=0, keepdims=True)
+
+
+def _pairwise_sum_axis0(e):
+    """Sum along axis 0 by pairwise halving, as a (1, n) row: rounding error
+    O(log2 T) like numpy's pairwise sum (a plain reduction along axis 0 is sequential)."""
+    acc = e
+    while acc.shape[0] > 1:
+        half = acc.shape[0] // 2
+        nxt = acc[:half] + acc[half:2 * half]
+        if acc.shape[0] % 2:
+            nxt[:1] += acc[-1:]
+        acc = nxt
+    return acc.copy() if acc is e else acc
+
+
+def _sum_except(e, k, axis=-1):
+    """sum_{j != k} e_j along ``axis``; e_k is set to 0 for the sum, then to its exact
+    value e^0 = 1 (the product form e^a e^-m may round it)."""
+    _put(e, k, 0.0, axis)
+    tail = numpy.sum(e, axis=axis, keepdims=True) if axis != 0 else _pairwise_sum_axis0(e)
+    _put(e, k, 1.0, axis)
     return tail
 
 
-def _zero_safe_product(y, x):
-    """y * x, with 0 where y == 0 (so 0 * inf is 0, as in y log y at y = 0)."""
-    out = y * x
+def _zero_safe_product(y, x, out):
+    """y * x into ``out``, with 0 where y == 0 (so 0 * inf is 0, as in y log y at y = 0)."""
+    numpy.multiply(y, x, out=out)
     numpy.copyto(out, 0.0, where=(y == 0))
     return out
 
 
-def _put_at_target(x, c, u):
-    """x with x[row, c[row]] replaced by u[row] (x is a fresh array: changed in place)."""
-    numpy.put_along_axis(x, c, u, axis=-1)
+def _put_at_target(x, c, u, axis=-1):
+    """x with its entry at the target c replaced by u (x is changed in place)."""
+    _put(x, c, u, axis)
     return x
 
 
-def logsumexp(A):
+def logsumexp(A, out=None, scratch=None, moderate=False):
     """log sum_j e^{a_j} = m + log1p(s'), one column per row.
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel logsumexp = log sum_j e^{a_j} [kernel_logsumexp].
 
-    Expression: RowMax(A) + log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A))
+    Expression: Take(A, RowArgmax(A)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
     """
-    t0 = numpy.max(A, axis=-1, keepdims=True)
-    return t0 + numpy.log1p(_sum_except_argmax(_exp_difference(A, t0), A))
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _take(A, t0, -1)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = t1 + numpy.log1p(_sum_except(t2, t0, axis=-1))
+    return t3
 
 
-def log_softmax(A):
+def log_softmax(A, out=None, scratch=None, moderate=False):
     """log S_j = (a_j - m) - log1p(s').
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel log_softmax = log S_j [kernel_log_softmax].
 
-    Expression: DiffHi(A, RowMax(A)) - log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A))
+    Expression: DiffHi(A, Take(A, RowArgmax(A))) - log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
     """
-    t0 = numpy.max(A, axis=-1, keepdims=True)
-    return (A - t0) - numpy.log1p(_sum_except_argmax(_exp_difference(A, t0), A))
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _take(A, t0, -1)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = numpy.subtract(A, t1, out=scratch[1])
+    t4 = numpy.subtract(t3, numpy.log1p(_sum_except(t2, t0, axis=-1)), out=out[0])
+    return t4
 
 
-def softmax(A):
+def softmax(A, out=None, scratch=None, moderate=False):
     """S_j = e^{a_j - m} / (1 + s').
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel softmax = S_j [kernel_softmax].
 
-    Expression: Quotient(ExpDiff(A, RowMax(A)), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1)
+    Expression: Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
     """
-    t0 = _exp_difference(A, numpy.max(A, axis=-1, keepdims=True))
-    return (t0 / (_sum_except_argmax(t0, A) + 1))
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = numpy.divide(t1, _sum_except(t1, t0, axis=-1) + 1, out=out[0])
+    return t2
 
 
-def nll_index(A, C):
+def nll_index(A, C, out=None, scratch=None, moderate=False):
     """L = (m - a_c) + log1p(s') for integer targets c (a column).
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
 
-    Expression: DiffHi(RowMax(A), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A))
+    Expression: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
     """
-    t0 = numpy.max(A, axis=-1, keepdims=True)
-    return (t0 - numpy.take_along_axis(A, C, axis=-1)) + numpy.log1p(_sum_except_argmax(_exp_difference(A, t0), A))
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _take(A, t0, -1)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = (t1 - _take(A, C, -1)) + numpy.log1p(_sum_except(t2, t0, axis=-1))
+    return t3
 
 
-def nll_index_grad(A, C):
+def nll_index_grad(A, C, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j - delta_jc: S_j off the true class; at the true class
     -s'/(1 + s') when c is the argmax (no cancellation when S_c ~ 1), else S_c - 1.
 
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
     Proved: Kernel softmax = S_j [kernel_softmax].
     Proved: Kernel gradient at the true class when it is the argmax [kernel_grad_true_argmax].
     Proved: Kernel gradient at the true class otherwise [kernel_grad_true_other].
 
-    Expression: PutAt(Quotient(ExpDiff(A, RowMax(A)), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1), C, SelectArgmax(C, A, -Quotient(SumExceptMax(ExpDiff(A, RowMax(A)), A), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1), Take(Quotient(ExpDiff(A, RowMax(A)), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1), C) - 1))
+    Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
     """
-    t0 = _exp_difference(A, numpy.max(A, axis=-1, keepdims=True))
-    t1 = _sum_except_argmax(t0, A)
-    t2 = t1 + 1
-    t3 = (t0 / t2)
-    return _put_at_target(t3, C, numpy.where(C == numpy.argmax(A, axis=-1, keepdims=True), -(t1 / t2), numpy.take_along_axis(t3, C, axis=-1) - 1))
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = _sum_except(t1, t0, axis=-1)
+    t3 = t2 + 1
+    t4 = numpy.divide(t1, t3, out=out[0])
+    _put_at_target(t4, C, numpy.where(C == t0, -(t2 / t3), _take(t4, C, -1) - 1), axis=-1)
+    t5 = out[0]
+    return t5
 
 
-def nll_index_with_grad(A, C):
+def nll_index_with_grad(A, C, out=None, scratch=None, moderate=False):
     """(nll_index, nll_index_grad) sharing one pass.
+
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
     Proved: Kernel softmax = S_j [kernel_softmax].
     Proved: Kernel gradient at the true class when it is the argmax [kernel_grad_true_argmax].
     Proved: Kernel gradient at the true class otherwise [kernel_grad_true_other].
 
-    Expression: DiffHi(RowMax(A), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A))
-    Expression: PutAt(Quotient(ExpDiff(A, RowMax(A)), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1), C, SelectArgmax(C, A, -Quotient(SumExceptMax(ExpDiff(A, RowMax(A)), A), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1), Take(Quotient(ExpDiff(A, RowMax(A)), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1), C) - 1))
+    Expression: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
+    Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
     """
-    t0 = numpy.max(A, axis=-1, keepdims=True)
-    t1 = _exp_difference(A, t0)
-    t2 = _sum_except_argmax(t1, A)
-    t3 = t2 + 1
-    t4 = (t1 / t3)
-    return (t0 - numpy.take_along_axis(A, C, axis=-1)) + numpy.log1p(t2), _put_at_target(t4, C, numpy.where(C == numpy.argmax(A, axis=-1, keepdims=True), -(t2 / t3), numpy.take_along_axis(t4, C, axis=-1) - 1))
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False, True]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _take(A, t0, -1)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = _sum_except(t2, t0, axis=-1)
+    t4 = t3 + 1
+    t5 = numpy.divide(t2, t4, out=out[1])
+    t6 = (t1 - _take(A, C, -1)) + numpy.log1p(t3)
+    _put_at_target(t5, C, numpy.where(C == t0, -(t3 / t4), _take(t5, C, -1) - 1), axis=-1)
+    t7 = out[1]
+    return t6, t7
 
 
-def nll_soft(A, Y):
+def nll_soft(A, Y, out=None, scratch=None, moderate=False):
     """L = sum_j y_j (-log S_j) for probability targets y (0 * inf = 0).
 
+    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
 
-    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A)) + 2*RowSum(ZeroTimes(Y, DiffHi(RowMax(A)/2, A/2)))
+    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(Y, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     """
-    t0 = numpy.max(A, axis=-1, keepdims=True)
-    return numpy.sum(Y, axis=-1, keepdims=True)*numpy.log1p(_sum_except_argmax(_exp_difference(A, t0), A)) + 2*numpy.sum(_zero_safe_product(Y, (((1/2)*t0) - ((1/2)*A))), axis=-1, keepdims=True)
+    scratch = _scratch(A, 5) if scratch is None else scratch
+    out = _outputs(A, [False]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _take(A, t0, -1)
+    t2 = numpy.multiply(1/2, A, out=scratch[0])
+    t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
+    t4 = _zero_safe_product(Y, t3, scratch[0])
+    t5 = _exp_difference(A, t1, scratch[1], scratch[2], scratch[3], scratch[4], moderate)
+    t6 = numpy.sum(Y, axis=-1, keepdims=True)*numpy.log1p(_sum_except(t5, t0, axis=-1)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
+    return t6
 
 
-def nll_soft_grad(A, Y):
+def nll_soft_grad(A, Y, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j - y_j.
 
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
     Proved: Kernel softmax = S_j [kernel_softmax].
 
-    Expression: -Y + Quotient(ExpDiff(A, RowMax(A)), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1)
+    Expression: -Y + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
     """
-    t0 = _exp_difference(A, numpy.max(A, axis=-1, keepdims=True))
-    return -Y + (t0 / (_sum_except_argmax(t0, A) + 1))
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = numpy.negative(Y, out=scratch[1])
+    t3 = numpy.divide(t1, _sum_except(t1, t0, axis=-1) + 1, out=scratch[2])
+    t4 = numpy.add(t2, t3, out=out[0])
+    return t4
 
 
-def nll_soft_with_grad(A, Y):
+def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
     """(nll_soft, nll_soft_grad) sharing one pass.
+
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
     Proved: Kernel softmax = S_j [kernel_softmax].
 
-    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, RowMax(A)), A)) + 2*RowSum(ZeroTimes(Y, DiffHi(RowMax(A)/2, A/2)))
-    Expression: -Y + Quotient(ExpDiff(A, RowMax(A)), SumExceptMax(ExpDiff(A, RowMax(A)), A) + 1)
+    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(Y, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    Expression: -Y + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
     """
-    t0 = numpy.max(A, axis=-1, keepdims=True)
-    t1 = _exp_difference(A, t0)
-    t2 = _sum_except_argmax(t1, A)
-    return numpy.sum(Y, axis=-1, keepdims=True)*numpy.log1p(t2) + 2*numpy.sum(_zero_safe_product(Y, (((1/2)*t0) - ((1/2)*A))), axis=-1, keepdims=True), -Y + (t1 / (t2 + 1))
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False, True]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _take(A, t0, -1)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = _sum_except(t2, t0, axis=-1)
+    t4 = numpy.multiply(1/2, A, out=scratch[1])
+    t5 = numpy.subtract((1/2)*t1, t4, out=scratch[2])
+    t6 = _zero_safe_product(Y, t5, scratch[1])
+    t7 = numpy.sum(Y, axis=-1, keepdims=True)*numpy.log1p(t3) + 2*numpy.sum(t6, axis=-1, keepdims=True)
+    t8 = numpy.negative(Y, out=scratch[1])
+    t9 = numpy.divide(t2, t3 + 1, out=scratch[2])
+    t10 = numpy.add(t8, t9, out=out[1])
+    return t7, t10
 
 
-__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad']
+def logsumexp_t(A, out=None, scratch=None, moderate=False):
+    """log sum_j e^{a_j} = m + log1p(s'), one column per row.
+
+    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel logsumexp = log sum_j e^{a_j} [kernel_logsumexp].
+
+    Expression: Take(A, RowArgmax(A)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False]) if out is None else out
+    t0 = _first_argmax_axis0(A)
+    t1 = _take(A, t0, 0)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = t1 + numpy.log1p(_sum_except(t2, t0, axis=0))
+    return t3
+
+
+def log_softmax_t(A, out=None, scratch=None, moderate=False):
+    """log S_j = (a_j - m) - log1p(s').
+
+    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel log_softmax = log S_j [kernel_log_softmax].
+
+    Expression: DiffHi(A, Take(A, RowArgmax(A))) - log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = _first_argmax_axis0(A)
+    t1 = _take(A, t0, 0)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = numpy.subtract(A, t1, out=scratch[1])
+    t4 = numpy.subtract(t3, numpy.log1p(_sum_except(t2, t0, axis=0)), out=out[0])
+    return t4
+
+
+def softmax_t(A, out=None, scratch=None, moderate=False):
+    """S_j = e^{a_j - m} / (1 + s').
+
+    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel softmax = S_j [kernel_softmax].
+
+    Expression: Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = _first_argmax_axis0(A)
+    t1 = _exp_difference(A, _take(A, t0, 0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = numpy.divide(t1, _sum_except(t1, t0, axis=0) + 1, out=out[0])
+    return t2
+
+
+def nll_index_t(A, C, out=None, scratch=None, moderate=False):
+    """L = (m - a_c) + log1p(s') for integer targets c (a column).
+
+    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
+
+    Expression: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False]) if out is None else out
+    t0 = _first_argmax_axis0(A)
+    t1 = _take(A, t0, 0)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = (t1 - _take(A, C, 0)) + numpy.log1p(_sum_except(t2, t0, axis=0))
+    return t3
+
+
+def nll_index_grad_t(A, C, out=None, scratch=None, moderate=False):
+    """dL/da_j = S_j - delta_jc: S_j off the true class; at the true class
+    -s'/(1 + s') when c is the argmax (no cancellation when S_c ~ 1), else S_c - 1.
+
+    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel softmax = S_j [kernel_softmax].
+    Proved: Kernel gradient at the true class when it is the argmax [kernel_grad_true_argmax].
+    Proved: Kernel gradient at the true class otherwise [kernel_grad_true_other].
+
+    Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = _first_argmax_axis0(A)
+    t1 = _exp_difference(A, _take(A, t0, 0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = _sum_except(t1, t0, axis=0)
+    t3 = t2 + 1
+    t4 = numpy.divide(t1, t3, out=out[0])
+    _put_at_target(t4, C, numpy.where(C == t0, -(t2 / t3), _take(t4, C, 0) - 1), axis=0)
+    t5 = out[0]
+    return t5
+
+
+def nll_index_with_grad_t(A, C, out=None, scratch=None, moderate=False):
+    """(nll_index, nll_index_grad) sharing one pass.
+
+    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
+
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
+    Proved: Kernel softmax = S_j [kernel_softmax].
+    Proved: Kernel gradient at the true class when it is the argmax [kernel_grad_true_argmax].
+    Proved: Kernel gradient at the true class otherwise [kernel_grad_true_other].
+
+    Expression: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
+    Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False, True]) if out is None else out
+    t0 = _first_argmax_axis0(A)
+    t1 = _take(A, t0, 0)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = _sum_except(t2, t0, axis=0)
+    t4 = t3 + 1
+    t5 = numpy.divide(t2, t4, out=out[1])
+    t6 = (t1 - _take(A, C, 0)) + numpy.log1p(t3)
+    _put_at_target(t5, C, numpy.where(C == t0, -(t3 / t4), _take(t5, C, 0) - 1), axis=0)
+    t7 = out[1]
+    return t6, t7
+
+
+def nll_soft_t(A, Y, out=None, scratch=None, moderate=False):
+    """L = sum_j y_j (-log S_j) for probability targets y (0 * inf = 0).
+
+    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
+
+    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
+
+    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(Y, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    """
+    scratch = _scratch(A, 5) if scratch is None else scratch
+    out = _outputs(A, [False]) if out is None else out
+    t0 = _first_argmax_axis0(A)
+    t1 = _take(A, t0, 0)
+    t2 = numpy.multiply(1/2, A, out=scratch[0])
+    t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
+    t4 = _zero_safe_product(Y, t3, scratch[0])
+    t5 = _exp_difference(A, t1, scratch[1], scratch[2], scratch[3], scratch[4], moderate)
+    t6 = _pairwise_sum_axis0(Y)*numpy.log1p(_sum_except(t5, t0, axis=0)) + 2*_pairwise_sum_axis0(t4)
+    return t6
+
+
+def nll_soft_grad_t(A, Y, out=None, scratch=None, moderate=False):
+    """dL/da_j = S_j - y_j.
+
+    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel softmax = S_j [kernel_softmax].
+
+    Expression: -Y + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = _first_argmax_axis0(A)
+    t1 = _exp_difference(A, _take(A, t0, 0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = numpy.negative(Y, out=scratch[1])
+    t3 = numpy.divide(t1, _sum_except(t1, t0, axis=0) + 1, out=scratch[2])
+    t4 = numpy.add(t2, t3, out=out[0])
+    return t4
+
+
+def nll_soft_with_grad_t(A, Y, out=None, scratch=None, moderate=False):
+    """(nll_soft, nll_soft_grad) sharing one pass.
+
+    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
+
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
+    Proved: Kernel softmax = S_j [kernel_softmax].
+
+    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(Y, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    Expression: -Y + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False, True]) if out is None else out
+    t0 = _first_argmax_axis0(A)
+    t1 = _take(A, t0, 0)
+    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t3 = _sum_except(t2, t0, axis=0)
+    t4 = numpy.multiply(1/2, A, out=scratch[1])
+    t5 = numpy.subtract((1/2)*t1, t4, out=scratch[2])
+    t6 = _zero_safe_product(Y, t5, scratch[1])
+    t7 = _pairwise_sum_axis0(Y)*numpy.log1p(t3) + 2*_pairwise_sum_axis0(t6)
+    t8 = numpy.negative(Y, out=scratch[1])
+    t9 = numpy.divide(t2, t3 + 1, out=scratch[2])
+    t10 = numpy.add(t8, t9, out=out[1])
+    return t7, t10
+
+
+#: scratch arrays (shaped like the logits) each kernel needs
+SCRATCH = {'logsumexp': 4, 'log_softmax': 4, 'softmax': 4, 'nll_index': 4, 'nll_index_grad': 4, 'nll_index_with_grad': 4, 'nll_soft': 5, 'nll_soft_grad': 4, 'nll_soft_with_grad': 4}
+
+
+__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad', 'logsumexp_t', 'log_softmax_t', 'softmax_t', 'nll_index_t', 'nll_index_grad_t', 'nll_index_with_grad_t', 'nll_soft_t', 'nll_soft_grad_t', 'nll_soft_with_grad_t']

@@ -23,7 +23,7 @@ import operator
 
 import numpy as np
 
-from . import _kernels as K
+from . import _blocks
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_grad",
            "cross_entropy_with_grad"]
@@ -100,30 +100,42 @@ def _from_rows(out, arr_shape, axes, batch_shape):
 
 # --------------------------------------------------------------------------- non-finite rows
 def _row_kinds(rows):
-    """Row maxima and masks of rows needing care: (+inf present, all -inf)."""
-    with np.errstate(invalid="ignore"):
-        top = rows.max(axis=-1) if rows.shape[0] else np.zeros(0)
-    return top == np.inf, top == -np.inf
+    """Rows needing care: (+inf present, all -inf). One whole-array sum decides
+    whether any row needs a closer look (a finite total means no inf and no NaN)."""
+    posinf = np.zeros(rows.shape[0], dtype=bool)
+    neginf = np.zeros(rows.shape[0], dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        calm = np.isfinite(rows.sum())
+    if not calm and rows.shape[0]:
+        with np.errstate(invalid="ignore"):
+            top = rows.max(axis=-1)
+        posinf[top == np.inf] = True
+        neginf[top == -np.inf] = True
+    return posinf, neginf
+
+
+#: kernel name -> which results have the logits' shape (the others are per row)
+_SHAPES = {"logsumexp": (False,), "log_softmax": (True,), "softmax": (True,),
+           "nll_index": (False,), "nll_index_grad": (True,), "nll_index_with_grad": (False, True),
+           "nll_soft": (False,), "nll_soft_grad": (True,), "nll_soft_with_grad": (False, True)}
 
 
 def _run(kernel, rows, *extra, special=None):
-    """Run ``kernel`` on rows, treating +inf rows by their limit (the +inf entries
-    become 0, the rest -inf) and leaving rows of only -inf to ``special``, called as
-    ``special(neginf_rows, posinf_rows, *results)`` to fill in those rows."""
+    """Run generated kernel ``kernel`` (a name) on rows, treating +inf rows by their
+    limit (the +inf entries become 0, the rest -inf) and leaving rows of only -inf to
+    ``special``, called as ``special(neginf_rows, posinf_rows, *results)``."""
+    full = _SHAPES[kernel]
     posinf, neginf = _row_kinds(rows)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if not (posinf.any() or neginf.any()):
-            return kernel(rows, *extra)
-        limit = rows.copy()
-        hit = limit[posinf]
-        limit[posinf] = np.where(hit == np.inf, 0.0, -np.inf)  # equal, unbounded logits
-        safe = limit.copy()
-        safe[neginf] = 0.0  # placeholder; filled by ``special`` below
-        results = kernel(safe, *extra)
-    single = not isinstance(results, tuple)
-    results = (results,) if single else results
-    special(np.flatnonzero(neginf), np.flatnonzero(posinf), *results)
-    return results[0] if single else results
+    if posinf.any() or neginf.any():
+        rows = rows.copy()
+        hit = rows[posinf]
+        rows[posinf] = np.where(hit == np.inf, 0.0, -np.inf)  # equal, unbounded logits
+        rows[neginf] = 0.0  # placeholder; filled by ``special`` below
+    results = _blocks.run(kernel, rows, extra, full)
+    if posinf.any() or neginf.any():
+        special(np.flatnonzero(neginf), np.flatnonzero(posinf), *results)
+    results = [r[:, 0] if not f else r for r, f in zip(results, full)]
+    return results[0] if len(results) == 1 else tuple(results)
 
 
 def _finish(values, dtype):
@@ -168,7 +180,7 @@ def softmax(logits, axis=-1):
     Edge cases: -inf gives probability 0; a row of only -inf gives 0 everywhere;
     +inf logits share the probability equally; NaN gives a NaN row.
     """
-    return _axiswise(logits, axis, K.softmax, 0.0, reduce=False)
+    return _axiswise(logits, axis, "softmax", 0.0, reduce=False)
 
 
 def log_softmax(logits, axis=-1):
@@ -180,7 +192,7 @@ def log_softmax(logits, axis=-1):
     :func:`softmax`. -inf logits give -inf; a row of only -inf gives -inf; +inf logits
     give -log n at the n +inf classes and -inf elsewhere.
     """
-    return _axiswise(logits, axis, K.log_softmax, -np.inf, reduce=False)
+    return _axiswise(logits, axis, "log_softmax", -np.inf, reduce=False)
 
 
 def logsumexp(logits, axis=-1, keepdims=False):
@@ -192,7 +204,7 @@ def logsumexp(logits, axis=-1, keepdims=False):
     row of only -inf gives -inf; any +inf gives +inf; NaN gives NaN.
     """
     arr = np.asarray(logits)
-    out = _axiswise(arr, axis, K.logsumexp, -np.inf, reduce=True, posinf_fill=np.inf)
+    out = _axiswise(arr, axis, "logsumexp", -np.inf, reduce=True, posinf_fill=np.inf)
     if keepdims:
         axes = (tuple(range(arr.ndim)) if axis is None else
                 _normalize_axes(axis, arr.ndim, allow_multiple=True)) if arr.ndim else ()
@@ -256,10 +268,10 @@ def _targets(target, logits_shape, axis, classes):
 
 
 _KERNELS = {
-    ("index", "loss"): K.nll_index, ("index", "grad"): K.nll_index_grad,
-    ("index", "both"): K.nll_index_with_grad,
-    ("soft", "loss"): K.nll_soft, ("soft", "grad"): K.nll_soft_grad,
-    ("soft", "both"): K.nll_soft_with_grad,
+    ("index", "loss"): "nll_index", ("index", "grad"): "nll_index_grad",
+    ("index", "both"): "nll_index_with_grad",
+    ("soft", "loss"): "nll_soft", ("soft", "grad"): "nll_soft_grad",
+    ("soft", "both"): "nll_soft_with_grad",
 }
 
 

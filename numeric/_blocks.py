@@ -1,0 +1,138 @@
+"""Cache-blocked, two-thread execution of the generated kernels (hand-written; small).
+
+The generated kernels (``_kernels.py``) write into preallocated arrays (``out=``,
+``scratch=``). This helper runs them on blocks of rows small enough that a block, its
+scratch arrays and its outputs stay in the L2 cache, so the kernel's several NumPy
+passes read cache instead of memory; the logits are read from memory once and the
+outputs written once. Blocks are shared between two threads (NumPy releases the GIL
+inside its loops). When there are few classes (T <= ``SMALL_T``, many rows) each block is
+transposed and the kernel's ``_t`` twin runs with the classes along axis 0, which
+turns the many short per-row reductions into a few long vectorized operations.
+
+Results are bit-for-bit the same for any block size, thread count or batch: every
+value depends on its own row only.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import _kernels as K
+
+#: target bytes of one block-sized array (a kernel keeps up to ~7 of them live)
+BLOCK_BYTES = 1024 * 1024
+#: at most this many classes and at least TRANSPOSE_MIN_ROWS rows: run the transposed twin
+SMALL_T = 64
+TRANSPOSE_MIN_ROWS = 2048
+#: below this many elements, no threads (their start-up costs more than they save)
+THREAD_MIN_ELEMENTS = 1 << 17
+THREADS = max(1, min(2, os.cpu_count() or 1))
+
+_local = threading.local()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="numeric")
+        return _pool
+
+
+def _workspace(count: int, shape: tuple) -> list[np.ndarray]:
+    """Per-thread scratch arrays, reused across calls."""
+    cache = getattr(_local, "arrays", None)
+    if cache is None or cache[0] != (count, shape):
+        cache = ((count, shape), [np.empty(shape) for _ in range(count)])
+        _local.arrays = cache
+    return cache[1]
+
+
+def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...]) -> list[np.ndarray]:
+    """Run kernel ``name`` on the rows of ``a`` (float64, C-contiguous, rows x T).
+
+    ``extra`` holds the per-row target arrays (C: rows x 1 int64, or Y: rows x T);
+    ``full`` says which results have the logits' shape (the others are columns).
+    A row whose logits all lie in [-708, 709] is *moderate*: the kernel may form
+    e^(a - m) as e^a e^-m; the other rows take the TwoSum form. A block checks its
+    smallest and largest logit first, so only mixed blocks look at single rows.
+    """
+    rows, classes = a.shape
+    outs = [np.empty((rows, classes)) if f else np.empty((rows, 1)) for f in full]
+    if rows == 0:
+        return outs
+    transposed = classes <= SMALL_T and rows >= TRANSPOSE_MIN_ROWS
+    kernel = getattr(K, name + "_t" if transposed else name)
+    count = K.SCRATCH[name]
+    block = max(1, min(rows, BLOCK_BYTES // (8 * classes)))
+    starts = range(0, rows, block)
+
+    def compute(a_part, extra_parts, out_parts, moderate: bool) -> None:
+        """The kernel on some rows; results written into ``out_parts``."""
+        n = a_part.shape[0]
+        if transposed:
+            scratch = _workspace(count + 1 + len(extra) + sum(full), (classes, block))
+            tile = scratch[count][:, :n]
+            np.copyto(tile, a_part.T)
+            args = [tile]
+            for k, x in enumerate(extra_parts):
+                if x.shape[1] == 1:
+                    args.append(x.T)
+                else:
+                    part = scratch[count + 1 + k][:, :n]
+                    np.copyto(part, x.T)
+                    args.append(part)
+            tiles = iter(scratch[count + 1 + len(extra):])
+            targets = [next(tiles)[:, :n] if f else None for f in full]
+            results = kernel(*args, out=targets, scratch=[s[:, :n] for s in scratch[:count]],
+                             moderate=moderate)
+            results = results if isinstance(results, tuple) else (results,)
+            for out, res, f in zip(out_parts, results, full):
+                np.copyto(out, res.T)
+        else:
+            scratch = _workspace(count, (block, classes))
+            targets = [out if f else None for out, f in zip(out_parts, full)]
+            results = kernel(a_part, *extra_parts, out=targets, scratch=[s[:n] for s in scratch],
+                             moderate=moderate)
+            results = results if isinstance(results, tuple) else (results,)
+            for out, res, f in zip(out_parts, results, full):
+                if not f:
+                    out[...] = res
+
+    def work(begin: int) -> None:
+        end = min(begin + block, rows)
+        part = a[begin:end]
+        extra_parts = [x[begin:end] for x in extra]
+        out_parts = [out[begin:end] for out in outs]
+        if -708.0 <= part.min() and part.max() <= 709.0:  # all moderate (and no NaN)
+            compute(part, extra_parts, out_parts, True)
+            return
+        compute(part, extra_parts, out_parts, False)
+        # rows that are moderate by themselves get the moderate form too, so that a
+        # row's result never depends on the other rows of its block
+        with np.errstate(invalid="ignore"):
+            calm = np.flatnonzero((part.min(axis=1) >= -708.0) & (part.max(axis=1) <= 709.0))
+        if calm.size:
+            sub_outs = [np.empty((calm.size, out.shape[1])) for out in outs]
+            compute(np.ascontiguousarray(part[calm]), [x[calm] for x in extra_parts], sub_outs, True)
+            for out, sub in zip(out_parts, sub_outs):
+                out[calm] = sub
+
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if THREADS > 1 and rows * classes >= THREAD_MIN_ELEMENTS and len(starts) > 1:
+            list(_executor().map(_with_errstate, [work] * len(starts), starts))
+        else:
+            for begin in starts:
+                work(begin)
+    return outs
+
+
+def _with_errstate(work, begin):
+    # errstate is thread-local: set it in the worker too
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        work(begin)
