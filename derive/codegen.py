@@ -137,7 +137,7 @@ def prove_kernels(numeric: bool = True) -> list[engine.DerivationReport]:
 # --------------------------------------------------------------------------- printing
 class KernelPrinter(NumPyPrinter):
     """SymPy's NumPy printer, with ``numpy.`` as the module name and the class axis
-    (``axis``: -1 for rows x T arrays, 0 for the transposed T x rows layout)."""
+    (``axis``: -1, the last; the array functions print reductions along it)."""
 
     def __init__(self, axis: int = -1):
         super().__init__({"fully_qualified_modules": True, "inline": True,
@@ -311,8 +311,6 @@ def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None
     fname = name or kernel.name
     lines = [f"def {fname}({args}, out=None, scratch=None, moderate=False):"]
     doc = [kernel.doc, ""]
-    if printer.axis == 0:
-        doc += ["Transposed layout: classes along axis 0 (T x rows), rows along axis 1.", ""]
     doc += [f"out: {len(results)} arrays (or None) for the results; scratch: {scratch} arrays "
             "shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) "
             "as e^a e^-m, see _exp_difference).", ""]
@@ -375,8 +373,7 @@ def render() -> str:
     parts = [HEADER.format(command=COMMAND), BUFFER_HELPERS]
     parts += helpers
     parts += [print_kernel(kernel, KernelPrinter(-1)) for kernel in specs]
-    parts += [print_kernel(kernel, KernelPrinter(0), kernel.name + "_t") for kernel in specs]
-    names = [k.name for k in specs] + [k.name + "_t" for k in specs]
+    names = [k.name for k in specs]
     counts = ", ".join(f"{k.name!r}: {scratch_count(k)}" for k in specs)
     parts.append("#: scratch arrays (shaped like the logits) each kernel needs\nSCRATCH = {" + counts + "}")
     parts.append("__all__ = [" + ", ".join(repr(n) for n in names) + "]")

@@ -76,17 +76,6 @@ class RowArgmax(ArrayFunction):
     """k = the first index of a largest logit (per row, a column of int64). Indexed: k."""
 
     nargs = 1
-    helper_name = "_first_argmax_axis0"
-    helper = '''
-    def _first_argmax_axis0(a):
-        """Index of the first largest entry along axis 0 as a (1, n) row (NaN counts
-        as largest, as in numpy.argmax, which along axis 0 copies the array first)."""
-        top = numpy.max(a, axis=0, keepdims=True)
-        hit = (a == top) | numpy.isnan(a)
-        rank = numpy.where(hit, numpy.arange(a.shape[0])[:, None], a.shape[0])
-        return numpy.min(rank, axis=0, keepdims=True)
-    '''
-
     def indexed(self, j, tr):
         return D.k
 
@@ -94,8 +83,6 @@ class RowArgmax(ArrayFunction):
         return r"\operatorname{argmax}_j " + printer.doprint(self.args[0]) + "_j"
 
     def _numpycode(self, printer):
-        if printer.axis == 0:
-            return f"_first_argmax_axis0({printer.doprint(self.args[0])})"
         return f"numpy.argmax({printer.doprint(self.args[0])}, axis=-1, keepdims=True)"
 
 
@@ -103,21 +90,6 @@ class RowSum(ArrayFunction):
     """sum_j x_j (per row, kept as a column), pairwise summation."""
 
     nargs = 1
-    helper_name = "_pairwise_sum_axis0"
-    helper = '''
-    def _pairwise_sum_axis0(e):
-        """Sum along axis 0 by pairwise halving, as a (1, n) row: rounding error
-        O(log2 T) like numpy's pairwise sum (a plain reduction along axis 0 is sequential)."""
-        acc = e
-        while acc.shape[0] > 1:
-            half = acc.shape[0] // 2
-            nxt = acc[:half] + acc[half:2 * half]
-            if acc.shape[0] % 2:
-                nxt[:1] += acc[-1:]
-            acc = nxt
-        return acc.copy() if acc is e else acc
-    '''
-
     def indexed(self, j, tr):
         return Sum(tr(self.args[0], D.s), (D.s, 1, D.T))
 
@@ -128,8 +100,6 @@ class RowSum(ArrayFunction):
         return r"\sum_j " + printer.parenthesize(self.args[0], 1000)
 
     def _numpycode(self, printer):
-        if printer.axis == 0:
-            return f"_pairwise_sum_axis0({printer.doprint(self.args[0])})"
         return f"numpy.sum({printer.doprint(self.args[0])}, {AXIS_OF(printer)})"
 
 
@@ -140,20 +110,15 @@ class Take(ArrayFunction):
     helper_name = "_take"
     helper = '''
     def _take(x, k, axis=-1):
-        """x at index k of the class axis, per row (k: a column, or a row for axis 0);
-        plain fancy indexing, cheaper than numpy.take_along_axis on small blocks."""
-        if axis == 0:
-            return x[k[0], numpy.arange(x.shape[1])][None, :]
+        """x at index k (a column) of the last axis, per row: plain fancy indexing,
+        cheaper than numpy.take_along_axis on small blocks."""
         return x[numpy.arange(x.shape[0]), k[:, 0]][:, None]
 
 
     def _put(x, k, v, axis=-1):
-        """x at index k of the class axis := v (a scalar, or one value per row), in place."""
+        """x at index k (a column) of the last axis := v (a scalar or a column), in place."""
         v = numpy.asarray(v)
-        if axis == 0:
-            x[k[0], numpy.arange(x.shape[1])] = v[0] if v.ndim else v
-        else:
-            x[numpy.arange(x.shape[0]), k[:, 0]] = v[:, 0] if v.ndim else v
+        x[numpy.arange(x.shape[0]), k[:, 0]] = v[:, 0] if v.ndim else v
     '''
 
     def indexed(self, j, tr):
@@ -281,7 +246,7 @@ class SumExceptMax(ArrayFunction):
         """sum_{j != k} e_j along ``axis``; e_k is set to 0 for the sum, then to its exact
         value e^0 = 1 (the product form e^a e^-m may round it)."""
         _put(e, k, 0.0, axis)
-        tail = numpy.sum(e, axis=axis, keepdims=True) if axis != 0 else _pairwise_sum_axis0(e)
+        tail = numpy.sum(e, axis=axis, keepdims=True)
         _put(e, k, 1.0, axis)
         return tail
     '''
@@ -403,10 +368,8 @@ def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
 
 def helpers_used(exprs) -> list[str]:
     """NumPy sources of the helpers the expressions need, dependencies first."""
-    order = [Take, DiffLo, ExpDiff, RowArgmax, RowSum, SumExceptMax, ZeroTimes, PutAt]
+    order = [Take, DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt]
     used = {type(f) for e in exprs for f in e.atoms(ArrayFunction)} | {Take}
     if ExpDiff in used:
         used.add(DiffLo)
-    if SumExceptMax in used:
-        used.add(RowSum)
     return [textwrap.dedent(cls.helper).strip() for cls in order if cls in used and cls.helper]

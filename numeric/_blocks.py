@@ -5,9 +5,9 @@ The generated kernels (``_kernels.py``) write into preallocated arrays (``out=``
 scratch arrays and its outputs stay in the L2 cache, so the kernel's several NumPy
 passes read cache instead of memory; the logits are read from memory once and the
 outputs written once. Blocks are shared between two threads (NumPy releases the GIL
-inside its loops). When there are few classes (T <= ``SMALL_T``, many rows) each block is
-transposed and the kernel's ``_t`` twin runs with the classes along axis 0, which
-turns the many short per-row reductions into a few long vectorized operations.
+inside its loops). (A transposed layout for few classes, classes along axis 0, was
+tried and measured slower than plain row blocks: the transposes cost more than the
+short per-row reductions they save.)
 
 Results are bit-for-bit the same for any block size, thread count or batch: every
 value depends on its own row only.
@@ -22,11 +22,10 @@ import numpy as np
 
 from . import _kernels as K
 
-#: target bytes of one block-sized array (a kernel keeps up to ~7 of them live)
-BLOCK_BYTES = 1024 * 1024
-#: at most this many classes and at least TRANSPOSE_MIN_ROWS rows: run the transposed twin
-SMALL_T = 64
-TRANSPOSE_MIN_ROWS = 2048
+#: target bytes of one block-sized array: a kernel keeps ~6 of them live, so a block
+#: works in the L3 cache (measured best on this 2-core machine: 2-4 MB; smaller
+#: blocks lose more to per-call overhead than they gain from L2)
+BLOCK_BYTES = 2 * 1024 * 1024
 #: below this many elements, no threads (their start-up costs more than they save)
 THREAD_MIN_ELEMENTS = 1 << 17
 THREADS = max(1, min(2, os.cpu_count() or 1))
@@ -66,8 +65,7 @@ def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...]) -> list[
     outs = [np.empty((rows, classes)) if f else np.empty((rows, 1)) for f in full]
     if rows == 0:
         return outs
-    transposed = classes <= SMALL_T and rows >= TRANSPOSE_MIN_ROWS
-    kernel = getattr(K, name + "_t" if transposed else name)
+    kernel = getattr(K, name)
     count = K.SCRATCH[name]
     block = max(1, min(rows, BLOCK_BYTES // (8 * classes)))
     starts = range(0, rows, block)
@@ -75,34 +73,14 @@ def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...]) -> list[
     def compute(a_part, extra_parts, out_parts, moderate: bool) -> None:
         """The kernel on some rows; results written into ``out_parts``."""
         n = a_part.shape[0]
-        if transposed:
-            scratch = _workspace(count + 1 + len(extra) + sum(full), (classes, block))
-            tile = scratch[count][:, :n]
-            np.copyto(tile, a_part.T)
-            args = [tile]
-            for k, x in enumerate(extra_parts):
-                if x.shape[1] == 1:
-                    args.append(x.T)
-                else:
-                    part = scratch[count + 1 + k][:, :n]
-                    np.copyto(part, x.T)
-                    args.append(part)
-            tiles = iter(scratch[count + 1 + len(extra):])
-            targets = [next(tiles)[:, :n] if f else None for f in full]
-            results = kernel(*args, out=targets, scratch=[s[:, :n] for s in scratch[:count]],
-                             moderate=moderate)
-            results = results if isinstance(results, tuple) else (results,)
-            for out, res, f in zip(out_parts, results, full):
-                np.copyto(out, res.T)
-        else:
-            scratch = _workspace(count, (block, classes))
-            targets = [out if f else None for out, f in zip(out_parts, full)]
-            results = kernel(a_part, *extra_parts, out=targets, scratch=[s[:n] for s in scratch],
-                             moderate=moderate)
-            results = results if isinstance(results, tuple) else (results,)
-            for out, res, f in zip(out_parts, results, full):
-                if not f:
-                    out[...] = res
+        scratch = _workspace(count, (block, classes))
+        targets = [out if f else None for out, f in zip(out_parts, full)]
+        results = kernel(a_part, *extra_parts, out=targets, scratch=[s[:n] for s in scratch],
+                         moderate=moderate)
+        results = results if isinstance(results, tuple) else (results,)
+        for out, res, f in zip(out_parts, results, full):
+            if not f:
+                out[...] = res
 
     def work(begin: int) -> None:
         end = min(begin + block, rows)

@@ -26,20 +26,15 @@ def _outputs(a, full):
 
 
 def _take(x, k, axis=-1):
-    """x at index k of the class axis, per row (k: a column, or a row for axis 0);
-    plain fancy indexing, cheaper than numpy.take_along_axis on small blocks."""
-    if axis == 0:
-        return x[k[0], numpy.arange(x.shape[1])][None, :]
+    """x at index k (a column) of the last axis, per row: plain fancy indexing,
+    cheaper than numpy.take_along_axis on small blocks."""
     return x[numpy.arange(x.shape[0]), k[:, 0]][:, None]
 
 
 def _put(x, k, v, axis=-1):
-    """x at index k of the class axis := v (a scalar, or one value per row), in place."""
+    """x at index k (a column) of the last axis := v (a scalar or a column), in place."""
     v = numpy.asarray(v)
-    if axis == 0:
-        x[k[0], numpy.arange(x.shape[1])] = v[0] if v.ndim else v
-    else:
-        x[numpy.arange(x.shape[0]), k[:, 0]] = v[:, 0] if v.ndim else v
+    x[numpy.arange(x.shape[0]), k[:, 0]] = v[:, 0] if v.ndim else v
 
 
 def _difference_error(x, y, hi, z, out):
@@ -73,33 +68,11 @@ def _exp_difference(x, y, out, s1, s2, s3, moderate=False):
     return numpy.add(e, lo, out=e)
 
 
-def _first_argmax_axis0(a):
-    """Index of the first largest entry along axis 0 as a (1, n) row (NaN counts
-    as largest, as in numpy.argmax, which along axis 0 copies the array first)."""
-    top = numpy.max(a, axis=0, keepdims=True)
-    hit = (a == top) | numpy.isnan(a)
-    rank = numpy.where(hit, numpy.arange(a.shape[0])[:, None], a.shape[0])
-    return numpy.min(rank, axis=0, keepdims=True)
-
-
-def _pairwise_sum_axis0(e):
-    """Sum along axis 0 by pairwise halving, as a (1, n) row: rounding error
-    O(log2 T) like numpy's pairwise sum (a plain reduction along axis 0 is sequential)."""
-    acc = e
-    while acc.shape[0] > 1:
-        half = acc.shape[0] // 2
-        nxt = acc[:half] + acc[half:2 * half]
-        if acc.shape[0] % 2:
-            nxt[:1] += acc[-1:]
-        acc = nxt
-    return acc.copy() if acc is e else acc
-
-
 def _sum_except(e, k, axis=-1):
     """sum_{j != k} e_j along ``axis``; e_k is set to 0 for the sum, then to its exact
     value e^0 = 1 (the product form e^a e^-m may round it)."""
     _put(e, k, 0.0, axis)
-    tail = numpy.sum(e, axis=axis, keepdims=True) if axis != 0 else _pairwise_sum_axis0(e)
+    tail = numpy.sum(e, axis=axis, keepdims=True)
     _put(e, k, 1.0, axis)
     return tail
 
@@ -307,216 +280,8 @@ def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
     return t7, t10
 
 
-def logsumexp_t(A, out=None, scratch=None, moderate=False):
-    """log sum_j e^{a_j} = m + log1p(s'), one column per row.
-
-    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
-
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel logsumexp = log sum_j e^{a_j} [kernel_logsumexp].
-
-    Expression: Take(A, RowArgmax(A)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
-    """
-    scratch = _scratch(A, 4) if scratch is None else scratch
-    out = _outputs(A, [False]) if out is None else out
-    t0 = _first_argmax_axis0(A)
-    t1 = _take(A, t0, 0)
-    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t3 = t1 + numpy.log1p(_sum_except(t2, t0, axis=0))
-    return t3
-
-
-def log_softmax_t(A, out=None, scratch=None, moderate=False):
-    """log S_j = (a_j - m) - log1p(s').
-
-    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
-
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel log_softmax = log S_j [kernel_log_softmax].
-
-    Expression: DiffHi(A, Take(A, RowArgmax(A))) - log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
-    """
-    scratch = _scratch(A, 4) if scratch is None else scratch
-    out = _outputs(A, [True]) if out is None else out
-    t0 = _first_argmax_axis0(A)
-    t1 = _take(A, t0, 0)
-    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t3 = numpy.subtract(A, t1, out=scratch[1])
-    t4 = numpy.subtract(t3, numpy.log1p(_sum_except(t2, t0, axis=0)), out=out[0])
-    return t4
-
-
-def softmax_t(A, out=None, scratch=None, moderate=False):
-    """S_j = e^{a_j - m} / (1 + s').
-
-    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
-
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel softmax = S_j [kernel_softmax].
-
-    Expression: Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
-    """
-    scratch = _scratch(A, 4) if scratch is None else scratch
-    out = _outputs(A, [True]) if out is None else out
-    t0 = _first_argmax_axis0(A)
-    t1 = _exp_difference(A, _take(A, t0, 0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t2 = numpy.divide(t1, _sum_except(t1, t0, axis=0) + 1, out=out[0])
-    return t2
-
-
-def nll_index_t(A, C, out=None, scratch=None, moderate=False):
-    """L = (m - a_c) + log1p(s') for integer targets c (a column).
-
-    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
-
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
-
-    Expression: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
-    """
-    scratch = _scratch(A, 4) if scratch is None else scratch
-    out = _outputs(A, [False]) if out is None else out
-    t0 = _first_argmax_axis0(A)
-    t1 = _take(A, t0, 0)
-    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t3 = (t1 - _take(A, C, 0)) + numpy.log1p(_sum_except(t2, t0, axis=0))
-    return t3
-
-
-def nll_index_grad_t(A, C, out=None, scratch=None, moderate=False):
-    """dL/da_j = S_j - delta_jc: S_j off the true class; at the true class
-    -s'/(1 + s') when c is the argmax (no cancellation when S_c ~ 1), else S_c - 1.
-
-    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
-
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel softmax = S_j [kernel_softmax].
-    Proved: Kernel gradient at the true class when it is the argmax [kernel_grad_true_argmax].
-    Proved: Kernel gradient at the true class otherwise [kernel_grad_true_other].
-
-    Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
-    """
-    scratch = _scratch(A, 4) if scratch is None else scratch
-    out = _outputs(A, [True]) if out is None else out
-    t0 = _first_argmax_axis0(A)
-    t1 = _exp_difference(A, _take(A, t0, 0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t2 = _sum_except(t1, t0, axis=0)
-    t3 = t2 + 1
-    t4 = numpy.divide(t1, t3, out=out[0])
-    _put_at_target(t4, C, numpy.where(C == t0, -(t2 / t3), _take(t4, C, 0) - 1), axis=0)
-    t5 = out[0]
-    return t5
-
-
-def nll_index_with_grad_t(A, C, out=None, scratch=None, moderate=False):
-    """(nll_index, nll_index_grad) sharing one pass.
-
-    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
-
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
-    Proved: Kernel softmax = S_j [kernel_softmax].
-    Proved: Kernel gradient at the true class when it is the argmax [kernel_grad_true_argmax].
-    Proved: Kernel gradient at the true class otherwise [kernel_grad_true_other].
-
-    Expression: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
-    Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
-    """
-    scratch = _scratch(A, 4) if scratch is None else scratch
-    out = _outputs(A, [False, True]) if out is None else out
-    t0 = _first_argmax_axis0(A)
-    t1 = _take(A, t0, 0)
-    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t3 = _sum_except(t2, t0, axis=0)
-    t4 = t3 + 1
-    t5 = numpy.divide(t2, t4, out=out[1])
-    t6 = (t1 - _take(A, C, 0)) + numpy.log1p(t3)
-    _put_at_target(t5, C, numpy.where(C == t0, -(t3 / t4), _take(t5, C, 0) - 1), axis=0)
-    t7 = out[1]
-    return t6, t7
-
-
-def nll_soft_t(A, Y, out=None, scratch=None, moderate=False):
-    """L = sum_j y_j (-log S_j) for probability targets y (0 * inf = 0).
-
-    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
-
-    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
-
-    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(Y, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
-    """
-    scratch = _scratch(A, 5) if scratch is None else scratch
-    out = _outputs(A, [False]) if out is None else out
-    t0 = _first_argmax_axis0(A)
-    t1 = _take(A, t0, 0)
-    t2 = numpy.multiply(1/2, A, out=scratch[0])
-    t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
-    t4 = _zero_safe_product(Y, t3, scratch[0])
-    t5 = _exp_difference(A, t1, scratch[1], scratch[2], scratch[3], scratch[4], moderate)
-    t6 = _pairwise_sum_axis0(Y)*numpy.log1p(_sum_except(t5, t0, axis=0)) + 2*_pairwise_sum_axis0(t4)
-    return t6
-
-
-def nll_soft_grad_t(A, Y, out=None, scratch=None, moderate=False):
-    """dL/da_j = S_j - y_j.
-
-    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
-
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel softmax = S_j [kernel_softmax].
-
-    Expression: -Y + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
-    """
-    scratch = _scratch(A, 4) if scratch is None else scratch
-    out = _outputs(A, [True]) if out is None else out
-    t0 = _first_argmax_axis0(A)
-    t1 = _exp_difference(A, _take(A, t0, 0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t2 = numpy.negative(Y, out=scratch[1])
-    t3 = numpy.divide(t1, _sum_except(t1, t0, axis=0) + 1, out=scratch[2])
-    t4 = numpy.add(t2, t3, out=out[0])
-    return t4
-
-
-def nll_soft_with_grad_t(A, Y, out=None, scratch=None, moderate=False):
-    """(nll_soft, nll_soft_grad) sharing one pass.
-
-    Transposed layout: classes along axis 0 (T x rows), rows along axis 1.
-
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
-    Proved: Kernel softmax = S_j [kernel_softmax].
-
-    Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(Y, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
-    Expression: -Y + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
-    """
-    scratch = _scratch(A, 4) if scratch is None else scratch
-    out = _outputs(A, [False, True]) if out is None else out
-    t0 = _first_argmax_axis0(A)
-    t1 = _take(A, t0, 0)
-    t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t3 = _sum_except(t2, t0, axis=0)
-    t4 = numpy.multiply(1/2, A, out=scratch[1])
-    t5 = numpy.subtract((1/2)*t1, t4, out=scratch[2])
-    t6 = _zero_safe_product(Y, t5, scratch[1])
-    t7 = _pairwise_sum_axis0(Y)*numpy.log1p(t3) + 2*_pairwise_sum_axis0(t6)
-    t8 = numpy.negative(Y, out=scratch[1])
-    t9 = numpy.divide(t2, t3 + 1, out=scratch[2])
-    t10 = numpy.add(t8, t9, out=out[1])
-    return t7, t10
-
-
 #: scratch arrays (shaped like the logits) each kernel needs
 SCRATCH = {'logsumexp': 4, 'log_softmax': 4, 'softmax': 4, 'nll_index': 4, 'nll_index_grad': 4, 'nll_index_with_grad': 4, 'nll_soft': 5, 'nll_soft_grad': 4, 'nll_soft_with_grad': 4}
 
 
-__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad', 'logsumexp_t', 'log_softmax_t', 'softmax_t', 'nll_index_t', 'nll_index_grad_t', 'nll_index_with_grad_t', 'nll_soft_t', 'nll_soft_grad_t', 'nll_soft_with_grad_t']
+__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad']

@@ -80,7 +80,7 @@ def _normalize_axes(axis, ndim, allow_multiple):
 def _to_rows(arr, axes):
     """Move ``axes`` to the end and flatten: (rows x T array, batch shape, T)."""
     batch_axes = [ax for ax in range(arr.ndim) if ax not in axes]
-    moved = np.transpose(arr, batch_axes + list(axes))
+    moved = arr if axes == (arr.ndim - 1,) else np.transpose(arr, batch_axes + list(axes))
     batch_shape = moved.shape[:len(batch_axes)]
     classes = int(np.prod([arr.shape[ax] for ax in axes], dtype=np.int64))
     if classes == 0:
@@ -92,6 +92,8 @@ def _to_rows(arr, axes):
 
 def _from_rows(out, arr_shape, axes, batch_shape):
     """Inverse of :func:`_to_rows` for a same-shape result."""
+    if axes == (len(arr_shape) - 1,):
+        return out.reshape(arr_shape)
     batch_axes = [ax for ax in range(len(arr_shape)) if ax not in axes]
     moved_shape = batch_shape + tuple(arr_shape[ax] for ax in axes)
     order = batch_axes + list(axes)
@@ -230,9 +232,8 @@ def _targets(target, logits_shape, axis, classes):
                 f"integer targets must have the logits' shape without the class axis, "
                 f"{batch_shape}; got {tgt.shape} (logits {logits_shape}, axis {axis})")
         flat = tgt.reshape(-1)
-        bad = (flat < 0) | (flat >= classes)
-        if bad.any():
-            first = int(np.flatnonzero(bad)[0])
+        if flat.size and (flat.min() < 0 or flat.max() >= classes):
+            first = int(np.flatnonzero((flat < 0) | (flat >= classes))[0])
             where = np.unravel_index(first, batch_shape) if batch_shape else ()
             raise ValueError(f"target {flat[first]} at position {tuple(int(w) for w in where)} "
                              f"is not a class index in [0, {classes})")
