@@ -255,6 +255,77 @@ def build() -> list[Derivation]:
                        Step(sp.Integer(0), r"$S_i > 0$ and squares are $\ge 0$", rel=">="),
                    ], matrix=r"v^\top H v = \textstyle\sum_i S_i v_i^2 - \big(\sum_i S_i v_i\big)^2 \ge 0",
                    section="hessian"),
+        # ---------------------------------------------------------------- 9. options
+        Derivation("loss_gradient_weighted", "Gradient of the weighted loss $-\\sum_j u_j \\log S_j$",
+                   (D.REAL_LOGITS,), [
+                       Step(Derivative(D.weighted_loss(), a[i]), r"the derivative to find; $u_j = w_j y_j$ need not sum to 1"),
+                       Step(Derivative(Sum(D.u[s], (s, 1, T)) * LSE - Sum(D.u[s] * a[s], (s, 1, T)), a[i]),
+                            r"$\log S_j = a_j - \log Z$"),
+                       Step(S(i) * Sum(D.u[s], (s, 1, T)) - D.u[i],
+                            r"$\partial \log Z/\partial a_i = S_i$, $\partial a_s/\partial a_i = \delta_{si}$"),
+                   ], matrix=r"\frac{\partial L_u}{\partial a} = S\, \mathbf{1}^\top u - u", section="options"),
+        Derivation("class_weight_one_hot", "Class weights with a one-hot label scale the loss by $w_c$",
+                   (D.REAL_LOGITS, D.ONE_HOT), [
+                       Step(D.weighted_loss(lambda q_: D.w[q_] * y[q_]), r"$L_u$ with $u_j = w_j y_j$"),
+                       Step(-D.w[c] * log(S(c)), r"$y_j = \delta_{jc}$: only $j = c$ remains"),
+                       Step(D.w[c] * (LSE - a[c]), r"$\log S_c = a_c - \log Z$"),
+                   ], matrix=r"L_w = w_c L", section="options"),
+        Derivation("class_weight_gradient", "and the gradient by $w_c$", (D.REAL_LOGITS,), [
+            Step(Derivative(D.w[c] * (LSE - a[c]), a[i]), r"the weighted one-hot loss"),
+            Step(D.w[c] * (S(i) - KroneckerDelta(i, c)), r"$w_c$ does not depend on $a$"),
+        ], matrix=r"\frac{\partial (w_c L)}{\partial a} = w_c (S - e_c)", section="options"),
+        Derivation("label_smoothing_sums_to_one", "Label smoothing keeps a probability vector",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(Sum(D.smoothed()(s), (s, 1, T)), r"$\sum_j y'_j$ with $y'_j = (1 - \epsilon) y_j + \epsilon / T$"),
+                       Step((1 - D.eps) * Sum(y[s], (s, 1, T)) + D.eps, r"linearity; $\sum_j \epsilon/T = \epsilon$"),
+                       Step(sp.Integer(1), r"$\sum_j y_j = 1$"),
+                   ], matrix=r"\mathbf{1}^\top y' = 1", section="options"),
+        Derivation("label_smoothing_gradient", "Gradient with label smoothing: $S - y'$",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(Derivative(D.weighted_loss(D.smoothed()), a[i]), r"the loss with $y'$"),
+                       Step(S(i) * Sum(D.smoothed()(s), (s, 1, T)) - D.smoothed()(i),
+                            r"the weighted-loss gradient with $u = y'$"),
+                       Step(S(i) - D.smoothed()(i), r"$\sum_j y'_j = 1$"),
+                   ], matrix=r"\frac{\partial L}{\partial a} = S - \big((1 - \epsilon) y + \tfrac{\epsilon}{T}\big)",
+                   section="options"),
+        # ---------------------------------------------------------------- 10. binary
+        Derivation("sigmoid_two_class", "The sigmoid is the two-class softmax of $(z, 0)$", (D.REAL_LOGITS,), [
+            Step(D.softmax(1, D.two_class()).subs(T, 2), r"$S_1$ for $T = 2$, $a = (z, 0)$"),
+            Step(exp(D.z) / (exp(D.z) + 1), r"write out the two terms; $e^0 = 1$"),
+            Step(D.sigmoid(), r"divide by $e^z$: $\sigma(z)$"),
+        ], matrix=r"\sigma(z) = \operatorname{softmax}\big((z, 0)\big)_1", section="binary"),
+        Derivation("bce_two_class_loss", "The binary loss is the two-class softmax loss", (D.REAL_LOGITS,), [
+            Step(D.softmax_loss(lambda q_: sp.Piecewise((D.yb, sp.Eq(q_, 1)), (1 - D.yb, True)), D.two_class()).subs(T, 2),
+                 r"$L$ with $T = 2$, $a = (z, 0)$, $y = (y_b, 1 - y_b)$"),
+            Step(D.binary_cross_entropy(), r"$S_1 = \sigma(z)$, $S_2 = 1 - \sigma(z)$"),
+            Step(D.yb * D.softplus(-D.z) + (1 - D.yb) * D.softplus(D.z),
+                 r"$-\log \sigma(z) = \log(1 + e^{-z})$, $-\log(1 - \sigma(z)) = \log(1 + e^z)$"),
+        ], matrix=r"L = y\, \operatorname{softplus}(-z) + (1 - y) \operatorname{softplus}(z)", section="binary"),
+        Derivation("bce_pos_weight", "The binary loss with a positive-class weight", (D.REAL_LOGITS,), [
+            Step(D.binary_cross_entropy(pw_=D.pw), r"PyTorch's definition with $p_w$"),
+            Step(D.pw * D.yb * D.softplus(-D.z) + (1 - D.yb) * D.softplus(D.z), r"as above"),
+        ], matrix=r"L = p_w y\, \operatorname{softplus}(-z) + (1 - y) \operatorname{softplus}(z)", section="binary"),
+        Derivation("bce_gradient", "Gradient of the binary loss: $\\sigma(z) - y$", (D.REAL_LOGITS,), [
+            Step(Derivative(D.binary_cross_entropy(), D.z), r"the derivative to find"),
+            Step(-D.yb * exp(-D.z) / (1 + exp(-D.z)) + (1 - D.yb) * exp(D.z) / (1 + exp(D.z)),
+                 r"$\partial \operatorname{softplus}(x)/\partial x = e^x/(1 + e^x)$"),
+            Step(D.sigmoid() - D.yb, r"$e^z/(1 + e^z) = \sigma(z)$, $e^{-z}/(1 + e^{-z}) = 1 - \sigma(z)$"),
+        ], matrix=r"\frac{\partial L}{\partial z} = \sigma(z) - y", section="binary"),
+        Derivation("bce_pos_weight_gradient", "Gradient with a positive-class weight, without cancellation",
+                   (D.REAL_LOGITS,), [
+            Step(Derivative(D.binary_cross_entropy(pw_=D.pw), D.z), r"the derivative to find"),
+            Step((1 - D.yb) * D.sigmoid() - D.pw * D.yb * D.sigmoid(-D.z),
+                 r"$\sigma(z) - 1 = -\sigma(-z)$: each term computed without cancellation"),
+        ], matrix=r"\frac{\partial L}{\partial z} = (1 - y)\,\sigma(z) - p_w y\, \sigma(-z)", section="binary"),
+        Derivation("softplus_stable_positive", "Stable softplus of a positive argument", (D.REAL_LOGITS,), [
+            Step(D.softplus(D.zp), r"$\operatorname{softplus}(\zeta)$, $\zeta > 0$"),
+            Step(D.zp + log(1 + exp(-D.zp)), r"$1 + e^\zeta = e^\zeta (1 + e^{-\zeta})$"),
+            Step(D.zp + log1p(exp(-D.zp)), r"$e^{-\zeta} < 1$: no overflow; log1p keeps a tiny tail"),
+        ], matrix=r"\operatorname{softplus}(x) = \max(x, 0) + \operatorname{log1p}(e^{-|x|})", section="binary"),
+        Derivation("softplus_stable_negative", "Stable softplus of a negative argument", (D.REAL_LOGITS,), [
+            Step(D.softplus(-D.zp), r"$\operatorname{softplus}(-\zeta)$, $\zeta > 0$"),
+            Step(log1p(exp(-D.zp)), r"$\log(1 + s) = \operatorname{log1p}(s)$: a loss far below $10^{-16}$ keeps its digits"),
+        ], section="binary"),
         # ---------------------------------------------------------------- 8. examples
         _worked_softmax(1, "0.0900"),
         _worked_softmax(2, "0.2447"),

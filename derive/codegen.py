@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sympy as sp
-from sympy import Derivative, KroneckerDelta
+from sympy import Derivative, KroneckerDelta, Sum
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
 from . import catalogue, definitions as D, engine
 from .engine import Derivation, Step
+from .functions import PW, U, YB, Z as ZB, Sigmoid, Softplus
 from .functions import (A, C, Y, ArrayFunction, DiffHi, ExpDiff, PutAt, Quotient, RowArgmax, RowSum,
                         SelectArgmax,
                         SumExceptMax, Take, ZeroTimes, helpers_used, to_indexed)
@@ -52,6 +53,13 @@ GRAD_INDEX = PutAt(SOFTMAX, C, TRUE_CLASS)
 HALF = sp.Rational(1, 2)
 NLL_SOFT = L1P * RowSum(Y) + 2 * RowSum(ZeroTimes(Y, DiffHi(HALF * M, HALF * A)))
 GRAD_SOFT = SOFTMAX - Y
+# class weights and label smoothing: any non-negative u (rows need not sum to 1)
+NLL_WEIGHTED = NLL_SOFT.xreplace({Y: U})
+GRAD_WEIGHTED = SOFTMAX * RowSum(U) - U
+# the binary loss, elementwise: p_w y softplus(-z) + (1 - y) softplus(z); zero weights
+# make their term 0 even where softplus is infinite
+BCE = ZeroTimes(PW * YB, Softplus(-ZB)) + ZeroTimes(1 - YB, Softplus(ZB))
+BCE_GRAD = ZeroTimes(1 - YB, Sigmoid(ZB)) - ZeroTimes(PW * YB, Sigmoid(-ZB))
 
 
 @dataclass
@@ -63,6 +71,7 @@ class Kernel:
     outputs: tuple
     doc: str
     proofs: tuple = ()
+    rows: bool = True  # a row kernel (buffered, run in blocks) or an elementwise one
 
 
 def _proof(key, title, assumptions, start, start_why, kernel_part, lemma_key, index=D.j):
@@ -95,6 +104,16 @@ def _proofs() -> dict[str, Derivation]:
         _proof("kernel_nll_soft", r"Kernel nll\_soft $= H(y, S)$", soft,
                D.cross_entropy(D.y, lambda u: S(u)), "definition of cross entropy",
                NLL_SOFT, "log_softmax_stable"),
+        _proof("kernel_nll_weighted", r"Kernel nll\_weighted $= -\sum_j u_j \log S_j$", top,
+               D.weighted_loss(), "definition", NLL_WEIGHTED, "log_softmax_stable"),
+        _proof("kernel_grad_weighted", r"Kernel nll\_weighted\_grad $= S \sum_j u_j - u$", top,
+               S(D.j) * Sum(D.u[D.s], (D.s, 1, D.T)) - D.u[D.j], "the weighted-loss gradient",
+               GRAD_WEIGHTED, "softmax_stable"),
+        _proof("kernel_bce", r"Kernel bce $=$ the binary loss with $p_w$", (D.REAL_LOGITS,),
+               D.binary_cross_entropy(pw_=D.pw), "definition", BCE, "bce_pos_weight"),
+        _proof("kernel_bce_grad", r"Kernel bce\_grad $= \partial L/\partial z$", (D.REAL_LOGITS,),
+               Derivative(D.binary_cross_entropy(pw_=D.pw), D.z), "the derivative",
+               BCE_GRAD, "bce_pos_weight_gradient"),
     ]
     return {p.key: p for p in proofs}
 
@@ -126,6 +145,20 @@ def kernels() -> list[Kernel]:
         Kernel("nll_soft_grad", (A, Y), (GRAD_SOFT,), "dL/da_j = S_j - y_j.", P("kernel_softmax")),
         Kernel("nll_soft_with_grad", (A, Y), (NLL_SOFT, GRAD_SOFT),
                "(nll_soft, nll_soft_grad) sharing one pass.", P("kernel_nll_soft", "kernel_softmax")),
+        Kernel("nll_weighted", (A, U), (NLL_WEIGHTED,),
+               "L = sum_j u_j (-log S_j) for any non-negative u (class weights, label smoothing).",
+               P("kernel_nll_weighted")),
+        Kernel("nll_weighted_grad", (A, U), (GRAD_WEIGHTED,), "dL/da_j = S_j sum_i u_i - u_j.",
+               P("kernel_grad_weighted")),
+        Kernel("nll_weighted_with_grad", (A, U), (NLL_WEIGHTED, GRAD_WEIGHTED),
+               "(nll_weighted, nll_weighted_grad) sharing one pass.",
+               P("kernel_nll_weighted", "kernel_grad_weighted")),
+        Kernel("bce", (ZB, YB, PW), (BCE,),
+               "L = p_w y softplus(-z) + (1 - y) softplus(z), elementwise.", P("kernel_bce"), rows=False),
+        Kernel("bce_grad", (ZB, YB, PW), (BCE_GRAD,),
+               "dL/dz = (1 - y) sigma(z) - p_w y sigma(-z), elementwise.", P("kernel_bce_grad"), rows=False),
+        Kernel("bce_with_grad", (ZB, YB, PW), (BCE, BCE_GRAD), "(bce, bce_grad) in one pass.",
+               P("kernel_bce", "kernel_bce_grad"), rows=False),
     ]
 
 
@@ -304,7 +337,30 @@ def scratch_count(kernel: Kernel) -> int:
     return assign_buffers(statements, results)
 
 
+def _docstring(kernel: Kernel, extra=()) -> str:
+    doc = [kernel.doc, "", *extra]
+    for proof in kernel.proofs:
+        doc.append(f"Proved: {engine.plain(proof.title)} [{proof.key}].")
+    doc.append("")
+    for out in kernel.outputs:
+        doc.append("Expression: " + sp.sstr(out))
+    return textwrap.indent('"""' + "\n".join(doc).strip() + '\n"""', " " * 4)
+
+
+def print_elementwise_kernel(kernel: Kernel, printer: KernelPrinter) -> str:
+    """An elementwise kernel: CSE and plain NumPy expressions (any broadcastable shapes)."""
+    names = sp.numbered_symbols("t")
+    replacements, outputs = sp.cse(list(kernel.outputs), symbols=names, order="canonical")
+    args = ", ".join(str(arg) for arg in kernel.args)
+    lines = [f"def {kernel.name}({args}):", _docstring(kernel)]
+    lines += [f"    {sym} = {printer.doprint(expr)}" for sym, expr in replacements]
+    lines.append(f"    return {', '.join(printer.doprint(out) for out in outputs)}")
+    return "\n".join(lines)
+
+
 def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None) -> str:
+    if not kernel.rows:
+        return print_elementwise_kernel(kernel, printer)
     statements, results = to_statements(kernel.outputs)
     scratch = assign_buffers(statements, results)
     args = ", ".join(str(arg) for arg in kernel.args)
@@ -374,7 +430,7 @@ def render() -> str:
     parts += helpers
     parts += [print_kernel(kernel, KernelPrinter(-1)) for kernel in specs]
     names = [k.name for k in specs]
-    counts = ", ".join(f"{k.name!r}: {scratch_count(k)}" for k in specs)
+    counts = ", ".join(f"{k.name!r}: {scratch_count(k)}" for k in specs if k.rows)
     parts.append("#: scratch arrays (shaped like the logits) each kernel needs\nSCRATCH = {" + counts + "}")
     parts.append("__all__ = [" + ", ".join(repr(n) for n in names) + "]")
     return "\n\n\n".join(parts) + "\n"

@@ -43,6 +43,13 @@ x = IndexedBase("x", real=True)  #: features, length N
 W = IndexedBase("W", real=True)  #: weights, T x N
 b = IndexedBase("b", real=True)  #: biases, length T
 v = IndexedBase("v", real=True)  #: a direction in logit space, length T
+u = IndexedBase("u", real=True)  #: per-class target weights u_j = w_j y_j (any non-negative)
+w = IndexedBase("w", real=True)  #: class weights
+eps = sp.Symbol("epsilon", real=True)  #: label smoothing
+z = sp.Symbol("z", real=True)  #: a binary logit
+yb = sp.Symbol("y_b", real=True)  #: a binary target in [0, 1]
+pw = sp.Symbol("p_w", positive=True)  #: the positive-class weight of the binary loss
+zp = sp.Symbol("zeta", positive=True)  #: a positive number (a case of the stable softplus)
 t = sp.Symbol("t", real=True)  #: a scalar shift
 m = sp.Symbol("m", real=True)  #: an arbitrary real (the shift of the stable forms)
 delta = sp.Symbol("delta", positive=True)  #: a positive gap between two logits
@@ -87,6 +94,37 @@ def cross_entropy(p_: Logits, q_: Logits) -> sp.Expr:
 def softmax_loss(y_: Logits = y, a_: Logits = a) -> sp.Expr:
     """L = -sum_j y_j log S_j, S = softmax(a)."""
     return -Sum(at(y_, s) * log(softmax(s, a_)), (s, 1, T))
+
+
+def smoothed(y_: Logits = y, eps_: sp.Expr = eps) -> Callable[[sp.Expr], sp.Expr]:
+    """Label smoothing: y'_j = (1 - eps) y_j + eps / T."""
+    return lambda idx: (1 - eps_) * at(y_, idx) + eps_ / T
+
+
+def weighted_loss(u_: Logits = u, a_: Logits = a) -> sp.Expr:
+    """L_u = -sum_j u_j log S_j: cross entropy with per-class weights folded into u
+    (u_j = w_j y'_j; PyTorch's weighted and label-smoothed loss)."""
+    return -Sum(at(u_, s) * log(softmax(s, a_)), (s, 1, T))
+
+
+def two_class(z_: sp.Expr = z) -> Callable[[sp.Expr], sp.Expr]:
+    """The logits (z, 0) of two classes."""
+    return lambda idx: sp.Piecewise((z_, sp.Eq(idx, 1)), (0, True))
+
+
+def sigmoid(z_: sp.Expr = z) -> sp.Expr:
+    """sigma(z) = 1 / (1 + e^{-z})."""
+    return 1 / (1 + exp(-z_))
+
+
+def softplus(x_: sp.Expr) -> sp.Expr:
+    """softplus(x) = log(1 + e^x)."""
+    return log(1 + exp(x_))
+
+
+def binary_cross_entropy(z_: sp.Expr = z, y_: sp.Expr = yb, pw_: sp.Expr = 1) -> sp.Expr:
+    """PyTorch's binary_cross_entropy_with_logits: -(p_w y log sigma(z) + (1 - y) log(1 - sigma(z)))."""
+    return -(pw_ * y_ * log(sigmoid(z_)) + (1 - y_) * log(1 - sigmoid(z_)))
 
 
 def sum_except(body: Callable[[sp.Expr], sp.Expr], skip: sp.Expr) -> sp.Expr:
@@ -241,6 +279,9 @@ class Instance(dict):
         for base in (a, v, P, Qv, y, b):
             for idx in range(1, n_classes + 1):
                 self[base[idx]] = _mpf(rng.normal(0, 2.0))
+        for base in (u, w):
+            for idx in range(1, n_classes + 1):
+                self[base[idx]] = _mpf(rng.uniform(0, 3.0))
         for base in (P, Qv):
             self.probability(base)
         for idx in range(1, n_features + 1):
@@ -250,6 +291,11 @@ class Instance(dict):
         self[t] = _mpf(rng.normal(0, 5.0))
         self[m] = _mpf(rng.normal(0, 5.0))
         self[delta] = _mpf(rng.uniform(0.01, 4.0))
+        self[eps] = _mpf(rng.uniform(0, 1))
+        self[z] = _mpf(rng.normal(0, 4.0))
+        self[yb] = _mpf(rng.uniform(0, 1))
+        self[pw] = _mpf(rng.uniform(0.1, 5))
+        self[zp] = _mpf(rng.uniform(0.01, 30))
 
     def probability(self, base):
         weights = [_mpf(w) for w in self.rng.gamma(0.7, size=self.T)]

@@ -379,6 +379,9 @@ def _instances(derivation: Derivation, seed: int):
 def evaluate(expr: sp.Expr, env: D.Instance) -> mpmath.mpf:
     """Evaluate ``expr`` on a concrete instance with mpmath at :data:`DIGITS` digits."""
     scalars = {sym: val for sym, val in env.items() if isinstance(sym, sp.Symbol)}
+    # derivatives with respect to a scalar symbol are taken before it gets its value
+    expr = expr.replace(lambda e: isinstance(e, Derivative) and any(
+        isinstance(var, sp.Symbol) for var in e.variables), lambda e: e.doit())
     # bound variables get names of their own first, so only free symbols are replaced
     concrete = canonical_bound(expr).xreplace(
         {sym: sp.Integer(val) if sym.is_integer else sp.Float(val, DIGITS)

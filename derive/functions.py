@@ -29,6 +29,10 @@ from . import definitions as D
 A = sp.Symbol("A", real=True)  # logits, rows x T
 C = sp.Symbol("C", integer=True)  # integer targets, rows x 1
 Y = sp.Symbol("Y", real=True)  # probability targets, rows x T
+U = sp.Symbol("U", real=True)  # per-class target weights u_j = w_j y'_j, rows x T
+Z = sp.Symbol("Z", real=True)  # binary logits (any shape)
+YB = sp.Symbol("YB", real=True)  # binary targets in [0, 1]
+PW = sp.Symbol("PW", positive=True)  # positive-class weights
 
 def AXIS_OF(printer) -> str:
     return f"axis={printer.axis}, keepdims=True"
@@ -291,9 +295,10 @@ class ZeroTimes(ArrayFunction):
     nargs = 2
     helper_name = "_zero_safe_product"
     helper = '''
-    def _zero_safe_product(y, x, out):
-        """y * x into ``out``, with 0 where y == 0 (so 0 * inf is 0, as in y log y at y = 0)."""
-        numpy.multiply(y, x, out=out)
+    def _zero_safe_product(y, x, out=None):
+        """y * x (into ``out`` if given), with 0 where y == 0 (so 0 * inf is 0, as in
+        y log y at y = 0)."""
+        out = numpy.multiply(y, x, out=out)
         numpy.copyto(out, 0.0, where=(y == 0))
         return out
     '''
@@ -351,12 +356,70 @@ class PutAt(ArrayFunction):
         return f"_put_at_target({x}, {c}, {u}, axis={printer.axis})"
 
 
+class Softplus(ArrayFunction):
+    """softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}) (elementwise)."""
+
+    nargs = 1
+    helper_name = "_softplus"
+    helper = '''
+    def _softplus(x):
+        """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, and a value far below
+        1e-16 (x very negative) keeps its digits."""
+        return numpy.maximum(x, 0.0) + numpy.log1p(numpy.exp(-numpy.abs(x)))
+    '''
+
+    def indexed(self, j, tr):
+        return D.softplus(tr(self.args[0], j))
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0])
+
+    def _eval_rewrite_as_elementary(self, x, **kwargs):
+        return D.softplus(x)
+
+    def _latex(self, printer):
+        return r"\operatorname{softplus}\left(%s\right)" % printer.doprint(self.args[0])
+
+
+class Sigmoid(ArrayFunction):
+    """sigma(x) = 1 / (1 + e^{-x}), from e^{-|x|} on either side (elementwise)."""
+
+    nargs = 1
+    helper_name = "_sigmoid"
+    helper = '''
+    def _sigmoid(x):
+        """1 / (1 + e^-x) as 1/(1 + e) for x >= 0 and e/(1 + e) for x < 0, e = e^-|x|:
+        never overflows, and sigma(x) for very negative x keeps its digits."""
+        e = numpy.exp(-numpy.abs(x))
+        return numpy.where(x >= 0, 1.0, e) / (1.0 + e)
+    '''
+
+    def indexed(self, j, tr):
+        return D.sigmoid(tr(self.args[0], j))
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0]) * (1 - Sigmoid(self.args[0]))
+
+    def _eval_rewrite_as_elementary(self, x, **kwargs):
+        return D.sigmoid(x)
+
+    def _latex(self, printer):
+        return r"\sigma\left(%s\right)" % printer.doprint(self.args[0])
+
+
+_SCALARS = {Z: D.z, YB: D.yb, PW: D.pw}
+
+
 def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
     """Component ``j`` of an array expression, in the notation of the definitions."""
     if expr == A:
         return D.a[j]
     if expr == Y:
         return D.y[j]
+    if expr == U:
+        return D.u[j]
+    if expr in _SCALARS:
+        return _SCALARS[expr]
     if expr == C:
         return D.c
     if isinstance(expr, ArrayFunction):
@@ -368,7 +431,7 @@ def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
 
 def helpers_used(exprs) -> list[str]:
     """NumPy sources of the helpers the expressions need, dependencies first."""
-    order = [Take, DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt]
+    order = [Take, DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt, Softplus, Sigmoid]
     used = {type(f) for e in exprs for f in e.atoms(ArrayFunction)} | {Take}
     if ExpDiff in used:
         used.add(DiffLo)

@@ -77,9 +77,10 @@ def _sum_except(e, k, axis=-1):
     return tail
 
 
-def _zero_safe_product(y, x, out):
-    """y * x into ``out``, with 0 where y == 0 (so 0 * inf is 0, as in y log y at y = 0)."""
-    numpy.multiply(y, x, out=out)
+def _zero_safe_product(y, x, out=None):
+    """y * x (into ``out`` if given), with 0 where y == 0 (so 0 * inf is 0, as in
+    y log y at y = 0)."""
+    out = numpy.multiply(y, x, out=out)
     numpy.copyto(out, 0.0, where=(y == 0))
     return out
 
@@ -88,6 +89,19 @@ def _put_at_target(x, c, u, axis=-1):
     """x with its entry at the target c replaced by u (x is changed in place)."""
     _put(x, c, u, axis)
     return x
+
+
+def _softplus(x):
+    """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, and a value far below
+    1e-16 (x very negative) keeps its digits."""
+    return numpy.maximum(x, 0.0) + numpy.log1p(numpy.exp(-numpy.abs(x)))
+
+
+def _sigmoid(x):
+    """1 / (1 + e^-x) as 1/(1 + e) for x >= 0 and e/(1 + e) for x < 0, e = e^-|x|:
+    never overflows, and sigma(x) for very negative x keeps its digits."""
+    e = numpy.exp(-numpy.abs(x))
+    return numpy.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
 def logsumexp(A, out=None, scratch=None, moderate=False):
@@ -280,8 +294,111 @@ def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
     return t7, t10
 
 
+def nll_weighted(A, U, out=None, scratch=None, moderate=False):
+    """L = sum_j u_j (-log S_j) for any non-negative u (class weights, label smoothing).
+
+    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_weighted = -sum_j u_j log S_j [kernel_nll_weighted].
+
+    Expression: RowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    """
+    scratch = _scratch(A, 5) if scratch is None else scratch
+    out = _outputs(A, [False]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _take(A, t0, -1)
+    t2 = numpy.multiply(1/2, A, out=scratch[0])
+    t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
+    t4 = _zero_safe_product(U, t3, scratch[0])
+    t5 = _exp_difference(A, t1, scratch[1], scratch[2], scratch[3], scratch[4], moderate)
+    t6 = numpy.sum(U, axis=-1, keepdims=True)*numpy.log1p(_sum_except(t5, t0, axis=-1)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
+    return t6
+
+
+def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
+    """dL/da_j = S_j sum_i u_i - u_j.
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_weighted_grad = S sum_j u_j - u [kernel_grad_weighted].
+
+    Expression: -U + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)*RowSum(U)
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = numpy.divide(t1, _sum_except(t1, t0, axis=-1) + 1, out=scratch[1])
+    t3 = numpy.multiply(t2, numpy.sum(U, axis=-1, keepdims=True), out=scratch[0])
+    t4 = numpy.subtract(t3, U, out=out[0])
+    return t4
+
+
+def nll_weighted_with_grad(A, U, out=None, scratch=None, moderate=False):
+    """(nll_weighted, nll_weighted_grad) sharing one pass.
+
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_weighted = -sum_j u_j log S_j [kernel_nll_weighted].
+    Proved: Kernel nll_weighted_grad = S sum_j u_j - u [kernel_grad_weighted].
+
+    Expression: RowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    Expression: -U + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)*RowSum(U)
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False, True]) if out is None else out
+    t0 = numpy.sum(U, axis=-1, keepdims=True)
+    t1 = numpy.argmax(A, axis=-1, keepdims=True)
+    t2 = _take(A, t1, -1)
+    t3 = _exp_difference(A, t2, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t4 = _sum_except(t3, t1, axis=-1)
+    t5 = numpy.multiply(1/2, A, out=scratch[1])
+    t6 = numpy.subtract((1/2)*t2, t5, out=scratch[2])
+    t7 = _zero_safe_product(U, t6, scratch[1])
+    t8 = t0*numpy.log1p(t4) + 2*numpy.sum(t7, axis=-1, keepdims=True)
+    t9 = numpy.divide(t3, t4 + 1, out=scratch[1])
+    t10 = numpy.multiply(t0, t9, out=scratch[0])
+    t11 = numpy.subtract(t10, U, out=out[1])
+    return t8, t11
+
+
+def bce(Z, YB, PW):
+    """L = p_w y softplus(-z) + (1 - y) softplus(z), elementwise.
+
+    Proved: Kernel bce = the binary loss with p_w [kernel_bce].
+
+    Expression: ZeroTimes(PW*YB, Softplus(-Z)) + ZeroTimes(1 - YB, Softplus(Z))
+    """
+    return _zero_safe_product(PW*YB, _softplus(-Z)) + _zero_safe_product(1 - YB, _softplus(Z))
+
+
+def bce_grad(Z, YB, PW):
+    """dL/dz = (1 - y) sigma(z) - p_w y sigma(-z), elementwise.
+
+    Proved: Kernel bce_grad = dL/dz [kernel_bce_grad].
+
+    Expression: -ZeroTimes(PW*YB, Sigmoid(-Z)) + ZeroTimes(1 - YB, Sigmoid(Z))
+    """
+    return -_zero_safe_product(PW*YB, _sigmoid(-Z)) + _zero_safe_product(1 - YB, _sigmoid(Z))
+
+
+def bce_with_grad(Z, YB, PW):
+    """(bce, bce_grad) in one pass.
+
+    Proved: Kernel bce = the binary loss with p_w [kernel_bce].
+    Proved: Kernel bce_grad = dL/dz [kernel_bce_grad].
+
+    Expression: ZeroTimes(PW*YB, Softplus(-Z)) + ZeroTimes(1 - YB, Softplus(Z))
+    Expression: -ZeroTimes(PW*YB, Sigmoid(-Z)) + ZeroTimes(1 - YB, Sigmoid(Z))
+    """
+    t0 = PW*YB
+    t1 = -Z
+    t2 = 1 - YB
+    return _zero_safe_product(t0, _softplus(t1)) + _zero_safe_product(t2, _softplus(Z)), -_zero_safe_product(t0, _sigmoid(t1)) + _zero_safe_product(t2, _sigmoid(Z))
+
+
 #: scratch arrays (shaped like the logits) each kernel needs
-SCRATCH = {'logsumexp': 4, 'log_softmax': 4, 'softmax': 4, 'nll_index': 4, 'nll_index_grad': 4, 'nll_index_with_grad': 4, 'nll_soft': 5, 'nll_soft_grad': 4, 'nll_soft_with_grad': 4}
+SCRATCH = {'logsumexp': 4, 'log_softmax': 4, 'softmax': 4, 'nll_index': 4, 'nll_index_grad': 4, 'nll_index_with_grad': 4, 'nll_soft': 5, 'nll_soft_grad': 4, 'nll_soft_with_grad': 4, 'nll_weighted': 5, 'nll_weighted_grad': 4, 'nll_weighted_with_grad': 4}
 
 
-__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad']
+__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad', 'nll_weighted', 'nll_weighted_grad', 'nll_weighted_with_grad', 'bce', 'bce_grad', 'bce_with_grad']

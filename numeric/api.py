@@ -23,10 +23,12 @@ import operator
 
 import numpy as np
 
-from . import _blocks
+from . import _blocks, _kernels
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_grad",
-           "cross_entropy_with_grad"]
+           "cross_entropy_with_grad", "binary_cross_entropy_with_logits",
+           "binary_cross_entropy_with_logits_grad", "binary_cross_entropy_with_logits_with_grad",
+           "linear_cross_entropy"]
 
 _FLOATS = (np.float16, np.float32, np.float64)
 
@@ -119,7 +121,9 @@ def _row_kinds(rows):
 #: kernel name -> which results have the logits' shape (the others are per row)
 _SHAPES = {"logsumexp": (False,), "log_softmax": (True,), "softmax": (True,),
            "nll_index": (False,), "nll_index_grad": (True,), "nll_index_with_grad": (False, True),
-           "nll_soft": (False,), "nll_soft_grad": (True,), "nll_soft_with_grad": (False, True)}
+           "nll_soft": (False,), "nll_soft_grad": (True,), "nll_soft_with_grad": (False, True),
+           "nll_weighted": (False,), "nll_weighted_grad": (True,),
+           "nll_weighted_with_grad": (False, True)}
 
 
 def _run(kernel, rows, *extra, special=None):
@@ -273,41 +277,170 @@ _KERNELS = {
     ("index", "both"): "nll_index_with_grad",
     ("soft", "loss"): "nll_soft", ("soft", "grad"): "nll_soft_grad",
     ("soft", "both"): "nll_soft_with_grad",
+    ("weighted", "loss"): "nll_weighted", ("weighted", "grad"): "nll_weighted_grad",
+    ("weighted", "both"): "nll_weighted_with_grad",
 }
 
 
-def _cross_entropy(logits, target, axis, want):
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _options(weight, ignore_index, label_smoothing, reduction, classes, kind):
+    """Validated (weight or None, ignore_index or None, epsilon, reduction)."""
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, _REDUCTIONS))}; got {reduction!r}")
+    try:
+        eps = float(label_smoothing)
+    except (TypeError, ValueError):
+        raise TypeError(f"label_smoothing must be a number in [0, 1]; got {label_smoothing!r}") from None
+    if not 0.0 <= eps <= 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1]; got {label_smoothing!r}")
+    if weight is not None:
+        wts = np.asarray(weight)
+        if wts.dtype.kind not in "biuf":
+            raise TypeError(f"weight must be numeric; got dtype {wts.dtype}")
+        wts = wts.astype(np.float64)
+        if wts.shape != (classes,):
+            raise ValueError(f"weight must have one entry per class, shape ({classes},); got {wts.shape}")
+        if not np.isfinite(wts).all() or (wts < 0).any():
+            bad = wts[~np.isfinite(wts) | (wts < 0)][0]
+            raise ValueError(f"weight must be finite and non-negative; got {bad} "
+                             f"at class {int(np.flatnonzero(wts == bad)[0])}")
+        weight = wts
+    if ignore_index is not None:
+        if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+            raise TypeError(f"ignore_index must be an int or None; got {ignore_index!r}")
+        if kind == "soft":
+            raise ValueError("ignore_index applies to integer class targets only, "
+                             "not to probability targets (as in PyTorch)")
+        ignore_index = int(ignore_index)
+    return weight, ignore_index, eps, reduction
+
+
+def _cross_entropy(logits, target, axis, want, weight=None, ignore_index=None,
+                   label_smoothing=0.0, reduction="none"):
     arr, dtype = _logits_array(logits)
     if arr.ndim == 0:
         raise ValueError("logits must have a class axis; got a 0-d array")
     ax = _normalize_axes(axis, arr.ndim, allow_multiple=False)[0]
     rows, batch_shape, classes = _to_rows(arr, (ax,))
-    kind, tgt = _targets(target, arr.shape, ax, classes)
+    tgt_in = np.asarray(target)
+    kind = "index" if tgt_in.dtype.kind in "iu" else "soft"
+    weight, ignore_index, eps, reduction = _options(weight, ignore_index, label_smoothing,
+                                                    reduction, classes, kind)
+    ignored = None
+    if kind == "index" and ignore_index is not None:
+        ignored = (tgt_in == ignore_index).reshape(-1)
+        if ignored.any():
+            tgt_in = np.where(tgt_in == ignore_index, 0, tgt_in)
+    kind, tgt = _targets(tgt_in, arr.shape, ax, classes)
+
+    # what the kernels see: integer targets, probabilities, or weighted u = w y'
+    plain_index = kind == "index" and eps == 0.0
+    if plain_index or (kind == "soft" and weight is None and eps == 0.0):
+        family, extra = kind, tgt
+    else:
+        dense = tgt if kind == "soft" else _one_hot(tgt, classes)
+        if eps:
+            dense = (1.0 - eps) * dense + eps / classes
+        extra = dense * weight if weight is not None else dense
+        family = "weighted"
 
     def special(idx, _posinf, *outs):  # rows of only -inf: loss +inf, gradient -y
         if want in ("loss", "both"):
             outs[0][idx] = np.inf
         if want in ("grad", "both"):
             grad = outs[-1]
-            if kind == "index":
+            if family == "index":
                 grad[idx] = 0.0
-                grad[idx, tgt[idx, 0]] = -1.0
+                grad[idx, extra[idx, 0]] = -1.0
             else:
-                grad[idx] = -tgt[idx]
+                grad[idx] = -extra[idx]
 
-    results = _run(_KERNELS[kind, want], rows, tgt, special=special)
+    need = "both" if (want != "grad" and reduction != "none") else want
+    results = _run(_KERNELS[family, need], rows, extra, special=special)
     results = results if isinstance(results, tuple) else (results,)
+    names = ("loss", "grad") if need == "both" else (need,)
+    got = dict(zip(names, results))
+    loss, grad = got.get("loss"), got.get("grad")
+    row_scale = None  # per-row factor: w_c for weighted integer targets
+    if plain_index and weight is not None:
+        row_scale = weight[tgt[:, 0]]
+    if ignored is not None and ignored.any():
+        row_scale = (np.ones(rows.shape[0]) if row_scale is None else row_scale.copy())
+        row_scale[ignored] = 0.0
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        if row_scale is not None:
+            if loss is not None:
+                loss = _zero_times(row_scale, loss)
+            if grad is not None:
+                grad = _zero_times(row_scale[:, None], grad)
+        if reduction != "none":
+            if kind == "index":
+                counted = np.ones(rows.shape[0]) if ignored is None else (~ignored).astype(np.float64)
+                denom = float(np.sum(counted * (weight[tgt[:, 0]] if weight is not None else 1.0)))
+            else:
+                denom = float(rows.shape[0])
+            scale = 1.0 if reduction == "sum" else (1.0 / denom if denom else np.nan)
+            total = float(np.sum(loss)) if loss is not None else None
+            loss = np.asarray(total if reduction == "sum" else (total / denom if denom else np.nan))
+            if grad is not None and reduction == "mean":
+                grad = grad / denom if denom else _zero_times(grad, np.nan)
     outs = []
-    for out, name in zip(results, ("loss", "grad") if want == "both" else (want,)):
-        if name == "loss":
-            outs.append(_finish(out.reshape(batch_shape), dtype))
-        else:
-            outs.append(_finish(_from_rows(out, arr.shape, (ax,), batch_shape), dtype))
+    if want in ("loss", "both"):
+        outs.append(_finish(loss.reshape(batch_shape) if reduction == "none" else loss, dtype))
+    if want in ("grad", "both"):
+        outs.append(_finish(_from_rows(grad, arr.shape, (ax,), batch_shape), dtype))
     return tuple(outs) if want == "both" else outs[0]
 
 
-def cross_entropy(logits, target, axis=-1):
-    """Per-sample softmax cross entropy L = -sum_j y_j log S_j, the class axis removed.
+def _one_hot(column, classes):
+    out = np.zeros((column.shape[0], classes))
+    out[np.arange(column.shape[0]), column[:, 0]] = 1.0
+    return out
+
+
+def _zero_times(factor, values):
+    """factor * values with 0 wherever factor is 0 (an ignored or zero-weight sample
+    contributes 0 even when its loss is inf)."""
+    out = np.multiply(factor, values)
+    np.copyto(out, 0.0, where=np.broadcast_to(np.asarray(factor) == 0, out.shape))
+    return out
+
+
+_OPTIONS_DOC = """
+    Options, with PyTorch's semantics (``torch.nn.functional.cross_entropy``):
+
+    - ``weight``: one non-negative weight per class, w. A sample's loss becomes
+      -sum_j w_j y_j log S_j (w_c L for an integer target c).
+    - ``ignore_index``: integer targets equal to it contribute 0 to the loss, get a zero
+      gradient and do not count in the mean. Not for probability targets.
+    - ``label_smoothing`` = eps in [0, 1]: y is replaced by (1 - eps) y + eps / T, and the
+      gradient is S sum_j u_j - u with u = w y' (S - y' without weights).
+    - ``reduction``: "none" (default here; PyTorch's default is "mean") keeps one loss per
+      sample; "sum" adds them; "mean" divides the sum by the summed weights w_c of the
+      counted integer targets (their number without weights), or by the number of samples
+      for probability targets. The gradients are those of the reduced loss ("none": of
+      the sum of the per-sample losses). A mean over nothing is NaN, as in PyTorch.
+"""
+
+
+def cross_entropy(logits, target, *, weight=None, ignore_index=None, label_smoothing=0.0,
+                  reduction="none", axis=-1):
+    return _cross_entropy(logits, target, axis, "loss", weight, ignore_index, label_smoothing, reduction)
+
+
+def cross_entropy_grad(logits, target, *, weight=None, ignore_index=None, label_smoothing=0.0,
+                       reduction="none", axis=-1):
+    return _cross_entropy(logits, target, axis, "grad", weight, ignore_index, label_smoothing, reduction)
+
+
+def cross_entropy_with_grad(logits, target, *, weight=None, ignore_index=None, label_smoothing=0.0,
+                            reduction="none", axis=-1):
+    return _cross_entropy(logits, target, axis, "both", weight, ignore_index, label_smoothing, reduction)
+
+
+cross_entropy.__doc__ = """Softmax cross entropy L = -sum_j y_j log S_j per sample (the class axis removed).
 
     ``target`` is either integer class indices c with the logits' shape minus the class
     axis (then L = (m - a_c) + log1p(s'), within 4 ULP, including losses far below
@@ -316,21 +449,137 @@ def cross_entropy(logits, target, axis=-1):
     L = sum_j y_j (-log S_j), with 0 * inf = 0 for masked classes of zero target).
 
     Errors: a label outside [0, T), a target shape that does not match, negative or
-    non-normalized soft targets, an empty class axis, non-numeric data.
+    non-normalized soft targets, an empty class axis, non-numeric data, and bad options.
+""" + _OPTIONS_DOC
+
+cross_entropy_grad.__doc__ = """dL/d logits, the logits' shape (see :func:`cross_entropy` for ``target``).
+
+    dL/da = S - y. With integer targets each component is within 4 ULP; at the true
+    class S_c - 1 is computed as -sum_{j != c} S_j when c is the argmax, so S_c ~ 1
+    loses nothing. With probability targets the error is within 4 ULP of max(S_j, y_j).
+""" + _OPTIONS_DOC
+
+cross_entropy_with_grad.__doc__ = """(cross_entropy, cross_entropy_grad) from one fused pass.
+""" + _OPTIONS_DOC
+
+
+# --------------------------------------------------------------------------- binary
+def _bce(logits, target, pos_weight, reduction, want):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, _REDUCTIONS))}; got {reduction!r}")
+    z, dtype = _logits_array(logits)
+    y = np.asarray(target)
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"target must be numeric probabilities in [0, 1]; got dtype {y.dtype}")
+    y = y.astype(np.float64)
+    if y.shape != z.shape:
+        raise ValueError(f"target must have the logits' shape {z.shape}; got {y.shape}")
+    bad = ~((y >= 0) & (y <= 1))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"binary targets must be in [0, 1]; got {y[where]} at position {where}")
+    if pos_weight is None:
+        pw = np.float64(1.0)
+    else:
+        pw = np.asarray(pos_weight)
+        if pw.dtype.kind not in "biuf":
+            raise TypeError(f"pos_weight must be numeric; got dtype {pw.dtype}")
+        pw = pw.astype(np.float64)
+        if not np.isfinite(pw).all() or (pw < 0).any():
+            raise ValueError(f"pos_weight must be finite and non-negative; got "
+                             f"{pw[~np.isfinite(pw) | (pw < 0)].flat[0]}")
+        try:
+            np.broadcast_shapes(pw.shape, z.shape)
+        except ValueError:
+            raise ValueError(f"pos_weight of shape {pw.shape} does not broadcast against "
+                             f"the logits' shape {z.shape} (use one weight per class: the last axis)") from None
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        if want == "grad" and reduction == "none":
+            loss, grad = None, _kernels.bce_grad(z, y, pw)
+        elif want == "loss":
+            loss, grad = _kernels.bce(z, y, pw), None
+        else:
+            loss, grad = _kernels.bce_with_grad(z, y, pw)
+        if reduction != "none":
+            total = float(np.sum(loss))
+            if reduction == "mean":
+                count = z.size
+                loss = np.asarray(total / count if count else np.nan)
+                grad = grad / count if (grad is not None and count) else grad
+            else:
+                loss = np.asarray(total)
+    outs = []
+    if want in ("loss", "both"):
+        outs.append(_finish(np.asarray(loss), dtype))
+    if want in ("grad", "both"):
+        outs.append(_finish(np.broadcast_to(grad, z.shape).copy() if grad.shape != z.shape else grad, dtype))
+    return tuple(outs) if want == "both" else outs[0]
+
+
+_BCE_DOC = """
+
+    L = p_w y softplus(-z) + (1 - y) softplus(z) elementwise, which is
+    -(p_w y log sigma(z) + (1 - y) log(1 - sigma(z))) (PyTorch's
+    ``binary_cross_entropy_with_logits``) and, for p_w = 1, the two-class softmax loss of
+    the logits (z, 0). softplus(x) = max(x, 0) + log1p(e^{-|x|}): accurate for |z| up to
+    1e308 and for losses far below 1e-16. dL/dz = (1 - y) sigma(z) - p_w y sigma(-z)
+    (sigma(z) - y for p_w = 1), formed without cancellation at y in {0, 1}.
+
+    ``target`` y has the logits' shape, values in [0, 1]; ``pos_weight`` p_w broadcasts
+    against the logits (one weight per class: the last axis); ``reduction`` is "none"
+    (default), "sum" or "mean" (over all elements), and the gradient is that of the
+    reduced loss.
+"""
+
+
+def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="none"):
+    return _bce(logits, target, pos_weight, reduction, "loss")
+
+
+def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, reduction="none"):
+    return _bce(logits, target, pos_weight, reduction, "grad")
+
+
+def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=None, reduction="none"):
+    return _bce(logits, target, pos_weight, reduction, "both")
+
+
+binary_cross_entropy_with_logits.__doc__ = "Binary cross entropy of logits." + _BCE_DOC
+binary_cross_entropy_with_logits_grad.__doc__ = "Gradient of the binary cross entropy with respect to the logits." + _BCE_DOC
+binary_cross_entropy_with_logits_with_grad.__doc__ = "(loss, gradient) of the binary cross entropy in one pass." + _BCE_DOC
+
+
+# --------------------------------------------------------------------------- FC layer + loss
+def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=None, label_smoothing=0.0,
+                         reduction="none"):
+    """The fully connected layer and the softmax loss in one call: ``(loss, dx, dW, db)``.
+
+    logits = x W^T + b with x of shape (B, N), W (T, N) as in the source material, b (T,)
+    (or None for no bias); the loss is :func:`cross_entropy` of the logits with the same
+    ``target`` and options. The gradients are those of the reduced loss ("none": of the
+    sum of the per-sample losses, as autograd gives), through the FC derivations of the
+    catalogue: with G = dL/d logits (rows S - y', scaled as the options say),
+    dW = G^T x, db = sum over the batch of G, dx = G W.
     """
-    return _cross_entropy(logits, target, axis, "loss")
-
-
-def cross_entropy_grad(logits, target, axis=-1):
-    """dL/da = S - y, the logits' shape (see :func:`cross_entropy` for ``target``).
-
-    With integer targets each component is within 4 ULP; at the true class S_c - 1 is
-    computed as -sum_{j != c} S_j when c is the argmax, so S_c ~ 1 loses nothing. With
-    probability targets the error is within 4 ULP of max(S_j, y_j).
-    """
-    return _cross_entropy(logits, target, axis, "grad")
-
-
-def cross_entropy_with_grad(logits, target, axis=-1):
-    """(cross_entropy, cross_entropy_grad) in one fused pass."""
-    return _cross_entropy(logits, target, axis, "both")
+    xs, dtype = _logits_array(x, "x")
+    Ws, _ = _logits_array(W, "W")
+    if xs.ndim != 2 or Ws.ndim != 2:
+        raise ValueError(f"x must be (B, N) and W (T, N); got x {xs.shape}, W {Ws.shape}")
+    if xs.shape[1] != Ws.shape[1]:
+        raise ValueError(f"x has {xs.shape[1]} features but W has {Ws.shape[1]} columns "
+                         f"(x {xs.shape}, W {Ws.shape}; W is T x N)")
+    if b is None:
+        bs = np.zeros(Ws.shape[0])
+    else:
+        bs, _ = _logits_array(b, "b")
+        if bs.shape != (Ws.shape[0],):
+            raise ValueError(f"b must have shape ({Ws.shape[0]},), one bias per class; got {bs.shape}")
+    logits = xs @ Ws.T + bs
+    loss, grad = _cross_entropy(logits, target, -1, "both", weight, ignore_index, label_smoothing,
+                                reduction)
+    grad = np.asarray(grad, dtype=np.float64)
+    dW = grad.T @ xs
+    db = grad.sum(axis=0)
+    dx = grad @ Ws
+    return (_finish(np.asarray(loss, dtype=np.float64), dtype), _finish(dx, dtype), _finish(dW, dtype),
+            _finish(db, dtype))

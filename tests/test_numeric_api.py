@@ -277,6 +277,10 @@ def test_generated_module_imports_only_numpy_and_says_so():
 
 def test_public_api():
     assert set(numeric.__all__) == {"softmax", "log_softmax", "logsumexp", "cross_entropy",
-                                    "cross_entropy_grad", "cross_entropy_with_grad"}
+                                    "cross_entropy_grad", "cross_entropy_with_grad",
+                                    "binary_cross_entropy_with_logits",
+                                    "binary_cross_entropy_with_logits_grad",
+                                    "binary_cross_entropy_with_logits_with_grad",
+                                    "linear_cross_entropy"}
     for name in numeric.__all__:
         assert getattr(numeric, name).__doc__
