@@ -50,7 +50,7 @@ RELATIONS = ("=", ">", ">=", "<", "<=", "~")
 _PLAIN = [(r"\operatorname{log1p}", "log1p"), (r"\operatorname{softmax}", "softmax"),
           (r"\partial ", "d"), (r"\partial", "d"), (r"\sum_", "sum_"), (r"\delta", "delta"),
           (r"\ne ", "!= "), (r"\ne", "!="), (r"\ge", ">="), (r"\le", "<="), (r"\log", "log"),
-          (r"\mu", "mu"), (r"\mathbf{1}", "1"), (r"^\top", "^T"), (r"\_", "_"), ("$", "")]
+          (r"\mu", "mu"), (r"\sigma", "sigma"), (r"\epsilon", "eps"), (r"\zeta", "zeta"), (r"\mathbf{1}", "1"), (r"^\top", "^T"), (r"\_", "_"), ("$", "")]
 
 
 def plain(text: str) -> str:
@@ -67,7 +67,7 @@ class StepRejected(AssertionError):
         self.derivation, self.number, self.why = derivation, number, why
         self.lhs, self.rhs, self.reason = lhs, rhs, reason
         super().__init__(
-            f"{plain(derivation)!r}, step {number} ({plain(why)}) rejected: {reason}\n"
+            f"'{plain(derivation)}', step {number} ({plain(why)}) rejected: {reason}\n"
             f"  previous: {sp.sstr(lhs)}\n  this:     {sp.sstr(rhs)}")
 
 

@@ -37,6 +37,9 @@ SECTIONS = [
     ("fc", "Through the fully connected layer"),
     ("stable", "Stable forms"),
     ("hessian", "Hessian and convexity"),
+    ("options", "Class weights, ignored targets, label smoothing and reductions"),
+    ("binary", "Binary cross entropy with logits"),
+    ("fcbatch", "The FC layer and the loss in one call"),
     ("examples", "Worked examples"),
 ]
 
