@@ -381,9 +381,9 @@ def _cross_entropy(logits, target, axis, want, weight=None, ignore_index=None,
                 denom = float(np.sum(counted * (weight[tgt[:, 0]] if weight is not None else 1.0)))
             else:
                 denom = float(rows.shape[0])
-            scale = 1.0 if reduction == "sum" else (1.0 / denom if denom else np.nan)
-            total = float(np.sum(loss)) if loss is not None else None
-            loss = np.asarray(total if reduction == "sum" else (total / denom if denom else np.nan))
+            if loss is not None:
+                total = float(np.sum(loss))
+                loss = np.asarray(total if reduction == "sum" else (total / denom if denom else np.nan))
             if grad is not None and reduction == "mean":
                 grad = grad / denom if denom else _zero_times(grad, np.nan)
     outs = []
