@@ -29,6 +29,19 @@ def fc(u):
     return D.fc_logit(u)
 
 
+g = sp.Symbol("g", integer=True, positive=True)  # summation over the batch
+
+
+def batch_loss(sample):
+    """L_sample = log Z_sample - sum_s Y_{sample,s} a_{sample,s} (the proved soft form)."""
+    return (sp.log(D.partition(lambda q_: D.batch_logit(sample, q_)))
+            - Sum(D.Yb[sample, s] * D.batch_logit(sample, s), (s, 1, T)))
+
+
+def batch_softmax(sample, cls):
+    return D.softmax(cls, lambda q_: D.batch_logit(sample, q_))
+
+
 def _worked_softmax(index: int, value: str) -> Derivation:
     vals = {1: 1, 2: 2, 3: 3}
     concrete = D.softmax(index, lambda u: u).subs(T, 3)
@@ -288,6 +301,26 @@ def build() -> list[Derivation]:
                        Step(S(i) - D.smoothed()(i), r"$\sum_j y'_j = 1$"),
                    ], matrix=r"\frac{\partial L}{\partial a} = S - \big((1 - \epsilon) y + \tfrac{\epsilon}{T}\big)",
                    section="options"),
+        # ---------------------------------------------------------------- 11. FC on a batch
+        Derivation("fc_batch_grad_W", "A batch through the FC layer: $\\partial L/\\partial W$",
+                   (D.REAL_LOGITS,), [
+                       Step(Derivative(Sum(batch_loss(g), (g, 1, D.B)), W[p, q]),
+                            r"$L = \sum_\beta L_\beta$, each $L_\beta = \log Z_\beta - \sum_s Y_{\beta s} a_{\beta s}$ (soft form)"),
+                       Step(Sum((batch_softmax(g, p) - D.Yb[g, p]) * D.X[g, q], (g, 1, D.B)),
+                            r"the sum of the per-sample gradients $(S_{\beta p} - Y_{\beta p}) X_{\beta q}$"),
+                   ], matrix=r"\frac{\partial L}{\partial W} = (S - Y)^\top X", section="fcbatch"),
+        Derivation("fc_batch_grad_b", "A batch through the FC layer: $\\partial L/\\partial b$",
+                   (D.REAL_LOGITS,), [
+                       Step(Derivative(Sum(batch_loss(g), (g, 1, D.B)), b[p]), r"$L = \sum_\beta L_\beta$"),
+                       Step(Sum(batch_softmax(g, p) - D.Yb[g, p], (g, 1, D.B)),
+                            r"the sum of the per-sample gradients $S_{\beta p} - Y_{\beta p}$"),
+                   ], matrix=r"\frac{\partial L}{\partial b} = (S - Y)^\top \mathbf{1}", section="fcbatch"),
+        Derivation("fc_batch_grad_x", "A batch through the FC layer: $\\partial L/\\partial X$",
+                   (D.REAL_LOGITS,), [
+                       Step(Derivative(Sum(batch_loss(g), (g, 1, D.B)), D.X[D.beta, q]), r"$L = \sum_\beta L_\beta$"),
+                       Step(Sum(W[s, q] * (batch_softmax(D.beta, s) - D.Yb[D.beta, s]), (s, 1, T)),
+                            r"only $L_\beta$ depends on $X_\beta$: $\sum_s W_{sq} (S_{\beta s} - Y_{\beta s})$"),
+                   ], matrix=r"\frac{\partial L}{\partial X} = (S - Y)\, W", section="fcbatch"),
         # ---------------------------------------------------------------- 10. binary
         Derivation("sigmoid_two_class", "The sigmoid is the two-class softmax of $(z, 0)$", (D.REAL_LOGITS,), [
             Step(D.softmax(1, D.two_class()).subs(T, 2), r"$S_1$ for $T = 2$, $a = (z, 0)$"),

@@ -13,7 +13,7 @@ DEFAULT_JSON = Path(__file__).resolve().parent.parent / "reports" / "verificatio
 
 
 def cmd_prove(args) -> int:
-    from . import catalogue, engine
+    from . import catalogue, definitions as D, engine
 
     derivations = catalogue.build()
     if args.only:
@@ -32,7 +32,10 @@ def cmd_prove(args) -> int:
             continue
         steps += len(report.steps)
         counts = ",".join(str(n) for n in report.class_counts)
-        where = f"symbolic T; checked at T in {{{counts}}}" if counts else "concrete numbers"
+        has_t = any(D.T in step.expr.free_symbols for step in derivation.steps)
+        where = ("concrete numbers" if not counts else
+                 f"symbolic T; checked at T in {{{counts}}}" if has_t else
+                 f"symbolic; checked on {report.steps[0].instances if report.steps else 0} random instances")
         print(f"ok   {derivation.key:<34} {report.seconds:5.2f}s  {where}")
         for st in report.steps:
             print(f"       \u2713 {st.number}. {st.rel} {engine.plain(st.why)}  "

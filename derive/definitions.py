@@ -29,11 +29,13 @@ from sympy import Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
 # --------------------------------------------------------------------------- symbols
 T = sp.Symbol("T", integer=True, positive=True)  #: number of classes
+B = sp.Symbol("B", integer=True, positive=True)  #: batch size
 N = sp.Symbol("N", integer=True, positive=True)  #: number of features
 
 # index symbols: free ones (i, j, l, c, k, p, q) and summation dummies (n, r, s)
 i, j, l, c, k, p, q = sp.symbols("i j l c k p q", integer=True, positive=True)
 n, r, s = sp.symbols("n r s", integer=True, positive=True)
+beta = sp.Symbol("beta", integer=True, positive=True)  #: a sample of the batch
 
 a = IndexedBase("a", real=True)  #: logits, length T
 y = IndexedBase("y", real=True)  #: label (one-hot or probability vector), length T
@@ -43,6 +45,8 @@ x = IndexedBase("x", real=True)  #: features, length N
 W = IndexedBase("W", real=True)  #: weights, T x N
 b = IndexedBase("b", real=True)  #: biases, length T
 v = IndexedBase("v", real=True)  #: a direction in logit space, length T
+X = IndexedBase("X", real=True)  #: a batch of features, B x N
+Yb = IndexedBase("Y", real=True)  #: a batch of labels, B x T
 u = IndexedBase("u", real=True)  #: per-class target weights u_j = w_j y_j (any non-negative)
 w = IndexedBase("w", real=True)  #: class weights
 eps = sp.Symbol("epsilon", real=True)  #: label smoothing
@@ -55,7 +59,7 @@ m = sp.Symbol("m", real=True)  #: an arbitrary real (the shift of the stable for
 delta = sp.Symbol("delta", positive=True)  #: a positive gap between two logits
 
 #: every index symbol that may appear free in a derivation, with the range it lives in
-INDEX_RANGES = {i: T, j: T, l: T, c: T, k: T, p: T, q: N}
+INDEX_RANGES = {i: T, j: T, l: T, c: T, k: T, p: T, q: N, beta: B}
 
 Logits = Union[IndexedBase, Callable[[sp.Expr], sp.Expr]]
 
@@ -69,6 +73,11 @@ def at(vec: Logits, idx: sp.Expr) -> sp.Expr:
 def fc_logit(row: sp.Expr) -> sp.Expr:
     """a_row = sum_n W_{row,n} x_n + b_row: one output of the fully connected layer."""
     return Sum(W[row, n] * x[n], (n, 1, N)) + b[row]
+
+
+def batch_logit(sample: sp.Expr, row: sp.Expr) -> sp.Expr:
+    """a_{sample,row} = sum_n W_{row,n} X_{sample,n} + b_row: the FC layer on a batch."""
+    return Sum(W[row, n] * X[sample, n], (n, 1, N)) + b[row]
 
 
 def partition(a_: Logits = a) -> sp.Expr:
@@ -273,9 +282,13 @@ class Instance(dict):
         self.rng = rng
         self.T, self.N = n_classes, n_features
         self[T], self[N] = n_classes, n_features
+        self.B = int(rng.integers(1, 4))
+        self[B] = self.B
+        self[beta] = int(rng.integers(1, self.B + 1))
         for sym, rng_sym in INDEX_RANGES.items():
-            hi = n_classes if rng_sym is T else n_features
-            self[sym] = int(rng.integers(1, hi + 1))
+            hi = {T: n_classes, N: n_features}.get(rng_sym)
+            if hi is not None:
+                self[sym] = int(rng.integers(1, hi + 1))
         for base in (a, v, P, Qv, y, b):
             for idx in range(1, n_classes + 1):
                 self[base[idx]] = _mpf(rng.normal(0, 2.0))
@@ -288,6 +301,11 @@ class Instance(dict):
             self[x[idx]] = _mpf(rng.normal(0, 1.0))
             for row in range(1, n_classes + 1):
                 self[W[row, idx]] = _mpf(rng.normal(0, 0.7))
+        for sample in range(1, self.B + 1):
+            for idx in range(1, n_features + 1):
+                self[X[sample, idx]] = _mpf(rng.normal(0, 1.0))
+            for idx in range(1, n_classes + 1):
+                self[Yb[sample, idx]] = _mpf(rng.uniform(0, 1.0))
         self[t] = _mpf(rng.normal(0, 5.0))
         self[m] = _mpf(rng.normal(0, 5.0))
         self[delta] = _mpf(rng.uniform(0.01, 4.0))

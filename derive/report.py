@@ -76,7 +76,7 @@ class MathPrinter(LatexPrinter):
 
     def _print_Indexed(self, expr):
         base = self._print(expr.base.label)
-        idx = "".join(self._print(i) for i in expr.indices)
+        idx = " ".join(self._print(i) for i in expr.indices)
         return f"{base}_{{{idx}}}"
 
     def _print_log1p(self, expr, exp=None):
@@ -86,12 +86,45 @@ class MathPrinter(LatexPrinter):
 def display(expr: sp.Expr) -> sp.Expr:
     """Abbreviate for reading: Z for the partition function, S_u for e^{a_u}/Z, a_u for
     the FC logit sum_n W_un x_n + b_u."""
-    r, n = D.r, D.n
+    n = D.n
     u = sp.Wild("u", properties=[lambda e: e.is_Symbol or e.is_Integer])
     fc_logit = lambda idx: Sum(D.W[idx, n] * D.x[n], (n, 1, D.N)) + D.b[idx]  # noqa: E731
     expr = expr.replace(fc_logit(u), D.a[u]) if expr.has(D.W) else expr
+    if expr.has(D.X):  # a batch: a_{beta r}, Z_beta, S_{beta r}
+        v = sp.Wild("v", properties=[lambda e: e.is_Symbol or e.is_Integer])
+        expr = expr.replace(Sum(D.W[u, n] * D.X[v, n], (n, 1, D.N)) + D.b[u], D.a[v, u])
+        expr = canonical_rows(expr)
+    # a sum over a handful of concrete terms (the two classes of the binary loss) reads
+    # better written out
+    expr = expr.replace(lambda e: isinstance(e, Sum) and all(
+        lim[1].is_Integer and lim[2].is_Integer and lim[2] - lim[1] < 5 for lim in e.limits)
+        and e.has(sp.Piecewise), lambda e: e.doit())
     expr = expr.xreplace({D.partition(): _Zsym})
     return expr.replace(lambda e: isinstance(e, sp.Mul), _abbreviate_softmax)
+
+
+_ZB = sp.IndexedBase("Z")
+
+
+def canonical_rows(expr):
+    """Sum_r e^{a_{v r}} -> Z_v and e^{a_{v u}} / Z_v -> S_{v u} for a batch."""
+    def is_batch_partition(e):
+        return (isinstance(e, Sum) and isinstance(e.function, sp.exp)
+                and isinstance(e.function.args[0], sp.Indexed) and e.function.args[0].base == D.a
+                and len(e.function.args[0].indices) == 2 and e.function.args[0].indices[1] == e.limits[0][0])
+    expr = expr.replace(is_batch_partition, lambda e: _ZB[e.function.args[0].indices[0]])
+
+    def fold(product):
+        factors = list(product.args)
+        for f in factors:
+            if isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed) and len(f.args[0].indices) == 2:
+                row, col = f.args[0].indices
+                if _ZB[row] ** -1 in factors:
+                    factors.remove(f)
+                    factors.remove(_ZB[row] ** -1)
+                    return sp.Mul(*factors) * _S[row, col]
+        return product
+    return expr.replace(lambda e: isinstance(e, sp.Mul), fold)
 
 
 _S = sp.IndexedBase("S")
@@ -443,13 +476,16 @@ def _mathify(text):
 def _derivation_tex(d) -> list[str]:
     r = render_derivation(d)
     out = [rf"\paragraph{{{why_tex(r.title)}}}\label{{d:{r.key}}}"]
-    if r.assumptions:  # reality of the variables is assumed throughout (section 2)
+    if r.assumptions and d.section != "examples":  # reality is assumed throughout (section 2)
         out.append("Assumptions: " + "; ".join(why_tex(_mathify(a)) for a in r.assumptions) + ".")
     out.append(r"\begin{align}")
     rows = []
+    wide = max(len(_visible(r.start)) + len(_visible(rhs)) for _, rhs, _ in r.lines) > 38
+    if wide:  # the start on a line of its own, every step below it
+        rows.append(rf"& {r.start} \notag")
     for k, (rel, rhs, why) in enumerate(r.lines):
-        left = r.start if k == 0 else ""
-        rows.append(rf"{left} &{rel} {rhs} && \parbox[t]{{0.3\textwidth}}{{\raggedright {why_tex(why)}}}")
+        left = r.start if (k == 0 and not wide) else ""
+        rows.append(rf"{left} &{rel} {rhs} && \parbox[t]{{0.28\textwidth}}{{\raggedright {why_tex(why)}}}")
     out.append(" \\\\\n".join(rows))
     out.append(r"\end{align}")
     boxes = [rf"\boxed{{{r.boxed_index}}}"]
@@ -457,6 +493,11 @@ def _derivation_tex(d) -> list[str]:
         boxes.append(rf"\boxed{{{r.boxed_matrix}}}")
     out.append(r"\[" + r"\qquad".join(boxes) + r"\]")
     return out
+
+
+def _visible(latex: str) -> str:
+    """Roughly what a formula shows: its LaTeX without commands and braces."""
+    return re.sub(r"\\[a-zA-Z]+|[{}^_ ]", "", latex)
 
 
 def _naive_table_tex(rows):

@@ -52,8 +52,11 @@ def _workspace(count: int, shape: tuple) -> list[np.ndarray]:
     return cache[1]
 
 
-def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...]) -> list[np.ndarray]:
-    """Run kernel ``name`` on the rows of ``a`` (float64, C-contiguous, rows x T).
+def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
+        dtype=np.float64) -> list[np.ndarray]:
+    """Run kernel ``name`` on the rows of ``a`` (C-contiguous, rows x T; float16 and
+    float32 blocks are widened to float64 one block at a time) and return results of
+    ``dtype``, each rounded once from float64.
 
     ``extra`` holds the per-row target arrays (C: rows x 1 int64, or Y: rows x T);
     ``full`` says which results have the logits' shape (the others are columns).
@@ -62,7 +65,8 @@ def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...]) -> list[
     smallest and largest logit first, so only mixed blocks look at single rows.
     """
     rows, classes = a.shape
-    outs = [np.empty((rows, classes)) if f else np.empty((rows, 1)) for f in full]
+    outs = [np.empty((rows, classes), dtype) if f else np.empty((rows, 1), dtype) for f in full]
+    narrow = a.dtype != np.float64 or dtype != np.float64
     if rows == 0:
         return outs
     kernel = getattr(K, name)
@@ -73,14 +77,21 @@ def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...]) -> list[
     def compute(a_part, extra_parts, out_parts, moderate: bool) -> None:
         """The kernel on some rows; results written into ``out_parts``."""
         n = a_part.shape[0]
-        scratch = _workspace(count, (block, classes))
-        targets = [out if f else None for out, f in zip(out_parts, full)]
-        results = kernel(a_part, *extra_parts, out=targets, scratch=[s[:n] for s in scratch],
+        scratch = _workspace(count + (1 + sum(full) if narrow else 0), (block, classes))
+        if narrow:  # widen the block, compute in float64, round each result once
+            wide = scratch[count][:n]
+            np.copyto(wide, a_part)
+            a_part = wide
+            spare = iter(scratch[count + 1:])
+            targets = [next(spare)[:n] if f else None for f in full]
+        else:
+            targets = [out if f else None for out, f in zip(out_parts, full)]
+        results = kernel(a_part, *extra_parts, out=targets, scratch=[s[:n] for s in scratch[:count]],
                          moderate=moderate)
         results = results if isinstance(results, tuple) else (results,)
         for out, res, f in zip(out_parts, results, full):
-            if not f:
-                out[...] = res
+            if narrow or not f:
+                np.copyto(out, res, casting="same_kind")
 
     def work(begin: int) -> None:
         end = min(begin + block, rows)
@@ -96,7 +107,7 @@ def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...]) -> list[
         with np.errstate(invalid="ignore"):
             calm = np.flatnonzero((part.min(axis=1) >= -708.0) & (part.max(axis=1) <= 709.0))
         if calm.size:
-            sub_outs = [np.empty((calm.size, out.shape[1])) for out in outs]
+            sub_outs = [np.empty((calm.size, out.shape[1]), dtype) for out in outs]
             compute(np.ascontiguousarray(part[calm]), [x[calm] for x in extra_parts], sub_outs, True)
             for out, sub in zip(out_parts, sub_outs):
                 out[calm] = sub

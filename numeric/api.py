@@ -34,8 +34,10 @@ _FLOATS = (np.float16, np.float32, np.float64)
 
 
 # --------------------------------------------------------------------------- input checks
-def _logits_array(logits, name="logits"):
-    """(float64 array, result dtype); raises TypeError for non-numeric data."""
+def _logits_array(logits, name="logits", keep=False):
+    """(float64 array, result dtype); raises TypeError for non-numeric data. With
+    ``keep``, float16/float32 arrays stay as they are (the row kernels widen them one
+    block at a time)."""
     arr = np.asarray(logits)
     kind = arr.dtype.kind
     if kind in "biu":
@@ -44,7 +46,7 @@ def _logits_array(logits, name="logits"):
         if arr.dtype.type not in _FLOATS:
             raise TypeError(f"{name} has dtype {arr.dtype}; use float16, float32 or float64 "
                             "(computation is in float64, so wider types would lose digits)")
-        return arr.astype(np.float64, copy=False), arr.dtype
+        return (arr if keep else arr.astype(np.float64, copy=False)), arr.dtype
     if kind == "c":
         raise TypeError(f"{name} must be real; got complex dtype {arr.dtype}")
     raise TypeError(f"{name} must be numeric; got dtype {arr.dtype} "
@@ -126,7 +128,7 @@ _SHAPES = {"logsumexp": (False,), "log_softmax": (True,), "softmax": (True,),
            "nll_weighted_with_grad": (False, True)}
 
 
-def _run(kernel, rows, *extra, special=None):
+def _run(kernel, rows, *extra, special=None, dtype=np.float64):
     """Run generated kernel ``kernel`` (a name) on rows, treating +inf rows by their
     limit (the +inf entries become 0, the rest -inf) and leaving rows of only -inf to
     ``special``, called as ``special(neginf_rows, posinf_rows, *results)``."""
@@ -137,7 +139,7 @@ def _run(kernel, rows, *extra, special=None):
         hit = rows[posinf]
         rows[posinf] = np.where(hit == np.inf, 0.0, -np.inf)  # equal, unbounded logits
         rows[neginf] = 0.0  # placeholder; filled by ``special`` below
-    results = _blocks.run(kernel, rows, extra, full)
+    results = _blocks.run(kernel, rows, extra, full, dtype)
     if posinf.any() or neginf.any():
         special(np.flatnonzero(neginf), np.flatnonzero(posinf), *results)
     results = [r[:, 0] if not f else r for r, f in zip(results, full)]
@@ -150,7 +152,7 @@ def _finish(values, dtype):
 
 # --------------------------------------------------------------------------- softmax family
 def _axiswise(logits, axis, kernel, fill, reduce, posinf_fill=None):
-    arr, dtype = _logits_array(logits)
+    arr, dtype = _logits_array(logits, keep=True)
     if arr.ndim == 0:
         if axis not in (None, 0, -1, (), (0,), (-1,)):
             raise np.exceptions.AxisError(f"axis {axis!r} is out of bounds for a 0-d array")
@@ -166,7 +168,7 @@ def _axiswise(logits, axis, kernel, fill, reduce, posinf_fill=None):
         if posinf_fill is not None:
             out[posinf] = posinf_fill
 
-    out = _run(kernel, rows, special=special)
+    out = _run(kernel, rows, special=special, dtype=dtype)
     if reduce:
         out = out.reshape(batch_shape)
         return _finish(out[()] if scalar else out, dtype)
@@ -319,7 +321,7 @@ def _options(weight, ignore_index, label_smoothing, reduction, classes, kind):
 
 def _cross_entropy(logits, target, axis, want, weight=None, ignore_index=None,
                    label_smoothing=0.0, reduction="none"):
-    arr, dtype = _logits_array(logits)
+    arr, dtype = _logits_array(logits, keep=True)
     if arr.ndim == 0:
         raise ValueError("logits must have a class axis; got a 0-d array")
     ax = _normalize_axes(axis, arr.ndim, allow_multiple=False)[0]
@@ -358,7 +360,12 @@ def _cross_entropy(logits, target, axis, want, weight=None, ignore_index=None,
                 grad[idx] = -extra[idx]
 
     need = "both" if (want != "grad" and reduction != "none") else want
-    results = _run(_KERNELS[family, need], rows, extra, special=special)
+    # results are rounded to the caller's dtype in the kernels, unless more arithmetic
+    # follows here (weights, ignored rows, reductions): then at the end
+    post = (plain_index and weight is not None) or (ignored is not None and ignored.any()) \
+        or reduction != "none"
+    results = _run(_KERNELS[family, need], rows, extra, special=special,
+                   dtype=np.float64 if post else dtype)
     results = results if isinstance(results, tuple) else (results,)
     names = ("loss", "grad") if need == "both" else (need,)
     got = dict(zip(names, results))
