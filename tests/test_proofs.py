@@ -35,7 +35,7 @@ def test_derivation_passes(derivation):
 def test_catalogue_covers_design_list():
     sections = {d.section for d in CATALOGUE}
     assert sections == {"probability", "jacobian", "losses", "gradient", "fc", "stable",
-                        "hessian", "options", "binary", "examples"}
+                        "hessian", "options", "binary", "fcbatch", "examples"}
 
 
 # --------------------------------------------------------------------------- mutations
