@@ -348,8 +348,11 @@ def _context():
     derivations = catalogue.build()
     kernels = list(codegen._proofs().values())
     listing = _listing("nll_index_with_grad")
+    # every assumption the general derivations make, once, in order of first use
+    assumptions = list(dict.fromkeys(a.text for d in derivations if d.section != "examples"
+                                     for a in d.assumptions))
     return dict(data=data, derivations=derivations, kernels=kernels, listing=listing,
-                naive=_naive_failures(), versions=_versions())
+                naive=_naive_failures(), versions=_versions(), assumptions=assumptions)
 
 
 def _listing(name: str) -> str:
@@ -422,14 +425,7 @@ def build_tex(ctx) -> str:
     out += [r"\bottomrule\end{tabular}\end{center}", r"\section{Assumptions}",
             "Each derivation states which of these it uses; the proof engine uses each one both "
             "as a symbolic rewrite and to draw concrete instances.", r"\begin{itemize}"]
-    seen = []
-    for d in ctx["derivations"]:
-        if d.section == "examples":
-            continue
-        for a in d.assumptions:
-            if a.text not in seen:
-                seen.append(a.text)
-    out += [rf"\item {why_tex(_mathify(text))}" for text in seen] + [r"\end{itemize}"]
+    out += [rf"\item {why_tex(_mathify(text))}" for text in ctx["assumptions"]] + [r"\end{itemize}"]
     out.append(why_tex("The first holds throughout and is not repeated below."))
     for section, title in SECTIONS:
         out.append(rf"\section{{{title}}}\label{{sec:{section}}}")
@@ -557,14 +553,7 @@ def build_md(ctx) -> str:
     for sym, shape, meaning in NOTATION:
         out.append(f"| ${sym}$ | ${shape}$ | {meaning} |")
     out += ["", "## Assumptions", ""]
-    seen = []
-    for d in ctx["derivations"]:
-        if d.section == "examples":
-            continue
-        for a in d.assumptions:
-            if a.text not in seen:
-                seen.append(a.text)
-                out.append(f"- {_mathify(a.text)}")
+    out += [f"- {_mathify(text)}" for text in ctx["assumptions"]]
     out += ["", "The first holds throughout and is not repeated below."]
     for section, title in SECTIONS:
         out += ["", f"## {title}", ""]
