@@ -38,6 +38,16 @@ def batch_loss(sample):
             - Sum(D.Yb[sample, s] * D.batch_logit(sample, s), (s, 1, T)))
 
 
+def sample_loss(sample):
+    """L_sample = log Z_sample - sum_s Y_{sample,s} A_{sample,s} for a batch of logits A."""
+    return (sp.log(D.partition(lambda q_: D.Ab[sample, q_]))
+            - Sum(D.Yb[sample, s] * D.Ab[sample, s], (s, 1, T)))
+
+
+def sample_softmax(sample, cls):
+    return D.softmax(cls, lambda q_: D.Ab[sample, q_])
+
+
 def batch_softmax(sample, cls):
     return D.softmax(cls, lambda q_: D.batch_logit(sample, q_))
 
@@ -321,6 +331,16 @@ def build() -> list[Derivation]:
                        Step(Sum(W[s, q] * (batch_softmax(D.beta, s) - D.Yb[D.beta, s]), (s, 1, T)),
                             r"only $L_\beta$ depends on $X_\beta$: $\sum_s W_{sq} (S_{\beta s} - Y_{\beta s})$"),
                    ], matrix=r"\frac{\partial L}{\partial X} = (S - Y)\, W", section="fcbatch"),
+        Derivation("reduction_mean", "Reductions and ignored samples: the gradient of a weighted mean",
+                   (D.REAL_LOGITS,), [
+                       Step(Derivative(Sum(D.rho[g] * sample_loss(g), (g, 1, D.B)) / Sum(D.rho[g], (g, 1, D.B)),
+                                       D.Ab[D.beta, i]),
+                            r"$L = \sum_\beta \rho_\beta L_\beta / \sum_\beta \rho_\beta$: $\rho_\beta = w_{c_\beta}$, 0 for an ignored sample"),
+                       Step(D.rho[D.beta] * (sample_softmax(D.beta, i) - D.Yb[D.beta, i]) / Sum(D.rho[g], (g, 1, D.B)),
+                            r"only $L_\beta$ depends on $a_\beta$; $\rho$ does not depend on $a$"),
+                   ], matrix=r"\frac{\partial L}{\partial a_\beta} = \frac{\rho_\beta}{\sum_\gamma \rho_\gamma} (S_\beta - y_\beta)"
+                   r"\ \text{(mean; sum: without the denominator)}",
+                   section="options"),
         # ---------------------------------------------------------------- 10. binary
         Derivation("sigmoid_two_class", "The sigmoid is the two-class softmax of $(z, 0)$", (D.REAL_LOGITS,), [
             Step(D.softmax(1, D.two_class()).subs(T, 2), r"$S_1$ for $T = 2$, $a = (z, 0)$"),

@@ -46,6 +46,8 @@ W = IndexedBase("W", real=True)  #: weights, T x N
 b = IndexedBase("b", real=True)  #: biases, length T
 v = IndexedBase("v", real=True)  #: a direction in logit space, length T
 X = IndexedBase("X", real=True)  #: a batch of features, B x N
+Ab = IndexedBase("A", real=True)  #: a batch of logits, B x T
+rho = IndexedBase("rho", real=True)  #: per-sample weights of a reduction: w_c, 0 if ignored
 Yb = IndexedBase("Y", real=True)  #: a batch of labels, B x T
 u = IndexedBase("u", real=True)  #: per-class target weights u_j = w_j y_j (any non-negative)
 w = IndexedBase("w", real=True)  #: class weights
@@ -306,6 +308,9 @@ class Instance(dict):
                 self[X[sample, idx]] = _mpf(rng.normal(0, 1.0))
             for idx in range(1, n_classes + 1):
                 self[Yb[sample, idx]] = _mpf(rng.uniform(0, 1.0))
+                self[Ab[sample, idx]] = _mpf(rng.normal(0, 2.0))
+            # some samples ignored (rho = 0), never all: a mean over nothing is undefined
+            self[rho[sample]] = _mpf(rng.uniform(0.1, 2.0) if sample == 1 or rng.random() < 0.5 else 0.0)
         self[t] = _mpf(rng.normal(0, 5.0))
         self[m] = _mpf(rng.normal(0, 5.0))
         self[delta] = _mpf(rng.uniform(0.01, 4.0))
