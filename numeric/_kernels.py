@@ -228,11 +228,13 @@ def nll_index_with_grad(A, C, out=None, scratch=None, moderate=False):
 
 
 def nll_soft(A, Y, out=None, scratch=None, moderate=False):
-    """L = sum_j y_j (-log S_j) for probability targets y (0 * inf = 0).
+    """L = sum_j y_j (-log S_j) for probability targets y (0 * inf = 0), and for any
+    non-negative y (class weights, label smoothing: u = w y').
 
     out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
+    Proved: Kernel nll_soft = -sum_j u_j log S_j for any u >= 0 [kernel_nll_weighted].
 
     Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(Y, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     """
@@ -294,27 +296,6 @@ def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
     return t7, t10
 
 
-def nll_weighted(A, U, out=None, scratch=None, moderate=False):
-    """L = sum_j u_j (-log S_j) for any non-negative u (class weights, label smoothing).
-
-    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
-
-    Proved: Kernel nll_weighted = -sum_j u_j log S_j [kernel_nll_weighted].
-
-    Expression: RowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
-    """
-    scratch = _scratch(A, 5) if scratch is None else scratch
-    out = _outputs(A, [False]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _take(A, t0, -1)
-    t2 = numpy.multiply(1/2, A, out=scratch[0])
-    t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
-    t4 = _zero_safe_product(U, t3, scratch[0])
-    t5 = _exp_difference(A, t1, scratch[1], scratch[2], scratch[3], scratch[4], moderate)
-    t6 = numpy.sum(U, axis=-1, keepdims=True)*numpy.log1p(_sum_except(t5, t0, axis=-1)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
-    return t6
-
-
 def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j sum_i u_i - u_j.
 
@@ -335,11 +316,11 @@ def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
 
 
 def nll_weighted_with_grad(A, U, out=None, scratch=None, moderate=False):
-    """(nll_weighted, nll_weighted_grad) sharing one pass.
+    """(nll_soft, nll_weighted_grad) sharing one pass: weighted or label-smoothed targets.
 
     out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
-    Proved: Kernel nll_weighted = -sum_j u_j log S_j [kernel_nll_weighted].
+    Proved: Kernel nll_soft = -sum_j u_j log S_j for any u >= 0 [kernel_nll_weighted].
     Proved: Kernel nll_weighted_grad = S sum_j u_j - u [kernel_grad_weighted].
 
     Expression: RowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
@@ -398,7 +379,7 @@ def bce_with_grad(Z, YB, PW):
 
 
 #: scratch arrays (shaped like the logits) each kernel needs
-SCRATCH = {'logsumexp': 4, 'log_softmax': 4, 'softmax': 4, 'nll_index': 4, 'nll_index_grad': 4, 'nll_index_with_grad': 4, 'nll_soft': 5, 'nll_soft_grad': 4, 'nll_soft_with_grad': 4, 'nll_weighted': 5, 'nll_weighted_grad': 4, 'nll_weighted_with_grad': 4}
+SCRATCH = {'logsumexp': 4, 'log_softmax': 4, 'softmax': 4, 'nll_index': 4, 'nll_index_grad': 4, 'nll_index_with_grad': 4, 'nll_soft': 5, 'nll_soft_grad': 4, 'nll_soft_with_grad': 4, 'nll_weighted_grad': 4, 'nll_weighted_with_grad': 4}
 
 
-__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad', 'nll_weighted', 'nll_weighted_grad', 'nll_weighted_with_grad', 'bce', 'bce_grad', 'bce_with_grad']
+__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad', 'nll_weighted_grad', 'nll_weighted_with_grad', 'bce', 'bce_grad', 'bce_with_grad']

@@ -124,7 +124,7 @@ def _row_kinds(rows):
 _SHAPES = {"logsumexp": (False,), "log_softmax": (True,), "softmax": (True,),
            "nll_index": (False,), "nll_index_grad": (True,), "nll_index_with_grad": (False, True),
            "nll_soft": (False,), "nll_soft_grad": (True,), "nll_soft_with_grad": (False, True),
-           "nll_weighted": (False,), "nll_weighted_grad": (True,),
+           "nll_weighted_grad": (True,),
            "nll_weighted_with_grad": (False, True)}
 
 
@@ -279,7 +279,7 @@ _KERNELS = {
     ("index", "both"): "nll_index_with_grad",
     ("soft", "loss"): "nll_soft", ("soft", "grad"): "nll_soft_grad",
     ("soft", "both"): "nll_soft_with_grad",
-    ("weighted", "loss"): "nll_weighted", ("weighted", "grad"): "nll_weighted_grad",
+    ("weighted", "loss"): "nll_soft", ("weighted", "grad"): "nll_weighted_grad",
     ("weighted", "both"): "nll_weighted_with_grad",
 }
 
