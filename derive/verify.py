@@ -592,7 +592,7 @@ def _binary_cases(rng, rows: int) -> dict[str, tuple]:
     margin = rng.uniform(20, 745, n) * rng.choice([-1, 1], n)
     tiny = (margin, (margin > 0).astype(float), np.ones(n))
     soft = (rng.normal(0, 8, n), rng.uniform(0, 1, n), rng.uniform(0.2, 3, n))
-    return {"binary moderate": moderate, "binary |z| to 1e308": huge, "binary tiny loss": tiny,
+    return {"binary moderate": moderate, "binary large z, 30 to 1e308": huge, "binary tiny loss": tiny,
             "binary soft y": soft}
 
 
@@ -685,7 +685,7 @@ def table(report: Report, implementations_shown=("numeric", "max-shift", "scipy.
             cells += [_fmt(index[(name, function, category)].max_ulp) if (name, function, category) in index
                       else "-" for name in shown]
             cells += [_fmt(ours.bound), "yes" if ours.passed else "**NO**"]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
 
 
