@@ -437,10 +437,11 @@ def render() -> str:
 def generate(check_only: bool = False, target: Path = TARGET) -> tuple[bool, str]:
     """Write (or compare) the generated module; (up to date, message)."""
     text = render()
+    name = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
     if check_only:
         current = target.read_text() if target.exists() else ""
         if current == text:
-            return True, f"{target.relative_to(ROOT)} is up to date"
-        return False, (f"{target.relative_to(ROOT)} is stale: run `{COMMAND}` and commit the result")
+            return True, f"{name} is up to date"
+        return False, f"{name} is stale: run `{COMMAND}` and commit the result"
     target.write_text(text)
-    return True, f"wrote {target.relative_to(ROOT)} ({len(text.splitlines())} lines)"
+    return True, f"wrote {name} ({len(text.splitlines())} lines)"
