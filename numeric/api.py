@@ -19,6 +19,7 @@ Conventions shared by every function:
 """
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -86,11 +87,11 @@ def _to_rows(arr, axes):
     batch_axes = [ax for ax in range(arr.ndim) if ax not in axes]
     moved = arr if axes == (arr.ndim - 1,) else np.transpose(arr, batch_axes + list(axes))
     batch_shape = moved.shape[:len(batch_axes)]
-    classes = int(np.prod([arr.shape[ax] for ax in axes], dtype=np.int64))
+    classes = math.prod(arr.shape[ax] for ax in axes)
     if classes == 0:
         raise ValueError(f"the class axis is empty (logits shape {arr.shape}, axis {axes}): "
                          "softmax needs at least one class")
-    rows = int(np.prod(batch_shape, dtype=np.int64))
+    rows = math.prod(batch_shape)
     return np.ascontiguousarray(moved.reshape(rows, classes)), batch_shape, classes
 
 
