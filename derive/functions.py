@@ -58,24 +58,6 @@ class ArrayFunction(Function):
         return f"{self.helper_name}({args})"
 
 
-class RowMax(ArrayFunction):
-    """m = max_j a_j (per row, kept as a column). Indexed: a_k, k an argmax."""
-
-    nargs = 1
-
-    def indexed(self, j, tr):
-        return tr(self.args[0], D.k)
-
-    def _latex(self, printer):
-        return r"\max_j " + printer.doprint(self.args[0]) + "_j"
-
-    def _numpycode(self, printer):
-        return f"numpy.max({printer.doprint(self.args[0])}, {AXIS_OF(printer)})"
-
-    def _eval_rewrite_as_elementary(self, x, **kwargs):
-        return sp.Max(x)
-
-
 class RowArgmax(ArrayFunction):
     """k = the first index of a largest logit (per row, a column of int64). Indexed: k."""
 

@@ -86,13 +86,11 @@ class MathPrinter(LatexPrinter):
 def display(expr: sp.Expr) -> sp.Expr:
     """Abbreviate for reading: Z for the partition function, S_u for e^{a_u}/Z, a_u for
     the FC logit sum_n W_un x_n + b_u."""
-    n = D.n
     u = sp.Wild("u", properties=[lambda e: e.is_Symbol or e.is_Integer])
-    fc_logit = lambda idx: Sum(D.W[idx, n] * D.x[n], (n, 1, D.N)) + D.b[idx]  # noqa: E731
-    expr = expr.replace(fc_logit(u), D.a[u]) if expr.has(D.W) else expr
+    expr = expr.replace(D.fc_logit(u), D.a[u]) if expr.has(D.W) else expr
     if expr.has(D.X):  # a batch: a_{beta r}, Z_beta, S_{beta r}
         v = sp.Wild("v", properties=[lambda e: e.is_Symbol or e.is_Integer])
-        expr = expr.replace(Sum(D.W[u, n] * D.X[v, n], (n, 1, D.N)) + D.b[u], D.a[v, u])
+        expr = expr.replace(D.batch_logit(v, u), D.a[v, u])
         expr = canonical_rows(expr)
     # a sum over a handful of concrete terms (the two classes of the binary loss) reads
     # better written out
