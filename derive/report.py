@@ -195,30 +195,27 @@ def _versions() -> dict:
 
 
 def _naive_failures() -> list[tuple[str, str, str, str]]:
-    """(what, naive value, stable value, exact) computed here, for the stable-forms section."""
-    import numeric
+    """(input, naive or max-shift value, generated value, exact) for the stable-forms
+    section: the baselines are verify's, the exact values the mpmath reference."""
+    impls = verify.implementations()
+    naive, shift, ours = impls["naive"], impls["max-shift"], impls["numeric"]
     rows = []
     with np.errstate(all="ignore"):
-        a = np.array([1000.0, 0.0])
-        naive = np.exp(a) / np.exp(a).sum()
-        rows.append(("softmax([1000, 0])", _num(naive), _num(numeric.softmax(a)), "[1, 5.1e-435]"))
-        b = np.array([0.0, -745.0])
-        shifted = float(np.log(np.exp(b - b.max()).sum()) + b.max() - b[0])
-        rows.append(("loss of [0, -745], true class 0", _num(shifted), _num(numeric.cross_entropy(b, np.int64(0))),
-                     mpmath.nstr(_exact_loss(b, 0), 3)))
-        c = np.array([0.3, -700.123456789])
-        e = np.exp(c - c.max())
-        plain = e[1] / e.sum()
-        ours = numeric.softmax(c)[1]
-        ref = verify.reference_row(c).softmax[1]
+        a = np.array([[1000.0, 0.0]])
+        exact = verify.reference_row(a[0]).softmax
+        rows.append(("softmax([1000, 0])", _num(naive["softmax"](a)[0]), _num(ours["softmax"](a)[0]),
+                     "[" + ", ".join(mpmath.nstr(v, 2) for v in exact) + "]"))
+        b, c0 = np.array([[0.0, -745.0]]), np.array([0])
+        rows.append(("loss of [0, -745], true class 0", _num(shift["cross_entropy"](b, c0)[0]),
+                     _num(ours["cross_entropy"](b, c0)[0]),
+                     mpmath.nstr(verify.reference_row(b[0], 0).loss_index, 3)))
+        c = np.array([[0.3, -700.123456789]])
+        ref = verify.reference_row(c[0]).softmax[1]
+        plain, mine = shift["softmax"](c)[0, 1], ours["softmax"](c)[0, 1]
         rows.append(("S_2 of [0.3, -700.123456789]",
                      f"{plain:.6e} ({verify.ulp_error(plain, ref):.0f} ULP off)",
-                     f"{ours:.6e} ({verify.ulp_error(ours, ref):.1f} ULP)", mpmath.nstr(ref, 7)))
+                     f"{mine:.6e} ({verify.ulp_error(mine, ref):.1f} ULP)", mpmath.nstr(ref, 7)))
     return rows
-
-
-def _exact_loss(row, target):
-    return verify.reference_row(row, target).loss_index
 
 
 def _num(x) -> str:
