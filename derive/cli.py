@@ -70,7 +70,7 @@ def cmd_verify(args) -> int:
     mode = "thorough" if args.thorough else "default"
     print(f"verify: {mode} suite, reference = the definitions in mpmath "
           f"(>= {verify.MIN_DIGITS} digits, more where a row needs it)")
-    report = verify.run(thorough=args.thorough)
+    report = verify.run(thorough=args.thorough, out=sys.stderr, jobs=args.jobs)
     print(verify.table(report))
     for name, value in report.checks.items():
         ok = value if isinstance(value, bool) else value < 1e-6
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--thorough", action="store_true",
                      help="many more inputs, with a progress display (writes no JSON)")
     ver.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the results")
+    ver.add_argument("--jobs", type=int, default=None,
+                     help="processes for the reference rows (default: every core)")
     ver.set_defaults(func=cmd_verify)
     rep = sub.add_parser("report", help="write the LaTeX/Markdown reports (and PDF with TeX)")
     rep.add_argument("--pdf", action="store_true", help="a missing TeX engine is an error")
@@ -142,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     everything = sub.add_parser("all", help="every stage in order")
     everything.set_defaults(func=cmd_all, only=[], check=True, thorough=False, json=str(DEFAULT_JSON),
                             pdf=False)
+    everything.add_argument("--jobs", type=int, default=None,
+                            help="processes for the proofs and the reference rows (default: every core)")
     return parser
 
 

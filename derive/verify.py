@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import mpmath
@@ -157,30 +159,68 @@ def reference_fd_check(row: np.ndarray, target: int, h_digits: int = 25) -> floa
 
 
 # --------------------------------------------------------------------------- error measure
-def ulp_error(computed, exact, dtype=np.float64, scale=None) -> float:
+#: exact values below this magnitude keep their low part scaled by 2**_TINY_SHIFT, so that
+#: hi + lo stays exact where lo would underflow
+_TINY_MAGNITUDE = 2.0 ** -900
+_TINY_SHIFT = 200
+
+
+def exact_parts(values) -> np.ndarray:
+    """Exact (mpmath) values as float64 pairs: ``(hi, lo, shift)`` rows of a (3, n) array.
+
+    ``hi`` is the correctly rounded value, ``lo * 2**-shift`` the rest (``shift`` is
+    :data:`_TINY_SHIFT` for values so small that the rest would underflow, else 0), so
+    hi + lo carries about 106 bits: enough to measure an error in ULPs of float64 to far
+    better than the two decimals reported. NaN stays NaN; values beyond the float64
+    range round to +-inf.
+    """
+    values = list(values)
+    parts = np.zeros((3, len(values)))
+    with mpmath.workdps(max(mpmath.mp.dps, 60)):
+        for k, value in enumerate(values):
+            e = value if isinstance(value, mpmath.mpf) else mpmath.mpf(value)
+            if mpmath.isnan(e):
+                parts[0, k] = math.nan
+                continue
+            hi = float(e)
+            parts[0, k] = hi
+            if not math.isfinite(hi):
+                continue
+            shift = _TINY_SHIFT if abs(hi) < _TINY_MAGNITUDE else 0
+            parts[1, k] = float(mpmath.ldexp(e - hi, shift))
+            parts[2, k] = shift
+    return parts
+
+
+def ulp_errors(computed, exact: np.ndarray, dtype=np.float64, scale: np.ndarray | None = None) -> np.ndarray:
     """|computed - exact| in ULPs of the correctly rounded ``exact`` (or of ``scale``).
 
-    The ULP has an absolute floor at the smallest normal number of ``dtype``, so a
-    subnormal result is measured in units of the smallest subnormal spacing. Infinite
-    values must match exactly (0 ULP) or the error is inf; NaN gives inf.
+    ``exact`` and ``scale`` are :func:`exact_parts` arrays. The ULP has an absolute floor
+    at the smallest normal number of ``dtype``, so a subnormal result is measured in units
+    of the smallest subnormal spacing. Where the exact value rounds to +-inf in ``dtype``
+    the computed value must be that infinity (0 ULP) or the error is inf; a NaN on either
+    side, or an infinite computed value of a finite exact one, gives inf.
     """
     info = np.finfo(dtype)
-    c = float(computed)
-    if math.isnan(c):
-        return math.inf
-    with mpmath.workdps(max(mpmath.mp.dps, 60)):
-        e = mpmath.mpf(exact) if not isinstance(exact, mpmath.mpf) else exact
-        if mpmath.isnan(e):
-            return math.inf
-        biggest = mpmath.mpf(float(info.max)) * (1 + mpmath.mpf(2) ** (-info.nmant - 1))
-        if mpmath.isinf(e) or abs(e) >= biggest:  # rounds to +-inf
-            return 0.0 if math.isinf(c) and (c > 0) == (e > 0) else math.inf
-        if math.isinf(c):
-            return math.inf
-        ref = abs(mpmath.mpf(scale)) if scale is not None else abs(e)
-        ref_float = dtype(max(float(ref), float(info.tiny)))
-        unit = mpmath.mpf(float(np.spacing(ref_float.astype(dtype))))
-        return float(abs(mpmath.mpf(c) - e) / unit)
+    c = np.asarray(computed, dtype=np.float64).reshape(-1)
+    hi, lo, shift = exact
+    ref = np.abs(scale[0] if scale is not None else hi)
+    with np.errstate(all="ignore"):
+        unit = np.spacing(np.maximum(ref, float(info.tiny)).astype(dtype)).astype(np.float64)
+        factor = np.ldexp(1.0, shift.astype(np.int64))
+        err = np.abs((c - hi) * factor - lo) / (unit * factor)
+        biggest = float(info.max) * (1 + 2.0 ** (-info.nmant - 1))  # rounds to inf beyond
+        overflows = (np.abs(hi) > biggest) | ((np.abs(hi) == biggest) & (lo * hi >= 0))
+        matches = np.isinf(c) & (np.sign(c) == np.sign(hi))
+        err = np.where(overflows, np.where(matches, 0.0, np.inf), err)
+        err = np.where(np.isnan(c) | np.isnan(hi) | (np.isinf(c) & ~overflows), np.inf, err)
+    return err
+
+
+def ulp_error(computed, exact, dtype=np.float64, scale=None) -> float:
+    """:func:`ulp_errors` of one value against one exact (mpmath) value."""
+    scale_parts = exact_parts([scale]) if scale is not None else None
+    return float(ulp_errors([computed], exact_parts([exact]), dtype, scale_parts)[0])
 
 
 # --------------------------------------------------------------------------- gradient check
@@ -314,7 +354,7 @@ class Case:
     def weighted(self) -> np.ndarray:
         """u = w ((1 - eps) onehot(c) + eps / T), what the weighted loss sees."""
         T = self.logits.shape[1]
-        onehot = np.eye(T)[self.target]
+        onehot = _onehot(self.target, self.logits.shape)
         return self.weight * ((1 - self.smoothing) * onehot + self.smoothing / T)
 
 
@@ -459,59 +499,162 @@ class Result:
         return self.max_ulp <= self.bound
 
 
-def _errors(values, refs, dtype, scales=None):
+def _errors(values, refs, dtype, scales=None) -> float:
+    """Worst ULP error of ``values`` against a list of exact (mpmath) values."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
-    scales = scales if scales is not None else [None] * len(refs)
-    return max((ulp_error(v, r, dtype, s) for v, r, s in zip(values, refs, scales)), default=0.0)
+    if not len(refs):
+        return 0.0
+    scale_parts = exact_parts(scales) if scales is not None else None
+    return float(np.max(ulp_errors(values, exact_parts(refs), dtype, scale_parts)))
 
 
-def _row_refs(case: Case, progress: Callable[[], None]):
-    refs = []
-    if case.weight is None:
-        case.weight = np.random.default_rng(case.logits.shape[1]).uniform(0.2, 2.0, case.logits.shape[1])
-    u = case.weighted()
-    for r in range(case.logits.shape[0]):
-        soft = case.soft[r] if case.soft is not None else None
-        refs.append(reference_row(case.logits[r].astype(np.float64), int(case.target[r]), soft,
-                                  weighted=u[r]))
-        progress()
-    return refs
+#: the fields of :class:`RowReference` kept as float parts for measuring
+_FIELDS = ("softmax", "log_softmax", "logsumexp", "lse_scale", "loss_index", "grad_index",
+           "loss_soft", "grad_soft", "grad_soft_scale", "loss_weighted", "grad_weighted",
+           "grad_weighted_scale")
 
 
-def measure(impl: dict, case: Case, refs: list) -> dict[str, tuple[int, float]]:
+def _row_parts(task) -> dict[str, np.ndarray]:
+    """Worker: the reference of one row as :func:`exact_parts` arrays, field by field."""
+    row, target, soft, weighted = task
+    ref = reference_row(row, target, soft, weighted=weighted)
+    parts = {}
+    for name in _FIELDS:
+        value = getattr(ref, name)
+        if value is not None:
+            parts[name] = exact_parts(value if isinstance(value, list) else [value])
+    return parts
+
+
+def _fingerprint() -> str:
+    """What the reference values depend on besides the inputs: the reference code, the
+    definitions it evaluates (the lambdified sources) and mpmath's version."""
+    import hashlib
+    import inspect
+
+    sources = [inspect.getsource(f) for f in (digits_for, reference_row, exact_parts, _row_parts)]
+    sources += [inspect.getsource(f) for f in _REF.values()]
+    sources += [str(MIN_DIGITS), mpmath.__version__, repr(_FIELDS), repr(_TINY_SHIFT)]
+    return hashlib.sha256("\n".join(sources).encode()).hexdigest()
+
+
+def cache_dir() -> Path | None:
+    """Where reference values are kept between runs (the CLI and the tests share them):
+    ``$SOFTMAX_DERIVE_CACHE``, or ``~/.cache/softmax-derive``; ``SOFTMAX_DERIVE_CACHE=off``
+    keeps none. Entries are keyed by a hash of the inputs and of :func:`_fingerprint`, so a
+    change to the definitions or the reference code never reads a stale value."""
+    setting = os.environ.get("SOFTMAX_DERIVE_CACHE", "")
+    if setting.lower() in ("off", "0", "no", "none"):
+        return None
+    base = Path(setting) if setting else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "softmax-derive"
+    return base / "reference"
+
+
+def _case_key(case: "Case", fingerprint: str) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(fingerprint.encode())
+    for array in (case.logits, case.target, case.soft, case.weighted()):
+        if array is not None:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()[:32]
+
+
+def case_references(cases: dict, jobs: int = 1, progress: Callable[[int, int], None] | None = None
+                    ) -> dict[str, dict[str, np.ndarray]]:
+    """Reference values of every row of every case: name -> field -> (3, rows, k) parts.
+
+    Rows are evaluated in ``jobs`` processes; cases found in :func:`cache_dir` are read
+    instead (the cache is written after each computed case)."""
+    for case in cases.values():
+        if case.weight is None:
+            case.weight = np.random.default_rng(case.logits.shape[1]).uniform(0.2, 2.0, case.logits.shape[1])
+    where, fingerprint = cache_dir(), _fingerprint()
+    found, tasks = {}, []
+    for name, case in cases.items():
+        path = where / f"{_case_key(case, fingerprint)}.npz" if where else None
+        if path is not None and path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as stored:
+                    found[name] = {key: stored[key] for key in stored.files}
+                continue
+            except (OSError, ValueError):  # a broken entry is recomputed
+                pass
+        u = case.weighted()
+        for r in range(case.logits.shape[0]):
+            soft = case.soft[r] if case.soft is not None else None
+            tasks.append((name, path, (case.logits[r].astype(np.float64), int(case.target[r]), soft, u[r])))
+    total, rows = len(tasks), {name: [] for name in cases if name not in found}
+    # the widest rows first, so that one long row does not finish last
+    order = sorted(range(total), key=lambda k: -tasks[k][2][0].size)
+    results = [None] * total
+    if jobs > 1 and total > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: the parent may hold threads (numeric's pool), and a forked child
+        # of a threaded process can deadlock
+        with ProcessPoolExecutor(max_workers=min(jobs, total),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_row_parts, tasks[k][2]): k for k in order}
+            from concurrent.futures import as_completed
+            for done, future in enumerate(as_completed(futures), 1):
+                results[futures[future]] = future.result()
+                if progress:
+                    progress(done, total)
+    else:
+        for done, k in enumerate(order, 1):
+            results[k] = _row_parts(tasks[k][2])
+            if progress:
+                progress(done, total)
+    for (name, _path, _task), parts in zip(tasks, results):
+        rows[name].append(parts)
+    for name, row_parts in rows.items():
+        stacked = {key: np.stack([p[key] for p in row_parts], axis=1) for key in row_parts[0]}
+        found[name] = stacked
+        path = next(t[1] for t in tasks if t[0] == name)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+                np.savez(tmp, **stacked)
+                os.replace(tmp, path)
+            except OSError:  # a read-only cache only costs time
+                pass
+    return {name: found[name] for name in cases}
+
+
+def measure(impl: dict, case: Case, exact: dict[str, np.ndarray]) -> dict[str, tuple[int, float]]:
     """function -> (values checked, worst ULP) for one implementation on one case."""
     a, c, y, dt = case.logits, case.target, case.soft, case.dtype
-    out = {}
-    with np.errstate(all="ignore"):
-        calls = {
-            "softmax": (lambda: impl["softmax"](a), lambda r: r.softmax, None),
-            "log_softmax": (lambda: impl["log_softmax"](a), lambda r: r.log_softmax, None),
-            "logsumexp": (lambda: impl["logsumexp"](a), lambda r: [r.logsumexp], lambda r: [r.lse_scale]),
-            "cross_entropy": (lambda: impl["cross_entropy"](a, c), lambda r: [r.loss_index], None),
-            "cross_entropy_grad": (lambda: impl["cross_entropy_grad"](a, c), lambda r: r.grad_index, None),
-        }
-        w, eps = case.weight, case.smoothing
-        calls["cross_entropy_weighted"] = (
+    w, eps = case.weight, case.smoothing
+    calls = {
+        "softmax": (lambda: impl["softmax"](a), "softmax", None),
+        "log_softmax": (lambda: impl["log_softmax"](a), "log_softmax", None),
+        "logsumexp": (lambda: impl["logsumexp"](a), "logsumexp", "lse_scale"),
+        "cross_entropy": (lambda: impl["cross_entropy"](a, c), "loss_index", None),
+        "cross_entropy_grad": (lambda: impl["cross_entropy_grad"](a, c), "grad_index", None),
+        "cross_entropy_weighted": (
             lambda: impl["cross_entropy"](a, c, weight=w, label_smoothing=eps) if "weighted" not in impl
-            else impl["weighted"](a, case.weighted()), lambda r: [r.loss_weighted], None)
-        calls["cross_entropy_weighted_grad"] = (
+            else impl["weighted"](a, case.weighted()), "loss_weighted", None),
+        "cross_entropy_weighted_grad": (
             lambda: impl["cross_entropy_grad"](a, c, weight=w, label_smoothing=eps) if "weighted" not in impl
-            else impl["weighted_grad"](a, case.weighted()), lambda r: r.grad_weighted,
-            lambda r: r.grad_weighted_scale)
-        if y is not None:
-            calls["cross_entropy_soft"] = (lambda: impl["cross_entropy_soft"](a, y),
-                                           lambda r: [r.loss_soft], None)
-            calls["cross_entropy_grad_soft"] = (lambda: impl["cross_entropy_grad_soft"](a, y),
-                                                lambda r: r.grad_soft, lambda r: r.grad_soft_scale)
-        for name, (call, pick, scale) in calls.items():
-            values = np.asarray(call())
-            values = values.reshape(a.shape[0], -1)
-            worst, count = 0.0, 0
-            for row, ref in zip(values, refs):
-                exact = pick(ref)
-                worst = max(worst, _errors(row, exact, dt, scale(ref) if scale else None))
-                count += len(exact)
-            out[name] = (count, worst)
+            else impl["weighted_grad"](a, case.weighted()), "grad_weighted", "grad_weighted_scale"),
+    }
+    if y is not None:
+        calls["cross_entropy_soft"] = (lambda: impl["cross_entropy_soft"](a, y), "loss_soft", None)
+        calls["cross_entropy_grad_soft"] = (lambda: impl["cross_entropy_grad_soft"](a, y),
+                                            "grad_soft", "grad_soft_scale")
+    out = {}
+    for name, (call, field_name, scale_name) in calls.items():
+        with np.errstate(all="ignore"):
+            values = np.asarray(call(), dtype=np.float64).reshape(-1)
+        parts = exact[field_name].reshape(3, -1)
+        scale = exact[scale_name].reshape(3, -1) if scale_name else None
+        errors = ulp_errors(values, parts, dt, scale)
+        out[name] = (parts.shape[1], float(np.max(errors)) if errors.size else 0.0)
     return out
 
 
@@ -527,9 +670,14 @@ class Report:
 
 
 def run(thorough: bool = False, seed: int = None, out=sys.stdout,
-        only: tuple[str, ...] = ()) -> Report:
-    """Evaluate the suite for every implementation; the contract applies to 'numeric'."""
+        only: tuple[str, ...] = (), jobs: int | None = None) -> Report:
+    """Evaluate the suite for every implementation; the contract applies to 'numeric'.
+
+    The reference rows are computed in ``jobs`` processes (default: every core) and kept
+    in :func:`cache_dir`; progress goes to ``out`` (None: silent) when it is a terminal,
+    or every few seconds otherwise."""
     seed = SEED if seed is None else seed
+    jobs = default_jobs() if jobs is None else max(1, int(jobs))
     start = time.perf_counter()
     impls = implementations()
     report = Report()
@@ -537,28 +685,48 @@ def run(thorough: bool = False, seed: int = None, out=sys.stdout,
     cases = {name: (maker(rng, thorough_rows if thorough else rows))
              for name, (maker, rows, thorough_rows) in SUITE.items()
              if not only or name in only}
-    total = sum(case.logits.shape[0] for case in cases.values())
-    done = [0]
-
-    def progress():
-        done[0] += 1
-        if thorough and out is not None and (done[0] % 10 == 0 or done[0] == total):
-            print(f"\r  reference rows {done[0]}/{total}", end="", file=sys.stderr, flush=True)
-
+    references = case_references(cases, jobs, Progress("reference rows", out))
     for name, case in cases.items():
-        refs = _row_refs(case, progress)
         bound = BOUND[case.dtype]
         for impl_name, impl in impls.items():
-            for function, (count, worst) in measure(impl, case, refs).items():
+            for function, (count, worst) in measure(impl, case, references[name]).items():
                 limit = EXTRA_BOUND.get(function, bound) if case.dtype == np.float64 else bound
                 report.results.append(Result(impl_name, function, name, count, worst, limit))
-    if thorough and out is not None:
-        print(file=sys.stderr)
     if not only:
         report.results += run_binary(np.random.default_rng(seed + 2), 100 if thorough else 6)
     report.checks = extra_checks(np.random.default_rng(seed + 1))
     report.seconds = time.perf_counter() - start
     return report
+
+
+def default_jobs() -> int:
+    """Every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class Progress:
+    """``progress(done, total)``: a rewritten line on a terminal, a plain line every
+    few seconds elsewhere (so that a log never shows a long silent stretch)."""
+
+    def __init__(self, what: str, out=sys.stderr, every: float = 5.0):
+        self.what, self.out, self.every = what, out, every
+        self.start = self.last = time.perf_counter()
+        self.tty = out is not None and hasattr(out, "isatty") and out.isatty()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.out is None:
+            return
+        now = time.perf_counter()
+        if self.tty:
+            end = "\n" if done == total else ""
+            print(f"\r  {self.what} {done}/{total} ({now - self.start:.0f}s)", end=end,
+                  file=self.out, flush=True)
+        elif now - self.last >= self.every or done == total:
+            print(f"  {self.what} {done}/{total} ({now - self.start:.0f}s)", file=self.out, flush=True)
+            self.last = now
 
 
 # --------------------------------------------------------------------------- binary loss

@@ -85,6 +85,81 @@ def test_ulp_error_counts_units_in_the_last_place():
     assert V.ulp_error(np.float32(1) + np.float32(2 ** -23), one, np.float32) == 1
 
 
+def _ulp_in_mpmath(computed, exact, dtype):
+    """The definition of the measure, all in mpmath: |c - e| / ulp(e rounded to dtype)."""
+    info = np.finfo(dtype)
+    with mpmath.workdps(1200):
+        ref = dtype(max(float(abs(exact)), float(info.tiny)))
+        unit = mpmath.mpf(float(np.spacing(ref)))
+        return float(abs(mpmath.mpf(float(computed)) - exact) / unit)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vectorised_measure_agrees_with_mpmath(dtype):
+    # the float64 double-double measure used for the whole suite against the plain
+    # mpmath definition, over normal, subnormal, tiny (below the subnormals) and huge
+    # exact values and computed values a few ULPs (or orders of magnitude) off
+    rng = np.random.default_rng(7)
+    info = np.finfo(dtype)
+    exact, computed = [], []
+    with mpmath.workdps(1200):
+        sub = float(info.smallest_subnormal)
+        for magnitude in (1.0, 1e-3, sub * 3e11, sub * 3e3, sub * 20, sub / 4, float(info.tiny) * 3,
+                          float(info.max) / 1e8, float(info.max) / 3):
+            for _ in range(40):
+                e = mpmath.mpf(magnitude) * (1 + mpmath.mpf(rng.uniform(-0.5, 0.5)) / 3) \
+                    * (1 + mpmath.mpf(2) ** -70 * rng.integers(-2 ** 20, 2 ** 20))
+                off = rng.choice([0, 1, -1, 3, 1e3, 1e12])
+                c = dtype(float(e))
+                c = np.nextafter(c, dtype(np.inf) if off >= 0 else dtype(-np.inf)) if off else c
+                for _ in range(int(min(abs(off), 3)) - 1):
+                    c = np.nextafter(c, dtype(np.inf))
+                if abs(off) > 3:
+                    c = dtype(float(c) * (1 + 1e-14 * off))
+                exact.append(e)
+                computed.append(c)
+        ours = V.ulp_errors(np.array(computed, dtype=np.float64), V.exact_parts(exact), dtype)
+        truth = [_ulp_in_mpmath(c, e, dtype) for c, e in zip(computed, exact)]
+    for c, e, got, want in zip(computed, exact, ours, truth):
+        assert got == pytest.approx(want, rel=1e-9, abs=1e-9), (c, mpmath.nstr(e, 20))
+    # the old scalar measure is the same function
+    assert V.ulp_error(computed[3], exact[3], dtype) == pytest.approx(truth[3], rel=1e-9, abs=1e-9)
+
+
+def test_reference_cache_is_keyed_by_the_inputs(tmp_path, monkeypatch):
+    # the CLI and the tests share reference values through the cache: a second run reads
+    # them, a changed input computes afresh, a broken entry is recomputed
+    monkeypatch.setenv("SOFTMAX_DERIVE_CACHE", str(tmp_path))
+    rng = np.random.default_rng(1)
+    case = V.Case(rng.normal(0, 3, (3, 4)), rng.integers(0, 4, 3))
+    first = V.case_references({"c": case}, jobs=1)["c"]
+    (entry,) = list((tmp_path / "reference").glob("*.npz"))
+    second = V.case_references({"c": case}, jobs=1)["c"]
+    assert all(np.array_equal(first[k], second[k], equal_nan=True) for k in first)
+    changed = V.Case(case.logits.copy(), case.target)
+    changed.logits[0, 0] = np.nextafter(changed.logits[0, 0], np.inf)
+    V.case_references({"c": changed}, jobs=1)
+    assert len(list((tmp_path / "reference").glob("*.npz"))) == 2
+    entry.write_bytes(b"not an npz")
+    again = V.case_references({"c": case}, jobs=1)["c"]
+    assert all(np.array_equal(first[k], again[k], equal_nan=True) for k in first)
+    fresh = V.reference_row(case.logits[1], int(case.target[1]), weighted=case.weighted()[1])
+    assert V.ulp_errors(np.array(fresh.softmax, dtype=float), first["softmax"][:, 1, :]).max() <= 0.5
+
+
+def test_parallel_references_equal_serial(monkeypatch):
+    monkeypatch.setenv("SOFTMAX_DERIVE_CACHE", "off")
+    rng = np.random.default_rng(2)
+    cases = {"a": V.Case(rng.normal(0, 3, (4, 5)), rng.integers(0, 5, 4)),
+             "b": V.Case(rng.normal(0, 30, (3, 7)), rng.integers(0, 7, 3), soft=rng.dirichlet(np.ones(7), 3))}
+    serial = V.case_references(cases, jobs=1)
+    parallel = V.case_references(cases, jobs=2)
+    for name in cases:
+        assert serial[name].keys() == parallel[name].keys()
+        for key in serial[name]:
+            assert np.array_equal(serial[name][key], parallel[name][key], equal_nan=True)
+
+
 def test_reference_precision_is_enough():
     # the same row at its chosen precision and at 60 more digits gives the same values
     rows = [np.array([0.3, -700.123456789, 5.5]), np.array([1e308, -1e308, 0.0]),
