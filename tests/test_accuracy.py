@@ -14,6 +14,9 @@ import pytest
 
 from derive import verify as V
 
+# one worker computes (or reads from the cache) the verification run these tests share
+pytestmark = pytest.mark.xdist_group("verification")
+
 
 @pytest.fixture(scope="module")
 def report():
