@@ -12,37 +12,69 @@ from pathlib import Path
 DEFAULT_JSON = Path(__file__).resolve().parent.parent / "reports" / "verification.json"
 
 
-def cmd_prove(args) -> int:
+def _prove_one(key: str) -> tuple[bool, int, list[str]]:
+    """Check one derivation of the catalogue: (passed, steps checked, lines to print)."""
     from . import catalogue, definitions as D, engine
 
-    derivations = catalogue.build()
+    derivation = catalogue.by_key()[key]
+    try:
+        report = engine.check(derivation)
+    except engine.StepRejected as err:
+        return False, 0, [f"FAIL {derivation.key}: {engine.plain(derivation.title)}",
+                          "     " + str(err).replace("\n", "\n     ")]
+    counts = ",".join(str(n) for n in report.class_counts)
+    has_t = any(D.T in step.expr.free_symbols for step in derivation.steps)
+    where = ("concrete numbers" if not counts else
+             f"symbolic T; checked at T in {{{counts}}}" if has_t else
+             f"symbolic; checked on {report.steps[0].instances if report.steps else 0} random instances")
+    lines = [f"ok   {derivation.key:<34} {report.seconds:5.2f}s  {where}"]
+    for st in report.steps:
+        lines.append(f"       \u2713 {st.number}. {st.rel} {engine.plain(st.why)}  "
+                     f"[{st.symbolic}; {st.instances} instances]")
+    return True, len(report.steps), lines
+
+
+def in_order(function, items: list, jobs: int):
+    """Yield ``function(item)`` for every item, in order, computed in ``jobs`` spawned
+    processes (each result as soon as it and every earlier one are done)."""
+    if jobs <= 1 or len(items) <= 1:
+        for item in items:
+            yield function(item)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(items)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(function, item) for item in items]
+        for future in futures:
+            yield future.result()
+
+
+def cmd_prove(args) -> int:
+    from . import catalogue, verify
+
+    keys = [d.key for d in catalogue.build()]
     if args.only:
-        derivations = [d for d in derivations if d.key in args.only]
-        if not derivations:
-            print(f"no derivation named {', '.join(args.only)}", file=sys.stderr)
+        unknown = [key for key in args.only if key not in keys]
+        if unknown:
+            print(f"no derivation named {', '.join(unknown)} (python -m derive prove --list "
+                  f"lists them)", file=sys.stderr)
             return 2
+        keys = [key for key in keys if key in args.only]
+    if getattr(args, "list", False):
+        for key in keys:
+            print(key)
+        return 0
+    jobs = verify.default_jobs() if args.jobs is None else max(1, args.jobs)
     failures, steps, start = 0, 0, time.perf_counter()
-    for derivation in derivations:
-        try:
-            report = engine.check(derivation)
-        except engine.StepRejected as err:
-            failures += 1
-            print(f"FAIL {derivation.key}: {engine.plain(derivation.title)}")
-            print("     " + str(err).replace("\n", "\n     "))
-            continue
-        steps += len(report.steps)
-        counts = ",".join(str(n) for n in report.class_counts)
-        has_t = any(D.T in step.expr.free_symbols for step in derivation.steps)
-        where = ("concrete numbers" if not counts else
-                 f"symbolic T; checked at T in {{{counts}}}" if has_t else
-                 f"symbolic; checked on {report.steps[0].instances if report.steps else 0} random instances")
-        print(f"ok   {derivation.key:<34} {report.seconds:5.2f}s  {where}")
-        for st in report.steps:
-            print(f"       \u2713 {st.number}. {st.rel} {engine.plain(st.why)}  "
-                  f"[{st.symbolic}; {st.instances} instances]")
+    for passed, count, lines in in_order(_prove_one, keys, jobs):
+        failures += not passed
+        steps += count
+        print("\n".join(lines), flush=True)
     total = time.perf_counter() - start
-    print(f"prove: {len(derivations) - failures} of {len(derivations)} derivations "
-          f"({steps} steps) checked in {total:.1f}s; {failures} failed")
+    print(f"prove: {len(keys) - failures} of {len(keys)} derivations "
+          f"({steps} steps) checked in {total:.1f}s ({jobs} processes); {failures} failed")
     return 1 if failures else 0
 
 
@@ -126,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     prove = sub.add_parser("prove", help="check every derivation of the catalogue")
     prove.add_argument("only", nargs="*", help="keys of derivations to check (default: all)")
+    prove.add_argument("--list", action="store_true", help="list the derivations' keys and stop")
+    prove.add_argument("--jobs", type=int, default=None,
+                       help="processes to check derivations in (default: every core)")
     prove.set_defaults(func=cmd_prove)
     gen = sub.add_parser("generate", help="prove the kernels and write numeric/_kernels.py")
     gen.add_argument("--check", action="store_true",
