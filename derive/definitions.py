@@ -276,7 +276,9 @@ class Instance(dict):
 
     Maps SymPy atoms (symbols and Indexed objects) to Python ints (T, N, indices) or
     mpmath numbers at :data:`INSTANCE_DIGITS` digits. Built by the proof engine from a
-    random generator; the assumptions adjust it through the hooks below.
+    random generator; the assumptions adjust it through the hooks below. Before they
+    do, every vector is unconstrained (p, q and y are not probability vectors, u and w
+    are merely non-negative).
     """
 
     def __init__(self, rng, n_classes: int, n_features: int):
@@ -297,8 +299,8 @@ class Instance(dict):
         for base in (u, w):
             for idx in range(1, n_classes + 1):
                 self[base[idx]] = _mpf(rng.uniform(0, 3.0))
-        for base in (P, Qv):
-            self.probability(base)
+        # no vector is normalised here: only an assumption (ProbabilityVector, OneHot)
+        # makes one a probability vector, so a missing "sum_j p_j = 1" shows
         for idx in range(1, n_features + 1):
             self[x[idx]] = _mpf(rng.normal(0, 1.0))
             for row in range(1, n_classes + 1):
