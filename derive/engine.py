@@ -550,10 +550,17 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
     names = []
     for mapping, facts, text in _cases(pairs, keep):
         case_assumptions = [_substitute_assumption(h, mapping) for h in assumptions]
+        # a lemma holds for every value of its symbols: identified indices are
+        # identified in it (and in its assumptions) too
+        case_lemmas = [dataclasses.replace(
+            lem, steps=[dataclasses.replace(lem.steps[0], expr=lem.start.xreplace(mapping)),
+                        dataclasses.replace(lem.steps[-1], expr=lem.result.xreplace(mapping))],
+            assumptions=[_substitute_assumption(h, mapping) for h in lem.assumptions])
+            for lem in lemmas]
         sides = []
         for side in (prev, this):
             side = side.xreplace(mapping).xreplace(facts)
-            sides.append(_apply_lemmas(refine_ranges(side), lemmas))
+            sides.append(_apply_lemmas(refine_ranges(side), case_lemmas))
         left, right = sides
         diff = left - right if rel in ("=", ">", ">=") else right - left
         how = _closes(diff, rel, case_assumptions, min_classes)
