@@ -289,10 +289,19 @@ class Instance(dict):
         self.B = int(rng.integers(1, 4))
         self[B] = self.B
         self[beta] = int(rng.integers(1, self.B + 1))
+        # free indices: half of them copy an index drawn before them, so that
+        # coincidences such as j = c or c = k (where a formula branches) are common
+        drawn = {}
         for sym, rng_sym in INDEX_RANGES.items():
             hi = {T: n_classes, N: n_features}.get(rng_sym)
-            if hi is not None:
+            if hi is None:
+                continue
+            same_range = [other for other, where in drawn.items() if where == rng_sym]
+            if same_range and rng.random() < 0.5:
+                self[sym] = self[same_range[int(rng.integers(len(same_range)))]]
+            else:
                 self[sym] = int(rng.integers(1, hi + 1))
+            drawn[sym] = rng_sym
         for base in (a, v, P, Qv, y, b):
             for idx in range(1, n_classes + 1):
                 self[base[idx]] = _mpf(rng.normal(0, 2.0))

@@ -1016,6 +1016,9 @@ def numeric_check(prev, step: Step, derivation: Derivation, seed: int,
 
 # --------------------------------------------------------------------------- driver
 _LEMMAS_PROVED: set = set()
+#: links accepted in this process, keyed by everything their check depends on (the
+#: assumptions, min_classes, class counts, seed, both sides, relation, decimals, lemmas)
+_LINKS_PROVED: dict = {}
 
 
 def fingerprint(derivation: Derivation) -> tuple:
@@ -1052,9 +1055,17 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
                            "nothing is checked: a derivation needs a start and at least one step")
     base = derivation_seed(derivation, seed)
     expected = len(counts) * SAMPLES_PER_T
+    context = (tuple(repr(h) for h in derivation.assumptions), derivation.min_classes, counts, numeric)
     for number in range(1, len(steps)):
         prev, this = steps[number - 1].expr, steps[number]
         tic = time.perf_counter()
+        link = (context, base + number, sp.srepr(prev), sp.srepr(this.expr), this.rel,
+                this.decimals, tuple(fingerprint(lemma) for lemma in this.lemmas))
+        if link in _LINKS_PROVED:  # the very same link, checked before in this process
+            how, count = _LINKS_PROVED[link]
+            report.steps.append(StepReport(number, this.why, this.rel, how, count,
+                                           time.perf_counter() - tic, counts if numeric else ()))
+            continue
 
         def reject(cls, reason, **extra):
             return cls(title, number, this.why, prev, this.expr, reason, **extra)
@@ -1092,6 +1103,7 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
             raise reject(StepUnproved, f"unproved: {held} SymPy could not show 'previous "
                          f"{this.rel} this' under the assumptions; split it into smaller steps",
                          instances=count, class_counts=counts if numeric else ())
+        _LINKS_PROVED[link] = (how, count)
         report.steps.append(StepReport(number, this.why, this.rel, how, count,
                                        time.perf_counter() - tic, counts if numeric else ()))
     report.seconds = time.perf_counter() - start
