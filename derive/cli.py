@@ -27,19 +27,22 @@ def cmd_prove(args) -> int:
             report = engine.check(derivation)
         except engine.StepRejected as err:
             failures += 1
-            print(f"FAIL {derivation.key}: {engine.plain(derivation.title)}")
+            kind = {engine.StepFalse: "false", engine.StepUnproved: "unproved",
+                    engine.StepUndefined: "undefined"}.get(type(err), "rejected")
+            print(f"FAIL {derivation.key} ({kind}): {engine.plain(derivation.title)}")
             print("     " + str(err).replace("\n", "\n     "))
             continue
         steps += len(report.steps)
         counts = ",".join(str(n) for n in report.class_counts)
         has_t = any(D.T in step.expr.free_symbols for step in derivation.steps)
-        where = ("concrete numbers" if not counts else
+        where = ("concrete numbers" if derivation.concrete else
                  f"symbolic T; checked at T in {{{counts}}}" if has_t else
-                 f"symbolic; checked on {report.steps[0].instances if report.steps else 0} random instances")
+                 f"symbolic; checked on random instances (T in {{{counts}}})")
         print(f"ok   {derivation.key:<34} {report.seconds:5.2f}s  {where}")
         for st in report.steps:
+            at = ",".join(str(n) for n in st.class_counts)
             print(f"       \u2713 {st.number}. {st.rel} {engine.plain(st.why)}  "
-                  f"[{st.symbolic}; {st.instances} instances]")
+                  f"[{st.symbolic}; {st.instances} instances at T in {{{at}}}]")
     total = time.perf_counter() - start
     print(f"prove: {len(derivations) - failures} of {len(derivations)} derivations "
           f"({steps} steps) checked in {total:.1f}s; {failures} failed")

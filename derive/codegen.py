@@ -19,16 +19,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sympy as sp
-from sympy import Derivative, KroneckerDelta, Sum
+from sympy import Derivative, KroneckerDelta
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
-from . import catalogue, definitions as D, engine
+from . import catalogue, engine
+from . import definitions as D
 from .engine import Derivation, Step
-from .functions import PW, U, YB, Z as ZB, Sigmoid, Softplus
-from .functions import (A, C, Y, ArrayFunction, DiffHi, ExpDiff, PutAt, Quotient, RowArgmax, RowSum,
-                        SelectArgmax,
-                        SumExceptMax, Take, ZeroTimes, helpers_used, to_indexed)
+from .functions import (
+    PW,
+    YB,
+    A,
+    C,
+    DiffHi,
+    ExpDiff,
+    PutAt,
+    Quotient,
+    RowArgmax,
+    RowSum,
+    SelectArgmax,
+    Sigmoid,
+    Softplus,
+    SumExceptMax,
+    Take,
+    U,
+    Y,
+    ZeroTimes,
+    helpers_used,
+    to_indexed,
+)
+from .functions import Z as ZB
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "numeric" / "_kernels.py"

@@ -11,7 +11,9 @@ justification. What "checked" means, exactly:
     ``min_classes + 1`` and one random T up to at least 12, drawn from a seed that is a
     function of the derivation's key, so every run checks the same instances). The
     values satisfy the assumptions and nothing more (a vector that no assumption
-    normalises is not normalised). The evaluator is the engine's own: sums are loops,
+    normalises is not normalised; half of the free indices copy an earlier one, so
+    coincidences such as j = c are common; a scalar no assumption draws is drawn from
+    its SymPy assumptions). The evaluator is the engine's own: sums are loops,
     indices are looked up, and every ``Derivative`` is evaluated by ``mpmath.diff``
     (finite differences at raised precision) -- never by SymPy, so SymPy's index
     calculus cannot fool it. A step must hold on every instance; an instance that
@@ -32,9 +34,14 @@ of equalities only; it rewrites its start expression into its result, its free
 indices matching any distinct indices (those its assumptions name stay fixed).
 
 What the numeric half cannot see: values of T beyond those sampled, instances the
-random draw does not hit (an error confined to a measure-zero set of values, or to
-rare coincidences of indices), and differences below the tolerance
-(:data:`TOLERANCE`, relative). That is why the symbolic half is still required.
+random draw does not hit (an error confined to a thin set of values, or to a
+coincidence of indices the draw misses), differences below the tolerance
+(:data:`TOLERANCE`, relative), and anything about floating point: both halves are
+about exact arithmetic, so numerical stability (shifting by the maximum rather than
+by any other logit, which is exact either way) is measured by verification, not
+proved here. That is why the symbolic half is still required, and why verification
+exists. A link accepted once in a process is not checked again when it recurs with
+the same everything (:data:`_LINKS_PROVED`).
 
 A rejected step raises a :class:`StepRejected`: :class:`StepFalse` with a
 counterexample (T, the values, both sides), :class:`StepUnproved` when every instance
@@ -45,11 +52,12 @@ sides.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import mpmath
 import numpy as np
@@ -149,7 +157,7 @@ class Step:
     why: str
     rel: str = "="
     decimals: int = 4
-    lemma: "Derivation | tuple | None" = None
+    lemma: Derivation | tuple | None = None
 
     def __post_init__(self):
         if self.rel not in RELATIONS:
@@ -407,7 +415,7 @@ def _assumption_symbols(assumptions) -> set:
     return names
 
 
-def _only_equalities(lemma: "Derivation") -> None:
+def _only_equalities(lemma: Derivation) -> None:
     bad = [n for n, step in enumerate(lemma.steps[1:], 1) if step.rel != "="]
     if bad:
         raise LemmaRefused(
@@ -478,26 +486,26 @@ def _substitute_assumption(assumption, mapping):
 def _cases(pairs, keep):
     """Every consistent assignment of equal / distinct to the pairs of indices:
     (substitution, facts, description). ``keep`` ranks the symbol that stays."""
+    def find(parent, s):
+        while parent.get(s, s) != s:
+            s = parent[s]
+        return s
+
     for truth in itertools.product((True, False), repeat=len(pairs)):
         parent = {}
-
-        def find(s):
-            while parent.get(s, s) != s:
-                s = parent[s]
-            return s
         for (x, y), equal in zip(pairs, truth):
             if equal:
-                rx, ry = find(x), find(y)
+                rx, ry = find(parent, x), find(parent, y)
                 if rx != ry:
                     first, second = sorted((rx, ry), key=keep)
                     parent[second] = first
-        if any(not equal and find(x) == find(y) for (x, y), equal in zip(pairs, truth)):
+        if any(not equal and find(parent, x) == find(parent, y) for (x, y), equal in zip(pairs, truth)):
             continue
-        mapping = {s: find(s) for pair in pairs for s in pair if find(s) != s}
+        mapping = {s: find(parent, s) for pair in pairs for s in pair if find(parent, s) != s}
         facts = {}
         for (x, y), equal in zip(pairs, truth):
             if not equal:
-                rx, ry = find(x), find(y)
+                rx, ry = find(parent, x), find(parent, y)
                 for u, w in ((rx, ry), (ry, rx)):
                     facts[KroneckerDelta(u, w)] = sp.Integer(0)
                     facts[sp.Eq(u, w)] = sp.false
@@ -872,7 +880,7 @@ def evaluate(expr: sp.Expr, env: D.Instance):
             return +_Evaluator(env)(expr)
         except EvaluationError:
             raise
-        except (ZeroDivisionError, ValueError, TypeError, OverflowError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever fails, the instance has no value
             raise EvaluationError(f"{type(err).__name__}: {err}") from err
 
 
@@ -1037,6 +1045,10 @@ def _check_lemma(lemma: Derivation, seed: int, numeric: bool) -> None:
         _LEMMAS_PROVED.add(key)
 
 
+def _rejection(title, number, step, prev, cls, reason, **extra):
+    return cls(title, number, step.why, prev, step.expr, reason, **extra)
+
+
 def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True) -> DerivationReport:
     """Check every step of ``derivation``; raise a :class:`StepRejected` on the first bad one.
 
@@ -1067,8 +1079,7 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
                                            time.perf_counter() - tic, counts if numeric else ()))
             continue
 
-        def reject(cls, reason, **extra):
-            return cls(title, number, this.why, prev, this.expr, reason, **extra)
+        reject = functools.partial(_rejection, title, number, this, prev)
         for lemma in this.lemmas:
             missing = [h.text for h in lemma.assumptions if h not in derivation.assumptions]
             if missing:
@@ -1091,18 +1102,21 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
         if this.rel == "~":
             how = "rounding (numeric only)"
         else:
+            crash = ""
             try:
                 how = symbolic_check(prev, this.expr, this.rel, derivation.assumptions,
                                      this.lemmas, derivation.min_classes)
             except LemmaRefused as err:
                 raise reject(StepRejected, str(err)) from None
+            except Exception as err:  # noqa: BLE001 - SymPy failed: the step is not shown
+                how, crash = None, f" (SymPy failed: {type(err).__name__}: {err})"
         if how is None:
             held = (f"it held on all {count} concrete instances (T in "
                     f"{{{','.join(map(str, counts))}}}), but" if numeric else
                     "the numeric check was not run, and")
             raise reject(StepUnproved, f"unproved: {held} SymPy could not show 'previous "
-                         f"{this.rel} this' under the assumptions; split it into smaller steps",
-                         instances=count, class_counts=counts if numeric else ())
+                         f"{this.rel} this' under the assumptions{crash}; split it into "
+                         "smaller steps", instances=count, class_counts=counts if numeric else ())
         _LINKS_PROVED[link] = (how, count)
         report.steps.append(StepReport(number, this.why, this.rel, how, count,
                                        time.perf_counter() - tic, counts if numeric else ()))

@@ -15,10 +15,17 @@ import pytest
 import sympy as sp
 from sympy import Abs, Derivative, KroneckerDelta, Sum, exp, log
 
-from derive import catalogue, definitions as D, engine
+from derive import catalogue, engine
+from derive import definitions as D
 from derive.definitions import T, a, c, i, j, k, r, s, y
-from derive.engine import (Derivation, Step, StepFalse, StepRejected, StepUndefined,
-                           StepUnproved)
+from derive.engine import (
+    Derivation,
+    Step,
+    StepFalse,
+    StepRejected,
+    StepUndefined,
+    StepUnproved,
+)
 
 S = D.softmax
 
@@ -276,7 +283,7 @@ def test_vectors_are_normalised_only_when_assumed():
     total = Sum(D.P[s], (s, 1, T))
     step = Step(sp.Integer(1), "wrong: p sums to 1 without the assumption")
     derivation = chain("p_sums", Step(total, "sum of p"), step)
-    count, failure = engine.numeric_check(total, step, derivation, seed=7)
+    _, failure = engine.numeric_check(total, step, derivation, seed=7)
     assert failure is not None and failure.kind == "false"
     with pytest.raises(StepFalse):
         engine.check(derivation)
@@ -397,3 +404,24 @@ def test_changed_relations_are_rejected(key, number, rel):
     derivation = catalogue.by_key()[key]
     with pytest.raises(StepRejected, match=f"step {number} "):
         engine.check(_replace_step(derivation, number, rel=rel))
+
+
+def test_prove_reports_instances_and_class_counts_per_step(capsys):
+    from derive import cli
+
+    assert cli.main(["prove", "softmax_positive", "example_order"]) == 0
+    out = capsys.readouterr().out
+    counts = ",".join(map(str, engine.class_counts(catalogue.by_key()["softmax_positive"])))
+    assert f"checked at T in {{{counts}}}" in out
+    assert f"[evaluate; {engine.SAMPLES_PER_T * len(counts.split(','))} instances at T in {{{counts}}}]" in out
+    assert "concrete numbers" in out and "instances at T in {1}]" in out
+
+
+def test_a_sympy_failure_is_a_rejection_not_a_traceback(monkeypatch):
+    derivation = chain("crash", Step(S(j), "softmax"), Step(S(j) + 0, "the same"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("internal SymPy error")
+    monkeypatch.setattr(engine, "symbolic_check", broken)
+    with pytest.raises(StepUnproved, match="SymPy failed: RuntimeError: internal SymPy error"):
+        engine.check(derivation)

@@ -13,7 +13,8 @@ import pytest
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
-from derive import cli, codegen, engine, functions as F
+from derive import cli, codegen, engine
+from derive import functions as F
 
 K, C = codegen.K, codegen.C
 #: functions whose two arguments commute in exact arithmetic (swapping them is no mistake
