@@ -423,13 +423,19 @@ def _only_equalities(lemma: Derivation) -> None:
             f"'{lemma.steps[bad[0]].rel}'): only an equality can be used as a rewrite")
 
 
+def _provably_nonnegative(expr) -> bool:
+    return expr == 0 or expr.is_nonnegative is True
+
+
 def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
     """Replace every instance of the lemma's start expression by its result.
 
     Only a chain of equalities rewrites. The lemma holds for every value of its free
-    indices that its assumptions do not name, so those become wildcards matching any
-    integer symbol (a free index or a summation variable); distinct wildcards must
-    match distinct symbols (a lemma about i and j says nothing about i = j), or the
+    indices that its assumptions do not name, within their ranges, so those become
+    wildcards. A wildcard matches a free index of the same range, or a summation
+    variable whose limits lie in that range (anything else is left alone: the lemma
+    says nothing there). Distinct wildcards must match distinct symbols, none of them
+    an index the lemma fixes (a lemma about i and j says nothing about i = j), or the
     lemma is refused. Bound variables are first given canonical names so that
     alpha-equivalent forms match.
     """
@@ -444,19 +450,42 @@ def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
              for sym in free}
     pattern, template = start.xreplace(wilds), result.xreplace(wilds)
 
-    def matches(e):
+    def in_range(value, top, scope) -> bool:
+        if value in D.INDEX_RANGES:
+            return D.INDEX_RANGES[value] == top
+        if value in scope:
+            lo, hi = scope[value]
+            return _provably_nonnegative(lo - 1) and _provably_nonnegative(top - hi)
+        return False
+
+    def instance(e, scope):
         found = e.match(pattern)
         if found is None:
-            return False
+            return None
         values = [found[w] for w in wilds.values() if w in found]
         if len(set(values)) < len(values) or set(values) & literal:
             names = ", ".join(str(sym) for sym in sorted(indices, key=sp.default_sort_key))
             raise LemmaRefused(f"the lemma {lemma.key!r} would match its distinct indices "
                                f"{names} to the same index in {sp.sstr(e)}")
-        return True
+        if not all(in_range(found[w], D.INDEX_RANGES[sym], scope)
+                   for sym, w in wilds.items() if w in found):
+            return None
+        return template.xreplace(found)
 
-    return canonical_bound(canonical_bound(expr).replace(
-        matches, lambda e: template.xreplace(e.match(pattern))))
+    def rewrite(e, scope):
+        if not isinstance(e, sp.Basic) or e.is_Atom:
+            return e
+        if isinstance(e, ExprWithLimits):
+            inner = {**scope, **{var: (lo, hi) for var, lo, hi in e.limits}}
+            new = e.func(rewrite(e.function, inner),
+                         *[(var, rewrite(lo, scope), rewrite(hi, scope)) for var, lo, hi in e.limits])
+        else:
+            args = [rewrite(arg, scope) for arg in e.args]
+            new = e if all(x is y for x, y in zip(args, e.args)) else e.func(*args)
+        replaced = instance(new, scope)
+        return new if replaced is None else replaced
+
+    return canonical_bound(rewrite(canonical_bound(expr), {}))
 
 
 def _apply_lemmas(expr, lemmas):

@@ -425,3 +425,18 @@ def test_a_sympy_failure_is_a_rejection_not_a_traceback(monkeypatch):
     monkeypatch.setattr(engine, "symbolic_check", broken)
     with pytest.raises(StepUnproved, match="SymPy failed: RuntimeError: internal SymPy error"):
         engine.check(derivation)
+
+
+def test_a_lemma_applies_only_within_the_ranges_of_its_indices():
+    # sum_s delta_{s j} = 1 holds for j in 1..T, not for a summation variable from 0
+    lemma = chain("delta_sum", Step(Sum(KroneckerDelta(s, j), (s, 1, T)), "sum of a delta"),
+                  Step(sp.Integer(1), "j lies in 1..T"))
+    prev = Sum(Sum(KroneckerDelta(s, N_), (s, 1, T)), (N_, 0, T))
+    this = T + 1
+    assert engine.symbolic_check(prev, this, "=", (D.REAL_LOGITS,), lemma) is None
+    with pytest.raises(StepFalse):
+        engine.check(chain("delta_from_0", Step(prev, "a double sum"),
+                           Step(this, "the lemma, also at r = 0", lemma=lemma)))
+    # inside 1..T it applies
+    inside = Sum(Sum(KroneckerDelta(s, N_), (s, 1, T)), (N_, 1, T))
+    assert engine.symbolic_check(inside, T, "=", (D.REAL_LOGITS,), lemma)
