@@ -395,7 +395,7 @@ def normal_forms(expr: sp.Expr, assumptions, min_classes: int = 1) -> Iterable[t
     for name, stage in stages:
         try:
             expr = stage(expr)
-        except Exception:  # noqa: BLE001 - any SymPy failure: skip this (optional) stage
+        except Exception:  # noqa: S112, BLE001 - a SymPy failure only skips this (optional) stage
             continue
         yield name, expr
 
@@ -909,7 +909,7 @@ def evaluate(expr: sp.Expr, env: D.Instance):
             return +_Evaluator(env)(expr)
         except EvaluationError:
             raise
-        except Exception as err:  # noqa: BLE001 - whatever fails, the instance has no value
+        except Exception as err:  # whatever fails, the instance has no value
             raise EvaluationError(f"{type(err).__name__}: {err}") from err
 
 
