@@ -587,6 +587,11 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
     names = []
     for mapping, facts, text in _cases(pairs, keep):
         case_assumptions = [_substitute_assumption(h, mapping) for h in assumptions]
+        # indices distinct in this case stay distinct after an assumption's rewrite
+        # (y_j -> delta_jc brings the delta back)
+        case_assumptions += [D.Distinct(f"{x} != {y}", x, y) for x, y in {
+            tuple(rel.args) for rel, value in facts.items()
+            if isinstance(rel, KroneckerDelta) and value == 0}]
         # a lemma holds for every value of its symbols: identified indices are
         # identified in it (and in its assumptions) too
         case_lemmas = [dataclasses.replace(

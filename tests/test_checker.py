@@ -440,3 +440,14 @@ def test_a_lemma_applies_only_within_the_ranges_of_its_indices():
     # inside 1..T it applies
     inside = Sum(Sum(KroneckerDelta(s, N_), (s, 1, T)), (N_, 1, T))
     assert engine.symbolic_check(inside, T, "=", (D.REAL_LOGITS,), lemma)
+
+
+def test_a_step_that_branches_on_indices_is_shown_by_cases():
+    prev = S(j) - KroneckerDelta(j, c)
+    good = sp.Piecewise((S(c) - 1, sp.Eq(j, c)), (S(j), True))
+    how = engine.symbolic_check(prev, good, "=", (D.REAL_LOGITS,))
+    assert how.startswith("by cases (c = j: ") and "c != j: " in how
+    bad = sp.Piecewise((S(c) + 1, sp.Eq(j, c)), (S(j), True))
+    assert engine.symbolic_check(prev, bad, "=", (D.REAL_LOGITS,)) is None
+    with pytest.raises(StepFalse, match="c = (\\d+), .*j = \\1"):  # found where j = c
+        engine.check(chain("branch", Step(prev, "gradient"), Step(bad, "wrong branch")))
