@@ -2,7 +2,8 @@
 
 One entry per result, in the order of DESIGN.md's list. Each is built only from the
 formulas in :mod:`derive.definitions`; the proof engine (:mod:`derive.engine`) checks
-every step symbolically for symbolic T and numerically for T = 1, 2, 3, 5, 8.
+every step symbolically for symbolic T and numerically at T = 1, 2, 3, 5, 8 (from
+``min_classes`` up), ``min_classes``, ``min_classes + 1`` and one random T up to 12.
 """
 from __future__ import annotations
 

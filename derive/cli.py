@@ -20,17 +20,20 @@ def _prove_one(key: str) -> tuple[bool, int, list[str]]:
     try:
         report = engine.check(derivation)
     except engine.StepRejected as err:
-        return False, 0, [f"FAIL {derivation.key}: {engine.plain(derivation.title)}",
+        kind = {engine.StepFalse: "false", engine.StepUnproved: "unproved",
+                engine.StepUndefined: "undefined"}.get(type(err), "rejected")
+        return False, 0, [f"FAIL {derivation.key} ({kind}): {engine.plain(derivation.title)}",
                           "     " + str(err).replace("\n", "\n     ")]
     counts = ",".join(str(n) for n in report.class_counts)
     has_t = any(D.T in step.expr.free_symbols for step in derivation.steps)
-    where = ("concrete numbers" if not counts else
+    where = ("concrete numbers" if derivation.concrete else
              f"symbolic T; checked at T in {{{counts}}}" if has_t else
-             f"symbolic; checked on {report.steps[0].instances if report.steps else 0} random instances")
+             f"symbolic; checked on random instances (T in {{{counts}}})")
     lines = [f"ok   {derivation.key:<34} {report.seconds:5.2f}s  {where}"]
     for st in report.steps:
+        at = ",".join(str(n) for n in st.class_counts)
         lines.append(f"       \u2713 {st.number}. {st.rel} {engine.plain(st.why)}  "
-                     f"[{st.symbolic}; {st.instances} instances]")
+                     f"[{st.symbolic}; {st.instances} instances at T in {{{at}}}]")
     return True, len(report.steps), lines
 
 

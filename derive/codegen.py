@@ -13,21 +13,42 @@ catalogue and the SymPy version: the same inputs give the same bytes.
 """
 from __future__ import annotations
 
+import functools
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 import sympy as sp
-from sympy import Derivative, KroneckerDelta, Sum
+from sympy import Derivative, KroneckerDelta
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
-from . import catalogue, definitions as D, engine
+from . import catalogue, engine
+from . import definitions as D
 from .engine import Derivation, Step
-from .functions import PW, U, YB, Z as ZB, Sigmoid, Softplus
-from .functions import (A, C, Y, ArrayFunction, DiffHi, ExpDiff, PutAt, Quotient, RowArgmax, RowSum,
-                        SelectArgmax,
-                        SumExceptMax, Take, ZeroTimes, helpers_used, to_indexed)
+from .functions import (
+    PW,
+    YB,
+    A,
+    C,
+    DiffHi,
+    ExpDiff,
+    PutAt,
+    Quotient,
+    RowArgmax,
+    RowSum,
+    SelectArgmax,
+    Sigmoid,
+    Softplus,
+    SumExceptMax,
+    Take,
+    U,
+    Y,
+    ZeroTimes,
+    helpers_used,
+    to_indexed,
+)
+from .functions import Z as ZB
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "numeric" / "_kernels.py"
@@ -62,107 +83,186 @@ BCE = ZeroTimes(PW * YB, Softplus(-ZB)) + ZeroTimes(1 - YB, Softplus(ZB))
 BCE_GRAD = ZeroTimes(1 - YB, Sigmoid(ZB)) - ZeroTimes(PW * YB, Sigmoid(-ZB))
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What an output of a kernel is: ``definition`` under ``assumptions``.
+
+    The proof of a claim about an output is a derivation from the definition (through
+    the intermediate steps ``via``, if any) to the index form of *that very output
+    expression* (``functions.to_indexed``), the last step citing the catalogue's
+    ``lemmas`` (keys; applied in order). Nothing about the output is typed twice.
+    """
+
+    key: str
+    title: str
+    assumptions: tuple
+    definition: sp.Expr
+    why: str
+    lemmas: tuple
+    via: tuple = ()  # Steps between the definition and the kernel's form
+    index: sp.Symbol = D.j
+
+
 @dataclass
 class Kernel:
-    """A generated function: its name, arguments, outputs and the proofs behind it."""
+    """A generated function: its name, arguments, outputs and what each output is.
+
+    ``claims[n]`` is the claim (or a tuple of claims) proved about ``outputs[n]``."""
 
     name: str
     args: tuple
     outputs: tuple
     doc: str
-    proofs: tuple = ()
+    claims: tuple = ()
     rows: bool = True  # a row kernel (buffered, run in blocks) or an elementwise one
 
+    def __post_init__(self):
+        if len(self.claims) != len(self.outputs):
+            raise ValueError(f"kernel {self.name!r}: {len(self.outputs)} outputs but "
+                             f"{len(self.claims)} claims; every output needs its claim")
 
-def _proof(key, title, assumptions, start, start_why, kernel_part, lemma_key, index=D.j):
-    lemma = catalogue.by_key()[lemma_key]
-    return Derivation(key, title, assumptions, [
-        Step(start, start_why),
-        Step(to_indexed(kernel_part, index), f"the kernel's form, by '{lemma.title}'", lemma=lemma),
+    @property
+    def claim_list(self) -> tuple:
+        """Every claim of every output, in order, each once."""
+        found = []
+        for claims in self.claims:
+            for claim in (claims if isinstance(claims, tuple) else (claims,)):
+                if claim not in found:
+                    found.append(claim)
+        return tuple(found)
+
+    @property
+    def proofs(self) -> tuple:
+        """One derivation per (output, claim), built from the printed expression."""
+        found = []
+        for output, claims in zip(self.outputs, self.claims):
+            for claim in (claims if isinstance(claims, tuple) else (claims,)):
+                found.append(kernel_proof(claim, output))
+        return tuple(found)
+
+
+@functools.lru_cache(maxsize=1)
+def _catalogue() -> dict[str, Derivation]:
+    return catalogue.by_key()
+
+
+def kernel_proof(claim: Claim, output: sp.Expr) -> Derivation:
+    """The derivation that ``output`` (an array expression) is what ``claim`` states."""
+    lemmas = tuple(_catalogue()[key] for key in claim.lemmas)
+    names = ", ".join(f"'{lemma.title}'" for lemma in lemmas)
+    try:
+        form = to_indexed(output, claim.index)
+    except ValueError as err:
+        raise engine.StepRejected(claim.title, len(claim.via) + 1, "the kernel's form",
+                                  claim.definition, sp.Symbol(str(output)),
+                                  f"the kernel expression has no index form: {err}") from None
+    return Derivation(claim.key, claim.title, claim.assumptions, [
+        Step(claim.definition, claim.why), *claim.via,
+        Step(form, f"the kernel's printed form, by {names}", lemma=lemmas),
     ], section="kernels")
 
 
-def _proofs() -> dict[str, Derivation]:
+def _claims() -> dict[str, Claim]:
     S, L = D.softmax, D.softmax_loss()
     top = (D.REAL_LOGITS, D.K_IS_ARGMAX)
     hot = (D.REAL_LOGITS, D.ONE_HOT, D.K_IS_ARGMAX)
     soft = (D.REAL_LOGITS, D.SOFT_LABEL, D.K_IS_ARGMAX)
-    proofs = [
-        _proof("kernel_logsumexp", r"Kernel logsumexp $= \log \sum_j e^{a_j}$", top,
-               D.logsumexp(), "definition", M + L1P, "lse_stable"),
-        _proof("kernel_log_softmax", r"Kernel log\_softmax $= \log S_j$", top,
-               sp.log(S(D.j)), "definition", -NEG_LOG_SOFTMAX, "log_softmax_stable"),
-        _proof("kernel_softmax", r"Kernel softmax $= S_j$", top,
-               S(D.j), "definition", SOFTMAX, "softmax_stable"),
-        _proof("kernel_nll_index", r"Kernel nll\_index $= L$ for a one-hot label", hot,
-               L, "definition", NLL_INDEX, "loss_stable"),
-        _proof("kernel_grad_true_argmax", "Kernel gradient at the true class when it is the argmax",
-               top, S(D.k) - 1, r"$\partial L/\partial a_c = S_c - 1$ with $c = k$", -Quotient(TAIL, 1 + TAIL),
-               "true_class_complement_stable"),
-        _proof("kernel_grad_true_other", "Kernel gradient at the true class otherwise",
-               top, S(D.c) - 1, r"$\partial L/\partial a_c = S_c - 1$", Take(SOFTMAX, C) - 1, "softmax_stable"),
-        _proof("kernel_nll_soft", r"Kernel nll\_soft $= H(y, S)$", soft,
-               D.cross_entropy(D.y, lambda u: S(u)), "definition of cross entropy",
-               NLL_SOFT, "log_softmax_stable"),
-        _proof("kernel_nll_weighted", r"Kernel nll\_soft $= -\sum_j u_j \log S_j$ for any $u \ge 0$", top,
-               D.weighted_loss(), "definition", NLL_WEIGHTED, "log_softmax_stable"),
-        _proof("kernel_grad_weighted", r"Kernel nll\_weighted\_grad $= S \sum_j u_j - u$", top,
-               S(D.j) * Sum(D.u[D.s], (D.s, 1, D.T)) - D.u[D.j], "the weighted-loss gradient",
-               GRAD_WEIGHTED, "softmax_stable"),
-        _proof("kernel_bce", r"Kernel bce $=$ the binary loss with $p_w$", (D.REAL_LOGITS,),
-               D.binary_cross_entropy(pw_=D.pw), "definition", BCE, "bce_pos_weight"),
-        _proof("kernel_bce_grad", r"Kernel bce\_grad $= \partial L/\partial z$", (D.REAL_LOGITS,),
-               Derivative(D.binary_cross_entropy(pw_=D.pw), D.z), "the derivative",
-               BCE_GRAD, "bce_pos_weight_gradient"),
+    claims = [
+        Claim("kernel_logsumexp", r"Kernel logsumexp $= \log \sum_j e^{a_j}$", top,
+              D.logsumexp(), "definition", ("lse_stable",)),
+        Claim("kernel_log_softmax", r"Kernel log\_softmax $= \log S_j$", top,
+              sp.log(S(D.j)), "definition", ("log_softmax_stable",)),
+        Claim("kernel_softmax", r"Kernel softmax $= S_j$", top,
+              S(D.j), "definition", ("softmax_stable",)),
+        Claim("kernel_nll_index", r"Kernel nll\_index $= L$ for a one-hot label", hot,
+              L, "definition", ("loss_stable",)),
+        Claim("kernel_nll_index_grad", r"Kernel nll\_index\_grad $= \partial L/\partial a_j$ for a one-hot label",
+              hot, Derivative(L, D.a[D.j]), "the derivative",
+              ("true_class_complement_stable", "softmax_stable"),
+              via=(Step(S(D.j) - KroneckerDelta(D.j, D.c), r"$\partial L/\partial a_j = S_j - \delta_{jc}$",
+                        lemma=_catalogue()["loss_gradient_one_hot"]),)),
+        Claim("kernel_nll_soft", r"Kernel nll\_soft $= H(y, S)$", soft,
+              D.cross_entropy(D.y, lambda u: S(u)), "definition of cross entropy",
+              ("log_softmax_stable",)),
+        Claim("kernel_nll_soft_grad", r"Kernel nll\_soft\_grad $= \partial L/\partial a_j$ for a probability label",
+              soft, Derivative(L, D.a[D.j]), "the derivative", ("loss_gradient", "softmax_stable")),
+        # nll_soft is also called with weighted, label-smoothed targets: y need not sum to 1
+        Claim("kernel_nll_soft_weighted", r"Kernel nll\_soft $= -\sum_j y_j \log S_j$ for any $y \ge 0$", top,
+              D.weighted_loss(D.y), "definition", ("log_softmax_stable",)),
+        Claim("kernel_nll_weighted", r"Kernel nll\_weighted $= -\sum_j u_j \log S_j$ for any $u \ge 0$", top,
+              D.weighted_loss(), "definition", ("log_softmax_stable",)),
+        Claim("kernel_grad_weighted", r"Kernel nll\_weighted\_grad $= \partial L_u/\partial a_j$", top,
+              Derivative(D.weighted_loss(), D.a[D.j]), "the derivative",
+              ("loss_gradient_weighted", "softmax_stable")),
+        Claim("kernel_bce", r"Kernel bce $=$ the binary loss with $p_w$", (D.REAL_LOGITS,),
+              D.binary_cross_entropy(pw_=D.pw), "definition", ("bce_pos_weight",)),
+        Claim("kernel_bce_grad", r"Kernel bce\_grad $= \partial L/\partial z$", (D.REAL_LOGITS,),
+              Derivative(D.binary_cross_entropy(pw_=D.pw), D.z), "the derivative",
+              ("bce_pos_weight_gradient",)),
     ]
-    return {p.key: p for p in proofs}
+    return {claim.key: claim for claim in claims}
 
 
 def kernels() -> list[Kernel]:
-    proofs = _proofs()
-    P = lambda *keys: tuple(proofs[key] for key in keys)  # noqa: E731
+    claims = _claims()
+    P = claims.__getitem__
     grad_index_doc = (
         "dL/da_j = S_j - delta_jc: S_j off the true class; at the true class\n"
         "-s'/(1 + s') when c is the argmax (no cancellation when S_c ~ 1), else S_c - 1.")
+    nll_soft = (P("kernel_nll_soft"), P("kernel_nll_soft_weighted"))
     return [
         Kernel("logsumexp", (A,), (M + L1P,),
-               "log sum_j e^{a_j} = m + log1p(s'), one column per row.", P("kernel_logsumexp")),
+               "log sum_j e^{a_j} = m + log1p(s'), one column per row.", (P("kernel_logsumexp"),)),
         Kernel("log_softmax", (A,), (-NEG_LOG_SOFTMAX,),
-               "log S_j = (a_j - m) - log1p(s').", P("kernel_log_softmax")),
+               "log S_j = (a_j - m) - log1p(s').", (P("kernel_log_softmax"),)),
         Kernel("softmax", (A,), (SOFTMAX,),
-               "S_j = e^{a_j - m} / (1 + s').", P("kernel_softmax")),
+               "S_j = e^{a_j - m} / (1 + s').", (P("kernel_softmax"),)),
         Kernel("nll_index", (A, C), (NLL_INDEX,),
-               "L = (m - a_c) + log1p(s') for integer targets c (a column).", P("kernel_nll_index")),
-        Kernel("nll_index_grad", (A, C), (GRAD_INDEX,), grad_index_doc,
-               P("kernel_softmax", "kernel_grad_true_argmax", "kernel_grad_true_other")),
+               "L = (m - a_c) + log1p(s') for integer targets c (a column).", (P("kernel_nll_index"),)),
+        Kernel("nll_index_grad", (A, C), (GRAD_INDEX,), grad_index_doc, (P("kernel_nll_index_grad"),)),
         Kernel("nll_index_with_grad", (A, C), (NLL_INDEX, GRAD_INDEX),
                "(nll_index, nll_index_grad) sharing one pass.",
-               P("kernel_nll_index", "kernel_softmax", "kernel_grad_true_argmax",
-                 "kernel_grad_true_other")),
+               (P("kernel_nll_index"), P("kernel_nll_index_grad"))),
         Kernel("nll_soft", (A, Y), (NLL_SOFT,),
                "L = sum_j y_j (-log S_j) for probability targets y (0 * inf = 0), and for any\n"
-               "non-negative y (class weights, label smoothing: u = w y').",
-               P("kernel_nll_soft", "kernel_nll_weighted")),
-        Kernel("nll_soft_grad", (A, Y), (GRAD_SOFT,), "dL/da_j = S_j - y_j.", P("kernel_softmax")),
+               "non-negative y (class weights, label smoothing: u = w y').", (nll_soft,)),
+        Kernel("nll_soft_grad", (A, Y), (GRAD_SOFT,), "dL/da_j = S_j - y_j.", (P("kernel_nll_soft_grad"),)),
         Kernel("nll_soft_with_grad", (A, Y), (NLL_SOFT, GRAD_SOFT),
-               "(nll_soft, nll_soft_grad) sharing one pass.", P("kernel_nll_soft", "kernel_softmax")),
+               "(nll_soft, nll_soft_grad) sharing one pass.", (nll_soft, P("kernel_nll_soft_grad"))),
         Kernel("nll_weighted_grad", (A, U), (GRAD_WEIGHTED,), "dL/da_j = S_j sum_i u_i - u_j.",
-               P("kernel_grad_weighted")),
+               (P("kernel_grad_weighted"),)),
         Kernel("nll_weighted_with_grad", (A, U), (NLL_WEIGHTED, GRAD_WEIGHTED),
                "(nll_soft, nll_weighted_grad) sharing one pass: weighted or label-smoothed targets.",
-               P("kernel_nll_weighted", "kernel_grad_weighted")),
+               (P("kernel_nll_weighted"), P("kernel_grad_weighted"))),
         Kernel("bce", (ZB, YB, PW), (BCE,),
-               "L = p_w y softplus(-z) + (1 - y) softplus(z), elementwise.", P("kernel_bce"), rows=False),
+               "L = p_w y softplus(-z) + (1 - y) softplus(z), elementwise.", (P("kernel_bce"),), rows=False),
         Kernel("bce_grad", (ZB, YB, PW), (BCE_GRAD,),
-               "dL/dz = (1 - y) sigma(z) - p_w y sigma(-z), elementwise.", P("kernel_bce_grad"), rows=False),
+               "dL/dz = (1 - y) sigma(z) - p_w y sigma(-z), elementwise.", (P("kernel_bce_grad"),), rows=False),
         Kernel("bce_with_grad", (ZB, YB, PW), (BCE, BCE_GRAD), "(bce, bce_grad) in one pass.",
-               P("kernel_bce", "kernel_bce_grad"), rows=False),
+               (P("kernel_bce"), P("kernel_bce_grad")), rows=False),
     ]
 
 
-def prove_kernels(numeric: bool = True) -> list[engine.DerivationReport]:
-    """Check every kernel proof (raises StepRejected on the first failure)."""
-    return [engine.check(proof, numeric=numeric) for proof in _proofs().values()]
+def kernel_proofs(specs=None) -> list[Derivation]:
+    """The proof of every output of every kernel, each distinct proof once."""
+    proofs, seen = [], set()
+    for kernel in kernels() if specs is None else specs:
+        for proof in kernel.proofs:
+            key = engine.fingerprint(proof)
+            if key not in seen:
+                seen.add(key)
+                proofs.append(proof)
+    return proofs
+
+
+def _proofs() -> dict[str, Derivation]:
+    return {proof.key: proof for proof in kernel_proofs()}
+
+
+def prove_kernels(numeric: bool = True, specs=None) -> list[engine.DerivationReport]:
+    """Check the proof of every output of every kernel (raises a StepRejected on the
+    first failure)."""
+    return [engine.check(proof, numeric=numeric) for proof in kernel_proofs(specs)]
 
 
 # --------------------------------------------------------------------------- printing
@@ -337,8 +437,8 @@ def scratch_count(kernel: Kernel) -> int:
 
 def _docstring(kernel: Kernel, extra=()) -> str:
     doc = [kernel.doc, "", *extra]
-    for proof in kernel.proofs:
-        doc.append(f"Proved: {engine.plain(proof.title)} [{proof.key}].")
+    for claim in kernel.claim_list:
+        doc.append(f"Proved: {engine.plain(claim.title)} [{claim.key}].")
     doc.append("")
     for out in kernel.outputs:
         doc.append("Expression: " + sp.sstr(out))
@@ -368,8 +468,8 @@ def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None
     doc += [f"out: {len(results)} arrays (or None) for the results; scratch: {scratch} arrays "
             "shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) "
             "as e^a e^-m, see _exp_difference).", ""]
-    for proof in kernel.proofs:
-        doc.append(f"Proved: {engine.plain(proof.title)} [{proof.key}].")
+    for claim in kernel.claim_list:
+        doc.append(f"Proved: {engine.plain(claim.title)} [{claim.key}].")
     doc.append("")
     for out in kernel.outputs:
         doc.append("Expression: " + sp.sstr(out))

@@ -276,7 +276,9 @@ class Instance(dict):
 
     Maps SymPy atoms (symbols and Indexed objects) to Python ints (T, N, indices) or
     mpmath numbers at :data:`INSTANCE_DIGITS` digits. Built by the proof engine from a
-    random generator; the assumptions adjust it through the hooks below.
+    random generator; the assumptions adjust it through the hooks below. Before they
+    do, every vector is unconstrained (p, q and y are not probability vectors, u and w
+    are merely non-negative).
     """
 
     def __init__(self, rng, n_classes: int, n_features: int):
@@ -287,18 +289,27 @@ class Instance(dict):
         self.B = int(rng.integers(1, 4))
         self[B] = self.B
         self[beta] = int(rng.integers(1, self.B + 1))
+        # free indices: half of them copy an index drawn before them, so that
+        # coincidences such as j = c or c = k (where a formula branches) are common
+        drawn = {}
         for sym, rng_sym in INDEX_RANGES.items():
             hi = {T: n_classes, N: n_features}.get(rng_sym)
-            if hi is not None:
+            if hi is None:
+                continue
+            same_range = [other for other, where in drawn.items() if where == rng_sym]
+            if same_range and rng.random() < 0.5:
+                self[sym] = self[same_range[int(rng.integers(len(same_range)))]]
+            else:
                 self[sym] = int(rng.integers(1, hi + 1))
+            drawn[sym] = rng_sym
         for base in (a, v, P, Qv, y, b):
             for idx in range(1, n_classes + 1):
                 self[base[idx]] = _mpf(rng.normal(0, 2.0))
         for base in (u, w):
             for idx in range(1, n_classes + 1):
                 self[base[idx]] = _mpf(rng.uniform(0, 3.0))
-        for base in (P, Qv):
-            self.probability(base)
+        # no vector is normalised here: only an assumption (ProbabilityVector, OneHot)
+        # makes one a probability vector, so a missing "sum_j p_j = 1" shows
         for idx in range(1, n_features + 1):
             self[x[idx]] = _mpf(rng.normal(0, 1.0))
             for row in range(1, n_classes + 1):

@@ -2,26 +2,62 @@
 
 A :class:`Derivation` is a title, its assumptions and a chain of :class:`Step` s. Each
 step is an expression, the relation it has to the previous one (``=`` by default, or
-``>``, ``>=``, ``<``) and a one-line justification. A step is accepted only if
+``>``, ``>=``, ``<``, ``<=``, or ``~`` for a rounded number) and a one-line
+justification. What "checked" means, exactly:
 
-(a) SymPy shows the relation symbolically under the assumptions
-    (:func:`symbolic_check`), and
-(b) the relation holds on concrete instances -- every T in :data:`CLASS_COUNTS` with
-    random values satisfying the assumptions -- evaluated with mpmath at
-    :data:`DIGITS` significant digits (:func:`numeric_check`).
+(a) **Numeric half.** Both sides are evaluated with mpmath at :data:`DIGITS` significant
+    digits on :data:`SAMPLES_PER_T` random instances for every class count T of
+    :func:`class_counts` (1, 2, 3, 5, 8 from ``min_classes`` up, plus ``min_classes``,
+    ``min_classes + 1`` and one random T up to at least 12, drawn from a seed that is a
+    function of the derivation's key, so every run checks the same instances). The
+    values satisfy the assumptions and nothing more (a vector that no assumption
+    normalises is not normalised; half of the free indices copy an earlier one, so
+    coincidences such as j = c are common; a scalar no assumption draws is drawn from
+    its SymPy assumptions). The evaluator is the engine's own: sums are loops,
+    indices are looked up, and every ``Derivative`` is evaluated by ``mpmath.diff``
+    (finite differences at raised precision) -- never by SymPy, so SymPy's index
+    calculus cannot fool it. A step must hold on every instance; an instance that
+    cannot be evaluated (a missing component, log 0, a division by zero) is a
+    rejection too.
+(b) **Symbolic half.** SymPy shows the relation for symbolic T under the assumptions
+    (:func:`symbolic_check`): successively stronger normal forms of the difference,
+    then, where the sides branch on index equalities (Piecewise, Kronecker deltas of
+    free indices), the same for every case. Summation variables are renamed to symbols
+    that are integers and nothing else; each sum's range is used inside its own body
+    only; ``log`` products are split only where the factors are provably positive; a
+    sum is positive only if it is provably non-empty for every T >= ``min_classes``.
 
-(b) is not optional: SymPy's index calculus has silent errors. Some the symbolic
-check works around (``diff(Sum(a[j]**2, (j, 1, T)), a[j])`` returns
-``Sum(2*a[j], (j, 1, T))`` where the answer is ``2*a[j]``; bound variables are renamed
-before anything is evaluated), others it cannot see: ``diff(Sum(a[2*j], (j, 1, T)),
-a[i])`` comes out as 1 for every 2 <= i <= 2T, odd i included. A rejected step raises :class:`StepRejected`, which names the
-derivation, the step number, the justification and both sides.
+A step is accepted only when both halves pass. A ``~`` step is numeric only: the
+stated value must be a number with at most ``decimals`` decimals and equal the exact
+value rounded to that many. A cited lemma must have been checked itself and consist
+of equalities only; it rewrites its start expression into its result, its free
+indices matching any distinct indices (those its assumptions name stay fixed).
+
+What the numeric half cannot see: values of T beyond those sampled, instances the
+random draw does not hit (an error confined to a thin set of values, or to a
+coincidence of indices the draw misses), differences below the tolerance
+(:data:`TOLERANCE`, relative), and anything about floating point: both halves are
+about exact arithmetic, so numerical stability (shifting by the maximum rather than
+by any other logit, which is exact either way) is measured by verification, not
+proved here. That is why the symbolic half is still required, and why verification
+exists. A link accepted once in a process is not checked again when it recurs with
+the same everything (:data:`_LINKS_PROVED`).
+
+A rejected step raises a :class:`StepRejected`: :class:`StepFalse` with a
+counterexample (T, the values, both sides), :class:`StepUnproved` when every instance
+held but SymPy could not show it, :class:`StepUndefined` when an instance could not be
+evaluated. Each names the derivation, the step number, the justification and both
+sides.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
+import itertools
 import time
+import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import mpmath
 import numpy as np
@@ -32,8 +68,11 @@ from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from . import definitions as D
 
-#: the class counts every step is checked on (plus N in 1..3 features)
+#: the class counts every non-concrete step is checked on, from ``min_classes`` up
+#: (see :func:`class_counts` for the counts added per derivation)
 CLASS_COUNTS = (1, 2, 3, 5, 8)
+#: the random class count of a derivation is drawn up to at least this
+LARGEST_RANDOM_T = 12
 #: random instances per class count
 SAMPLES_PER_T = 2
 #: working precision of the numeric check, in decimal digits
@@ -41,7 +80,7 @@ DIGITS = 40
 #: two sides agree numerically when they differ by less than this, relative
 TOLERANCE = mpmath.mpf(10) ** (-30)
 
-#: seed of the random instances (step n of a derivation uses DEFAULT_SEED + n)
+#: seed of the random instances (step n of derivation d uses DEFAULT_SEED + crc32(d.key) + n)
 DEFAULT_SEED = 2024
 
 RELATIONS = ("=", ">", ">=", "<", "<=", "~")
@@ -61,7 +100,7 @@ def plain(text: str) -> str:
 
 
 class StepRejected(AssertionError):
-    """A step of a derivation does not follow from the previous one."""
+    """A step of a derivation is not accepted (the base of every rejection)."""
 
     def __init__(self, derivation: str, number: int, why: str, lhs, rhs, reason: str):
         self.derivation, self.number, self.why = derivation, number, why
@@ -71,26 +110,66 @@ class StepRejected(AssertionError):
             f"  previous: {sp.sstr(lhs)}\n  this:     {sp.sstr(rhs)}")
 
 
+class StepFalse(StepRejected):
+    """The step is false: an instance where the relation does not hold.
+
+    ``counterexample`` maps names (``T``, free indices, vectors, ``previous``, ``this``)
+    to the values of that instance."""
+
+    def __init__(self, *args, counterexample: dict | None = None):
+        super().__init__(*args)
+        self.counterexample = counterexample or {}
+
+
+class StepUnproved(StepRejected):
+    """Every concrete instance held, but SymPy could not show the step symbolically."""
+
+    def __init__(self, *args, instances: int = 0, class_counts: tuple = ()):
+        super().__init__(*args)
+        self.instances, self.class_counts = instances, class_counts
+
+
+class StepUndefined(StepRejected):
+    """A side could not be evaluated on a concrete instance (or the instance not drawn)."""
+
+
+class EvaluationError(ValueError):
+    """An expression has no finite value on a concrete instance."""
+
+
+class LemmaRefused(ValueError):
+    """A cited lemma cannot be used as a rewrite (not an equality, or indices collide)."""
+
+
 @dataclass(frozen=True)
 class Step:
     """One link of a chain: ``previous <rel> expr`` because ``why``.
 
     ``rel`` is one of ``=``, ``>``, ``>=``, ``<``, ``<=`` or ``~`` (the previous
-    expression rounds to the number ``expr`` at ``decimals`` decimals; only for
-    concrete numbers). ``lemma`` cites an already proved derivation: before the
-    symbolic check, its start expression is replaced by its result wherever it
-    occurs (sound once the lemma is checked, and only under its assumptions).
+    expression rounds to the number ``expr``, written with at most ``decimals >= 0``
+    decimals; checked numerically only). ``lemma`` cites already proved derivations
+    (one, or a tuple applied in order): before the symbolic check, each one's start
+    expression is replaced by its result wherever it occurs (sound once the lemma is
+    checked, if it is a chain of equalities, and only under its assumptions).
     """
 
     expr: sp.Expr
     why: str
     rel: str = "="
     decimals: int = 4
-    lemma: "Derivation | None" = None
+    lemma: Derivation | tuple | None = None
 
     def __post_init__(self):
         if self.rel not in RELATIONS:
             raise ValueError(f"unknown relation {self.rel!r}; use one of {RELATIONS}")
+        if not isinstance(self.decimals, int) or self.decimals < 0:
+            raise ValueError(f"decimals must be an integer >= 0, got {self.decimals!r}")
+
+    @property
+    def lemmas(self) -> tuple:
+        if self.lemma is None:
+            return ()
+        return tuple(self.lemma) if isinstance(self.lemma, (tuple, list)) else (self.lemma,)
 
 
 @dataclass
@@ -98,9 +177,10 @@ class Derivation:
     """A titled chain of steps under stated assumptions.
 
     ``steps[0]`` is the starting expression (its ``why`` says where it comes from);
-    each later step is checked against the one before it. ``matrix`` is the result
-    in matrix notation (LaTeX) for the reports, ``min_classes`` the smallest T the
-    statement makes sense for (e.g. 2 when it needs i != j).
+    each later step is checked against the one before it, so a derivation needs at
+    least two steps. ``matrix`` is the result in matrix notation (LaTeX) for the
+    reports, ``min_classes`` the smallest T the statement makes sense for (e.g. 2 when
+    it needs i != j).
     """
 
     key: str
@@ -137,6 +217,7 @@ class StepReport:
     symbolic: str  # name of the normal form that closed the step
     instances: int  # concrete instances checked
     seconds: float
+    class_counts: tuple = ()  # the T of those instances
 
 
 @dataclass
@@ -148,7 +229,8 @@ class DerivationReport:
 
 
 # --------------------------------------------------------------------------- symbolic side
-_BOUND = [sp.Symbol(f"_k{height}", integer=True, positive=True) for height in range(12)]
+# integers and nothing more: a summation variable is bounded by its own limits only
+_BOUND = [sp.Symbol(f"_k{height}", integer=True) for height in range(12)]
 
 
 def _height(expr) -> int:
@@ -163,7 +245,9 @@ def canonical_bound(expr: sp.Expr) -> sp.Expr:
     """Rename summation variables so alpha-equivalent sums coincide.
 
     A sum's variable is named after its height (how many sums it contains), so a sum
-    gets the same name wherever it is nested and never captures an inner binder.
+    gets the same name wherever it is nested and never captures an inner binder. The
+    new names are integers with no other assumption (not positive: a sum may run over
+    0 or negative indices).
     """
     if not isinstance(expr, sp.Basic) or expr.is_Atom:
         return expr
@@ -179,27 +263,52 @@ def canonical_bound(expr: sp.Expr) -> sp.Expr:
     return expr.func(*args) if args else expr
 
 
-def _in_range_facts(expr: sp.Expr) -> dict:
-    """Relations that hold because every free index lies in its range."""
+def _range_facts(sym, lo, hi) -> dict:
+    """Relations that hold because the integer ``sym`` lies in lo..hi."""
+    facts = {}
+    for rel in (hi >= sym, sym <= hi, sym >= lo, lo <= sym, sp.Le(lo, sym), sp.Ge(hi, sym)):
+        facts[rel] = sp.true
+    for rel in (hi < sym, sym > hi, sym < lo, lo > sym):
+        facts[rel] = sp.false
+    return {rel: value for rel, value in facts.items() if not isinstance(rel, sp.logic.boolalg.BooleanAtom)}
+
+
+def _free_index_facts(expr: sp.Expr) -> dict:
     facts = {}
     for sym in expr.free_symbols & set(D.INDEX_RANGES):
-        top = D.INDEX_RANGES[sym]
-        for rel in (top >= sym, sym <= top, sym >= 1, 1 <= sym, sp.Le(1, sym), sp.Ge(top, sym)):
-            facts[rel] = sp.true
-        facts[top < sym] = sp.false
-        facts[sym > top] = sp.false
-    for summed in expr.atoms(Sum):
-        for var, lo, hi in summed.limits:
-            for rel in (hi >= var, var <= hi, var >= lo):
-                facts[rel] = sp.true
+        facts.update(_range_facts(sym, 1, D.INDEX_RANGES[sym]))
     return facts
 
 
+def _refine(expr, facts: dict):
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
+        return expr
+    if expr in facts:
+        return facts[expr]
+    if isinstance(expr, ExprWithLimits):
+        inner = dict(facts)
+        limits = []
+        for var, lo, hi in expr.limits:
+            # a binder shadows whatever was known about a symbol of the same name
+            inner = {rel: val for rel, val in inner.items() if var not in rel.free_symbols}
+            limits.append((var, _refine(lo, facts), _refine(hi, facts)))
+        for var, lo, hi in limits:
+            inner.update(_range_facts(var, lo, hi))
+        return expr.func(_refine(expr.function, inner), *limits)
+    args = [_refine(arg, facts) for arg in expr.args]
+    if all(new is old for new, old in zip(args, expr.args)):
+        return expr
+    return expr.func(*args)
+
+
 def refine_ranges(expr: sp.Expr) -> sp.Expr:
-    """Resolve Piecewise conditions like ``T >= i`` that hold for indices in range."""
+    """Resolve Piecewise conditions like ``T >= i`` that hold for indices in range.
+
+    A free index lies in its range everywhere; a summation variable lies in its limits
+    inside its own sum's body only.
+    """
     for _ in range(6):
-        facts = _in_range_facts(expr)
-        new = expr.xreplace(facts) if facts else expr
+        new = _refine(expr, _free_index_facts(expr))
         new = new.replace(lambda e: isinstance(e, Piecewise), lambda e: sp.piecewise_fold(e))
         if new == expr:
             return new
@@ -241,8 +350,21 @@ def _split_sums(expr):
     return expr
 
 
-def _expand_log(expr):
-    return sp.expand_log(expr, force=True)
+def _expand_log(expr, min_classes: int = 1):
+    """log(u v) = log u + log v and log u^w = w log u, only where u, v are provably
+    positive (for every T >= min_classes); elsewhere SymPy's own, assumption-aware rules."""
+    def positive(e):
+        factors = sp.Mul.make_args(e)
+        return all(sign(f, min_classes) == "pos" or (
+            isinstance(f, sp.Pow) and sign(f.base, min_classes) == "pos" and f.exp.is_real)
+            for f in factors)
+
+    def expand(e):
+        arg = e.args[0]
+        if positive(arg):
+            return sp.expand_log(e, force=True)
+        return sp.expand_log(e)
+    return expr.replace(lambda e: isinstance(e, sp.log), expand)
 
 
 def _apply(assumptions):
@@ -253,7 +375,7 @@ def _apply(assumptions):
     return apply
 
 
-def normal_forms(expr: sp.Expr, assumptions) -> Iterable[tuple[str, sp.Expr]]:
+def normal_forms(expr: sp.Expr, assumptions, min_classes: int = 1) -> Iterable[tuple[str, sp.Expr]]:
     """Successively stronger normal forms of ``expr`` (each a sound equality).
 
     A stage that SymPy itself fails on (simplify has internal errors on some nested
@@ -263,7 +385,7 @@ def normal_forms(expr: sp.Expr, assumptions) -> Iterable[tuple[str, sp.Expr]]:
     stages = [
         ("evaluate", lambda e: canonical_bound(use(_doit(e)))),
         ("linearity of sums, log rules",
-         lambda e: sp.expand(_doit(canonical_bound(use(_split_sums(_expand_log(e))))))),
+         lambda e: sp.expand(_doit(canonical_bound(use(_split_sums(_expand_log(e, min_classes))))))),
         ("expand", lambda e: sp.expand(canonical_bound(
             use(_split_sums(sp.expand(sp.powsimp(sp.expand(e), combine="exp"))))))),
         ("simplify", lambda e: canonical_bound(use(sp.simplify(e)))),
@@ -273,7 +395,7 @@ def normal_forms(expr: sp.Expr, assumptions) -> Iterable[tuple[str, sp.Expr]]:
     for name, stage in stages:
         try:
             expr = stage(expr)
-        except (RuntimeError, ValueError, TypeError, RecursionError, StopIteration):
+        except Exception:  # noqa: S112, BLE001 - a SymPy failure only skips this (optional) stage
             continue
         yield name, expr
 
@@ -282,52 +404,242 @@ def _is_zero(expr) -> bool:
     return expr == 0 or expr.is_zero is True
 
 
+def _assumption_symbols(assumptions) -> set:
+    """The symbols that assumptions name (an index fixed by 'k is the argmax', ...)."""
+    names = set()
+    for assumption in assumptions:
+        for f in dataclasses.fields(assumption):
+            value = getattr(assumption, f.name)
+            if isinstance(value, sp.Symbol):
+                names.add(value)
+    return names
+
+
+def _only_equalities(lemma: Derivation) -> None:
+    bad = [n for n, step in enumerate(lemma.steps[1:], 1) if step.rel != "="]
+    if bad:
+        raise LemmaRefused(
+            f"the lemma {lemma.key!r} is not a chain of equalities (step {bad[0]} is "
+            f"'{lemma.steps[bad[0]].rel}'): only an equality can be used as a rewrite")
+
+
+def _provably_nonnegative(expr) -> bool:
+    return expr == 0 or expr.is_nonnegative is True
+
+
 def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
     """Replace every instance of the lemma's start expression by its result.
 
-    The lemma holds for every value of its free indices, so those become wildcards
-    that match any integer symbol (a free index or a summation variable); bound
-    variables are first given canonical names so that alpha-equivalent forms match.
+    Only a chain of equalities rewrites. The lemma holds for every value of its free
+    indices that its assumptions do not name, within their ranges, so those become
+    wildcards. A wildcard matches a free index of the same range, or a summation
+    variable whose limits lie in that range (anything else is left alone: the lemma
+    says nothing there). Distinct wildcards must match distinct symbols, none of them
+    an index the lemma fixes (a lemma about i and j says nothing about i = j), or the
+    lemma is refused. Bound variables are first given canonical names so that
+    alpha-equivalent forms match.
     """
+    _only_equalities(lemma)
     start, result = canonical_bound(lemma.start), canonical_bound(lemma.result)
+    fixed = _assumption_symbols(lemma.assumptions)
+    # every index of the start (also those a Derivative binds, d/da_i)
+    indices = start.atoms(sp.Symbol) & set(D.INDEX_RANGES)
+    free = sorted(indices - fixed, key=sp.default_sort_key)
+    literal = indices & fixed
     wilds = {sym: sp.Wild(f"{sym.name}_", properties=[lambda e: e.is_Symbol and e.is_integer])
-             for sym in start.free_symbols & set(D.INDEX_RANGES)}
+             for sym in free}
     pattern, template = start.xreplace(wilds), result.xreplace(wilds)
-    return canonical_bound(canonical_bound(expr).replace(pattern, template))
+
+    def in_range(value, top, scope) -> bool:
+        if value in D.INDEX_RANGES:
+            return D.INDEX_RANGES[value] == top
+        if value in scope:
+            lo, hi = scope[value]
+            return _provably_nonnegative(lo - 1) and _provably_nonnegative(top - hi)
+        return False
+
+    def instance(e, scope):
+        found = e.match(pattern)
+        if found is None:
+            return None
+        values = [found[w] for w in wilds.values() if w in found]
+        if len(set(values)) < len(values) or set(values) & literal:
+            names = ", ".join(str(sym) for sym in sorted(indices, key=sp.default_sort_key))
+            raise LemmaRefused(f"the lemma {lemma.key!r} would match its distinct indices "
+                               f"{names} to the same index in {sp.sstr(e)}")
+        if not all(in_range(found[w], D.INDEX_RANGES[sym], scope)
+                   for sym, w in wilds.items() if w in found):
+            return None
+        return template.xreplace(found)
+
+    def rewrite(e, scope):
+        if not isinstance(e, sp.Basic) or e.is_Atom:
+            return e
+        if isinstance(e, ExprWithLimits):
+            inner = {**scope, **{var: (lo, hi) for var, lo, hi in e.limits}}
+            new = e.func(rewrite(e.function, inner),
+                         *[(var, rewrite(lo, scope), rewrite(hi, scope)) for var, lo, hi in e.limits])
+        else:
+            args = [rewrite(arg, scope) for arg in e.args]
+            new = e if all(x is y for x, y in zip(args, e.args)) else e.func(*args)
+        replaced = instance(new, scope)
+        return new if replaced is None else replaced
+
+    return canonical_bound(rewrite(canonical_bound(expr), {}))
 
 
-def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
-                   lemma: Derivation | None = None) -> str | None:
-    """Name of the normal form that shows ``prev <rel> this``, or None."""
-    if rel == "~":
-        return "rounding" if prev.free_symbols == set() else None
-    if lemma is not None:
-        prev, this = apply_lemma(prev, lemma), apply_lemma(this, lemma)
-    diff = prev - this if rel in ("=", ">", ">=") else this - prev
-    for name, form in normal_forms(diff, assumptions):
+def _apply_lemmas(expr, lemmas):
+    for lemma in lemmas:
+        expr = apply_lemma(expr, lemma)
+    return expr
+
+
+def _index_pairs(expr) -> list[tuple]:
+    """Pairs of free indices whose equality a side branches on (Eq conditions, deltas)."""
+    pairs = set()
+    free = set(D.INDEX_RANGES)
+    for atom in expr.atoms(sp.Eq, sp.Ne, KroneckerDelta):
+        x, y = atom.args
+        if x in free and y in free and x != y:
+            pairs.add(tuple(sorted((x, y), key=sp.default_sort_key)))
+    return sorted(pairs, key=sp.default_sort_key)
+
+
+def _substitute_assumption(assumption, mapping):
+    changes = {f.name: getattr(assumption, f.name).xreplace(mapping)
+               for f in dataclasses.fields(assumption)
+               if isinstance(getattr(assumption, f.name), sp.Basic)}
+    return dataclasses.replace(assumption, **changes) if changes else assumption
+
+
+def _cases(pairs, keep):
+    """Every consistent assignment of equal / distinct to the pairs of indices:
+    (substitution, facts, description). ``keep`` ranks the symbol that stays."""
+    def find(parent, s):
+        while parent.get(s, s) != s:
+            s = parent[s]
+        return s
+
+    for truth in itertools.product((True, False), repeat=len(pairs)):
+        parent = {}
+        for (x, y), equal in zip(pairs, truth):
+            if equal:
+                rx, ry = find(parent, x), find(parent, y)
+                if rx != ry:
+                    first, second = sorted((rx, ry), key=keep)
+                    parent[second] = first
+        if any(not equal and find(parent, x) == find(parent, y) for (x, y), equal in zip(pairs, truth)):
+            continue
+        mapping = {s: find(parent, s) for pair in pairs for s in pair if find(parent, s) != s}
+        facts = {}
+        for (x, y), equal in zip(pairs, truth):
+            if not equal:
+                rx, ry = find(parent, x), find(parent, y)
+                for u, w in ((rx, ry), (ry, rx)):
+                    facts[KroneckerDelta(u, w)] = sp.Integer(0)
+                    facts[sp.Eq(u, w)] = sp.false
+                    facts[sp.Ne(u, w)] = sp.true
+        text = ", ".join(f"{x} {'=' if equal else '!='} {y}" for (x, y), equal in zip(pairs, truth))
+        yield mapping, facts, text
+
+
+def _closes(diff, rel, assumptions, min_classes) -> str | None:
+    for name, form in normal_forms(diff, assumptions, min_classes):
         if rel == "=" and _is_zero(form):
             return name
-        if rel in (">", "<") and sign(form) == "pos":
+        if rel in (">", "<") and sign(form, min_classes) == "pos":
             return name
-        if rel in (">=", "<=") and sign(form) in ("pos", "nonneg"):
+        if rel in (">=", "<=") and sign(form, min_classes) in ("pos", "nonneg"):
             return name
     return None
 
 
-def sign(expr: sp.Expr) -> str | None:
+#: at most this many index equalities are split into cases (2^n cases)
+MAX_CASE_PAIRS = 3
+
+
+def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
+                   lemma=None, min_classes: int = 1) -> str | None:
+    """Name of the normal form that shows ``prev <rel> this``, or None.
+
+    ``lemma``: a cited derivation or a tuple of them (applied in order). When the
+    direct attempt fails and a side branches on the equality of free indices (a
+    Piecewise on ``j = c``, a Kronecker delta of two free indices), the step is tried
+    in every case: equal indices are identified, distinct ones make their deltas 0.
+    """
+    if rel == "~":
+        return None  # a rounding is checked numerically only
+    lemmas = () if lemma is None else (tuple(lemma) if isinstance(lemma, (tuple, list)) else (lemma,))
+    prev, this = canonical_bound(prev), canonical_bound(this)
+    left, right = _apply_lemmas(prev, lemmas), _apply_lemmas(this, lemmas)
+    diff = left - right if rel in ("=", ">", ">=") else right - left
+    how = _closes(diff, rel, assumptions, min_classes)
+    if how is not None or not (prev.has(Piecewise) or this.has(Piecewise)):
+        return how
+    pairs = _index_pairs(prev) + [p for p in _index_pairs(this) if p not in _index_pairs(prev)]
+    if not pairs or len(pairs) > MAX_CASE_PAIRS:
+        return None
+    lemma_names = _assumption_symbols([h for lem in lemmas for h in lem.assumptions])
+    named = _assumption_symbols(assumptions)
+
+    def keep(sym):  # the symbol an assumption names stays, the other is replaced
+        return (sym not in lemma_names, sym not in named, sym.name)
+    names = []
+    for mapping, facts, text in _cases(pairs, keep):
+        case_assumptions = [_substitute_assumption(h, mapping) for h in assumptions]
+        # indices distinct in this case stay distinct after an assumption's rewrite
+        # (y_j -> delta_jc brings the delta back)
+        case_assumptions += [D.Distinct(f"{x} != {y}", x, y) for x, y in {
+            tuple(rel.args) for rel, value in facts.items()
+            if isinstance(rel, KroneckerDelta) and value == 0}]
+        # a lemma holds for every value of its symbols: identified indices are
+        # identified in it (and in its assumptions) too
+        case_lemmas = [dataclasses.replace(
+            lem, steps=[dataclasses.replace(lem.steps[0], expr=lem.start.xreplace(mapping)),
+                        dataclasses.replace(lem.steps[-1], expr=lem.result.xreplace(mapping))],
+            assumptions=[_substitute_assumption(h, mapping) for h in lem.assumptions])
+            for lem in lemmas]
+        sides = []
+        for side in (prev, this):
+            side = side.xreplace(mapping).xreplace(facts)
+            sides.append(_apply_lemmas(refine_ranges(side), case_lemmas))
+        left, right = sides
+        diff = left - right if rel in ("=", ">", ">=") else right - left
+        how = _closes(diff, rel, case_assumptions, min_classes)
+        if how is None:
+            return None
+        names.append(f"{text}: {how}")
+    return "by cases (" + "; ".join(names) + ")"
+
+
+def _nonempty(lo, hi, min_classes: int, at_least: int) -> bool:
+    """hi - lo + 1 >= at_least for every T >= min_classes (and every N, B >= 1)."""
+    shifted = sp.Symbol("T_extra", integer=True, nonnegative=True)
+    count = (hi - lo + 1 - at_least).xreplace({D.T: shifted + max(1, min_classes)})
+    return count == 0 or count.is_nonnegative is True
+
+
+def sign(expr: sp.Expr, min_classes: int = 1) -> str | None:
     """A small sound sign prover: 'pos', 'nonneg' or None (unknown).
 
-    Besides SymPy's own assumptions it knows that a sum over 1..T (T >= 1) of
-    positive terms is positive, that squares are non-negative and that
-    e^u - 1 > 0 for u > 0 (exp is increasing).
+    Besides SymPy's own assumptions it knows that a sum of positive terms is positive
+    when it is provably non-empty for every T >= ``min_classes`` (and non-negative
+    when it may be empty), that squares are non-negative and that e^u - 1 > 0 for
+    u > 0 (exp is increasing).
     """
+    if isinstance(expr, Sum):
+        inner = sign(expr.function, min_classes)
+        if inner is None:
+            return None
+        if inner == "pos" and all(_nonempty(lo, hi, min_classes, 1) for _, lo, hi in expr.limits):
+            return "pos"
+        if all(_nonempty(lo, hi, min_classes, 0) for _, lo, hi in expr.limits):
+            return "nonneg"
+        return None
     if expr.is_positive:
         return "pos"
-    if isinstance(expr, Sum):
-        inner = sign(expr.function)
-        return inner
     if isinstance(expr, sp.Pow) and expr.exp.is_even:
-        return "pos" if sign(expr.base) == "pos" else "nonneg"
+        return "pos" if sign(expr.base, min_classes) == "pos" else "nonneg"
     if isinstance(expr, sp.exp) and expr.args[0].is_real:
         return "pos"
     if isinstance(expr, sp.Add):
@@ -335,22 +647,22 @@ def sign(expr: sp.Expr) -> str | None:
         # e^u - 1 with u > 0
         if len(terms) == 2 and -1 in terms:
             other = terms[0] if terms[1] == -1 else terms[1]
-            if isinstance(other, sp.exp) and sign(other.args[0]) == "pos":
+            if isinstance(other, sp.exp) and sign(other.args[0], min_classes) == "pos":
                 return "pos"
-        signs = [sign(term) for term in terms]
+        signs = [sign(term, min_classes) for term in terms]
         if all(sg == "pos" for sg in signs):
             return "pos"
         if all(sg in ("pos", "nonneg") for sg in signs):
             return "pos" if "pos" in signs else "nonneg"
         return None
     if isinstance(expr, sp.Mul):
-        signs = [sign(f) for f in expr.args]
+        signs = [sign(f, min_classes) for f in expr.args]
         if all(sg == "pos" for sg in signs):
             return "pos"
         if all(sg in ("pos", "nonneg") for sg in signs):
             return "nonneg"
         return None
-    if isinstance(expr, sp.Pow) and sign(expr.base) == "pos":
+    if isinstance(expr, sp.Pow) and sign(expr.base, min_classes) == "pos" and expr.exp.is_real:
         return "pos"
     if expr.is_nonnegative:
         return "nonneg"
@@ -358,46 +670,252 @@ def sign(expr: sp.Expr) -> str | None:
 
 
 # --------------------------------------------------------------------------- numeric side
-def _instances(derivation: Derivation, seed: int):
-    rng = np.random.default_rng(seed)
+def derivation_seed(derivation: Derivation, seed: int = DEFAULT_SEED) -> int:
+    """The seed of a derivation's instances: fresh per derivation, the same every run."""
+    return seed + zlib.crc32(derivation.key.encode())
+
+
+def class_counts(derivation: Derivation, seed: int = DEFAULT_SEED) -> tuple:
+    """The class counts T a derivation is checked at.
+
+    A concrete derivation (T is a number) is checked at ``max(1, min_classes)``; any
+    other at :data:`CLASS_COUNTS` from ``min_classes`` up, ``min_classes``,
+    ``min_classes + 1`` and one more T drawn (from the derivation's seed) up to
+    ``max(LARGEST_RANDOM_T, min_classes + 8)``.
+    """
+    low = max(1, derivation.min_classes)
     if derivation.concrete:
-        env = D.Instance(rng, max(1, derivation.min_classes), 1)
-        for assumption in derivation.assumptions:
-            assumption.sample(env)
-        yield env
-        return
-    for n_classes in CLASS_COUNTS:
-        if n_classes < derivation.min_classes:
-            continue
+        return (low,)
+    counts = {n for n in CLASS_COUNTS if n >= low} | {low, low + 1}
+    rng = np.random.default_rng(derivation_seed(derivation, seed))
+    choices = [n for n in range(low, max(LARGEST_RANDOM_T, low + 8) + 1) if n not in counts]
+    counts.add(int(rng.choice(choices)))
+    return tuple(sorted(counts))
+
+
+def _instances(derivation: Derivation, seed: int, counts: tuple):
+    """Random instances satisfying the assumptions: SAMPLES_PER_T per class count.
+
+    Yields (instance, None) or (None, reason) when the assumptions cannot be drawn."""
+    rng = np.random.default_rng(seed)
+    for n_classes in counts:
         for _ in range(SAMPLES_PER_T):
             env = D.Instance(rng, n_classes, int(rng.integers(1, 4)))
-            for assumption in derivation.assumptions:
-                assumption.sample(env)
-            yield env
+            try:
+                for assumption in derivation.assumptions:
+                    assumption.sample(env)
+            except Exception as err:  # noqa: BLE001 - reported as a rejection
+                yield None, (f"the assumptions cannot be drawn at T={n_classes}: {err} "
+                             "(raise min_classes?)")
+                return
+            for sym in _loose_scalars(derivation):
+                if sym not in env:
+                    env[sym] = _draw_scalar(sym, rng)
+            yield env, None
 
 
-def evaluate(expr: sp.Expr, env: D.Instance) -> mpmath.mpf:
-    """Evaluate ``expr`` on a concrete instance with mpmath at :data:`DIGITS` digits."""
-    scalars = {sym: val for sym, val in env.items() if isinstance(sym, sp.Symbol)}
-    # derivatives with respect to a scalar symbol are taken before it gets its value
-    expr = expr.replace(lambda e: isinstance(e, Derivative) and any(
-        isinstance(var, sp.Symbol) for var in e.variables), lambda e: e.doit())
-    # bound variables get names of their own first, so only free symbols are replaced
-    concrete = canonical_bound(expr).xreplace(
-        {sym: sp.Integer(val) if sym.is_integer else sp.Float(val, DIGITS)
-         for sym, val in scalars.items()})
-    concrete = refine_ranges(concrete.doit())
-    values = {}
-    for item in concrete.atoms(Indexed):
-        key = item.base[tuple(item.indices)] if len(item.indices) > 1 else item.base[item.indices[0]]
-        if key not in env:
-            raise KeyError(f"no value for {item} in a T={env.T}, N={env.N} instance")
-        values[item] = sp.Float(env[key], DIGITS)
-    number = concrete.xreplace(values).doit().evalf(DIGITS)
-    if number.free_symbols:
-        raise ValueError(f"could not evaluate {sp.sstr(expr)}: left with {number}")
+def _loose_scalars(derivation: Derivation) -> list:
+    """Real scalars of the steps that the instance does not know (a user's gamma)."""
+    found = set()
+    for step in derivation.steps:
+        for sym in step.expr.free_symbols:
+            if isinstance(sym, sp.Symbol) and not sym.is_integer:
+                found.add(sym)
+    return sorted(found, key=lambda s: s.name)
+
+
+def _draw_scalar(sym: sp.Symbol, rng):
+    """A value for a scalar that no assumption draws, from its SymPy assumptions only."""
+    if sym.is_positive:
+        value = rng.uniform(0.05, 4.0)
+    elif sym.is_nonnegative:
+        value = rng.uniform(0.0, 4.0)
+    else:
+        value = rng.normal(0.0, 3.0)
+    with mpmath.workdps(D.INSTANCE_DIGITS):
+        return mpmath.mpf(value)
+
+
+_MP_FUNCTIONS = {
+    sp.exp: mpmath.exp, sp.log: mpmath.log, log1p: mpmath.log1p, sp.Abs: abs,
+    sp.sin: mpmath.sin, sp.cos: mpmath.cos, sp.tanh: mpmath.tanh, sp.sqrt: mpmath.sqrt,
+    sp.sign: mpmath.sign,
+}
+
+
+def _as_int(value, what) -> int:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, mpmath.mpc) or value != mpmath.nint(value):
+        raise EvaluationError(f"{what} is {mpmath.nstr(value, 8)}, not an integer")
+    return int(mpmath.nint(value))
+
+
+class _Evaluator:
+    """Evaluates a SymPy expression on a concrete instance with mpmath.
+
+    Its own semantics, independent of SymPy's algorithms: a Sum is a loop over its
+    limits (SymPy's convention for reversed limits), an Indexed a look-up in the
+    instance, a Piecewise picks its first true branch, and a Derivative is taken by
+    ``mpmath.diff`` of its body with the variable's value moved."""
+
+    def __init__(self, env: D.Instance):
+        self.env = env
+        self.moved = {}  # values that mpmath.diff has moved
+        self.memo = {}
+
+    def __call__(self, expr):
+        return self.ev(expr, {})
+
+    def value_of(self, key):
+        if key in self.moved:
+            return self.moved[key]
+        if key in self.env:
+            return self.env[key]
+        raise EvaluationError(f"no value for {sp.sstr(key)} in a T={self.env.T}, N={self.env.N} "
+                              "instance (an index outside its range?)")
+
+    def ev(self, expr, scope):
+        free = expr.free_symbols
+        key = (expr, tuple(sorted(((s, v) for s, v in scope.items() if s in free),
+                                  key=lambda item: item[0].name)))
+        if key in self.memo:
+            return self.memo[key]
+        value = self._ev(expr, scope)
+        if not mpmath.isfinite(value):
+            raise EvaluationError(f"{sp.sstr(expr)} is {value}")
+        self.memo[key] = value
+        return value
+
+    def index(self, expr, scope) -> int:
+        return _as_int(self.ev(expr, scope), f"the index {sp.sstr(expr)}")
+
+    def key_of(self, item: Indexed, scope):
+        idx = tuple(self.index(i, scope) for i in item.indices)
+        return item.base[idx] if len(idx) > 1 else item.base[idx[0]]
+
+    def _ev(self, expr, scope):
+        if expr.is_Integer:
+            return mpmath.mpf(int(expr))
+        if expr.is_Rational:
+            return mpmath.mpf(expr.p) / expr.q
+        if expr.is_Float:
+            return mpmath.mpf(sp.Rational(str(expr)).p) / sp.Rational(str(expr)).q
+        if expr is sp.I:
+            return mpmath.mpc(0, 1)
+        if isinstance(expr, sp.NumberSymbol):
+            return mpmath.mpmathify(expr.evalf(mpmath.mp.dps + 10))
+        if isinstance(expr, sp.Symbol):
+            if expr in scope:
+                return mpmath.mpf(scope[expr])
+            return mpmath.mpmathify(self.value_of(expr))
+        if isinstance(expr, Indexed):
+            return mpmath.mpmathify(self.value_of(self.key_of(expr, scope)))
+        if isinstance(expr, sp.Add):
+            return mpmath.fsum(self.ev(arg, scope) for arg in expr.args)
+        if isinstance(expr, sp.Mul):
+            result = mpmath.mpf(1)
+            for arg in expr.args:
+                result *= self.ev(arg, scope)
+            return result
+        if isinstance(expr, sp.Pow):
+            base, power = self.ev(expr.base, scope), self.ev(expr.exp, scope)
+            if base == 0 and mpmath.re(power) <= 0:
+                raise EvaluationError(f"{sp.sstr(expr)}: a division by zero")
+            return base ** power
+        if isinstance(expr, Sum):
+            return self.sum(expr.function, list(expr.limits), scope)
+        if isinstance(expr, KroneckerDelta):
+            x, y = (self.ev(arg, scope) for arg in expr.args)
+            return mpmath.mpf(1 if x == y else 0)
+        if isinstance(expr, Piecewise):
+            for branch, cond in expr.args:
+                if self.truth(cond, scope):
+                    return self.ev(branch, scope)
+            raise EvaluationError(f"no branch of {sp.sstr(expr)} applies")
+        if isinstance(expr, Derivative):
+            return self.derivative(expr, scope)
+        if isinstance(expr, sp.log) and self.ev(expr.args[0], scope) == 0:
+            raise EvaluationError(f"{sp.sstr(expr)}: the logarithm of 0")
+        func = _MP_FUNCTIONS.get(expr.func)
+        if func is not None:
+            return func(*(self.ev(arg, scope) for arg in expr.args))
+        if isinstance(expr, sp.Function):
+            args = [self.ev(arg, scope) for arg in expr.args]
+            number = expr.func(*(sp.Float(x, mpmath.mp.dps) for x in args)).evalf(mpmath.mp.dps)
+            if not number.is_number:
+                raise EvaluationError(f"cannot evaluate {sp.sstr(expr)}")
+            return mpmath.mpmathify(complex(number) if number.has(sp.I) else number._to_mpmath(mpmath.mp.prec))
+        raise EvaluationError(f"cannot evaluate {type(expr).__name__} {sp.sstr(expr)}")
+
+    def truth(self, cond, scope) -> bool:
+        if cond is sp.true or cond is True:
+            return True
+        if cond is sp.false or cond is False:
+            return False
+        if isinstance(cond, sp.And):
+            return all(self.truth(arg, scope) for arg in cond.args)
+        if isinstance(cond, sp.Or):
+            return any(self.truth(arg, scope) for arg in cond.args)
+        if isinstance(cond, sp.Not):
+            return not self.truth(cond.args[0], scope)
+        if isinstance(cond, sp.core.relational.Relational):
+            x, y = self.ev(cond.lhs, scope), self.ev(cond.rhs, scope)
+            ops = {"==": x == y, "!=": x != y, "<": x < y, "<=": x <= y, ">": x > y, ">=": x >= y}
+            return ops[cond.rel_op]
+        raise EvaluationError(f"cannot decide the condition {sp.sstr(cond)}")
+
+    def sum(self, body, limits, scope):
+        if not limits:
+            return self.ev(body, scope)
+        (var, lo, hi), inner = limits[-1], limits[:-1]  # the outermost limit is last
+        lo, hi = self.index(lo, scope), self.index(hi, scope)
+        sign_ = 1
+        if hi < lo:  # SymPy's (Karr's) convention: sum_{lo}^{hi} = -sum_{hi+1}^{lo-1}
+            lo, hi, sign_ = hi + 1, lo - 1, -1
+        total = mpmath.fsum(self.sum(body, inner, {**scope, var: n}) for n in range(lo, hi + 1))
+        return sign_ * total
+
+    def derivative(self, expr, scope):
+        counts = {}
+        for var, count in expr.variable_count:
+            if isinstance(var, Indexed):
+                where = self.key_of(var, scope)
+            elif isinstance(var, sp.Symbol) and var not in scope:
+                where = var
+            else:
+                raise EvaluationError(f"cannot differentiate with respect to {sp.sstr(var)}")
+            counts[where] = counts.get(where, 0) + count
+        keys = list(counts)
+        points = [mpmath.mpmathify(self.value_of(where)) for where in keys]
+        body = expr.expr
+
+        def f(*values):
+            saved, memo = dict(self.moved), self.memo
+            self.moved.update(zip(keys, values))
+            self.memo = {}
+            try:
+                return self.ev(body, scope)
+            finally:
+                self.moved, self.memo = saved, memo
+        orders = [counts[where] for where in keys]
+        if len(keys) == 1:
+            return mpmath.diff(f, points[0], orders[0])
+        return mpmath.diff(f, points, orders)
+
+
+def evaluate(expr: sp.Expr, env: D.Instance):
+    """``expr`` on a concrete instance, with mpmath at :data:`DIGITS` digits.
+
+    Raises :class:`EvaluationError` when it has no finite value there (a missing
+    component such as a[0] or y[T + 1], log 0, a division by zero)."""
     with mpmath.workdps(DIGITS):
-        return mpmath.mpmathify(complex(number) if number.has(sp.I) else sp.Float(number, DIGITS)._to_mpmath(mpmath.mp.prec))
+        try:
+            return +_Evaluator(env)(expr)
+        except EvaluationError:
+            raise
+        except Exception as err:  # whatever fails, the instance has no value
+            raise EvaluationError(f"{type(err).__name__}: {err}") from err
 
 
 def _holds(lhs, rhs, rel) -> bool:
@@ -405,6 +923,10 @@ def _holds(lhs, rhs, rel) -> bool:
         scale = TOLERANCE * (1 + max(abs(lhs), abs(rhs)))
         if rel == "=":
             return abs(lhs - rhs) <= scale
+        if isinstance(lhs, mpmath.mpc) or isinstance(rhs, mpmath.mpc):
+            if abs(mpmath.im(lhs)) > scale or abs(mpmath.im(rhs)) > scale:
+                return False  # an order between complex numbers: false
+            lhs, rhs = mpmath.re(lhs), mpmath.re(rhs)
         if rel == ">":
             return lhs > rhs + scale
         if rel == ">=":
@@ -416,68 +938,221 @@ def _holds(lhs, rhs, rel) -> bool:
     raise ValueError(rel)
 
 
-def numeric_check(prev, step: Step, derivation: Derivation, seed: int) -> tuple[int, str | None]:
-    """Check ``prev <rel> step.expr`` on random instances; (count, failure or None)."""
+@dataclass
+class NumericFailure:
+    """Why the numeric half rejected a step: ``kind`` is 'false' or 'undefined'."""
+
+    kind: str
+    message: str
+    counterexample: dict = field(default_factory=dict)
+
+    def __str__(self):
+        return self.message
+
+
+def _show(value) -> str:
+    return mpmath.nstr(value, 15) if isinstance(value, (mpmath.mpf, mpmath.mpc)) else str(value)
+
+
+def _describe(env: D.Instance, exprs) -> dict:
+    """The values of an instance that the expressions use: T, N, free indices, scalars,
+    and the vectors in full."""
+    shown = {"T": env.T, "N": env.N}
+    free = set().union(*(e.free_symbols for e in exprs))
+    for sym in sorted((f for f in free if isinstance(f, sp.Symbol)), key=lambda s: s.name):
+        if sym in env and sym not in (D.T, D.N):
+            shown[sym.name] = env[sym]
+    bases = sorted({item.base for e in exprs for item in e.atoms(Indexed)}, key=sp.default_sort_key)
+    for base in bases:
+        entries = [(key, val) for key, val in env.items()
+                   if isinstance(key, Indexed) and key.base == base]
+        if entries:
+            shown[str(base)] = [val for _, val in sorted(entries, key=lambda kv: [int(i) for i in kv[0].indices])]
+    return shown
+
+
+def _format(shown: dict) -> str:
+    parts = []
+    for name, value in shown.items():
+        if isinstance(value, list):
+            parts.append(f"{name} = [{', '.join(mpmath.nstr(v, 6) for v in value)}]")
+        else:
+            parts.append(f"{name} = {_show(value)}")
+    return ", ".join(parts)
+
+
+def _decimal(number) -> str:
+    """A number as the decimal it was written as: 0.66, not 0.660000000000000."""
+    text = sp.sstr(number)
+    if number.is_Float and "." in text and "e" not in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _fixed(scaled: int, decimals: int) -> str:
+    """The integer ``scaled`` / 10^decimals written with ``decimals`` decimals."""
+    sign_, digits = ("-" if scaled < 0 else ""), str(abs(scaled)).rjust(decimals + 1, "0")
+    return sign_ + (digits[:-decimals] + "." + digits[-decimals:] if decimals else digits)
+
+
+def _rounding_failure(step: Step) -> str | None:
+    """Why ``step.expr`` is not a number written with at most ``step.decimals`` decimals."""
+    stated = step.expr
+    if not (isinstance(stated, sp.Number) and stated.is_real):
+        return f"a rounded value must be a number, not {sp.sstr(stated)}"
+    exact = sp.Rational(str(stated)) if stated.is_Float else sp.Rational(stated)
+    if not (exact * 10 ** step.decimals).is_integer:
+        return f"{_decimal(stated)} has more than {step.decimals} decimals"
+    return None
+
+
+def numeric_check(prev, step: Step, derivation: Derivation, seed: int,
+                  counts: tuple | None = None) -> tuple[int, NumericFailure | None]:
+    """Check ``prev <rel> step.expr`` on random instances; (count, failure or None).
+
+    For ``~`` the previous value, rounded to ``step.decimals`` decimals, must equal the
+    stated number exactly."""
     this, rel = step.expr, step.rel
+    counts = class_counts(derivation) if counts is None else counts
     if rel == "~":
-        value = evaluate(prev, D.Instance(np.random.default_rng(0), 1, 1))
-        with mpmath.workdps(DIGITS):
-            scaled = value * mpmath.mpf(10) ** step.decimals
-            ok = mpmath.nint(scaled) == mpmath.nint(evaluate(this, D.Instance(
-                np.random.default_rng(0), 1, 1)) * mpmath.mpf(10) ** step.decimals)
-        return 1, None if ok else (f"{mpmath.nstr(value, 12)} does not round to "
-                                   f"{sp.sstr(this)} at {step.decimals} decimals")
+        bad = _rounding_failure(step)
+        if bad:
+            return 0, NumericFailure("false", bad)
+        target = (sp.Rational(str(this)) if this.is_Float else sp.Rational(this)) * 10 ** step.decimals
     count = 0
-    for env in _instances(derivation, seed):
-        lhs, rhs = evaluate(prev, env), evaluate(this, env)
+    for env, trouble in _instances(derivation, seed, counts):
+        if trouble:
+            return count, NumericFailure("undefined", trouble)
+        sides = []
+        for name, expr in (("previous", prev), ("this", this)):
+            try:
+                sides.append(evaluate(expr, env))
+            except EvaluationError as err:
+                where = _format(_describe(env, [expr]))
+                return count, NumericFailure(
+                    "undefined", f"the {name} expression cannot be evaluated on the instance "
+                    f"{where}: {err}", _describe(env, [expr]))
+        lhs, rhs = sides
         count += 1
+        if rel == "~":
+            with mpmath.workdps(DIGITS):
+                ok = (not isinstance(lhs, mpmath.mpc)
+                      and mpmath.nint(lhs * mpmath.mpf(10) ** step.decimals) == int(target))
+            if not ok:
+                with mpmath.workdps(DIGITS):
+                    rounded = _fixed(int(mpmath.nint(mpmath.re(lhs) * mpmath.mpf(10) ** step.decimals)),
+                                     step.decimals)
+                return count, NumericFailure(
+                    "false", f"{mpmath.nstr(lhs, 15)} rounds to {rounded} at {step.decimals} "
+                    f"decimals, not to {_decimal(this)}",
+                    {**_describe(env, [prev]), "previous": lhs, "this": this})
+            continue
         if not _holds(lhs, rhs, rel):
-            return count, (f"fails on the instance T={env.T}, N={env.N}: "
-                           f"{mpmath.nstr(lhs, 15)} {rel} {mpmath.nstr(rhs, 15)} is false")
+            shown = _describe(env, [prev, this])
+            return count, NumericFailure(
+                "false", f"the concrete check fails on the instance {_format(shown)}: "
+                f"previous = {_show(lhs)} {rel} this = {_show(rhs)} is false",
+                {**shown, "previous": lhs, "this": rhs})
     return count, None
 
 
 # --------------------------------------------------------------------------- driver
 _LEMMAS_PROVED: set = set()
+#: links accepted in this process, keyed by everything their check depends on (the
+#: assumptions, min_classes, class counts, seed, both sides, relation, decimals, lemmas)
+_LINKS_PROVED: dict = {}
+
+
+def fingerprint(derivation: Derivation) -> tuple:
+    """Everything a check depends on: key, assumptions, min_classes and every step
+    (expression, relation, decimals, cited lemmas)."""
+    return (derivation.key, tuple(repr(h) for h in derivation.assumptions), derivation.min_classes,
+            tuple((sp.srepr(step.expr), step.rel, step.decimals,
+                   tuple(fingerprint(lem) for lem in step.lemmas)) for step in derivation.steps))
 
 
 def _check_lemma(lemma: Derivation, seed: int, numeric: bool) -> None:
-    """Check a cited lemma once per process (keyed by its content)."""
-    key = (lemma.key, numeric, tuple(sp.srepr(step.expr) for step in lemma.steps))
+    """Check a cited lemma once per process (keyed by its whole content)."""
+    key = (fingerprint(lemma), seed, numeric)
     if key not in _LEMMAS_PROVED:
         check(lemma, seed=seed, numeric=numeric)
         _LEMMAS_PROVED.add(key)
 
 
+def _rejection(title, number, step, prev, cls, reason, **extra):
+    return cls(title, number, step.why, prev, step.expr, reason, **extra)
+
+
 def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True) -> DerivationReport:
-    """Check every step of ``derivation``; raise :class:`StepRejected` on the first bad one."""
-    report = DerivationReport(derivation, class_counts=() if derivation.concrete else tuple(
-        n for n in CLASS_COUNTS if n >= derivation.min_classes))
+    """Check every step of ``derivation``; raise a :class:`StepRejected` on the first bad one.
+
+    The order per step: the cited lemmas (checked, equalities, assumptions made here
+    too), the numeric half (a failure: :class:`StepFalse` or :class:`StepUndefined`),
+    then the symbolic half (a failure after a passing numeric half:
+    :class:`StepUnproved`)."""
+    counts = class_counts(derivation, seed)
+    report = DerivationReport(derivation, class_counts=counts)
     start = time.perf_counter()
     steps = derivation.steps
-    if not steps:
-        raise ValueError(f"derivation {derivation.key!r} has no steps")
+    title = derivation.title
+    if len(steps) < 2:
+        first = steps[0].expr if steps else sp.Integer(0)
+        raise StepRejected(title, len(steps), steps[0].why if steps else "", first, first,
+                           "nothing is checked: a derivation needs a start and at least one step")
+    base = derivation_seed(derivation, seed)
+    expected = len(counts) * SAMPLES_PER_T
+    context = (tuple(repr(h) for h in derivation.assumptions), derivation.min_classes, counts, numeric)
     for number in range(1, len(steps)):
         prev, this = steps[number - 1].expr, steps[number]
         tic = time.perf_counter()
-        if this.lemma is not None:
-            missing = [h.text for h in this.lemma.assumptions if h not in derivation.assumptions]
+        link = (context, base + number, sp.srepr(prev), sp.srepr(this.expr), this.rel,
+                this.decimals, tuple(fingerprint(lemma) for lemma in this.lemmas))
+        if link in _LINKS_PROVED:  # the very same link, checked before in this process
+            how, count = _LINKS_PROVED[link]
+            report.steps.append(StepReport(number, this.why, this.rel, how, count,
+                                           time.perf_counter() - tic, counts if numeric else ()))
+            continue
+
+        reject = functools.partial(_rejection, title, number, this, prev)
+        for lemma in this.lemmas:
+            missing = [h.text for h in lemma.assumptions if h not in derivation.assumptions]
             if missing:
-                raise StepRejected(derivation.title, number, this.why, prev, this.expr,
-                                   f"the lemma {this.lemma.key!r} needs assumptions this "
-                                   f"derivation does not make: {'; '.join(missing)}")
-            _check_lemma(this.lemma, seed, numeric)
-        how = symbolic_check(prev, this.expr, this.rel, derivation.assumptions, this.lemma)
+                raise reject(StepRejected, f"the lemma {lemma.key!r} needs assumptions this "
+                                           f"derivation does not make: {'; '.join(missing)}")
+            try:
+                _only_equalities(lemma)
+            except LemmaRefused as err:
+                raise reject(StepRejected, str(err)) from None
+            _check_lemma(lemma, seed, numeric)
+        count = 0
+        if numeric:
+            count, failure = numeric_check(prev, this, derivation, base + number, counts)
+            if failure is not None and failure.kind == "false":
+                raise reject(StepFalse, failure.message, counterexample=failure.counterexample)
+            if failure is not None:
+                raise reject(StepUndefined, failure.message)
+            if count < expected:
+                raise reject(StepUndefined, f"checked on {count} instances of the {expected} required")
+        if this.rel == "~":
+            how = "rounding (numeric only)"
+        else:
+            crash = ""
+            try:
+                how = symbolic_check(prev, this.expr, this.rel, derivation.assumptions,
+                                     this.lemmas, derivation.min_classes)
+            except LemmaRefused as err:
+                raise reject(StepRejected, str(err)) from None
+            except Exception as err:  # noqa: BLE001 - SymPy failed: the step is not shown
+                how, crash = None, f" (SymPy failed: {type(err).__name__}: {err})"
         if how is None:
-            raise StepRejected(derivation.title, number, this.why, prev, this.expr,
-                               f"SymPy cannot show 'previous {this.rel} this' "
-                               "under the assumptions")
-        count, failure = (numeric_check(prev, this, derivation, seed + number)
-                          if numeric else (0, None))
-        if failure:
-            raise StepRejected(derivation.title, number, this.why, prev, this.expr,
-                               "the concrete check " + failure)
+            held = (f"it held on all {count} concrete instances (T in "
+                    f"{{{','.join(map(str, counts))}}}), but" if numeric else
+                    "the numeric check was not run, and")
+            raise reject(StepUnproved, f"unproved: {held} SymPy could not show 'previous "
+                         f"{this.rel} this' under the assumptions{crash}; split it into "
+                         "smaller steps", instances=count, class_counts=counts if numeric else ())
+        _LINKS_PROVED[link] = (how, count)
         report.steps.append(StepReport(number, this.why, this.rel, how, count,
-                                       time.perf_counter() - tic))
+                                       time.perf_counter() - tic, counts if numeric else ()))
     report.seconds = time.perf_counter() - start
     return report

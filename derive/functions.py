@@ -7,8 +7,10 @@ targets, rows x 1) and ``Y`` (probability targets, rows x T) -- with the functio
 below. Each class carries all of its forms in one place:
 
 * ``indexed(j, tr)`` -- its meaning in the index notation of :mod:`derive.definitions`
-  (component ``j``; row-level values do not depend on ``j``). The code generator uses
-  it to prove each kernel equal to a derivation of the catalogue.
+  (component ``j``; row-level values do not depend on ``j``), built from the index
+  forms of *all* of its arguments (an index column is used, never assumed to be the
+  target or the argmax). The code generator proves every output of every kernel, in
+  this form, equal to its stated definition.
 * ``fdiff`` -- its derivative, where it has one.
 * ``_eval_rewrite_as_elementary`` -- the same value in elementary functions (exact
   arithmetic: a rounding error is 0 there).
@@ -59,10 +61,18 @@ class ArrayFunction(Function):
 
 
 class RowArgmax(ArrayFunction):
-    """k = the first index of a largest logit (per row, a column of int64). Indexed: k."""
+    """k = the first index of a largest logit (per row, a column of int64).
+
+    Indexed: k, the index that the assumption 'k is the argmax of a' names -- so only
+    the argmax of the logits themselves has an index form (of anything else there is
+    no closed form to prove against)."""
 
     nargs = 1
     def indexed(self, j, tr):
+        of = tr(self.args[0], j)
+        if of != D.a[j]:
+            raise ValueError(f"RowArgmax of {self.args[0]} has no index form: only the argmax "
+                             f"of the logits A is known (as k), not of {sp.sstr(of)}")
         return D.k
 
     def _latex(self, printer):
@@ -238,7 +248,8 @@ class SumExceptMax(ArrayFunction):
     '''
 
     def indexed(self, j, tr):
-        return Sum(tr(self.args[0], D.s) * (1 - KroneckerDelta(D.s, D.k)), (D.s, 1, D.T))
+        e, skip = self.args
+        return Sum(tr(e, D.s) * (1 - KroneckerDelta(D.s, tr(skip, j))), (D.s, 1, D.T))
 
     def _latex(self, printer):
         return r"\sum_{j \ne k} " + printer.parenthesize(self.args[0], 1000)
@@ -301,8 +312,8 @@ class SelectArgmax(ArrayFunction):
     nargs = 4
 
     def indexed(self, j, tr):
-        cls, _, if_max, otherwise = self.args
-        return sp.Piecewise((tr(if_max, j), sp.Eq(D.c, D.k)), (tr(otherwise, j), True))
+        cls, top, if_max, otherwise = self.args
+        return sp.Piecewise((tr(if_max, j), sp.Eq(tr(cls, j), tr(top, j))), (tr(otherwise, j), True))
 
     def _latex(self, printer):
         _, _, u, w = (printer.doprint(arg) for arg in self.args)
@@ -326,8 +337,8 @@ class PutAt(ArrayFunction):
     '''
 
     def indexed(self, j, tr):
-        x, _, u = self.args
-        return sp.Piecewise((tr(u, j), sp.Eq(j, D.c)), (tr(x, j), True))
+        x, where, u = self.args
+        return sp.Piecewise((tr(u, j), sp.Eq(j, tr(where, j))), (tr(x, j), True))
 
     def _latex(self, printer):
         x, _, u = (printer.doprint(arg) for arg in self.args)

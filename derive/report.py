@@ -323,7 +323,9 @@ INTRO = (
     "is a step of a derivation checked by softmax-derive's proof engine: SymPy shows each step "
     "equal to the previous one (or the stated inequality) for a symbolic number of classes $T$, "
     "and both sides are evaluated with mpmath at 40 digits on random instances with "
-    "$T = 1, 2, 3, 5, 8$. The justification of each step is printed beside it.")
+    "$T = 1, 2, 3, 5, 8$, the smallest $T$ the statement needs and the next, and one random "
+    "$T$ up to 12 (derivatives by numerical differentiation, not by SymPy). The justification "
+    "of each step is printed beside it.")
 
 STABLE_TEXT = (
     "The definitions overflow as written ($e^{a_j}$ is infinite past $a_j \\approx 709.8$), and "

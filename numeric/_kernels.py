@@ -182,9 +182,7 @@ def nll_index_grad(A, C, out=None, scratch=None, moderate=False):
 
     out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
-    Proved: Kernel softmax = S_j [kernel_softmax].
-    Proved: Kernel gradient at the true class when it is the argmax [kernel_grad_true_argmax].
-    Proved: Kernel gradient at the true class otherwise [kernel_grad_true_other].
+    Proved: Kernel nll_index_grad = dL/da_j for a one-hot label [kernel_nll_index_grad].
 
     Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
     """
@@ -206,9 +204,7 @@ def nll_index_with_grad(A, C, out=None, scratch=None, moderate=False):
     out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
-    Proved: Kernel softmax = S_j [kernel_softmax].
-    Proved: Kernel gradient at the true class when it is the argmax [kernel_grad_true_argmax].
-    Proved: Kernel gradient at the true class otherwise [kernel_grad_true_other].
+    Proved: Kernel nll_index_grad = dL/da_j for a one-hot label [kernel_nll_index_grad].
 
     Expression: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
     Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
@@ -234,7 +230,7 @@ def nll_soft(A, Y, out=None, scratch=None, moderate=False):
     out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
-    Proved: Kernel nll_soft = -sum_j u_j log S_j for any u >= 0 [kernel_nll_weighted].
+    Proved: Kernel nll_soft = -sum_j y_j log S_j for any y >= 0 [kernel_nll_soft_weighted].
 
     Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(Y, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     """
@@ -255,7 +251,7 @@ def nll_soft_grad(A, Y, out=None, scratch=None, moderate=False):
 
     out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
-    Proved: Kernel softmax = S_j [kernel_softmax].
+    Proved: Kernel nll_soft_grad = dL/da_j for a probability label [kernel_nll_soft_grad].
 
     Expression: -Y + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
     """
@@ -275,7 +271,8 @@ def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
     out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
-    Proved: Kernel softmax = S_j [kernel_softmax].
+    Proved: Kernel nll_soft = -sum_j y_j log S_j for any y >= 0 [kernel_nll_soft_weighted].
+    Proved: Kernel nll_soft_grad = dL/da_j for a probability label [kernel_nll_soft_grad].
 
     Expression: RowSum(Y)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(Y, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     Expression: -Y + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
@@ -301,7 +298,7 @@ def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
 
     out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
-    Proved: Kernel nll_weighted_grad = S sum_j u_j - u [kernel_grad_weighted].
+    Proved: Kernel nll_weighted_grad = dL_u/da_j [kernel_grad_weighted].
 
     Expression: -U + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)*RowSum(U)
     """
@@ -320,8 +317,8 @@ def nll_weighted_with_grad(A, U, out=None, scratch=None, moderate=False):
 
     out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
 
-    Proved: Kernel nll_soft = -sum_j u_j log S_j for any u >= 0 [kernel_nll_weighted].
-    Proved: Kernel nll_weighted_grad = S sum_j u_j - u [kernel_grad_weighted].
+    Proved: Kernel nll_weighted = -sum_j u_j log S_j for any u >= 0 [kernel_nll_weighted].
+    Proved: Kernel nll_weighted_grad = dL_u/da_j [kernel_grad_weighted].
 
     Expression: RowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     Expression: -U + Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)*RowSum(U)

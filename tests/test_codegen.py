@@ -45,15 +45,32 @@ def test_generate_check_cli_passes_on_the_committed_file():
 def test_kernels_are_proved_against_the_catalogue():
     reports = codegen.prove_kernels()
     assert {r.derivation.key for r in reports} >= {"kernel_logsumexp", "kernel_softmax",
-                                                    "kernel_nll_index", "kernel_nll_soft"}
+                                                    "kernel_nll_index", "kernel_nll_soft",
+                                                    "kernel_nll_index_grad", "kernel_nll_soft_grad"}
+
+
+def test_every_printed_output_is_the_proved_one():
+    for kernel in codegen.kernels():
+        proofs = kernel.proofs
+        assert len(proofs) >= len(kernel.outputs)
+        for output, claims in zip(kernel.outputs, kernel.claims):
+            for claim in claims if isinstance(claims, tuple) else (claims,):
+                proof = codegen.kernel_proof(claim, output)
+                assert proof.result == F.to_indexed(output, claim.index)
+                assert any(engine.fingerprint(p) == engine.fingerprint(proof) for p in proofs)
+
+
+def test_a_kernel_needs_a_claim_per_output():
+    with pytest.raises(ValueError, match="every output needs its claim"):
+        codegen.Kernel("two", (F.A,), (codegen.SOFTMAX, codegen.M), "doc",
+                       (codegen._claims()["kernel_softmax"],))
 
 
 def test_a_wrong_kernel_is_rejected():
     # dropping the "+ 1" of the stable softmax denominator must not pass the proof
     wrong = F.Quotient(codegen.E, codegen.TAIL)
-    proof = codegen._proof("bad", "Kernel softmax, wrong", (codegen.D.REAL_LOGITS, codegen.D.K_IS_ARGMAX),
-                           codegen.D.softmax(codegen.D.j), "definition", wrong, "softmax_stable")
-    with pytest.raises(engine.StepRejected, match="Kernel softmax, wrong"):
+    proof = codegen.kernel_proof(codegen._claims()["kernel_softmax"], wrong)
+    with pytest.raises(engine.StepRejected, match="Kernel softmax"):
         engine.check(proof)
 
 

@@ -1,0 +1,164 @@
+"""Every plausible mistake in a kernel expression is caught by the kernel proofs.
+
+The mutants are made from the very expressions the code generator prints: swapped
+arguments, flipped signs, swapped branches, a dropped term, the target used for the
+argmax (and the argmax for the target). Each must be rejected by the proof of its
+output before any code is generated from it.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from derive import cli, codegen, engine
+from derive import functions as F
+
+K, C = codegen.K, codegen.C
+#: functions whose two arguments commute in exact arithmetic (swapping them is no mistake
+#: the proofs could see: y x = x y)
+COMMUTING = (F.ZeroTimes,)
+
+
+def _rebuild(expr, path, new):
+    if not path:
+        return new
+    args = list(expr.args)
+    args[path[0]] = _rebuild(args[path[0]], path[1:], new)
+    return expr.func(*args)
+
+
+def _nodes(expr, path=(), at_argmax=False):
+    """(path, node, inside the branch taken when c = k) for every node."""
+    yield path, expr, at_argmax
+    if isinstance(expr, sp.Basic) and not expr.is_Atom and not isinstance(expr, F.RowArgmax):
+        for n, arg in enumerate(expr.args):
+            inside = at_argmax or (isinstance(expr, F.SelectArgmax) and n == 2)
+            yield from _nodes(arg, (*path, n), inside)
+
+
+def _local_mutants(node, at_argmax):
+    """(kind, replacement) for one node of an array expression. Where c = k (the first
+    branch of SelectArgmax(C, K, ...)) the target and the argmax are the same index,
+    so exchanging them there is no mistake and is not tried."""
+    if isinstance(node, F.ArrayFunction) and len(node.args) >= 2 and not isinstance(node, COMMUTING):
+        args = list(node.args)
+        if isinstance(node, F.SelectArgmax):
+            yield "swap branches", node.func(args[0], args[1], args[3], args[2])
+        elif isinstance(node, F.PutAt):
+            yield "swap arguments", node.func(args[2], args[1], args[0])
+        else:
+            yield "swap arguments", node.func(*reversed(args))
+    if isinstance(node, sp.Add):
+        terms = list(node.args)
+        for n in range(len(terms)):
+            yield "flip a sign", sp.Add(*terms[:n], -terms[n], *terms[n + 1:])
+            yield "drop a term", sp.Add(*terms[:n], *terms[n + 1:])
+    if isinstance(node, sp.Mul) and node.args[0] == -1:
+        yield "flip a sign", -node
+    if node == K and not at_argmax:
+        yield "target for argmax", C
+    if node == C and not at_argmax:
+        yield "argmax for target", K
+
+
+def mutants(expr):
+    for path, node, at_argmax in _nodes(expr):
+        for kind, new in _local_mutants(node, at_argmax):
+            mutant = _rebuild(expr, path, new)
+            if mutant != expr:
+                yield kind, path, mutant
+
+
+def _outputs():
+    """Each distinct (output expression, claim) pair of the generated kernels."""
+    seen = {}
+    for kernel in codegen.kernels():
+        for output, claims in zip(kernel.outputs, kernel.claims):
+            for claim in claims if isinstance(claims, tuple) else (claims,):
+                seen.setdefault((claim.key, sp.srepr(output)), (kernel.name, output, claim))
+    return list(seen.values())
+
+
+OUTPUTS = _outputs()
+
+
+def _rejected(claim, mutant) -> bool:
+    """Rejected -- and by the numeric half (a counterexample, or an instance where the
+    mutant has no value, such as a division by 0), not merely unproved."""
+    try:
+        engine.check(codegen.kernel_proof(claim, mutant))
+    except (engine.StepFalse, engine.StepUndefined):
+        return True
+    except engine.StepRejected:
+        return False
+    return False
+
+
+def _same_meaning(claim, output, mutant) -> bool:
+    """The mutant has the same index form as the output: not a mistake (e.g. a swap
+    inside an exact zero such as the TwoSum error term)."""
+    try:
+        return F.to_indexed(mutant, claim.index) == F.to_indexed(output, claim.index)
+    except ValueError:
+        return False
+
+
+def _equivalent(claim, output, mutant) -> bool:
+    """SymPy shows the mutant equal to the output itself: no mistake (K for C inside
+    the branch taken when c = k, for example)."""
+    return engine.symbolic_check(F.to_indexed(output, claim.index), F.to_indexed(mutant, claim.index),
+                                 "=", claim.assumptions) is not None
+
+
+@pytest.mark.parametrize("name, output, claim", OUTPUTS,
+                         ids=[f"{name}-{claim.key}" for name, _, claim in OUTPUTS])
+def test_every_mutant_of_a_kernel_output_is_rejected(name, output, claim):
+    survivors, tried = [], 0
+    for kind, path, mutant in mutants(output):
+        if _same_meaning(claim, output, mutant):
+            continue
+        tried += 1
+        if not _rejected(claim, mutant) and not _equivalent(claim, output, mutant):
+            survivors.append(f"{kind} at {path}: {sp.sstr(mutant)}")
+    assert tried > 0
+    assert not survivors, f"{name}: mutants accepted by '{claim.title}':\n" + "\n".join(survivors)
+
+
+def test_the_mutations_cover_every_kind():
+    kinds = {kind for _, output, _ in OUTPUTS for kind, _, _ in mutants(output)}
+    assert kinds == {"swap arguments", "swap branches", "flip a sign", "drop a term",
+                     "target for argmax", "argmax for target"}
+
+
+TAIL_AT_TARGET = F.SumExceptMax(codegen.E, C)  # TAIL = SumExceptMax(E, C): the issue's example
+SWAPPED_BRANCHES = F.PutAt(codegen.SOFTMAX, C, F.SelectArgmax(
+    C, K, F.Take(codegen.SOFTMAX, C) - 1, -F.Quotient(codegen.TAIL, 1 + codegen.TAIL)))
+
+
+@pytest.mark.parametrize("claim_key, wrong", [
+    ("kernel_logsumexp", codegen.M + log1p(TAIL_AT_TARGET)),
+    ("kernel_softmax", F.Quotient(codegen.E, 1 + TAIL_AT_TARGET)),
+    ("kernel_nll_index_grad", SWAPPED_BRANCHES),
+    ("kernel_nll_index_grad", F.PutAt(codegen.SOFTMAX, K, codegen.TRUE_CLASS)),
+    ("kernel_nll_soft_grad", codegen.SOFTMAX + F.Y),
+    ("kernel_nll_soft_grad", codegen.SOFTMAX),
+], ids=["tail_at_target", "softmax_tail_at_target", "swapped_branches", "put_at_argmax",
+        "plus_Y", "no_Y"])
+def test_named_kernel_mistakes_are_rejected(claim_key, wrong):
+    claim = codegen._claims()[claim_key]
+    with pytest.raises(engine.StepRejected, match="rejected"):
+        engine.check(codegen.kernel_proof(claim, wrong))
+
+
+def test_a_mutated_kernel_is_never_generated(monkeypatch):
+    specs = codegen.kernels()
+    grad = next(kernel for kernel in specs if kernel.name == "nll_index_grad")
+    bad = dataclasses.replace(grad, outputs=(SWAPPED_BRANCHES,))
+    monkeypatch.setattr(codegen, "kernels", lambda: [bad if k is grad else k for k in specs])
+    written = []
+    monkeypatch.setattr(codegen, "generate", lambda *a, **kw: written.append(1) or (True, ""))
+    assert cli.main(["generate"]) == 1
+    assert written == []
