@@ -6,6 +6,8 @@ every step symbolically for symbolic T and numerically for T = 1, 2, 3, 5, 8.
 """
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 from sympy import Derivative, KroneckerDelta, Rational, Sum, exp, log
 from sympy.codegen.cfunctions import log1p
@@ -67,7 +69,7 @@ def _worked_softmax(index: int, value: str) -> Derivation:
 
 
 def _worked_loss(probs, expected) -> Derivation:
-    qv = D.Qv
+    qv = D.P
     given = D.Values("$p = [" + ", ".join(probs) + "]$", qv, tuple(probs))
     hot = D.OneHot("$y$ one-hot at the true class $c = 4$", D.y, sp.Integer(4))
     return Derivation(
@@ -76,7 +78,8 @@ def _worked_loss(probs, expected) -> Derivation:
             Step(D.cross_entropy(D.y, qv).subs(T, 5), r"$H(y, p)$ with $T = 5$"),
             Step(-Sum(KroneckerDelta(s, 4) * log(qv[s]), (s, 1, 5)), r"$y_j = \delta_{j4}$"),
             Step(-log(qv[4]), r"only the term $j = 4$ survives"),
-            Step(-log(Rational(expected)), rf"$p_4 = {expected}$"),
+            Step(-log(Rational(expected), evaluate=False), rf"$p_4 = {expected}$"),
+            Step(sp.Float(f"{-math.log(float(expected)):.3f}"), "evaluate", rel="~", decimals=3),
         ], min_classes=5, section="examples")
 
 
@@ -110,8 +113,10 @@ def build() -> list[Derivation]:
                    section="probability"),
         Derivation("softmax_ratio", "The ratio of two softmax outputs",
                    (D.REAL_LOGITS,), [
-                       Step(S(j) / S(k), "definition"),
-                       Step(exp(a[j] - a[k]), r"$Z$ cancels; $e^u / e^w = e^{u - w}$"),
+                       Step(sp.Mul(S(j), sp.Pow(S(k), -1, evaluate=False), evaluate=False), "two outputs"),
+                       Step(sp.Mul(exp(a[j]), sp.Pow(exp(a[k]), -1, evaluate=False), evaluate=False),
+                            r"$S_j = e^{a_j}/Z$, $S_k = e^{a_k}/Z$: $Z$ cancels"),
+                       Step(exp(a[j] - a[k]), r"$e^u / e^w = e^{u - w}$"),
                    ], matrix=r"S_j / S_k = e^{a_j - a_k}", section="probability"),
         Derivation("softmax_order", "Softmax preserves the order of the logits (hence the argmax)",
                    (D.REAL_LOGITS, D.J_ABOVE_K), [
@@ -125,16 +130,19 @@ def build() -> list[Derivation]:
         Derivation("jacobian_diagonal", r"Softmax Jacobian, case $i = j$",
                    (D.REAL_LOGITS,), [
                        Step(Derivative(S(i), a[i]), "the diagonal entry"),
-                       Step(exp(a[i]) / Z - exp(a[i]) ** 2 / Z ** 2,
+                       Step(sp.Mul(exp(a[i]) * Z - sp.Mul(exp(a[i]), exp(a[i]), evaluate=False),
+                                   sp.Pow(Z, -2), evaluate=False),
                             r"quotient rule with $\partial Z/\partial a_i = e^{a_i}$"),
+                       Step(sp.Add(S(i), sp.Mul(-1, sp.Pow(S(i), 2, evaluate=False), evaluate=False), evaluate=False),
+                            r"split the fraction: $S_i - S_i^2$"),
                        Step(S(i) * (1 - S(i)), r"factor out $S_i$"),
                    ], section="jacobian"),
         Derivation("jacobian_offdiagonal", r"Softmax Jacobian, case $i \ne j$",
                    (D.REAL_LOGITS, D.I_NE_J), [
                        Step(Derivative(S(j), a[i]), "an off-diagonal entry"),
                        Step(-exp(a[j]) * exp(a[i]) / Z ** 2,
-                            r"the numerator $e^{a_j}$ does not depend on $a_i$"),
-                       Step(-S(j) * S(i), "regroup"),
+                            r"quotient rule: the numerator $e^{a_j}$ does not depend on $a_i$"),
+                       Step(sp.Mul(-1, S(i), S(j), evaluate=False), r"regroup: $e^{a_i}/Z = S_i$, $e^{a_j}/Z = S_j$"),
                    ], min_classes=2, section="jacobian"),
         Derivation("jacobian", "Softmax Jacobian, both cases in one formula",
                    (D.REAL_LOGITS,), [
@@ -153,9 +161,9 @@ def build() -> list[Derivation]:
                    ], matrix=r"L = -\log S_c = \log \textstyle\sum_j e^{a_j} - a_c",
                    section="losses"),
         Derivation("cross_entropy_is_loss", "Cross entropy of the label and the softmax is the softmax loss",
-                   (D.REAL_LOGITS,), [
-                       Step(D.cross_entropy(y, lambda u: S(u)), r"$H(y, S)$, definition of cross entropy"),
-                       Step(D.softmax_loss(), r"the same sum: the definition of $L$"),
+                   (D.REAL_LOGITS, D.Q_IS_SOFTMAX), [
+                       Step(D.cross_entropy(y, D.Qv), r"$H(y, q)$, definition of cross entropy"),
+                       Step(D.softmax_loss(), r"$q = S$: this is the definition of the softmax loss $L$"),
                    ], matrix=r"H(y, S) = L", section="losses"),
         Derivation("cross_entropy_soft", r"Cross entropy $H(p, \operatorname{softmax}(a))$ for any probability vector $p$",
                    (D.REAL_LOGITS, D.SOFT_P), [
@@ -177,8 +185,7 @@ def build() -> list[Derivation]:
                        Step(Derivative(D.softmax_loss(), a[i]), "the derivative to find"),
                        Step(Derivative(LSE - Sum(y[s] * a[s], (s, 1, T)), a[i]),
                             r"$L = \log Z - \sum_j y_j a_j$ (previous result)"),
-                       Step(exp(a[i]) / Z - y[i], r"$\partial \log Z/\partial a_i = e^{a_i}/Z$; $\partial (\sum_j y_j a_j)/\partial a_i = y_i$"),
-                       Step(S(i) - y[i], r"definition of $S_i$"),
+                       Step(S(i) - y[i], r"$\partial \log Z/\partial a_i = e^{a_i}/Z = S_i$; $\partial (\sum_j y_j a_j)/\partial a_i = y_i$"),
                    ], matrix=r"\frac{\partial L}{\partial a} = S - y", section="gradient"),
         Derivation("loss_gradient_one_hot", r"Gradient for a one-hot label: $\partial L/\partial a_i = S_i - \delta_{ic}$",
                    (D.REAL_LOGITS, D.ONE_HOT), [
@@ -343,8 +350,7 @@ def build() -> list[Derivation]:
                    section="options"),
         # ---------------------------------------------------------------- 10. binary
         Derivation("sigmoid_two_class", "The sigmoid is the two-class softmax of $(z, 0)$", (D.REAL_LOGITS,), [
-            Step(D.softmax(1, D.two_class()).subs(T, 2), r"$S_1$ for $T = 2$, $a = (z, 0)$"),
-            Step(exp(D.z) / (exp(D.z) + 1), r"write out the two terms; $e^0 = 1$"),
+            Step(D.softmax(1, D.two_class()).subs(T, 2), r"$S_1$ for $T = 2$, $a = (z, 0)$ ($e^0 = 1$)"),
             Step(D.sigmoid(), r"divide by $e^z$: $\sigma(z)$"),
         ], matrix=r"\sigma(z) = \operatorname{softmax}\big((z, 0)\big)_1", section="binary"),
         Derivation("bce_two_class_loss", "The binary loss is the two-class softmax loss", (D.REAL_LOGITS,), [
@@ -387,9 +393,9 @@ def build() -> list[Derivation]:
         _worked_loss(["0.15", "0.2", "0.4", "0.1", "0.15"], "0.1"),
         _worked_loss(["0.05", "0.15", "0.4", "0.3", "0.1"], "0.3"),
         Derivation("example_order", "Worked example: confidently wrong costs most", (), [
-            Step(-log(Rational(1, 10)), r"$p_c = 0.1$"),
-            Step(-log(Rational(3, 10)), r"$p_c = 0.3$: $\log$ is increasing", rel=">"),
-            Step(-log(Rational(6, 10)), r"$p_c = 0.6$", rel=">"),
+            Step(-log(Rational(1, 10), evaluate=False), r"$p_c = 0.1$"),
+            Step(-log(Rational(3, 10), evaluate=False), r"$p_c = 0.3$: $\log$ is increasing", rel=">"),
+            Step(-log(Rational(6, 10), evaluate=False), r"$p_c = 0.6$", rel=">"),
         ], section="examples"),
     ]
     keys = [d.key for d in cat]
