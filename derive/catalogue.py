@@ -83,6 +83,16 @@ def _worked_loss(probs, expected) -> Derivation:
         ], min_classes=5, section="examples")
 
 
+def _written(*factors) -> sp.Expr:
+    """A product kept as written, so that the report prints the factors a step cancels."""
+    return sp.Mul(*factors, evaluate=False)
+
+
+def _over(top, bottom) -> sp.Expr:
+    """top / bottom kept as written (y_j / S_j)."""
+    return _written(top, sp.Pow(bottom, -1, evaluate=False))
+
+
 def build() -> list[Derivation]:
     """All derivations of the catalogue, in report order."""
     mu = Sum(S(r) * v[r], (r, 1, T))  # the mean of v under S
@@ -186,6 +196,22 @@ def build() -> list[Derivation]:
                        Step(Derivative(LSE - Sum(y[s] * a[s], (s, 1, T)), a[i]),
                             r"$L = \log Z - \sum_j y_j a_j$ (previous result)"),
                        Step(S(i) - y[i], r"$\partial \log Z/\partial a_i = e^{a_i}/Z = S_i$; $\partial (\sum_j y_j a_j)/\partial a_i = y_i$"),
+                   ], matrix=r"\frac{\partial L}{\partial a} = S - y", section="gradient"),
+        Derivation("loss_gradient_chain",
+                   r"The same gradient through the two cases of the softmax derivative, $i = j$ and $i \ne j$",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(Derivative(D.softmax_loss(), a[i]), "the derivative to find"),
+                       Step(-Sum(_written(_over(y[j], S(j)), Derivative(S(j), a[i])), (j, 1, T)),
+                            r"chain rule: $\partial \log S_j/\partial a_i = (1/S_j)\, \partial S_j/\partial a_i$"),
+                       Step(sp.Add(-_written(_over(y[i], S(i)), _written(S(i), 1 - S(i))),
+                                   Sum(_written(_over(y[j], S(j)), S(i), S(j), 1 - KroneckerDelta(j, i)), (j, 1, T)),
+                                   evaluate=False),
+                            r"split off $j = i$: $\partial S_i/\partial a_i = S_i (1 - S_i)$; "
+                            r"$\partial S_j/\partial a_i = -S_i S_j$ for $j \ne i$"),
+                       Step(sp.Add(-y[i] * (1 - S(i)), Sum(_written(y[j], S(i), 1 - KroneckerDelta(j, i)), (j, 1, T)),
+                                   evaluate=False), r"cancel $S_i$ and $S_j$"),
+                       Step(S(i) * Sum(y[j], (j, 1, T)) - y[i], r"$y_i S_i$ joins the sum: $S_i \sum_j y_j$"),
+                       Step(S(i) - y[i], r"$\sum_j y_j = 1$"),
                    ], matrix=r"\frac{\partial L}{\partial a} = S - y", section="gradient"),
         Derivation("loss_gradient_one_hot", r"Gradient for a one-hot label: $\partial L/\partial a_i = S_i - \delta_{ic}$",
                    (D.REAL_LOGITS, D.ONE_HOT), [

@@ -58,7 +58,8 @@ def _tex_rows(tex: str) -> list[list[str]]:
 
 def test_the_written_documents_have_no_repeated_lines(tmp_path):
     report.report(pdf=False, out_dir=tmp_path, readme=False)
-    for name, parse in ((f"{report.NAME}.md", _md_rows), (f"{report.NAME}.tex", _tex_rows)):
+    for name, parse in ((f"{report.NAME}.md", _md_rows), (f"{report.NAME}.tex", _tex_rows),
+                        (f"{report.DEV_NAME}.md", _md_rows), (f"{report.DEV_NAME}.tex", _tex_rows)):
         chains = parse((tmp_path / name).read_text())
         assert len(chains) > 10, name
         for chain in chains:
