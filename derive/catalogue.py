@@ -198,7 +198,7 @@ def build() -> list[Derivation]:
                        Step(S(i) - y[i], r"$\partial \log Z/\partial a_i = e^{a_i}/Z = S_i$; $\partial (\sum_j y_j a_j)/\partial a_i = y_i$"),
                    ], matrix=r"\frac{\partial L}{\partial a} = S - y", section="gradient"),
         Derivation("loss_gradient_chain",
-                   r"The same gradient through the two cases of the softmax derivative, $i = j$ and $i \ne j$",
+                   r"Gradient of the softmax loss through the two cases $i = j$ and $i \ne j$ of the softmax derivative",
                    (D.REAL_LOGITS, D.SOFT_LABEL), [
                        Step(Derivative(D.softmax_loss(), a[i]), "the derivative to find"),
                        Step(-Sum(_written(_over(y[j], S(j)), Derivative(S(j), a[i])), (j, 1, T)),
@@ -225,23 +225,23 @@ def build() -> list[Derivation]:
                        Step(Derivative(D.softmax_loss(y, fc), W[p, q]), r"$L$ with $a = W x + b$"),
                        Step(Derivative(fc_loss, W[p, q]), r"$L = \log Z - \sum_j y_j a_j$"),
                        Step(Sum((S(s, fc) - y[s]) * KroneckerDelta(s, p) * x[q], (s, 1, T)),
-                            r"chain rule: $\partial L/\partial a_s = S_s - y_s$, $\partial a_s/\partial W_{pq} = \delta_{sp} x_q$"),
-                       Step((S(p, fc) - y[p]) * x[q], r"only $s = p$ survives"),
+                            r"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial W_{pq} = \delta_{jp} x_q$"),
+                       Step((S(p, fc) - y[p]) * x[q], r"only $j = p$ survives"),
                    ], matrix=r"\frac{\partial L}{\partial W} = (S - y)\, x^\top", section="fc"),
         Derivation("fc_grad_b", r"Gradient through the FC layer: $\partial L/\partial b_p$",
                    (D.REAL_LOGITS, D.SOFT_LABEL), [
                        Step(Derivative(D.softmax_loss(y, fc), b[p]), r"$L$ with $a = W x + b$"),
                        Step(Derivative(fc_loss, b[p]), r"$L = \log Z - \sum_j y_j a_j$"),
                        Step(Sum((S(s, fc) - y[s]) * KroneckerDelta(s, p), (s, 1, T)),
-                            r"chain rule: $\partial L/\partial a_s = S_s - y_s$, $\partial a_s/\partial b_p = \delta_{sp}$"),
-                       Step(S(p, fc) - y[p], r"only $s = p$ survives"),
+                            r"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial b_p = \delta_{jp}$"),
+                       Step(S(p, fc) - y[p], r"only $j = p$ survives"),
                    ], matrix=r"\frac{\partial L}{\partial b} = S - y", section="fc"),
         Derivation("fc_grad_x", r"Gradient through the FC layer: $\partial L/\partial x_q$",
                    (D.REAL_LOGITS, D.SOFT_LABEL), [
                        Step(Derivative(D.softmax_loss(y, fc), x[q]), r"$L$ with $a = W x + b$"),
                        Step(Derivative(fc_loss, x[q]), r"$L = \log Z - \sum_j y_j a_j$"),
                        Step(Sum(W[s, q] * (S(s, fc) - y[s]), (s, 1, T)),
-                            r"chain rule: $\partial L/\partial a_s = S_s - y_s$, $\partial a_s/\partial x_q = W_{sq}$"),
+                            r"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial x_q = W_{jq}$"),
                    ], matrix=r"\frac{\partial L}{\partial x} = W^\top (S - y)", section="fc"),
         # ---------------------------------------------------------------- 6. stable forms
         Derivation("lse_shift", r"Log-sum-exp with any shift $m$",
@@ -277,7 +277,7 @@ def build() -> list[Derivation]:
                    (D.REAL_LOGITS, D.K_IS_ARGMAX), [
                        Step(S(j), "definition"),
                        Step(exp(a[j] - a[k]) / Sum(exp(a[r] - a[k]), (r, 1, T)), r"multiply by $e^{-a_k} / e^{-a_k}$"),
-                       Step(exp(a[j] - a[k]) / (1 + shifted_rest()), r"split off the term $r = k$: $e^0 = 1$"),
+                       Step(exp(a[j] - a[k]) / (1 + shifted_rest()), r"split off the term $i = k$: $e^0 = 1$"),
                    ], matrix=r"S_j = e^{a_j - m} \big/ \big(1 + \textstyle\sum_{i \ne k} e^{a_i - m}\big)",
                    section="stable"),
         Derivation("true_class_complement", "The true-class gradient without cancellation",
@@ -318,7 +318,7 @@ def build() -> list[Derivation]:
                        Step(Derivative(Sum(D.u[s], (s, 1, T)) * LSE - Sum(D.u[s] * a[s], (s, 1, T)), a[i]),
                             r"$\log S_j = a_j - \log Z$"),
                        Step(S(i) * Sum(D.u[s], (s, 1, T)) - D.u[i],
-                            r"$\partial \log Z/\partial a_i = S_i$, $\partial a_s/\partial a_i = \delta_{si}$"),
+                            r"$\partial \log Z/\partial a_i = S_i$, $\partial a_j/\partial a_i = \delta_{ij}$"),
                    ], matrix=r"\frac{\partial L_u}{\partial a} = S\, \mathbf{1}^\top u - u", section="options"),
         Derivation("class_weight_one_hot", "Class weights with a one-hot label scale the loss by $w_c$",
                    (D.REAL_LOGITS, D.ONE_HOT), [
@@ -348,7 +348,7 @@ def build() -> list[Derivation]:
         Derivation("fc_batch_grad_W", "A batch through the FC layer: $\\partial L/\\partial W$",
                    (D.REAL_LOGITS,), [
                        Step(Derivative(Sum(batch_loss(g), (g, 1, D.B)), W[p, q]),
-                            r"$L = \sum_\beta L_\beta$, each $L_\beta = \log Z_\beta - \sum_s Y_{\beta s} a_{\beta s}$ (soft form)"),
+                            r"$L = \sum_\beta L_\beta$, each $L_\beta = \log Z_\beta - \sum_j Y_{\beta j} a_{\beta j}$ (soft form)"),
                        Step(Sum((batch_softmax(g, p) - D.Yb[g, p]) * D.X[g, q], (g, 1, D.B)),
                             r"the sum of the per-sample gradients $(S_{\beta p} - Y_{\beta p}) X_{\beta q}$"),
                    ], matrix=r"\frac{\partial L}{\partial W} = (S - Y)^\top X", section="fcbatch"),
@@ -362,7 +362,7 @@ def build() -> list[Derivation]:
                    (D.REAL_LOGITS,), [
                        Step(Derivative(Sum(batch_loss(g), (g, 1, D.B)), D.X[D.beta, q]), r"$L = \sum_\beta L_\beta$"),
                        Step(Sum(W[s, q] * (batch_softmax(D.beta, s) - D.Yb[D.beta, s]), (s, 1, T)),
-                            r"only $L_\beta$ depends on $X_\beta$: $\sum_s W_{sq} (S_{\beta s} - Y_{\beta s})$"),
+                            r"only $L_\beta$ depends on $X_\beta$: $\sum_j W_{jq} (S_{\beta j} - Y_{\beta j})$"),
                    ], matrix=r"\frac{\partial L}{\partial X} = (S - Y)\, W", section="fcbatch"),
         Derivation("reduction_mean", "Reductions and ignored samples: the gradient of a weighted mean",
                    (D.REAL_LOGITS,), [

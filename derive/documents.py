@@ -101,7 +101,7 @@ SWEEP_LOGITS = (1.0, 2.0, 3.0)
 
 STABLE_TEXT = (
     "The definitions overflow as written: $e^{a_j}$ is infinite past $a_j \\approx 709.8$, so "
-    "softmax([1000, 0]) comes out as NaN. The usual fix -- subtract the largest logit $m$, which "
+    "softmax([1000, 0]) comes out as NaN. The usual fix -- subtract the largest logit $m = a_k$, which "
     "changes nothing by the shift rule of section 2 -- avoids the overflow but still loses "
     "accuracy in two places. First, a loss below $10^{-16}$ (a confident, correct prediction) "
     "vanishes when $\\log \\sum_j e^{a_j - m}$ is formed as $\\log(1 + \\text{tiny})$; summing the "

@@ -181,7 +181,7 @@ def _decimal(number: sp.Rational) -> str:
     return text if den == 1 and sp.Rational(text) == number else ""
 
 
-_DELTA_ORDER = (D.j, D.i, D.l, D.k, D.r, D.s, D.beta, D.c, D.p, D.q)
+_DELTA_ORDER = (D.i, D.j, D.l, D.k, D.r, D.s, D.beta, D.c, D.p, D.q)
 
 
 def _delta_rank(index):
@@ -285,6 +285,9 @@ def _fold_batch_softmax(product):
     return None
 
 
+_KEPT = (D.i, D.j, D.k, D.l, D.n, D.beta)
+
+
 def rename_bound(expr: sp.Expr, taken: frozenset) -> sp.Expr:
     """Give every summation index the first name of :data:`BOUND_NAMES` not in ``taken``
     (nor bound by an enclosing sum); the tree is rebuilt with evaluation off."""
@@ -295,7 +298,10 @@ def rename_bound(expr: sp.Expr, taken: frozenset) -> sp.Expr:
         for var, lo, hi in reversed(expr.limits):  # outermost first
             names = BOUND_NAMES.get(D.T if hi.is_Integer else hi, (var,))
             free = body.free_symbols - {var}
-            name = next((n for n in names if n not in taken and n not in free), var)
+            if var in _KEPT and var in names and var not in taken and var not in free:
+                name = var  # the derivation chose a name of the notation table: keep it
+            else:
+                name = next((n for n in names if n not in taken and n not in free), var)
             body = _walk(body, lambda e, var=var, name=name: name if e == var else None)
             taken = taken | {name}
             limits.insert(0, (name, lo, hi))

@@ -102,7 +102,7 @@ def _naive_failures() -> list[tuple[str, str, str, str]]:
         c = np.array([[0.3, -700.123456789]])
         ref = verify.reference_row(c[0]).softmax[1]
         plain, mine = shift["softmax"](c)[0, 1], ours["softmax"](c)[0, 1]
-        rows.append(("S_2 of [0.3, -700.123456789]",
+        rows.append(("$S_2$ of [0.3, -700.123456789]",
                      f"{plain:.6e} ({verify.ulp_error(plain, ref):.0f} ULP off)",
                      f"{mine:.6e} ({verify.ulp_error(mine, ref):.1f} ULP)", mpmath.nstr(ref, 7)))
     return rows
@@ -569,10 +569,10 @@ def _derivation_tex(d) -> list[str]:
 
 def _table_tex(header, rows, spec, math_columns=()) -> list[str]:
     def cell(k, value):
-        text = f"${value}$" if k in math_columns else _escape_tex(str(value))
+        text = f"${value}$" if k in math_columns else why_tex(str(value))
         return "{}" + text if text.startswith("[") else text  # not an optional argument of \\ or \midrule
     out = [rf"\begin{{center}}\begin{{tabular}}{{{spec}}}\toprule",
-           " & ".join(_escape_tex(h) for h in header) + r" \\ \midrule"]
+           " & ".join(why_tex(h) for h in header) + r" \\ \midrule"]
     out += [" & ".join(cell(k, v) for k, v in enumerate(row)) + r" \\" for row in rows]
     out.append(r"\bottomrule\end{tabular}\end{center}")
     return out
@@ -594,7 +594,7 @@ def _assumptions_tex(doc, ctx):
 
 def _loss_examples_tex(doc, ctx):
     rows = [(p, f"{pc:g}", rf"-\log {pc:g} \approx {loss:.3f}") for p, pc, loss in ctx["loss_example_rows"]]
-    return _table_tex(("prediction p (true class 4)", "p_4", "loss"), rows, "lll", math_columns=(2,))
+    return _table_tex(("prediction $p$ (true class 4)", "$p_4$", "loss"), rows, "lll", math_columns=(2,))
 
 
 def _worked_tex(doc, ctx):
