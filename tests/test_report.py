@@ -55,7 +55,7 @@ def test_the_learner_document_follows_the_source_in_order(written):
                  "H(p, q) = -\\sum_j p_j \\log q_j", "d:cross_entropy_is_loss" if "\\label" in text
                  else "Cross entropy of the label and the softmax is the softmax loss",  # 4.
                  "Softmax Jacobian, case $i = j$", "Softmax Jacobian, case $i \\ne j$",
-                 "two cases of the softmax derivative", "d:fc_grad_W" if "\\label" in text
+                 "of the softmax derivative", "d:fc_grad_W" if "\\label" in text
                  else "Gradient through the FC layer",                                 # 5.
                  "One example end to end", "max error (ULP)",                           # 6.
                  "formulas as written", "error_vs_spread.png"]                           # 7.
