@@ -485,10 +485,9 @@ def _about(ctx) -> str:
 
 
 def _doc_names(text: str, link) -> str:
-    """Write the name of a generated document as a link (``link(name)``)."""
-    for doc in sorted(documents.DOCUMENTS, key=lambda d: -len(d.name)):
-        text = re.sub(rf"(?<![\w/]){doc.name}(?![\w.])", lambda m, n=doc.name: link(n), text)
-    return text
+    """Write the name of a generated document as a link (``link(name)``), in one pass."""
+    names = "|".join(sorted((doc.name for doc in documents.DOCUMENTS), key=len, reverse=True))
+    return re.sub(rf"(?<![\w/])({names})(?!\w|\.\w)", lambda m: link(m.group(1)), text)
 
 
 # --------------------------------------------------------------------------- LaTeX
@@ -655,7 +654,8 @@ def build_md(doc: Document, ctx) -> str:
 
 
 def _text_md(text: str) -> str:
-    return _doc_names(text, lambda name: f"[{name}]({name}.md)")
+    """A paragraph for Markdown: LaTeX's -- is an en dash, document names are links."""
+    return _doc_names(text.replace(" -- ", " – "), lambda name: f"[{name}]({name}.md)")
 
 
 def _item_md(item, doc, ctx) -> list[str]:
