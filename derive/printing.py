@@ -42,7 +42,7 @@ def _neg(term: sp.Expr) -> sp.Expr:
     return -term
 
 
-def _textbook_rank(factor: sp.Expr) -> int:
+def _textbook_rank(factor: sp.Expr) -> float:
     """Where a factor goes in a product: numbers, scalars (a_j, S_j, Z^2, delta_ij),
     sums, parenthesized sums of terms, then functions (y_j log S_j, w_c e^{a_c})."""
     if factor.is_Number:
@@ -125,7 +125,7 @@ class MathPrinter(LatexPrinter):
                     if isinstance(_neg(other), KroneckerDelta) and var in _neg(other).args:
                         skip = [x for x in _neg(other).args if x != var][0]
                         kept = [f for f in sp.Mul.make_args(body) if f is not factor]
-                        rest = kept[0] if len(kept) == 1 else sp.Mul(*kept, evaluate=False)
+                        rest = sp.Integer(1) if not kept else _product(kept)
                         return (r"\sum_{%s \ne %s} %s" % (self._print(var), self._print(skip),
                                                            self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)))
             if lo == 1 and hi in BOUND_NAMES:

@@ -848,6 +848,8 @@ def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None
     if not (REPORTS / "verification.json").exists():
         raise FileNotFoundError("reports/verification.json is missing: run `python -m derive verify` first")
     ctx = _context(docs)
+    shown = [ctx["derivations"][item.key] for doc in docs for item in _items(doc) if isinstance(item, Proof)]
+    lines += [f"warning: {problem}" for problem in repeated_steps(shown + ctx["kernels"])]
     lines += [f"wrote {out_dir.name}/{p}" for p in figures(out_dir / "figures", docs, ctx)]
     tex_paths = []
     for doc in docs:
