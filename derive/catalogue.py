@@ -158,7 +158,7 @@ def build() -> list[Derivation]:
                    (D.REAL_LOGITS,), [
                        Step(Derivative(S(j), a[i]), "any entry"),
                        Step(S(j) * (KroneckerDelta(i, j) - S(i)),
-                            r"the two cases: $S_i (1 - S_i)$ when $i = j$, $-S_j S_i$ otherwise"),
+                            r"the two cases: $S_i (1 - S_i)$ when $i = j$, $-S_i S_j$ otherwise"),
                    ], matrix=r"\frac{\partial S}{\partial a} = \operatorname{diag}(S) - S S^\top",
                    section="jacobian"),
         # ---------------------------------------------------------------- 3. losses
