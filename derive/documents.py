@@ -96,6 +96,26 @@ WORKED_EXAMPLE = {
     "c": 2,
 }
 
+#: how the worked example is shown: @name@ is replaced by a number or a vector computed by
+#: the generated code (see derive.report.worked_values for the names)
+WORKED_SHOWN = (
+    Text("The inputs, and the label of class $c = @c@$:"),
+    Display(r"x = @x@, \quad W = @W@, \quad b = @b@, \quad y = @y@"),
+    Text("The FC layer gives the logits, softmax the probabilities:"),
+    Display(r"a = W x + b = @a@, \qquad S = \operatorname{softmax}(a) = @S@"),
+    Text("The largest logit is $a_{@top@}$, so the predicted class is @top@@top_is_true@. The loss is "
+         "$L = -\\log S_{@c@} = -\\log @S_c@ \\approx @L@$, and the gradient with respect to the "
+         "logits is $S - y$:"),
+    Display(r"\frac{\partial L}{\partial a} = S - y = @grad@"),
+    Text("Through the FC layer (section 5): $\\partial L/\\partial W = (S - y)\\, x^\\top$ "
+         "($T \\times N$, the shape of $W$), $\\partial L/\\partial b = S - y$ and "
+         "$\\partial L/\\partial x = W^\\top (S - y)$:"),
+    Display(r"\frac{\partial L}{\partial W} = @dW@, \qquad \frac{\partial L}{\partial x} = @dx@"),
+    Text("Each quantity against mpmath: its first component to all digits, and the largest error "
+         "over all its components:"),
+    Block("worked_table"),
+)
+
 #: the logits of the softmax figure: a_1 moves, the others stay (the example [1, 2, 3])
 SWEEP_LOGITS = (1.0, 2.0, 3.0)
 
@@ -232,7 +252,7 @@ LEARNER = Document(
                  "NumPy's matrix product) and compared with the definitions evaluated by mpmath at 50 "
                  "digits from the same inputs; the last column is the largest difference in units in "
                  "the last place (ULP)."),
-            Block("worked_example"),
+            *WORKED_SHOWN,
         )),
         Section("7. Why the code does not use the formulas as written", "stable", (
             Text(STABLE_TEXT),

@@ -321,34 +321,27 @@ def _mat(rows, digits=4) -> str:
             + r" \end{bmatrix}")
 
 
-def _worked_items(ctx) -> list:
-    """The worked example as displayed equations and a check table."""
-    inputs = documents.WORKED_EXAMPLE
-    a, S, L, g, _, dW, db, dx = ctx["worked"]
+def worked_values(inputs: dict, worked: list[Quantity]) -> dict[str, str]:
+    """The LaTeX of every number the worked example shows, by the @name@ the documents use."""
+    a, S, L, g, _, dW, db, dx = worked
     T, N = np.array(inputs["W"]).shape
-    c = inputs["c"]
-    y = [float(j + 1 == c) for j in range(T)]
-    items = [
-        Text("The inputs, and the label of class $c = %d$:" % c),
-        Display(r"x = %s, \quad W = %s, \quad b = %s, \quad y = %s"
-                % (_vec(inputs["x"], 1), _mat(inputs["W"], 1), _vec(inputs["b"], 1), _vec(y, 0))),
-        Text("The FC layer gives the logits, softmax the probabilities:"),
-        Display(r"a = W x + b = %s, \qquad S = \operatorname{softmax}(a) = %s" % (_vec(a.values), _vec(S.values))),
-        Text("The largest logit is $a_{%d}$, so the predicted class is %d%s. The loss is "
-             "$L = -\\log S_{%d} = -\\log %.4f \\approx %.4f$, and the gradient with respect to the logits "
-             "is $S - y$:" % (int(np.argmax(a.values)) + 1, int(np.argmax(a.values)) + 1,
-                              " (the true class)" if int(np.argmax(a.values)) + 1 == c else "",
-                              c, S.values[c - 1], L.values[0])),
-        Display(r"\frac{\partial L}{\partial a} = S - y = %s" % _vec(g.values)),
-        Text("Through the FC layer (section 5): $\\partial L/\\partial W = (S - y)\\, x^\\top$ "
-             "($T \\times N$, the shape of $W$), $\\partial L/\\partial b = S - y$ and "
-             "$\\partial L/\\partial x = W^\\top (S - y)$:"),
-        Display(r"\frac{\partial L}{\partial W} = %s, \qquad \frac{\partial L}{\partial x} = %s"
-                % (_mat(np.reshape(dW.values, (T, N))), _vec(dx.values))),
-        Text("Each quantity against mpmath: its first component to all digits, and the largest error over all its components:"),
-        Block("worked_table"),
-    ]
-    return items
+    c = int(inputs["c"])
+    top = int(np.argmax(a.values)) + 1
+    return {"c": str(c), "x": _vec(inputs["x"], 1), "W": _mat(inputs["W"], 1), "b": _vec(inputs["b"], 1),
+            "y": _vec([float(j + 1 == c) for j in range(T)], 0), "a": _vec(a.values), "S": _vec(S.values),
+            "top": str(top), "top_is_true": " (the true class)" if top == c else f" (not the true class {c})",
+            "S_c": f"{S.values[c - 1]:.4f}", "L": f"{L.values[0]:.4f}", "grad": _vec(g.values),
+            "dW": _mat(np.reshape(dW.values, (T, N))), "db": _vec(db.values), "dx": _vec(dx.values)}
+
+
+def _fill(text: str, ctx) -> str:
+    """Replace the @name@ placeholders of a document text by the computed values."""
+    def value(match):
+        if match.group(1) not in ctx["values"]:
+            raise KeyError(f"a document text uses @{match.group(1)}@, which is not a computed value; "
+                           f"known: {', '.join(sorted(ctx['values']))}")
+        return ctx["values"][match.group(1)]
+    return re.sub(r"@(\w+)@", value, text)
 
 
 def _worked_rows(ctx) -> list[tuple[str, str, str, str]]:
@@ -390,6 +383,7 @@ def _context(docs=documents.DOCUMENTS) -> dict:
     ctx = {"data": data, "derivations": derivations, "kernels": kernels, "versions": _versions(),
            "naive": _naive_failures(), "worked": worked_example(documents.WORKED_EXAMPLE),
            "loss_example_rows": _loss_examples(shown)}
+    ctx["values"] = worked_values(documents.WORKED_EXAMPLE, ctx["worked"])
     ctx["loss_examples"] = [(pc, loss) for _, pc, loss in ctx["loss_example_rows"]]
     return ctx
 
@@ -527,9 +521,9 @@ def _text_tex(text: str) -> str:
 
 def _item_tex(item, doc, ctx) -> list[str]:
     if isinstance(item, Text):
-        return ["", _text_tex(item.body), ""]
+        return ["", _text_tex(_fill(item.body, ctx)), ""]
     if isinstance(item, Display):
-        return [r"\[" + item.latex + r"\]"]
+        return [r"\[" + _fill(item.latex, ctx) + r"\]"]
     if isinstance(item, Proof):
         return _derivation_tex(ctx["derivations"][item.key])
     if isinstance(item, Figure):
@@ -596,13 +590,6 @@ def _loss_examples_tex(doc, ctx):
     return _table_tex(("prediction $p$ (true class 4)", "$p_4$", "loss"), rows, "lll", math_columns=(2,))
 
 
-def _worked_tex(doc, ctx):
-    out = []
-    for item in _worked_items(ctx):
-        out += _item_tex(item, doc, ctx)
-    return out
-
-
 def _worked_table_tex(doc, ctx):
     return _table_tex(("quantity", "first component: generated", "mpmath", "max error (ULP)"),
                       _worked_rows(ctx), "llll", math_columns=(0,))
@@ -660,9 +647,9 @@ def _text_md(text: str) -> str:
 
 def _item_md(item, doc, ctx) -> list[str]:
     if isinstance(item, Text):
-        return ["", _text_md(item.body), ""]
+        return ["", _text_md(_fill(item.body, ctx)), ""]
     if isinstance(item, Display):
-        return ["", "```math", item.latex, "```", ""]
+        return ["", "```math", _fill(item.latex, ctx), "```", ""]
     if isinstance(item, Proof):
         return _derivation_md(ctx["derivations"][item.key])
     if isinstance(item, Figure):
@@ -715,13 +702,6 @@ def _loss_examples_md(doc, ctx):
     return _table_md(("prediction $p$ (true class 4)", "$p_4$", "loss"), rows, math_columns=(2,))
 
 
-def _worked_md(doc, ctx):
-    out = []
-    for item in _worked_items(ctx):
-        out += _item_md(item, doc, ctx)
-    return out
-
-
 def _worked_table_md(doc, ctx):
     return _table_md(("quantity", "first component: generated", "mpmath", "max error (ULP)"),
                      _worked_rows(ctx), ["---", "---", "---", "---:"], math_columns=(0,))
@@ -759,7 +739,6 @@ BLOCKS = {
     "notation": (_notation_tex, _notation_md),
     "assumptions": (_assumptions_tex, _assumptions_md),
     "loss_examples": (_loss_examples_tex, _loss_examples_md),
-    "worked_example": (_worked_tex, _worked_md),
     "worked_table": (_worked_table_tex, _worked_table_md),
     "naive_table": (_naive_table_tex, _naive_table_md),
     "kernels": (_kernels_tex, _kernels_md),
