@@ -1,0 +1,591 @@
+"""Automatic gradients: SymPy differentiates, named rewrite rules close the form, the
+engine checks every step.
+
+``gradient(loss, wrt)`` returns an :class:`engine.Derivation` whose steps are produced,
+not typed:
+
+1. the derivative to find, ``Derivative(loss, wrt)``;
+2. rewrites of its body that make differentiation short (``log S_j = a_j - log Z``,
+   linearity of sums, what the assumptions state such as ``sum_j y_j = 1``), the
+   linearity of the derivative, known derivatives (``d log Z / d a_i = S_i``), then
+   SymPy's ``diff`` for what is left (bound variables renamed first, as the engine
+   does, so a summation index is never confused with a free one);
+3. rewrites of the result, one step per rule: Kronecker-delta sums, the definitions of
+   the quantities the answer is stated in (``e^{a_j} / sum_k e^{a_k} -> S_j``), sums
+   of S that equal 1, collecting and factoring -- until the form is *closed*: no
+   derivative, no exponential and no logit left outside ``log Z``;
+4. :func:`engine.check` on the whole chain, exactly as for a hand-written one. A
+   rejected step names the rule that produced it (its justification ends with
+   ``[rule NAME]``).
+
+Rewrite rules are data, as in SymPy's ``codegen/rewriting.py``: a :class:`Rule` has a
+name, a justification, a pattern (a SymPy expression with ``Wild`` s, or a callable
+matcher) and a replacement (an expression in those wilds, or a callable). Rule sets are
+tuples in priority order -- at each step the first rule that changes the expression
+fires -- and users extend them by concatenation::
+
+    MY_RULES = (Define("q", q_base, lambda u: ..., "definition of q"),) + DEFAULT_RULES
+
+A :class:`Define` rule names a quantity (``S``, or a user's own): it folds the
+quantity's definition into its name outside derivatives, and it becomes an assumption
+of the derivation (its rewrite unfolds the name for the symbolic check, its sampler
+computes the quantity's values from the instance for the numeric one), so a result
+stated in S is checked against the definition of S.
+
+Where no rule applies and the form is not closed, the derivation says so
+(``closed`` is False, the title ends with "not closed") and its last step is the last
+form reached: it never claims more than it proved.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy import Derivative, Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
+
+from . import definitions as D
+from . import engine
+from .engine import Derivation, Step
+
+Matcher = Callable[[sp.Basic], bool]
+
+
+# --------------------------------------------------------------------------- machinery
+@dataclass(frozen=True)
+class Context:
+    """What a rule may consult: the variable, the assumptions and the named quantities."""
+
+    wrt: sp.Expr
+    assumptions: tuple
+    defines: tuple = ()  # the Define rules of the rule set, in order
+
+    @property
+    def names(self) -> tuple:
+        return tuple(define.base for define in self.defines)
+
+
+def _is_callable(obj) -> bool:
+    return callable(obj) and not isinstance(obj, sp.Basic)
+
+
+def _rewrite(expr, one, context, inside_derivatives):
+    """Bottom-up rewrite of ``expr`` with ``one(e, context)`` (None: leave e)."""
+    if not isinstance(expr, sp.Basic) or expr.is_Atom or isinstance(expr, Indexed):
+        return expr
+    if isinstance(expr, Derivative) and not inside_derivatives:
+        return expr
+    args = [_rewrite(arg, one, context, inside_derivatives) for arg in expr.args]
+    new = expr if all(x is y for x, y in zip(args, expr.args)) else expr.func(*args)
+    replaced = one(new, context)
+    return new if replaced is None else replaced
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named rewrite: every subexpression matching ``pattern`` becomes ``replacement``.
+
+    ``pattern`` is a SymPy expression with ``Wild`` s or a callable ``matcher(e) ->
+    bool``; ``replacement`` is an expression in the same wilds, or a callable
+    ``(e, context) -> new`` (given a matcher) or ``(e, context, wilds) -> new`` (given
+    a pattern). The rewrite goes bottom-up over the whole expression.
+    ``inside_derivatives=False`` leaves the bodies of unevaluated derivatives alone (a
+    rule that introduces a *named* quantity must: the numeric check of a derivative
+    moves the variable, not the name). ``why`` is the step's justification (LaTeX
+    allowed); the step says ``[rule NAME]`` after it.
+
+    Example -- a user's rule (it must be true: the checker rejects the step otherwise)::
+
+        w = sp.Wild("w")
+        HALF_ANGLE = Rule("tanh_sigmoid", r"$2\\sigma(2w) - 1 = \\tanh w$", ...)
+    """
+
+    name: str
+    why: str
+    pattern: sp.Basic | Callable | None = None
+    replacement: sp.Basic | Callable | None = None
+    inside_derivatives: bool = True
+
+    def apply(self, expr: sp.Expr, context: Context) -> sp.Expr:
+        """``expr`` with every match rewritten (``expr`` itself when none matches)."""
+        return _rewrite(expr, self._one, context, self.inside_derivatives)
+
+    def justification(self, before: sp.Expr, after: sp.Expr, context: Context) -> str:
+        return self.why
+
+    def _one(self, e, context):
+        if _is_callable(self.pattern):
+            return self.replacement(e, context) if self.pattern(e) else None
+        found = e.match(self.pattern)
+        if found is None:
+            return None
+        if _is_callable(self.replacement):
+            return self.replacement(e, context, found)
+        return self.replacement.xreplace(found)
+
+
+@dataclass(frozen=True)
+class ByAssumptions(Rule):
+    """What the assumptions state, each by its own sound rewrite (sum_j y_j = 1,
+    y_j = delta_jc), one step per assumption, justified by the assumption's text."""
+
+    name: str = "assumptions"
+    why: str = "what the assumptions state"
+
+    def _first(self, expr, context):
+        for assumption in context.assumptions:
+            if isinstance(assumption, Definitions):
+                continue  # unfolding the names is the opposite of closing the form
+            new = assumption.rewrite(expr)
+            if new != expr:
+                return assumption, new
+        return None, expr
+
+    def apply(self, expr, context):
+        return self._first(expr, context)[1]
+
+    def justification(self, before, after, context):
+        assumption, _ = self._first(before, context)
+        return assumption.text if assumption is not None else self.why
+
+
+@dataclass(frozen=True)
+class Differentiate(Rule):
+    """SymPy's ``diff`` for every derivative left, bound variables renamed first
+    (:func:`engine.canonical_bound`) so that a summation index is never confused with
+    a free index of the same name, range conditions resolved after
+    (:func:`engine.refine_ranges`)."""
+
+    name: str = "diff"
+    why: str = "differentiate (SymPy's diff)"
+
+    def apply(self, expr, context):
+        def one(e, _context):
+            if not isinstance(e, Derivative):
+                return None
+            body = engine.canonical_bound(e.expr)
+            for var, count in e.variable_count:
+                body = sp.diff(body, var, count)
+            return engine.refine_ranges(body)
+        return _rewrite(expr, one, context, True)
+
+
+def _factors(product) -> list:
+    """[(base, exponent)] of a product, exponentials kept whole (never merged)."""
+    out = []
+    for f in sp.Mul.make_args(product):
+        out.append((f.base, f.exp) if isinstance(f, sp.Pow) and f.exp.is_Integer else (f, sp.Integer(1)))
+    return out
+
+
+@dataclass(frozen=True)
+class Define(Rule):
+    """A named quantity ``base[u] = body(u)``.
+
+    As a rule it folds ``body(u)`` into ``base[u]`` outside derivatives, also inside
+    products (``e^{a_i} x_q / Z^2 e^{a_c} -> S_i S_c x_q``). Every Define of a rule set
+    is an assumption of the derivation (:class:`Definitions`), so a result stated in
+    the name is checked against the definition. A definition may use the names defined
+    before it in the rule set.
+
+    Example -- the softmax of logits scaled by a temperature tau::
+
+        TAU = sp.Symbol("tau", positive=True)
+        S_TAU = Define("softmax_tau", r"$S_j = e^{a_j/\\tau} / \\sum_k e^{a_k/\\tau}$",
+                       base=IndexedBase("S"), body=lambda u: softmax(u, lambda v: a[v] / TAU))
+    """
+
+    inside_derivatives: bool = False
+    base: IndexedBase | None = None
+    body: Callable | None = None
+
+    @property
+    def template(self) -> sp.Expr:
+        return engine.canonical_bound(self.body(_SLOT))
+
+    def apply(self, expr, context):
+        wild = sp.Wild("u_", properties=[lambda e: e.is_Symbol or e.is_Integer])
+        pattern = self.template.xreplace({_SLOT: wild})
+        parts = _factors(pattern) if isinstance(pattern, sp.Mul) else None
+
+        def one(e, _context):
+            found = e.match(pattern)
+            if found is not None and wild in found:
+                return self.base[found[wild]]
+            if parts is None or not isinstance(e, sp.Mul):
+                return None
+            return _fold_product(e, parts, wild, self.base)
+        return _rewrite(engine.canonical_bound(expr), one, context, False)
+
+
+_SLOT = sp.Symbol("slot_", integer=True, positive=True)  # the index a template is written in
+
+
+def _fold_product(product, parts, wild, base):
+    """Fold every instance of the template factors ``parts`` (which carry ``wild``)
+    inside ``product`` into ``base[u]``; None if there is none."""
+    have = {}
+    for b_, e_ in _factors(product):
+        have[b_] = have.get(b_, 0) + e_
+    keyed = [(pb, pe) for pb, pe in parts if pb.has(wild)]
+    if len(keyed) != 1:
+        return None
+    (kb, ke), = keyed
+    folded = []
+    for b_ in list(have):
+        found = b_.match(kb)
+        if found is None or wild not in found:
+            continue
+        need = [(pb.xreplace(found), pe) for pb, pe in parts]
+        while all(_takes(have.get(nb, 0), ne) for nb, ne in need):
+            for nb, ne in need:
+                have[nb] -= ne
+            folded.append(base[found[wild]])
+    if not folded:
+        return None
+    return sp.Mul(*folded) * sp.Mul(*(b_ ** e_ for b_, e_ in have.items() if e_ != 0))
+
+
+def _takes(available, needed) -> bool:
+    """``needed`` (a power) can be taken from ``available`` without flipping its sign."""
+    return available != 0 and (available * needed > 0) and abs(available) >= abs(needed)
+
+
+@dataclass(frozen=True)
+class Definitions(D.Assumption):
+    """The definitions of a rule set's named quantities, as one assumption.
+
+    Its rewrite unfolds every name (the latest definition first, so that names defined
+    in terms of earlier ones unfold completely); its sampler computes each name's values
+    from the instance, in the order of definition (after every other assumption has
+    drawn its values: :func:`gradient` puts it last)."""
+
+    defines: tuple = ()
+
+    def rewrite(self, expr):
+        for define in reversed(self.defines):
+            expr = expr.replace(lambda e, d=define: isinstance(e, Indexed) and e.base == d.base,
+                                lambda e, d=define: d.body(e.indices[0]))
+        return expr
+
+    def sample(self, env):
+        for define in self.defines:
+            for idx in range(1, env.T + 1):
+                env[define.base[idx]] = engine.evaluate(define.body(sp.Integer(idx)), env)
+
+
+# --------------------------------------------------------------------------- matchers
+def _is_partition(e) -> bool:
+    """A sum of exponentials over one index, sum_r e^{g_r}: positive when non-empty."""
+    return isinstance(e, Sum) and len(e.limits) == 1 and isinstance(e.function, exp)
+
+
+def _is_inverse_partition(f) -> bool:
+    return isinstance(f, sp.Pow) and f.exp == -1 and _is_partition(f.base)
+
+
+def _log_of_softmax(e) -> bool:
+    if not (isinstance(e, log) and isinstance(e.args[0], sp.Mul)):
+        return False
+    factors = sp.Mul.make_args(e.args[0])
+    return (any(isinstance(f, exp) for f in factors) and any(_is_inverse_partition(f) for f in factors)
+            and all(isinstance(f, exp) or _is_inverse_partition(f) for f in factors))
+
+
+def _split_log_of_softmax(e, _context):
+    """log(e^u / sum_r e^{g_r}) = u - log sum_r e^{g_r} (the denominator is positive)."""
+    return sp.Add(*(f.args[0] if isinstance(f, exp) else -log(f.base) for f in sp.Mul.make_args(e.args[0])))
+
+
+def _splittable_sum(e) -> bool:
+    if not isinstance(e, Sum) or len(e.limits) != 1:
+        return False
+    body, var = e.function, e.limits[0][0]
+    if isinstance(sp.expand_mul(body, deep=False), sp.Add):
+        return True
+    factors = sp.Mul.make_args(body)
+    return len(factors) > 1 and any(not f.has(var) for f in factors)
+
+
+def _split_sum(e, _context):
+    """sum_j (f_j + g_j) = sum_j f_j + sum_j g_j; sum_j c f_j = c sum_j f_j."""
+    var = e.limits[0][0]
+    total = sp.Integer(0)
+    for term in sp.Add.make_args(sp.expand_mul(e.function, deep=False)):
+        const = [f for f in sp.Mul.make_args(term) if not f.has(var)]
+        rest = [f for f in sp.Mul.make_args(term) if f.has(var)]
+        total += sp.Mul(*const) * Sum(sp.Mul(*rest), e.limits[0])
+    return total
+
+
+def _delta_partner(e):
+    """(delta, u) when ``e`` is sum_v f delta_{v u} with u a free index whose range is
+    exactly the sum's, so that the one term v = u survives."""
+    if not isinstance(e, Sum) or len(e.limits) != 1:
+        return None
+    var, lo, hi = e.limits[0]
+    for f in sp.Mul.make_args(e.function):
+        if isinstance(f, KroneckerDelta) and var in f.args:
+            other = f.args[0] if f.args[1] == var else f.args[1]
+            if other in D.INDEX_RANGES and lo == 1 and hi == D.INDEX_RANGES[other]:
+                return f, other
+    return None
+
+
+def _sum_delta(e, _context):
+    delta_, other = _delta_partner(e)
+    return (e.function / delta_).xreplace({e.limits[0][0]: other})
+
+
+def _constant(f, var) -> bool:
+    """``f`` does not depend on ``var``: it holds neither ``var`` nor (for a component)
+    any component of its vector."""
+    return not f.has(var.base) if isinstance(var, Indexed) else not f.has(var)
+
+
+def _linear_derivative(e) -> bool:
+    if not isinstance(e, Derivative) or len(e.variables) != 1:
+        return False
+    body, var = e.expr, e.variables[0]
+    return isinstance(body, sp.Add) or (isinstance(body, sp.Mul) and any(_constant(f, var) for f in body.args))
+
+
+def _split_derivative(e, _context):
+    """d(f + g) = df + dg; d(c f) = c df for c constant in the variable."""
+    var = e.variables[0]
+    total = sp.Integer(0)
+    for term in sp.Add.make_args(e.expr):
+        const = [f for f in sp.Mul.make_args(term) if _constant(f, var)]
+        rest = [f for f in sp.Mul.make_args(term) if not _constant(f, var)]
+        total += sp.Mul(*const) * (Derivative(sp.Mul(*rest), var) if rest else 0)
+    return total
+
+
+def _d_log_partition(e) -> bool:
+    return (isinstance(e, Derivative) and len(e.variables) == 1 and isinstance(e.expr, log)
+            and _is_partition(e.expr.args[0]))
+
+
+def _diff_log_partition(e, _context):
+    """d log sum_r e^{g_r} / dv = sum_r e^{g_r} dg_r/dv / sum_r e^{g_r}."""
+    total, var = e.expr.args[0], e.variables[0]
+    (r_, lo, hi), = total.limits
+    g = total.function.args[0]
+    return Sum(exp(g) * sp.diff(g, var), (r_, lo, hi)) / total
+
+
+def _softmax_names(context) -> list:
+    """The names defined as a softmax e^{g_u} / sum_r e^{g_r} (of any logits g)."""
+    names = []
+    for define in context.defines:
+        num, den = sp.fraction(define.template)
+        if isinstance(num, exp) and _is_partition(den):
+            names.append(define)
+    return names
+
+
+def _unit_sum(e, context):
+    if not (isinstance(e, Sum) and len(e.limits) == 1 and isinstance(e.function, Indexed)):
+        return None
+    var, lo, hi = e.limits[0]
+    if any(e.function.base == d.base for d in _softmax_names(context)) \
+            and e.function.indices == (var,) and (lo, hi) == (1, D.T):
+        return sp.Integer(1)
+    return None
+
+
+def _fold_log(e, context):
+    """u_j - log sum_r e^{u_r} -> log N_j for a name N defined as softmax(u), inside
+    a sum of terms (the rest kept)."""
+    if not isinstance(e, sp.Add):
+        return None
+    for define in _softmax_names(context):
+        num, den = sp.fraction(define.template)
+        g = num.args[0]
+        wild = sp.Wild("u_", properties=[lambda x: x.is_Symbol or x.is_Integer])
+        pattern = g.xreplace({_SLOT: wild})
+        if -log(den) not in e.args:
+            continue
+        for term in e.args:
+            found = term.match(pattern)
+            if found is not None and wild in found:
+                return e - term + log(den) + log(define.base[found[wild]])
+    return None
+
+
+class _Tidy(Rule):
+    """Collect the terms over the named quantities and factor what is common."""
+
+    def apply(self, expr, context):
+        names = sorted({atom for atom in expr.atoms(Indexed) if atom.base in context.names},
+                       key=sp.default_sort_key)
+        expanded = sp.expand(expr, power_exp=False, log=False, multinomial=False)
+        return sp.factor_terms(sp.collect(expanded, names)) if names else sp.factor_terms(expr)
+
+
+# --------------------------------------------------------------------------- rule sets
+_W = sp.Wild("w_")
+
+#: log(e^u / sum_r e^{g_r}) = u - log sum_r e^{g_r}
+LOG_OF_SOFTMAX = Rule("log_softmax", r"$\log S_j = a_j - \log Z$", _log_of_softmax, _split_log_of_softmax)
+#: linearity of a sum
+SUM_LINEARITY = Rule("sum_linearity", r"linearity of $\sum$: constant factors move out",
+                     _splittable_sum, _split_sum)
+#: sum_v f_v delta_{v u} = f_u
+DELTA_SUM = Rule("delta_sum", r"$\sum_v f_v \delta_{vu} = f_u$: only the term $v = u$ survives",
+                 lambda e: _delta_partner(e) is not None, _sum_delta)
+#: d(f + g) = df + dg, d(c f) = c df
+DERIVATIVE_LINEARITY = Rule("derivative_linearity", r"linearity of $\partial$",
+                            _linear_derivative, _split_derivative)
+#: d log Z / da_i = S_i (for Z = sum_r e^{g_r}: sum_r e^{g_r} dg_r/dv / Z)
+D_LOG_PARTITION = Rule("d_log_partition",
+                       r"$\partial \log Z/\partial v = \sum_r e^{g_r}\,\partial g_r/\partial v \,/\, Z$ "
+                       r"(so $\partial \log Z/\partial a_i = S_i$)", _d_log_partition, _diff_log_partition)
+#: every assumption's own rewrite
+ASSUMPTIONS = ByAssumptions()
+#: SymPy's diff
+DIFFERENTIATE = Differentiate()
+#: the softmax S_j = e^{a_j} / sum_k e^{a_k}
+S = IndexedBase("S", real=True)
+SOFTMAX = Define("softmax", r"definition of $S_j = e^{a_j} / \sum_k e^{a_k}$", base=S,
+                 body=lambda u: D.softmax(u))
+#: sum_j S_j = 1 for a name defined as a softmax
+UNIT_SUM = Rule("sums_to_one", r"softmax outputs sum to one: $\sum_j S_j = 1$",
+                lambda e: isinstance(e, Sum), lambda e, context: _unit_sum(e, context) or e,
+                inside_derivatives=False)
+#: u_j - log sum_r e^{u_r} = log S_j
+FOLD_LOG_SOFTMAX = Rule("fold_log_softmax", r"$a_j - \log Z = \log S_j$",
+                        lambda e: isinstance(e, sp.Add), lambda e, context: _fold_log(e, context) or e,
+                        inside_derivatives=False)
+#: the fully connected layer a_u = sum_n W_un x_n + b_u, as a named quantity
+FC_LAYER = Define("fc_layer", r"$a = W x + b$: $a_j = \sum_n W_{jn} x_n + b_j$", base=D.a,
+                  body=D.fc_logit)
+#: collect and factor (the cosmetic last step of a closed form)
+TIDY = _Tidy("collect", "collect the terms and factor what is common")
+
+#: how a body is prepared for differentiation, and the derivatives known in closed form
+BEFORE_DIFF = (ASSUMPTIONS, LOG_OF_SOFTMAX, SUM_LINEARITY, DELTA_SUM, DERIVATIVE_LINEARITY, D_LOG_PARTITION)
+#: differentiation of whatever derivative is left
+DIFF = (DIFFERENTIATE,)
+#: closing the result: the names, sums that equal one, logs of softmax outputs
+AFTER_DIFF = (SOFTMAX, UNIT_SUM, FOLD_LOG_SOFTMAX)
+#: the default rule set, in priority order (the first rule that changes the form fires)
+DEFAULT_RULES = BEFORE_DIFF + DIFF + AFTER_DIFF
+#: the rule set for a loss of the FC layer's logits: a = Wx + b folded first
+FC_RULES = BEFORE_DIFF + DIFF + (FC_LAYER,) + AFTER_DIFF
+
+
+# --------------------------------------------------------------------------- driver
+class NotClosed(ValueError):
+    """Raised by :func:`gradient` with ``require_closed=True`` when no rule closes the form."""
+
+
+@dataclass
+class GradientDerivation(Derivation):
+    """A derivation produced by :func:`gradient`: ``closed`` says whether its result is
+    a closed form (otherwise the last step is the last form reached), ``rules`` names
+    the rules that fired, in order, ``automatic`` marks it for reports."""
+
+    closed: bool = False
+    rules: tuple = ()
+    seconds: float = 0.0
+    report: engine.DerivationReport | None = None
+    automatic: bool = True
+
+
+def is_closed(expr: sp.Expr, context: Context) -> bool:
+    """No derivative, no exponential and no logit left outside ``log Z``: the form is in
+    the named quantities (S), the target and the user's own symbols."""
+    if expr.has(Derivative):
+        return False
+    logits = set()
+    for define in _softmax_names(context):
+        logits |= {item.base for item in define.template.atoms(Indexed)}
+    bare = expr.replace(lambda e: isinstance(e, log) and _is_partition(e.args[0]), lambda e: sp.Integer(1))
+    return not bare.has(exp) and not any(item.base in logits for item in bare.atoms(Indexed))
+
+
+def _title(loss, wrt) -> str:
+    return rf"$\partial L/\partial {sp.latex(wrt)}$ for $L = {sp.latex(loss)}$ (automatic)"
+
+
+def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = (D.REAL_LOGITS,),
+             rules: Sequence[Rule] = DEFAULT_RULES, *, key: str = "", title: str = "",
+             matrix: str = "", min_classes: int = 1, section: str = "", check: bool = True,
+             max_steps: int = 40, finish: bool = True) -> GradientDerivation:
+    """The derivative of ``loss`` with respect to ``wrt``, derived step by step.
+
+    Starts from ``Derivative(loss, wrt)`` and applies ``rules`` (a tuple in priority
+    order: at each step the first rule that changes the form fires, one step per
+    firing, never returning to a form seen before) until none applies; a closed result
+    gets a last "collect and factor" step (``finish``). With ``check`` (the default)
+    :func:`engine.check` then checks every step under ``assumptions`` plus the
+    definitions of the rule set's named quantities, and the report is kept in
+    ``.report``; a false step raises :class:`engine.StepRejected` naming the rule.
+
+    ``loss`` may use the names the rules define (``S[c]``): they are unfolded into
+    their definitions before differentiating, because the numeric check of a
+    derivative moves the variable, not the names.
+
+    Examples
+    --------
+    >>> from derive import definitions as D
+    >>> from derive.gradient import gradient
+    >>> d = gradient(D.softmax_loss(), D.a[D.i], (D.REAL_LOGITS, D.SOFT_LABEL))
+    >>> d.result, d.closed
+    (-y[i] + S[i], True)
+    """
+    tic = time.perf_counter()
+    defines = tuple(rule for rule in rules if isinstance(rule, Define))
+    definitions = Definitions("; ".join(d.why for d in defines), defines) if defines else None
+    every = tuple(assumptions) + ((definitions,) if definitions else ())
+    context = Context(wrt, every, defines)
+    if definitions is not None:
+        loss = definitions.rewrite(loss)
+    expr = Derivative(loss, wrt)
+    steps, fired, seen = [Step(expr, "the derivative to find")], [], {expr}
+    while len(steps) < max_steps:
+        for rule in rules:
+            try:
+                new = rule.apply(expr, context)
+            except Exception:  # noqa: BLE001, S112 - a rule SymPy cannot apply does not fire
+                continue
+            if new != expr and new not in seen:
+                break
+        else:
+            break
+        steps.append(Step(new, f"{rule.justification(expr, new, context)} [rule {rule.name}]"))
+        fired.append(rule.name)
+        seen.add(new)
+        expr = new
+    closed = is_closed(expr, context)
+    if closed and finish:
+        tidy = TIDY.apply(expr, context)
+        if tidy != expr:
+            steps.append(Step(tidy, f"{TIDY.why} [rule {TIDY.name}]"))
+            fired.append(TIDY.name)
+    key = key or f"gradient_{sp.sstr(wrt)}".replace("[", "_").replace("]", "").replace(", ", "_")
+    title = title or _title(loss, wrt)
+    if not closed:
+        title += " -- not closed: the last form reached is shown"
+    derivation = GradientDerivation(key, title, every, steps, matrix=matrix, min_classes=min_classes,
+                                    section=section, closed=closed, rules=tuple(fired))
+    if len(steps) < 2:
+        derivation.seconds = time.perf_counter() - tic
+        return derivation  # nothing applied: check would reject an empty chain
+    if check:
+        derivation.report = engine.check(derivation)
+    derivation.seconds = time.perf_counter() - tic
+    return derivation
+
+
+def jacobian(component: Callable[[sp.Expr], sp.Expr], wrt: IndexedBase = D.a, row: sp.Symbol = D.j,
+             column: sp.Symbol = D.i, assumptions: Sequence[D.Assumption] = (D.REAL_LOGITS,),
+             rules: Sequence[Rule] = DEFAULT_RULES, **options) -> GradientDerivation:
+    """The entry (row, column) of the Jacobian of a vector function: d f_row / d wrt_column.
+
+    ``component(u)`` is the function's u-th output. For the softmax,
+    ``jacobian(D.softmax)`` derives S_j (delta_ij - S_i)."""
+    return gradient(component(row), wrt[column], assumptions, rules, **options)
