@@ -38,10 +38,9 @@ form reached: it never claims more than it proved.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sympy as sp
 from sympy import Derivative, Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
@@ -217,7 +216,9 @@ class Define(Rule):
             if parts is None or not isinstance(e, sp.Mul):
                 return None
             return _fold_product(e, parts, wild, self.base)
-        return _rewrite(engine.canonical_bound(expr), one, context, False)
+        canonical = engine.canonical_bound(expr)
+        new = _rewrite(canonical, one, context, False)
+        return expr if new == canonical else new
 
 
 _SLOT = sp.Symbol("slot_", integer=True, positive=True)  # the index a template is written in
@@ -232,7 +233,7 @@ def _fold_product(product, parts, wild, base):
     keyed = [(pb, pe) for pb, pe in parts if pb.has(wild)]
     if len(keyed) != 1:
         return None
-    (kb, ke), = keyed
+    (kb, _), = keyed
     folded = []
     for b_ in list(have):
         found = b_.match(kb)
@@ -272,6 +273,11 @@ class Definitions(D.Assumption):
 
     def sample(self, env):
         for define in self.defines:
+            for sym in sorted(define.body(_SLOT).free_symbols, key=sp.default_sort_key):
+                # a scalar of the definition (a temperature) is drawn now, from its
+                # SymPy assumptions, as the engine draws any other (it keeps this value)
+                if isinstance(sym, sp.Symbol) and not sym.is_integer and sym not in env:
+                    env[sym] = engine._draw_scalar(sym, env.rng)
             for idx in range(1, env.T + 1):
                 env[define.base[idx]] = engine.evaluate(define.body(sp.Integer(idx)), env)
 
@@ -415,14 +421,50 @@ def _fold_log(e, context):
     return None
 
 
+def _into_sum(e) -> bool:
+    """(sum_r f_r) / Z with f_r holding e^{g_r}: the factor 1/Z may move inside."""
+    if not isinstance(e, sp.Mul):
+        return False
+    sums = [f for f in e.args if isinstance(f, Sum) and len(f.limits) == 1 and f.function.has(exp)]
+    return bool(sums) and any(_is_inverse_partition(f) for f in e.args)
+
+
+def _move_into_sum(e, _context):
+    """c sum_r f_r = sum_r c f_r for c free of r (renamed apart first)."""
+    target = next(f for f in e.args if isinstance(f, Sum) and len(f.limits) == 1 and f.function.has(exp))
+    outside = [f for f in e.args if f is not target]
+    var = target.limits[0][0]
+    if any(var in f.free_symbols for f in outside):
+        return None
+    return Sum(target.function * sp.Mul(*outside), target.limits[0])
+
+
+def _merge_sums(expr):
+    """c_1 sum_r f_r + c_2 sum_r g_r = sum_r (c_1 f_r + c_2 g_r) over the same limits."""
+    expr = engine.canonical_bound(expr)
+    groups, rest = {}, []
+    for term in sp.Add.make_args(expr):
+        sums = [f for f in sp.Mul.make_args(term) if isinstance(f, Sum) and len(f.limits) == 1]
+        if len(sums) == 1:
+            coeff = term / sums[0]
+            if not coeff.has(sums[0].limits[0][0]):
+                groups.setdefault(sums[0].limits, []).append(coeff * sums[0].function)
+                continue
+        rest.append(term)
+    merged = [Sum(sp.factor_terms(sp.Add(*bodies)), limits) for limits, bodies in groups.items()]
+    return sp.Add(*rest, *merged)
+
+
 class _Tidy(Rule):
-    """Collect the terms over the named quantities and factor what is common."""
+    """Collect the terms over the named quantities, merge sums over the same range and
+    factor what is common."""
 
     def apply(self, expr, context):
         names = sorted({atom for atom in expr.atoms(Indexed) if atom.base in context.names},
                        key=sp.default_sort_key)
         expanded = sp.expand(expr, power_exp=False, log=False, multinomial=False)
-        return sp.factor_terms(sp.collect(expanded, names)) if names else sp.factor_terms(expr)
+        collected = sp.collect(expanded, names) if names else expanded
+        return sp.factor_terms(_merge_sums(collected))
 
 
 # --------------------------------------------------------------------------- rule sets
@@ -455,6 +497,9 @@ SOFTMAX = Define("softmax", r"definition of $S_j = e^{a_j} / \sum_k e^{a_k}$", b
 UNIT_SUM = Rule("sums_to_one", r"softmax outputs sum to one: $\sum_j S_j = 1$",
                 lambda e: isinstance(e, Sum), lambda e, context: _unit_sum(e, context) or e,
                 inside_derivatives=False)
+#: (sum_r f_r) / Z = sum_r f_r / Z, so that e^{g_r} / Z can become S_r inside
+INTO_SUM = Rule("into_sum", r"a factor that does not depend on the summation index moves into $\sum$",
+                _into_sum, lambda e, context: _move_into_sum(e, context) or e, inside_derivatives=False)
 #: u_j - log sum_r e^{u_r} = log S_j
 FOLD_LOG_SOFTMAX = Rule("fold_log_softmax", r"$a_j - \log Z = \log S_j$",
                         lambda e: isinstance(e, sp.Add), lambda e, context: _fold_log(e, context) or e,
@@ -470,7 +515,7 @@ BEFORE_DIFF = (ASSUMPTIONS, LOG_OF_SOFTMAX, SUM_LINEARITY, DELTA_SUM, DERIVATIVE
 #: differentiation of whatever derivative is left
 DIFF = (DIFFERENTIATE,)
 #: closing the result: the names, sums that equal one, logs of softmax outputs
-AFTER_DIFF = (SOFTMAX, UNIT_SUM, FOLD_LOG_SOFTMAX)
+AFTER_DIFF = (SOFTMAX, UNIT_SUM, FOLD_LOG_SOFTMAX, INTO_SUM)
 #: the default rule set, in priority order (the first rule that changes the form fires)
 DEFAULT_RULES = BEFORE_DIFF + DIFF + AFTER_DIFF
 #: the rule set for a loss of the FC layer's logits: a = Wx + b folded first
@@ -478,6 +523,28 @@ FC_RULES = BEFORE_DIFF + DIFF + (FC_LAYER,) + AFTER_DIFF
 
 
 # --------------------------------------------------------------------------- driver
+_READABLE = {D.T: (D.s, D.r, sp.Symbol("t", integer=True, positive=True)),
+             D.N: (D.n, sp.Symbol("m", integer=True, positive=True))}
+
+
+def readable(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
+    """The same expression with its summation variables given readable names (s, r
+    over classes, n over features) that are free nowhere in it: a renaming of bound
+    variables, so the value is unchanged (the engine renames them back to check)."""
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
+        return expr
+    taken = taken | frozenset(expr.free_symbols) if not taken else taken
+    if isinstance(expr, Sum) and len(expr.limits) == 1:
+        var, lo, hi = expr.limits[0]
+        choices = [sym for sym in _READABLE.get(hi, ()) if sym not in taken and lo == 1]
+        body = expr.function
+        if choices and var not in _READABLE.get(hi, ()):
+            body, var = body.xreplace({var: choices[0]}), choices[0]
+        return Sum(readable(body, taken | {var}), (var, lo, hi))
+    args = [readable(arg, taken) for arg in expr.args]
+    return expr if all(x is y for x, y in zip(args, expr.args)) else expr.func(*args)
+
+
 class NotClosed(ValueError):
     """Raised by :func:`gradient` with ``require_closed=True`` when no rule closes the form."""
 
@@ -556,7 +623,7 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = 
                 break
         else:
             break
-        steps.append(Step(new, f"{rule.justification(expr, new, context)} [rule {rule.name}]"))
+        steps.append(Step(readable(new), f"{rule.justification(expr, new, context)} [rule {rule.name}]"))
         fired.append(rule.name)
         seen.add(new)
         expr = new
@@ -564,7 +631,7 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = 
     if closed and finish:
         tidy = TIDY.apply(expr, context)
         if tidy != expr:
-            steps.append(Step(tidy, f"{TIDY.why} [rule {TIDY.name}]"))
+            steps.append(Step(readable(tidy), f"{TIDY.why} [rule {TIDY.name}]"))
             fired.append(TIDY.name)
     key = key or f"gradient_{sp.sstr(wrt)}".replace("[", "_").replace("]", "").replace(", ", "_")
     title = title or _title(loss, wrt)
