@@ -656,3 +656,61 @@ def jacobian(component: Callable[[sp.Expr], sp.Expr], wrt: IndexedBase = D.a, ro
     ``component(u)`` is the function's u-th output. For the softmax,
     ``jacobian(D.softmax)`` derives S_j (delta_ij - S_i)."""
     return gradient(component(row), wrt[column], assumptions, rules, **options)
+
+
+# --------------------------------------------------------------------------- the user's symbols
+TAU = sp.Symbol("tau", positive=True)  #: a temperature (positive)
+LAMBDA = sp.Symbol("lambda", real=True)  #: a weight of an auxiliary term (any real)
+GAMMA = sp.Symbol("gamma", nonnegative=True)  #: a focusing parameter (gamma >= 0)
+
+
+def softmax_of(logits: Callable[[sp.Expr], sp.Expr], name: str, text: str) -> Define:
+    """A Define rule naming the softmax of the given logits S (for a rule set that
+    replaces :data:`SOFTMAX`), e.g. ``softmax_of(lambda u: a[u] / TAU, ...)``."""
+    return Define(name, text, base=S, body=lambda u: D.softmax(u, logits))
+
+
+#: S = softmax(a / tau): the softmax of a temperature-scaled loss
+SOFTMAX_TAU = softmax_of(lambda u: D.a[u] / TAU, "softmax_tau",
+                         r"definition of $S_j = e^{a_j/\tau} / \sum_k e^{a_k/\tau}$")
+#: the rule set of a temperature-scaled loss
+TAU_RULES = tuple(SOFTMAX_TAU if rule is SOFTMAX else rule for rule in DEFAULT_RULES)
+
+
+def pretty(expr: sp.Expr) -> str:
+    """A one-line plain form for terminals: partition functions written Z."""
+    zed = sp.Symbol("Z")
+    return sp.sstr(expr.replace(lambda e: _is_partition(e) and e.has(D.a), lambda e: zed))
+
+
+#: the names ``python -m derive gradient`` accepts in a loss expression
+def cli_namespace(flags: dict) -> dict:
+    """Names for parsing a loss: vectors a, y, x, W, b, u, w; indices i j k l c p q
+    (free) and r s n (for sums); sizes T, N; scalars tau (> 0), lam (real), gamma
+    (>= 0), eps; functions S(j) (softmax of a), softmax(j, tau) (softmax of a/tau,
+    which makes S that softmax), Z (sum_k e^{a_k}), logZ, fc(j) (W x + b at j),
+    delta(i, j), Sum, log, exp; L (the softmax loss -sum_j y_j log S_j)."""
+    def scaled_softmax(idx, scale=1):
+        if scale != 1:
+            flags["scale"] = scale
+        return D.softmax(idx, lambda u: D.a[u] / scale)
+    names = {"a": D.a, "y": D.y, "x": D.x, "W": D.W, "b": D.b, "u": D.u, "w": D.w,
+             "T": D.T, "N": D.N, "tau": TAU, "lam": LAMBDA, "gamma": GAMMA, "eps": D.eps,
+             "S": D.softmax, "softmax": scaled_softmax, "Z": D.partition(), "logZ": D.logsumexp(),
+             "fc": D.fc_logit, "delta": KroneckerDelta, "Sum": Sum, "log": log, "exp": exp,
+             "L": D.softmax_loss()}
+    names.update({sym.name: sym for sym in (D.i, D.j, D.k, D.l, D.c, D.p, D.q, D.r, D.s, D.n)})
+    return names
+
+
+def parse_loss(text: str) -> tuple[sp.Expr, dict]:
+    """A loss expression in the names of :func:`cli_namespace`; (expression, flags)."""
+    from sympy.parsing.sympy_parser import parse_expr
+
+    flags: dict = {}
+    try:
+        expr = parse_expr(text, local_dict=cli_namespace(flags))
+    except Exception as err:  # noqa: BLE001 - any parse failure is reported with the text
+        raise ValueError(f"cannot parse the loss {text!r}: {type(err).__name__}: {err} "
+                         "(python -m derive gradient --help lists the names)") from None
+    return expr, flags
