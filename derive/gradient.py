@@ -72,7 +72,10 @@ def _is_callable(obj) -> bool:
 
 def _rewrite(expr, one, context, inside_derivatives):
     """Bottom-up rewrite of ``expr`` with ``one(e, context)`` (None: leave e)."""
-    if not isinstance(expr, sp.Basic) or expr.is_Atom or isinstance(expr, Indexed):
+    if isinstance(expr, Indexed):  # a component is rewritten whole, never its indices
+        replaced = one(expr, context)
+        return expr if replaced is None else replaced
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
         return expr
     if isinstance(expr, Derivative) and not inside_derivatives:
         return expr
@@ -175,7 +178,17 @@ def _factors(product) -> list:
     """[(base, exponent)] of a product, exponentials kept whole (never merged)."""
     out = []
     for f in sp.Mul.make_args(product):
-        out.append((f.base, f.exp) if isinstance(f, sp.Pow) and f.exp.is_Integer else (f, sp.Integer(1)))
+        if isinstance(f, exp):  # e^{u + v} = e^u e^v, e^{n u} = (e^u)^n: SymPy merges them
+            for term in sp.Add.make_args(f.args[0]):
+                count, rest = term.as_coeff_Mul()
+                if count.is_Integer and count > 1:
+                    out.append((exp(rest), count))
+                else:
+                    out.append((exp(term), sp.Integer(1)))
+        elif isinstance(f, sp.Pow) and f.exp.is_Integer:
+            out.append((f.base, f.exp))
+        else:
+            out.append((f, sp.Integer(1)))
     return out
 
 
@@ -288,8 +301,11 @@ def _is_partition(e) -> bool:
     return isinstance(e, Sum) and len(e.limits) == 1 and isinstance(e.function, exp)
 
 
-def _is_inverse_partition(f) -> bool:
-    return isinstance(f, sp.Pow) and f.exp == -1 and _is_partition(f.base)
+def _is_inverse_partition(f, any_power: bool = False) -> bool:
+    """1 / sum_r e^{g_r} (or, with ``any_power``, any negative integer power of it)."""
+    if not (isinstance(f, sp.Pow) and _is_partition(f.base)):
+        return False
+    return f.exp == -1 or (any_power and f.exp.is_Integer and f.exp < 0)
 
 
 def _log_of_softmax(e) -> bool:
@@ -312,7 +328,7 @@ def _splittable_sum(e) -> bool:
     if isinstance(sp.expand_mul(body, deep=False), sp.Add):
         return True
     factors = sp.Mul.make_args(body)
-    return len(factors) > 1 and any(not f.has(var) for f in factors)
+    return len(factors) > 1 and any(var not in f.free_symbols for f in factors)
 
 
 def _split_sum(e, _context):
@@ -320,8 +336,8 @@ def _split_sum(e, _context):
     var = e.limits[0][0]
     total = sp.Integer(0)
     for term in sp.Add.make_args(sp.expand_mul(e.function, deep=False)):
-        const = [f for f in sp.Mul.make_args(term) if not f.has(var)]
-        rest = [f for f in sp.Mul.make_args(term) if f.has(var)]
+        const = [f for f in sp.Mul.make_args(term) if var not in f.free_symbols]
+        rest = [f for f in sp.Mul.make_args(term) if var in f.free_symbols]
         total += sp.Mul(*const) * Sum(sp.Mul(*rest), e.limits[0])
     return total
 
@@ -426,7 +442,7 @@ def _into_sum(e) -> bool:
     if not isinstance(e, sp.Mul):
         return False
     sums = [f for f in e.args if isinstance(f, Sum) and len(f.limits) == 1 and f.function.has(exp)]
-    return bool(sums) and any(_is_inverse_partition(f) for f in e.args)
+    return bool(sums) and any(_is_inverse_partition(f, any_power=True) for f in e.args)
 
 
 def _move_into_sum(e, _context):
@@ -447,7 +463,7 @@ def _merge_sums(expr):
         sums = [f for f in sp.Mul.make_args(term) if isinstance(f, Sum) and len(f.limits) == 1]
         if len(sums) == 1:
             coeff = term / sums[0]
-            if not coeff.has(sums[0].limits[0][0]):
+            if sums[0].limits[0][0] not in coeff.free_symbols:
                 groups.setdefault(sums[0].limits, []).append(coeff * sums[0].function)
                 continue
         rest.append(term)
@@ -465,6 +481,63 @@ class _Tidy(Rule):
         expanded = sp.expand(expr, power_exp=False, log=False, multinomial=False)
         collected = sp.collect(expanded, names) if names else expanded
         return sp.factor_terms(_merge_sums(collected))
+
+
+def _distributable(e) -> bool:
+    """(f + g) / Z with an exponential in f + g: distributing lets e^{a_u}/Z become S_u."""
+    return (isinstance(e, sp.Mul) and any(_is_inverse_partition(f) for f in e.args)
+            and any(isinstance(f, sp.Add) and f.has(exp) for f in e.args))
+
+
+def _constant_sum(e) -> bool:
+    return isinstance(e, Sum) and len(e.limits) == 1 and e.limits[0][0] not in e.function.free_symbols
+
+
+def _count(e, _context):
+    """sum_{v=lo}^{hi} f = (hi - lo + 1) f for f free of v (a non-empty range)."""
+    _, lo, hi = e.limits[0]
+    return e.function * (hi - lo + 1)
+
+
+def _logit_inverse(define, u):
+    """a_u in terms of log S_u and log Z, for S = softmax(g) with g linear in a_u."""
+    num, den = sp.fraction(define.template)
+    g = num.args[0]
+    logits = [item for item in g.atoms(Indexed) if _SLOT in item.indices]
+    if len(logits) != 1:
+        return None
+    slot = sp.Dummy("t")
+    g_t = g.xreplace({logits[0]: slot})
+    if not g_t.is_polynomial(slot) or sp.degree(g_t, slot) != 1:
+        return None
+    # g(a_u) = log S_u + log Z  =>  a_u = (log S_u + log Z - g(0)) / g'(0)
+    slope, offset = sp.diff(g_t, slot), g_t.xreplace({slot: 0})
+    value = (log(define.base[u]) + log(den) - offset) / slope
+    return logits[0].xreplace({_SLOT: u}), value
+
+
+def _unfold_logit(e, context):
+    for define in _softmax_names(context):
+        for u in e.indices:
+            found = _logit_inverse(define, u)
+            if found is not None and found[0] == e:
+                return found[1]
+    return None
+
+
+class _UnfoldLogits(Rule):
+    """Last resort when logits are left: a_u = log S_u + log Z (S = softmax(a)), for
+    the logits outside exponentials (those inside are the partition function's own)."""
+
+    def apply(self, expr, context):
+        def walk(e):
+            if isinstance(e, Indexed):
+                return _unfold_logit(e, context) or e
+            if not isinstance(e, sp.Basic) or e.is_Atom or isinstance(e, (exp, Derivative)):
+                return e
+            args = [walk(arg) for arg in e.args]
+            return e if all(x is y for x, y in zip(args, e.args)) else e.func(*args)
+        return walk(expr)
 
 
 # --------------------------------------------------------------------------- rule sets
@@ -500,6 +573,15 @@ UNIT_SUM = Rule("sums_to_one", r"softmax outputs sum to one: $\sum_j S_j = 1$",
 #: (sum_r f_r) / Z = sum_r f_r / Z, so that e^{g_r} / Z can become S_r inside
 INTO_SUM = Rule("into_sum", r"a factor that does not depend on the summation index moves into $\sum$",
                 _into_sum, lambda e, context: _move_into_sum(e, context) or e, inside_derivatives=False)
+#: (f + g) / Z = f / Z + g / Z
+DISTRIBUTE = Rule("distribute", "multiply out over $1/Z$", _distributable,
+                  lambda e, _c: sp.expand_mul(e, deep=False), inside_derivatives=False)
+#: sum_{v=1}^{T} f = T f for f free of v
+COUNT = Rule("count", r"$\sum_{v=1}^{T} f = T f$ for $f$ free of $v$", _constant_sum, _count)
+#: a_u = log S_u + log Z, when logits are left and nothing else applies
+UNFOLD_LOGITS = _UnfoldLogits("unfold_logits",
+                              r"$a_j = \log S_j + \log Z$ (the definition of $S_j$, solved for $a_j$)",
+                              inside_derivatives=False)
 #: u_j - log sum_r e^{u_r} = log S_j
 FOLD_LOG_SOFTMAX = Rule("fold_log_softmax", r"$a_j - \log Z = \log S_j$",
                         lambda e: isinstance(e, sp.Add), lambda e, context: _fold_log(e, context) or e,
@@ -511,15 +593,18 @@ FC_LAYER = Define("fc_layer", r"$a = W x + b$: $a_j = \sum_n W_{jn} x_n + b_j$",
 TIDY = _Tidy("collect", "collect the terms and factor what is common")
 
 #: how a body is prepared for differentiation, and the derivatives known in closed form
-BEFORE_DIFF = (ASSUMPTIONS, LOG_OF_SOFTMAX, SUM_LINEARITY, DELTA_SUM, DERIVATIVE_LINEARITY, D_LOG_PARTITION)
+BEFORE_DIFF = (ASSUMPTIONS, LOG_OF_SOFTMAX, SUM_LINEARITY, DELTA_SUM, COUNT, DERIVATIVE_LINEARITY,
+               D_LOG_PARTITION)
 #: differentiation of whatever derivative is left
 DIFF = (DIFFERENTIATE,)
 #: closing the result: the names, sums that equal one, logs of softmax outputs
-AFTER_DIFF = (SOFTMAX, UNIT_SUM, FOLD_LOG_SOFTMAX, INTO_SUM)
+AFTER_DIFF = (SOFTMAX, UNIT_SUM, FOLD_LOG_SOFTMAX, INTO_SUM, DISTRIBUTE)
+#: the last resort when logits are left: a_u = log S_u + log Z
+LAST_RESORT = (UNFOLD_LOGITS,)
 #: the default rule set, in priority order (the first rule that changes the form fires)
-DEFAULT_RULES = BEFORE_DIFF + DIFF + AFTER_DIFF
+DEFAULT_RULES = BEFORE_DIFF + DIFF + AFTER_DIFF + LAST_RESORT
 #: the rule set for a loss of the FC layer's logits: a = Wx + b folded first
-FC_RULES = BEFORE_DIFF + DIFF + (FC_LAYER,) + AFTER_DIFF
+FC_RULES = BEFORE_DIFF + DIFF + (FC_LAYER,) + AFTER_DIFF + LAST_RESORT
 
 
 # --------------------------------------------------------------------------- driver
@@ -567,10 +652,12 @@ def is_closed(expr: sp.Expr, context: Context) -> bool:
     the named quantities (S), the target and the user's own symbols."""
     if expr.has(Derivative):
         return False
-    logits = set()
+    logits, partitions = set(), set()
     for define in _softmax_names(context):
         logits |= {item.base for item in define.template.atoms(Indexed)}
-    bare = expr.replace(lambda e: isinstance(e, log) and _is_partition(e.args[0]), lambda e: sp.Integer(1))
+        partitions.add(engine.canonical_bound(sp.fraction(define.template)[1]))
+    bare = engine.canonical_bound(expr).replace(
+        lambda e: isinstance(e, log) and e.args[0] in partitions, lambda e: sp.Integer(1))
     return not bare.has(exp) and not any(item.base in logits for item in bare.atoms(Indexed))
 
 
@@ -677,10 +764,17 @@ SOFTMAX_TAU = softmax_of(lambda u: D.a[u] / TAU, "softmax_tau",
 TAU_RULES = tuple(SOFTMAX_TAU if rule is SOFTMAX else rule for rule in DEFAULT_RULES)
 
 
+def _is_logit_partition(e) -> bool:
+    """sum_r e^{a_r / k} for a k free of r: the partition function of a softmax of a."""
+    if not _is_partition(e):
+        return False
+    var, arg = e.limits[0][0], e.function.args[0]
+    return arg.has(D.a[var]) and not (arg / D.a[var]).has(var)
+
+
 def pretty(expr: sp.Expr) -> str:
-    """A one-line plain form for terminals: partition functions written Z."""
-    zed = sp.Symbol("Z")
-    return sp.sstr(expr.replace(lambda e: _is_partition(e) and e.has(D.a), lambda e: zed))
+    """A one-line plain form for terminals: partition functions sum_r e^{a_r/k} written Z."""
+    return sp.sstr(expr.replace(_is_logit_partition, lambda e: sp.Symbol("Z")))
 
 
 #: the names ``python -m derive gradient`` accepts in a loss expression

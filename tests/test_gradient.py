@@ -81,6 +81,18 @@ def test_focal_with_gamma_zero_is_the_softmax_loss_gradient():
     assert derivation.closed and same(derivation.result, S[i] - KroneckerDelta(i, c))
 
 
+def test_the_hessian_is_the_gradient_of_the_derived_gradient():
+    first = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), check=False)
+    second = G.gradient(first.result, a[D.l], (D.REAL_LOGITS, D.SOFT_LABEL))  # S unfolded first
+    assert second.closed and same(second.result, S[i] * (KroneckerDelta(i, D.l) - S[D.l]))
+
+
+def test_label_smoothing_counts_the_classes():
+    derivation = G.gradient(D.softmax_loss(D.smoothed()), a[i], (D.REAL_LOGITS, D.SOFT_LABEL))
+    assert derivation.closed and "count" in derivation.rules
+    assert same(derivation.result, S[i] - D.smoothed()(i))
+
+
 # --------------------------------------------------------------------------- wrong rules
 def _log_softmax_wrong_sign(e, _context):
     """log(e^u / Z) = u + log Z: a sign error."""
@@ -162,6 +174,9 @@ def test_cli_prints_the_checked_chain_and_the_closed_form():
 
 
 def test_cli_says_when_the_form_is_not_closed_and_rejects_bad_input():
+    softplus = run_cli("--labels", "none", "log(1 + exp(a[c]))")  # no rule for 1/(1 + e^u)
+    assert softplus.returncode == 3, softplus.stderr
+    assert "NOT closed: the last form reached: exp(a[c])*KroneckerDelta(c, i)/(exp(a[c]) + 1)" in softplus.stdout
     bad = run_cli("L +* 2")
     assert bad.returncode == 2 and "cannot parse the loss" in bad.stderr
     wrt = run_cli("L", "--wrt", "2")
