@@ -162,17 +162,17 @@ def cmd_gradient(args) -> int:
         print(f"FAIL --wrt must be a component such as a[i] or W[p, q], or one of "
               f"{', '.join(_WRT)}; got {args.wrt!r}", file=sys.stderr)
         return 2
-    rules = G.DEFAULT_RULES
+    softmax = G.SOFTMAX
     if flags.get("scale") is not None:
         scale = flags["scale"]
-        rules = tuple(G.softmax_of(lambda u: D.a[u] / scale, "softmax_scaled",
-                                   rf"definition of $S_j = e^{{a_j/{scale}}} / \sum_k e^{{a_k/{scale}}}$")
-                      if rule is G.SOFTMAX else rule for rule in rules)
+        softmax = G.softmax_of(lambda u: D.a[u] / scale, "softmax_scaled",
+                               rf"definition of $S_j = e^{{a_j/{scale}}} / \sum_k e^{{a_k/{scale}}}$")
+    layer = None
     if wrt.base in (D.W, D.b, D.x):  # through the FC layer: a = W x + b
-        loss = loss.replace(lambda e: getattr(e, "base", None) == D.a and hasattr(e, "indices"),
+        layer = G.FC_LAYER
+        loss = loss.replace(lambda e: isinstance(e, sp.Indexed) and e.base == D.a,
                             lambda e: D.fc_logit(e.indices[0]))
-        rules = tuple(rule for pair in ((rule, G.FC_LAYER) if rule is G.DIFFERENTIATE else (rule,)
-                                        for rule in rules) for rule in pair)
+    rules = G.rule_set(softmax, layer)
     labels = {"soft": (D.SOFT_LABEL,), "onehot": (D.ONE_HOT,), "none": ()}[args.labels]
     tic = time.perf_counter()
     try:
@@ -183,15 +183,23 @@ def cmd_gradient(args) -> int:
         return 1
     print(f"d/d{wrt} of {G.pretty(loss)}   (Z: the sum of exponentials in the definition of S)")
     print("assumptions: " + "; ".join(engine.plain(h.text) for h in derivation.assumptions))
-    print(f"   {G.pretty(derivation.start)}")
-    report = derivation.report
-    for step, checked in zip(derivation.steps[1:], report.steps if report else []):
-        print(f" = {G.pretty(step.expr)}\n       \u2713 {engine.plain(step.why)}  "
-              f"[{checked.symbolic}; {checked.instances} instances]")
+    for part in derivation.parts:
+        print(f"first, {engine.plain(part.title)}:")
+        _print_chain(part, G, engine, indent="    ")
+        print("then:")
+    _print_chain(derivation, G, engine)
     state = "closed form" if derivation.closed else "NOT closed: the last form reached"
     print(f"{state}: {G.pretty(derivation.result)}   ({len(derivation.steps) - 1} steps, "
           f"each checked; {time.perf_counter() - tic:.1f}s)")
     return 0 if derivation.closed else 3
+
+
+def _print_chain(derivation, G, engine, indent=""):
+    print(f"{indent}   {G.pretty(derivation.start)}")
+    report = derivation.report
+    for step, checked in zip(derivation.steps[1:], report.steps if report else []):
+        print(f"{indent} = {G.pretty(step.expr)}\n{indent}       \u2713 {engine.plain(step.why)}  "
+              f"[{checked.symbolic}; {checked.instances} instances]")
 
 
 def cmd_all(args) -> int:

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy import Derivative, Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
@@ -60,6 +60,10 @@ class Context:
     wrt: sp.Expr
     assumptions: tuple
     defines: tuple = ()  # the Define rules of the rule set, in order
+    key: str = "gradient"
+    check: bool = True
+    min_classes: int = 1
+    parts: list = field(default_factory=list)  # derivations the rules derived on the way
 
     @property
     def names(self) -> tuple:
@@ -218,6 +222,10 @@ class Define(Rule):
         return engine.canonical_bound(self.body(_SLOT))
 
     def apply(self, expr, context):
+        return self.fold(expr, context, self.inside_derivatives)
+
+    def fold(self, expr, context=None, inside_derivatives=False):
+        """``expr`` with every instance of the definition folded into the name."""
         wild = sp.Wild("u_", properties=[lambda e: e.is_Symbol or e.is_Integer])
         pattern = self.template.xreplace({_SLOT: wild})
         parts = _factors(pattern) if isinstance(pattern, sp.Mul) else None
@@ -226,15 +234,61 @@ class Define(Rule):
             found = e.match(pattern)
             if found is not None and wild in found:
                 return self.base[found[wild]]
+            if isinstance(pattern, sp.Add) and isinstance(e, sp.Add):
+                return _fold_terms(e, pattern, wild, self.base)
             if parts is None or not isinstance(e, sp.Mul):
                 return None
             return _fold_product(e, parts, wild, self.base)
         canonical = engine.canonical_bound(expr)
-        new = _rewrite(canonical, one, context, False)
+        new = _rewrite(canonical, one, context, inside_derivatives)
         return expr if new == canonical else new
+
+    def unfold(self, expr):
+        """``expr`` with the name replaced by its definition."""
+        return expr.replace(lambda e: isinstance(e, Indexed) and e.base == self.base,
+                            lambda e: self.body(e.indices[0]))
+
+
+@dataclass(frozen=True)
+class Protected(Rule):
+    """``rule`` applied with the instances of ``define`` held together: folded into the
+    name first (inside derivatives too) and unfolded after, so that, e.g., linearity
+    does not split a_j = sum_n W_jn x_n + b_j apart and the chain rule can still see it."""
+
+    rule: Rule | None = None
+    define: Define | None = None
+
+    def apply(self, expr, context):
+        folded = self.define.fold(expr, context, inside_derivatives=True)
+        if folded == expr:
+            return self.rule.apply(expr, context)
+        new = self.rule.apply(folded, context)
+        return expr if new == folded else self.define.unfold(new)
+
+    def justification(self, before, after, context):
+        return self.rule.why
 
 
 _SLOT = sp.Symbol("slot_", integer=True, positive=True)  # the index a template is written in
+
+
+def _fold_terms(total, pattern, wild, base):
+    """Fold every instance of the template's terms (all of them, with one sign) inside
+    the sum ``total`` into ``base[u]``: b_s + sum_n W_sn x_n - log Z -> a_s - log Z."""
+    terms = list(sp.Add.make_args(total))
+    wanted = list(sp.Add.make_args(pattern))
+    folded = []
+    for sign_ in (1, -1):
+        for term in list(terms):
+            found = (sign_ * term).match(wanted[0])
+            if found is None or wild not in found:
+                continue
+            need = [sign_ * w.xreplace(found) for w in wanted]
+            if all(n in terms for n in need):
+                for n in need:
+                    terms.remove(n)
+                folded.append(sign_ * base[found[wild]])
+    return sp.Add(*terms, *folded) if folded else None
 
 
 def _fold_product(product, parts, wild, base):
@@ -540,6 +594,55 @@ class _UnfoldLogits(Rule):
         return walk(expr)
 
 
+@dataclass(frozen=True)
+class ChainRule(Rule):
+    """The chain rule through a layer: d L(layer(v)) / dv = sum_h dL/da_h da_h/dv.
+
+    Fires on a derivative whose body is a function of the layer's outputs only (the
+    layer's definition folds every occurrence of the variable's vector into a_h).
+    ``dL/da_h`` is itself derived by :func:`gradient` with ``rules`` (a checked
+    derivation of its own, kept in the result's ``parts``); its closed form replaces
+    it, and the layer's own derivative da_h/dv is left to the rules that follow."""
+
+    layer: Define | None = None
+    rules: tuple = ()
+
+    def apply(self, expr, context):
+        def one(e, _context):
+            if not isinstance(e, Derivative) or len(e.variables) != 1:
+                return None
+            var = e.variables[0]
+            if not (isinstance(var, Indexed) and self.layer.template.has(var.base)):
+                return None
+            outer = self.layer.fold(e.expr, context, inside_derivatives=True)
+            if outer == e.expr or isinstance(outer, Indexed):  # a_h itself: nothing to chain
+                return None
+            if any(outer.has(item.base) for item in self.layer.template.atoms(Indexed)):
+                return None  # the variable's vector is also used outside the layer
+            free = [sym for sym in (D.l, D.j, D.k, D.i, D.c) if sym not in outer.free_symbols
+                    and D.INDEX_RANGES[sym] == D.T]
+            inner = free[0]
+            plain_assumptions = tuple(h for h in context.assumptions if not isinstance(h, Definitions))
+            part = gradient(outer, self.layer.base[inner], plain_assumptions, self.rules,
+                            key=f"{context.key}_through_{self.name}", check=context.check,
+                            min_classes=context.min_classes,
+                            title=rf"$\partial L/\partial a_{inner}$ for the chain rule through "
+                                  rf"{self.layer.why} (automatic)")
+            if not part.closed:
+                return None
+            context.parts.append(part)
+            h = sp.Symbol("h", integer=True, positive=True)
+            return Sum(part.result.xreplace({inner: h}) * Derivative(self.layer.body(h), var), (h, 1, D.T))
+        return _rewrite(expr, one, context, True)
+
+    def justification(self, before, after, context):
+        part = context.parts[-1]
+        h = sp.Symbol("h", integer=True, positive=True)
+        inner = part.start.variables[0].indices[0]
+        return (rf"chain rule through {self.why}: $\partial L/\partial a_h = "
+                rf"{sp.latex(part.result.xreplace({inner: h}))}$ (derived automatically: {part.key})")
+
+
 # --------------------------------------------------------------------------- rule sets
 _W = sp.Wild("w_")
 
@@ -601,10 +704,28 @@ DIFF = (DIFFERENTIATE,)
 AFTER_DIFF = (SOFTMAX, UNIT_SUM, FOLD_LOG_SOFTMAX, INTO_SUM, DISTRIBUTE)
 #: the last resort when logits are left: a_u = log S_u + log Z
 LAST_RESORT = (UNFOLD_LOGITS,)
+
+
+def rule_set(softmax: Define = SOFTMAX, layer: Define | None = None) -> tuple:
+    """The default rules, in priority order, with ``softmax`` as the definition of S
+    (the softmax of other logits: :func:`softmax_of`) and, given a ``layer`` (such as
+    :data:`FC_LAYER`), the chain rule through it: the layer defined before S, sums
+    kept from splitting its instances, and dL/da derived on its own."""
+    after = tuple(softmax if rule is SOFTMAX else rule for rule in AFTER_DIFF)
+    if layer is None:
+        return BEFORE_DIFF + DIFF + after + LAST_RESORT
+    chain = ChainRule(f"chain_{layer.name}", layer.why, layer=layer, rules=rule_set(softmax))
+    linearity = Protected(SUM_LINEARITY.name, SUM_LINEARITY.why, rule=SUM_LINEARITY, define=layer)
+    before = tuple(linearity if rule is SUM_LINEARITY else rule for rule in BEFORE_DIFF)
+    split = before.index(DERIVATIVE_LINEARITY)
+    return (layer,) + before[:split] + (chain,) + before[split:] + DIFF + after + LAST_RESORT
+
+
 #: the default rule set, in priority order (the first rule that changes the form fires)
-DEFAULT_RULES = BEFORE_DIFF + DIFF + AFTER_DIFF + LAST_RESORT
-#: the rule set for a loss of the FC layer's logits: a = Wx + b folded first
-FC_RULES = BEFORE_DIFF + DIFF + (FC_LAYER,) + AFTER_DIFF + LAST_RESORT
+DEFAULT_RULES = rule_set()
+#: the rule set for a loss of the FC layer's logits: the body simplified, then the chain
+#: rule through a = Wx + b (dL/da derived on its own), then as for the logits
+FC_RULES = rule_set(layer=FC_LAYER)
 
 
 # --------------------------------------------------------------------------- driver
@@ -642,6 +763,7 @@ class GradientDerivation(Derivation):
 
     closed: bool = False
     rules: tuple = ()
+    parts: list = field(default_factory=list)  # derivations made on the way (chain rule)
     seconds: float = 0.0
     report: engine.DerivationReport | None = None
     automatic: bool = True
@@ -695,10 +817,10 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = 
     defines = tuple(rule for rule in rules if isinstance(rule, Define))
     definitions = Definitions("; ".join(d.why for d in defines), defines) if defines else None
     every = tuple(assumptions) + ((definitions,) if definitions else ())
-    context = Context(wrt, every, defines)
+    context = Context(wrt, every, defines, key=key or "gradient", check=check, min_classes=min_classes)
     if definitions is not None:
         loss = definitions.rewrite(loss)
-    expr = Derivative(loss, wrt)
+    expr = Derivative(readable(loss), wrt)
     steps, fired, seen = [Step(expr, "the derivative to find")], [], {expr}
     while len(steps) < max_steps:
         for rule in rules:
@@ -725,7 +847,8 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = 
     if not closed:
         title += " -- not closed: the last form reached is shown"
     derivation = GradientDerivation(key, title, every, steps, matrix=matrix, min_classes=min_classes,
-                                    section=section, closed=closed, rules=tuple(fired))
+                                    section=section, closed=closed, rules=tuple(fired),
+                                    parts=list(context.parts))
     if len(steps) < 2:
         derivation.seconds = time.perf_counter() - tic
         return derivation  # nothing applied: check would reject an empty chain
@@ -761,7 +884,7 @@ def softmax_of(logits: Callable[[sp.Expr], sp.Expr], name: str, text: str) -> De
 SOFTMAX_TAU = softmax_of(lambda u: D.a[u] / TAU, "softmax_tau",
                          r"definition of $S_j = e^{a_j/\tau} / \sum_k e^{a_k/\tau}$")
 #: the rule set of a temperature-scaled loss
-TAU_RULES = tuple(SOFTMAX_TAU if rule is SOFTMAX else rule for rule in DEFAULT_RULES)
+TAU_RULES = rule_set(SOFTMAX_TAU)
 
 
 def _is_logit_partition(e) -> bool:

@@ -29,7 +29,7 @@ CASES = [
     ("soft", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), G.DEFAULT_RULES, 1, S[i] - y[i]),
     ("one_hot", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.ONE_HOT), G.DEFAULT_RULES, 1,
      S[i] - KroneckerDelta(i, c)),
-    ("jacobian", D.softmax(j), a[i], (D.REAL_LOGITS,), G.DEFAULT_RULES, 1,
+    ("jacobian", D.softmax(j), a[i], (D.REAL_LOGITS,), G.DEFAULT_RULES, 1,  # == G.jacobian(D.softmax)
      S[j] * (KroneckerDelta(i, j) - S[i])),
     ("fc_W", FC_LOSS, W[p, q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1, (S[p] - y[p]) * x[q]),
     ("fc_b", FC_LOSS, b[p], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1, S[p] - y[p]),
@@ -64,13 +64,17 @@ def test_the_closed_form_is_derived_and_every_step_checked(key, loss, wrt, assum
     derivation = G.gradient(loss, wrt, assumptions, rules, key=f"auto_{key}", min_classes=min_classes)
     assert derivation.closed, f"not closed: {derivation.result}"
     assert same(derivation.result, expected), derivation.result
-    assert derivation.start == sp.Derivative(G.Definitions("", ()).rewrite(loss), wrt)
+    assert derivation.start == sp.Derivative(loss, wrt)
     report = derivation.report
     assert report is not None and len(report.steps) == len(derivation.steps) - 1
     for step, checked in zip(derivation.steps[1:], report.steps):
         assert step.why.endswith(f"[rule {derivation.rules[checked.number - 1]}]")
         assert checked.symbolic and checked.instances >= 2 * len(report.class_counts)
     assert "diff" in derivation.rules  # SymPy differentiated; nothing was typed
+    if rules is G.FC_RULES:  # by the chain rule, dL/da derived (and checked) on its own
+        assert "chain_fc_layer" in derivation.rules
+        (part,) = derivation.parts
+        assert part.closed and part.report is not None and part.result.has(S)
     # stated in the named quantity S and checked against its definition
     assert derivation.result.has(S) and any(isinstance(h, G.Definitions) for h in derivation.assumptions)
 
@@ -181,3 +185,9 @@ def test_cli_says_when_the_form_is_not_closed_and_rejects_bad_input():
     assert bad.returncode == 2 and "cannot parse the loss" in bad.stderr
     wrt = run_cli("L", "--wrt", "2")
     assert wrt.returncode == 2 and "--wrt must be a component" in wrt.stderr
+
+
+def test_jacobian_of_the_softmax():
+    derivation = G.jacobian(D.softmax, check=False)
+    assert derivation.start == sp.Derivative(D.softmax(j), a[i])
+    assert derivation.closed and same(derivation.result, S[j] * (KroneckerDelta(i, j) - S[i]))
