@@ -321,7 +321,7 @@ def _takes(available, needed) -> bool:
     return available != 0 and (available * needed > 0) and abs(available) >= abs(needed)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Definitions(D.Assumption):
     """The definitions of a rule set's named quantities, as one assumption.
 
@@ -331,6 +331,12 @@ class Definitions(D.Assumption):
     drawn its values: :func:`gradient` puts it last)."""
 
     defines: tuple = ()
+
+    def __repr__(self):
+        # the engine keys its cache of proved links by repr: the definitions' content,
+        # never a lambda's address (which a later, different lambda may reuse)
+        shown = ", ".join(f"{d.name}: {d.base}[u] = {sp.sstr(d.template)}" for d in self.defines)
+        return f"Definitions({self.text!r}; {shown})"
 
     def rewrite(self, expr):
         for define in reversed(self.defines):

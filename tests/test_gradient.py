@@ -191,3 +191,11 @@ def test_jacobian_of_the_softmax():
     derivation = G.jacobian(D.softmax, check=False)
     assert derivation.start == sp.Derivative(D.softmax(j), a[i])
     assert derivation.closed and same(derivation.result, S[j] * (KroneckerDelta(i, j) - S[i]))
+
+
+def test_the_definitions_are_keyed_by_content_not_by_address():
+    # the engine caches proved links by the repr of the assumptions; a lambda's address
+    # can be reused by a different lambda once the first is collected
+    first = G.Definitions("S", (G.softmax_of(lambda u: a[u] / TAU, "s", "S"),))
+    second = G.Definitions("S", (G.softmax_of(lambda u: 2 * a[u] / TAU, "s", "S"),))
+    assert "0x" not in repr(first) and repr(first) != repr(second)
