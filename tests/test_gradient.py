@@ -199,3 +199,14 @@ def test_the_definitions_are_keyed_by_content_not_by_address():
     first = G.Definitions("S", (G.softmax_of(lambda u: a[u] / TAU, "s", "S"),))
     second = G.Definitions("S", (G.softmax_of(lambda u: 2 * a[u] / TAU, "s", "S"),))
     assert "0x" not in repr(first) and repr(first) != repr(second)
+
+
+def test_the_readme_example_runs_as_written(capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text.split("<!-- gradient-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - the README's own code
+    printed = capsys.readouterr().out.splitlines()
+    stated = [line.split("# ", 1)[1] for line in block.splitlines() if line.startswith("print(")]
+    assert printed == stated
