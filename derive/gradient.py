@@ -702,7 +702,7 @@ FC_LAYER = Define("fc_layer", r"$a = W x + b$: $a_j = \sum_n W_{jn} x_n + b_j$",
 TIDY = _Tidy("collect", "collect the terms and factor what is common")
 
 #: how a body is prepared for differentiation, and the derivatives known in closed form
-BEFORE_DIFF = (ASSUMPTIONS, LOG_OF_SOFTMAX, SUM_LINEARITY, DELTA_SUM, COUNT, DERIVATIVE_LINEARITY,
+BEFORE_DIFF = (ASSUMPTIONS, LOG_OF_SOFTMAX, DELTA_SUM, SUM_LINEARITY, COUNT, DERIVATIVE_LINEARITY,
                D_LOG_PARTITION)
 #: differentiation of whatever derivative is left
 DIFF = (DIFFERENTIATE,)
@@ -722,9 +722,11 @@ def rule_set(softmax: Define = SOFTMAX, layer: Define | None = None) -> tuple:
         return BEFORE_DIFF + DIFF + after + LAST_RESORT
     chain = ChainRule(f"chain_{layer.name}", layer.why, layer=layer, rules=rule_set(softmax))
     linearity = Protected(SUM_LINEARITY.name, SUM_LINEARITY.why, rule=SUM_LINEARITY, define=layer)
-    before = tuple(linearity if rule is SUM_LINEARITY else rule for rule in BEFORE_DIFF)
-    split = before.index(DERIVATIVE_LINEARITY)
-    return (layer,) + before[:split] + (chain,) + before[split:] + DIFF + after + LAST_RESORT
+    # the body is brought to sum-of-terms form with the layer whole, then the chain rule
+    # fires; the assumptions (y_j = delta_jc, ...) are the sub-derivation's business
+    first = (layer, LOG_OF_SOFTMAX, linearity, chain)
+    rest = tuple(rule for rule in BEFORE_DIFF if rule not in (LOG_OF_SOFTMAX, SUM_LINEARITY))
+    return first + rest + DIFF + after + LAST_RESORT
 
 
 #: the default rule set, in priority order (the first rule that changes the form fires)

@@ -35,6 +35,8 @@ CASES = [
     ("fc_b", FC_LOSS, b[p], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1, S[p] - y[p]),
     ("fc_x", FC_LOSS, x[q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1,
      Sum(W[s, q] * (S[s] - y[s]), (s, 1, T))),
+    ("fc_x_one_hot", FC_LOSS, x[q], (D.REAL_LOGITS, D.ONE_HOT), G.FC_RULES, 1,
+     Sum(W[s, q] * S[s], (s, 1, T)) - W[c, q]),  # W^T (S - e_c)
     ("temperature", D.softmax_loss(y, lambda u: a[u] / TAU), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
      G.TAU_RULES, 1, (S[i] - y[i]) / TAU),
     ("temperature_one_hot", -log(D.softmax(c, lambda u: a[u] / TAU)), a[i], (D.REAL_LOGITS,),
