@@ -819,7 +819,7 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = 
     >>> from derive.gradient import gradient
     >>> d = gradient(D.softmax_loss(), D.a[D.i], (D.REAL_LOGITS, D.SOFT_LABEL))
     >>> d.result, d.closed
-    (-y[i] + S[i], True)
+    (S[i] - y[i], True)
     """
     tic = time.perf_counter()
     defines = tuple(rule for rule in rules if isinstance(rule, Define))
