@@ -181,7 +181,8 @@ def cmd_gradient(args) -> int:
     except engine.StepRejected as err:
         print("FAIL a produced step was rejected:\n     " + str(err).replace("\n", "\n     "))
         return 1
-    print(f"d/d{wrt} of {G.pretty(loss)}   (Z: the sum of exponentials in the definition of S)")
+    print(f"d/d{wrt} of {G.pretty(loss)}   (Z: the sum of exponentials in the definition of S; "
+          "a: W x + b where the loss goes through the FC layer)")
     print("assumptions: " + "; ".join(engine.plain(h.text) for h in derivation.assumptions))
     for part in derivation.parts:
         print(f"first, {engine.plain(part.title)}:")

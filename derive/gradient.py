@@ -904,7 +904,11 @@ def _is_logit_partition(e) -> bool:
 
 
 def pretty(expr: sp.Expr) -> str:
-    """A one-line plain form for terminals: partition functions sum_r e^{a_r/k} written Z."""
+    """A one-line plain form for terminals: the FC layer's sum_n W_jn x_n + b_j written
+    a[j], partition functions sum_r e^{a_r/k} written Z (for reading only: the steps
+    keep their full form)."""
+    if expr.has(D.W):
+        expr = readable(FC_LAYER.fold(expr, inside_derivatives=True))
     return sp.sstr(expr.replace(_is_logit_partition, lambda e: sp.Symbol("Z")))
 
 
