@@ -102,10 +102,12 @@ class Rule:
     moves the variable, not the name). ``why`` is the step's justification (LaTeX
     allowed); the step says ``[rule NAME]`` after it.
 
-    Example -- a user's rule (it must be true: the checker rejects the step otherwise)::
+    Example -- a user's rule with a pattern (it must be true: the checker rejects the
+    step it produces otherwise, naming the rule)::
 
         w = sp.Wild("w")
-        HALF_ANGLE = Rule("tanh_sigmoid", r"$2\\sigma(2w) - 1 = \\tanh w$", ...)
+        EXP_LOG = Rule("exp_log", r"$e^{\\log w} = w$", sp.exp(sp.log(w)), w)
+        rules = (EXP_LOG,) + DEFAULT_RULES
     """
 
     name: str

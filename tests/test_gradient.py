@@ -113,8 +113,15 @@ WRONG_DELTA = G.Rule("delta_sum_keeps_the_sum", r"$\sum_v f_v \delta_{vu} = \sum
                          lambda f: isinstance(f, KroneckerDelta), lambda f: 1), *e.limits))
 
 
-@pytest.mark.parametrize("wrong, number", [(WRONG_LOG, 1), (WRONG_DELTA, None)],
-                         ids=["log_sign", "delta"])
+_w = sp.Wild("w")
+# a pattern, not a matcher (log w = log 2w would be wrong too, but harmless here: it
+# shifts the loss by the constant -log 2 sum_j y_j, so the derivative is unchanged and
+# the checker rightly accepts that step)
+WRONG_WILD = G.Rule("log_doubles", r"$\log w = 2 \log w$", log(_w), 2 * log(_w))
+
+
+@pytest.mark.parametrize("wrong, number", [(WRONG_LOG, 1), (WRONG_DELTA, None), (WRONG_WILD, 1)],
+                         ids=["log_sign", "delta", "wild_pattern"])
 def test_a_wrong_rule_is_rejected_at_its_step_by_name(wrong, number):
     produced = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
                           (wrong,) + G.DEFAULT_RULES, check=False)
@@ -142,6 +149,17 @@ def test_without_the_assumption_sum_y_is_not_replaced():
     derivation = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS,))
     assert derivation.closed
     assert same(derivation.result, S[i] * Sum(y[s], (s, 1, T)) - y[i])
+
+
+def test_a_users_pattern_rule_fires_and_is_checked():
+    # log of a product of positive factors splits: a user's rule, by a pattern
+    u = sp.Wild("u")
+    split = G.Rule("log_of_weighted", r"$\log (w_c u) = \log w_c + \log u$ ($w_c > 0$)",
+                   log(D.w[c] * u), log(D.w[c]) + log(u))
+    loss = -log(D.w[c] * D.softmax(c))  # a class weight inside the log
+    derivation = G.gradient(loss, a[i], (D.REAL_LOGITS,), (split,) + G.DEFAULT_RULES)
+    assert derivation.rules[0] == "log_of_weighted" and derivation.closed
+    assert same(derivation.result, S[i] - KroneckerDelta(i, c))
 
 
 def test_a_users_rule_extends_a_set_by_concatenation():
