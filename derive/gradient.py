@@ -24,7 +24,9 @@ matcher) and a replacement (an expression in those wilds, or a callable). Rule s
 tuples in priority order -- at each step the first rule that changes the expression
 fires -- and users extend them by concatenation::
 
-    MY_RULES = (Define("q", q_base, lambda u: ..., "definition of q"),) + DEFAULT_RULES
+    P = IndexedBase("P")  # the user's own quantity, P_j = S_j - y_j
+    MY_RULES = DEFAULT_RULES + (Define("residual", "definition of $P_j$", base=P,
+                                       body=lambda u: S[u] - y[u]),)
 
 A :class:`Define` rule names a quantity (``S``, or a user's own): it folds the
 quantity's definition into its name outside derivatives, and it becomes an assumption
@@ -652,8 +654,6 @@ class ChainRule(Rule):
 
 
 # --------------------------------------------------------------------------- rule sets
-_W = sp.Wild("w_")
-
 #: log(e^u / sum_r e^{g_r}) = u - log sum_r e^{g_r}
 LOG_OF_SOFTMAX = Rule("log_softmax", r"$\log S_j = a_j - \log Z$", _log_of_softmax, _split_log_of_softmax)
 #: linearity of a sum
@@ -761,10 +761,6 @@ def readable(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
     return expr if all(x is y for x, y in zip(args, expr.args)) else expr.func(*args)
 
 
-class NotClosed(ValueError):
-    """Raised by :func:`gradient` with ``require_closed=True`` when no rule closes the form."""
-
-
 @dataclass
 class GradientDerivation(Derivation):
     """A derivation produced by :func:`gradient`: ``closed`` says whether its result is
@@ -793,8 +789,8 @@ def is_closed(expr: sp.Expr, context: Context) -> bool:
     return not bare.has(exp) and not any(item.base in logits for item in bare.atoms(Indexed))
 
 
-def _title(loss, wrt) -> str:
-    return rf"$\partial L/\partial {sp.latex(wrt)}$ for $L = {sp.latex(loss)}$ (automatic)"
+def _title(wrt) -> str:
+    return rf"$\partial L/\partial {sp.latex(wrt)}$ (automatic)"
 
 
 def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = (D.REAL_LOGITS,),
@@ -853,7 +849,7 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = 
             steps.append(Step(readable(tidy), f"{TIDY.why} [rule {TIDY.name}]"))
             fired.append(TIDY.name)
     key = key or f"gradient_{sp.sstr(wrt)}".replace("[", "_").replace("]", "").replace(", ", "_")
-    title = title or _title(loss, wrt)
+    title = title or _title(wrt)
     if not closed:
         title += " -- not closed: the last form reached is shown"
     derivation = GradientDerivation(key, title, every, steps, matrix=matrix, min_classes=min_classes,
