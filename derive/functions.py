@@ -197,7 +197,7 @@ class ExpDiff(ArrayFunction):
     def _exp_difference(x, y, out, s1, s2, s3, moderate=False):
         """e^(x - y) to about one ULP into ``out`` (y a column, x - y <= 0).
 
-        moderate (every x and y in [-708, 709]): e^x e^-y, two exps within 0.7 ULP
+        moderate (every x and y in [-708, 708]; e^-y is subnormal past 708.40): e^x e^-y, two exps within 0.7 ULP
         and one rounding, no cancellation at all. Otherwise: exp of the rounded
         difference times 1 + its exact rounding error (TwoSum); x is first raised to
         y - d with d = max(800, |y| 2^-40): e^-800 is 0 in float64 and y - d < y even
@@ -400,6 +400,106 @@ class Sigmoid(ArrayFunction):
         return r"\sigma\left(%s\right)" % printer.doprint(self.args[0])
 
 
+class AccurateRowSum(RowSum):
+    """sum_j x_j (per row, a column) to within about one rounding of the exact sum, by
+    splitting each term at a per-row power of two sigma into a part whose sum is exact
+    and a tiny remainder (Rump's ExtractVector). For sums that the gradient multiplies
+    (S_j sum_j u_j): a plain sum of T terms can be off by a few ULPs (issue 11: 5.6 ULP
+    in the weighted gradient on near ties)."""
+
+    helper_name = "_accurate_sum"
+    helper = '''
+    def _accurate_sum(x, axis=-1):
+        """sum_j x_j along the last axis as a column, rounded about once: with
+        sigma = 2^(ceil(log2 T) + e), |x_j| < 2^e, the parts hi_j = (sigma + x_j) - sigma
+        are multiples of ulp(sigma) whose sum is exact in any order, and the remainders
+        lo_j = x_j - hi_j (exact, |lo_j| <= ulp(sigma) / 2) add an error of about
+        T^2 (128 + log2 T) eps^2 relative to sum |x_j| (Rump, Ogita, Oishi: ExtractVector).
+        Rows whose largest term is not finite (or too large for sigma) are summed plainly."""
+        top = numpy.max(numpy.abs(x), axis=axis, keepdims=True)
+        plain = ~numpy.isfinite(top)
+        exponent = numpy.frexp(numpy.where(plain, 0.0, top) if plain.any() else top)[1]
+        sigma = numpy.ldexp(1.0, exponent + int(numpy.ceil(numpy.log2(max(x.shape[axis], 1)))))
+        plain |= ~numpy.isfinite(sigma)
+        part = numpy.add(sigma, x)
+        part -= sigma  # hi_j, exactly
+        exact = numpy.sum(part, axis=axis, keepdims=True)
+        numpy.subtract(x, part, out=part)  # lo_j, exactly
+        exact += numpy.sum(part, axis=axis, keepdims=True)
+        return numpy.where(plain, numpy.sum(x, axis=axis, keepdims=True), exact) if plain.any() else exact
+    '''
+
+    def _numpycode(self, printer):
+        return f"_accurate_sum({printer.doprint(self.args[0])}, axis={printer.axis})"
+
+
+BW = sp.Symbol("BW", real=True)  # logsumexp weights b_j of any sign, rows x T
+
+
+class AccurateSumExcept(SumExceptMax):
+    """sum_{j != k} x_j, accurate to about one rounding (terms of either sign: the
+    weighted log-sum-exp). Arguments: x (a temporary of the kernel, changed in place)
+    and the argmax column k."""
+
+    helper_name = "_accurate_sum_except"
+    helper = '''
+    def _accurate_sum_except(x, k, axis=-1):
+        """sum_{j != k} x_j as a column, accurate to about one rounding (x_k is set to 0
+        in place: x is the kernel's own temporary)."""
+        _put(x, k, 0.0, axis)
+        return _accurate_sum(x, axis)
+    '''
+
+    def _numpycode(self, printer):
+        x, k = (printer.doprint(arg) for arg in self.args)
+        return f"_accurate_sum_except({x}, {k}, axis={printer.axis})"
+
+
+class LogAbsSum(ArrayFunction):
+    """log |x + y| for columns x, y, with x + y carried exactly as hi + lo (TwoSum):
+    log|hi| + lo/hi, so a sum within an ULP of 1 keeps its digits as log1p would.
+    Exact value: log |x + y|."""
+
+    nargs = 2
+    helper_name = "_log_abs_sum"
+    helper = '''
+    def _log_abs_sum(x, y):
+        """log |x + y| as log|hi| + lo/hi with hi + lo = x + y exactly (TwoSum); hi = 0
+        only when x + y = 0 (then -inf); an infinite or NaN hi is used as it is."""
+        hi = x + y
+        z = hi - x
+        lo = (x - (hi - z)) + (y - z)
+        fine = numpy.isfinite(hi) & (hi != 0)
+        return numpy.log(numpy.abs(hi)) + numpy.where(fine, lo / numpy.where(fine, hi, 1.0), 0.0)
+    '''
+
+    def indexed(self, j, tr):
+        return sp.log(sp.Abs(tr(self.args[0], j) + tr(self.args[1], j)))
+
+    def _eval_rewrite_as_elementary(self, x, y, **kwargs):
+        return sp.log(sp.Abs(x + y))
+
+    def _latex(self, printer):
+        return r"\log \left\lvert %s + %s \right\rvert" % tuple(printer.doprint(arg) for arg in self.args)
+
+
+class SignSum(ArrayFunction):
+    """sign(x + y) for columns x, y: the rounded sum has the exact sum's sign (and is 0
+    only when it is)."""
+
+    nargs = 2
+
+    def indexed(self, j, tr):
+        return sp.sign(tr(self.args[0], j) + tr(self.args[1], j))
+
+    def _latex(self, printer):
+        return r"\operatorname{sign}(%s + %s)" % tuple(printer.doprint(arg) for arg in self.args)
+
+    def _numpycode(self, printer):
+        x, y = (operand(printer, arg) for arg in self.args)
+        return f"numpy.sign({x} + {y})"
+
+
 _SCALARS = {Z: D.z, YB: D.yb, PW: D.pw}
 
 
@@ -411,6 +511,8 @@ def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
         return D.y[j]
     if expr == U:
         return D.u[j]
+    if expr == BW:
+        return D.bw[j]
     if expr in _SCALARS:
         return _SCALARS[expr]
     if expr == C:
@@ -424,8 +526,11 @@ def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
 
 def helpers_used(exprs) -> list[str]:
     """NumPy sources of the helpers the expressions need, dependencies first."""
-    order = [Take, DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt, Softplus, Sigmoid]
+    order = [Take, DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt, Softplus, Sigmoid, AccurateRowSum,
+             AccurateSumExcept, LogAbsSum]
     used = {type(f) for e in exprs for f in e.atoms(ArrayFunction)} | {Take}
+    if AccurateSumExcept in used:
+        used.add(AccurateRowSum)
     if ExpDiff in used:
         used.add(DiffLo)
     return [textwrap.dedent(cls.helper).strip() for cls in order if cls in used and cls.helper]
