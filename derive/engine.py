@@ -231,6 +231,7 @@ class DerivationReport:
 # --------------------------------------------------------------------------- symbolic side
 # integers and nothing more: a summation variable is bounded by its own limits only
 _BOUND = [sp.Symbol(f"_k{height}", integer=True) for height in range(12)]
+_BOUND_SET = set(_BOUND)
 
 
 def _height(expr) -> int:
@@ -247,11 +248,38 @@ def canonical_bound(expr: sp.Expr) -> sp.Expr:
     A sum's variable is named after its height (how many sums it contains), so a sum
     gets the same name wherever it is nested and never captures an inner binder. The
     new names are integers with no other assumption (not positive: a sum may run over
-    0 or negative indices).
+    0 or negative indices). An expression that already holds canonical names (an
+    assumption's rewrite put a sum inside a canonical one) first has every binder
+    renamed to a fresh name of its own, so that an inner binder renamed to ``_k0``
+    cannot capture an outer ``_k0``.
     """
+    if isinstance(expr, sp.Basic) and not expr.is_Atom and expr.atoms(sp.Symbol) & _BOUND_SET:
+        expr = _fresh_bound(expr, itertools.count())
+    return _canonical(expr)
+
+
+def _fresh_bound(expr, counter):
+    """Every binder renamed to a name used nowhere else (outermost first)."""
     if not isinstance(expr, sp.Basic) or expr.is_Atom:
         return expr
-    args = [canonical_bound(arg) for arg in expr.args]
+    if isinstance(expr, ExprWithLimits):
+        body, limits = expr.function, [list(limit) for limit in expr.limits]
+        for k in reversed(range(len(limits))):  # outermost first; inner limits may use it
+            fresh = sp.Symbol(f"_f{next(counter)}", integer=True)
+            body = body.xreplace({limits[k][0]: fresh})
+            for inner in limits[:k]:
+                inner[1:] = [bound.xreplace({limits[k][0]: fresh}) for bound in inner[1:]]
+            limits[k][0] = fresh
+        limits = [(var, _fresh_bound(lo, counter), _fresh_bound(hi, counter)) for var, lo, hi in limits]
+        return expr.func(_fresh_bound(body, counter), *limits)
+    args = [_fresh_bound(arg, counter) for arg in expr.args]
+    return expr.func(*args) if args else expr
+
+
+def _canonical(expr):
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
+        return expr
+    args = [_canonical(arg) for arg in expr.args]
     if isinstance(expr, ExprWithLimits):
         body, height, limits = args[0], _height(args[0]), []
         for var, lo, hi in expr.limits:  # innermost first

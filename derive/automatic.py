@@ -1,0 +1,53 @@
+"""The catalogue's gradient results, derived automatically.
+
+Content, not machinery: the built-in losses handed to :func:`derive.gradient.gradient`
+with the catalogue's own assumptions, each paired with the hand-written derivation of the
+same result (:mod:`derive.catalogue`) whose boxed matrix form it carries. Every automatic
+chain is checked by the engine like a hand-written one, and :func:`agreement` states, as
+a derivation of its own, that the two results are equal -- so the reports can show both
+chains with the same boxed result.
+"""
+from __future__ import annotations
+
+from . import catalogue
+from . import definitions as D
+from . import gradient as G
+from .definitions import W, a, b, i, j, p, q, x, y
+from .engine import Derivation, Step
+
+#: (key of the hand-written derivation, loss, variable, assumptions, rules)
+PLAN = [
+    ("loss_gradient", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), G.DEFAULT_RULES),
+    ("loss_gradient_one_hot", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.ONE_HOT), G.DEFAULT_RULES),
+    ("jacobian", D.softmax(j), a[i], (D.REAL_LOGITS,), G.DEFAULT_RULES),
+    ("fc_grad_W", D.softmax_loss(y, D.fc_logit), W[p, q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES),
+    ("fc_grad_b", D.softmax_loss(y, D.fc_logit), b[p], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES),
+    ("fc_grad_x", D.softmax_loss(y, D.fc_logit), x[q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES),
+]
+
+
+def build(check: bool = True, keys=None) -> dict[str, G.GradientDerivation]:
+    """{key of the hand-written derivation: its automatic counterpart}, each checked
+    (unless ``check`` is False), titled and boxed like the hand-written one; ``keys``
+    selects some."""
+    hand = catalogue.by_key()
+    out = {}
+    for key, loss, wrt, assumptions, rules in PLAN:
+        if keys is not None and key not in keys:
+            continue
+        written = hand[key]
+        out[key] = G.gradient(loss, wrt, assumptions, rules, key=f"{key}_automatic",
+                              title=f"{written.title} (automatic)", matrix=written.matrix,
+                              min_classes=written.min_classes, section=written.section, check=check)
+    return out
+
+
+def agreement(key: str, automatic: G.GradientDerivation) -> Derivation:
+    """The hand-written result of ``key`` equals the automatic one, as a derivation to
+    check (under the automatic one's assumptions, which define S)."""
+    written = catalogue.by_key()[key]
+    return Derivation(f"{key}_agreement", f"{written.title}: the hand-written and automatic results agree",
+                      automatic.assumptions, [
+                          Step(written.result, "the hand-written result"),
+                          Step(automatic.result, "the automatic result"),
+                      ], min_classes=max(written.min_classes, automatic.min_classes))

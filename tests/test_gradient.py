@@ -1,0 +1,244 @@
+"""Automatic gradients (issue 14): SymPy derives, named rules close the form, the engine
+checks every produced step.
+
+Each "Done when" result is derived by :func:`derive.gradient.gradient` from the loss
+alone -- no step typed -- and checked by :func:`derive.engine.check` as a hand-written
+chain would be. A wrong rule added to the rule set is rejected at the step it produces,
+by name; a rule set that cannot close the form says so instead of claiming a result.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+from sympy import KroneckerDelta, Sum, log
+
+from derive import definitions as D
+from derive import engine
+from derive import gradient as G
+from derive.definitions import T, W, a, b, c, i, j, p, q, s, x, y
+from derive.gradient import GAMMA, LAMBDA, TAU, S
+
+FC_LOSS = D.softmax_loss(y, D.fc_logit)
+LOG_Z = log(D.partition())
+
+#: (key, loss, variable, assumptions, rules, min_classes, the closed form expected)
+CASES = [
+    ("soft", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), G.DEFAULT_RULES, 1, S[i] - y[i]),
+    ("one_hot", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.ONE_HOT), G.DEFAULT_RULES, 1,
+     S[i] - KroneckerDelta(i, c)),
+    ("jacobian", D.softmax(j), a[i], (D.REAL_LOGITS,), G.DEFAULT_RULES, 1,  # == G.jacobian(D.softmax)
+     S[j] * (KroneckerDelta(i, j) - S[i])),
+    ("fc_W", FC_LOSS, W[p, q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1, (S[p] - y[p]) * x[q]),
+    ("fc_b", FC_LOSS, b[p], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1, S[p] - y[p]),
+    ("fc_x", FC_LOSS, x[q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1,
+     Sum(W[s, q] * (S[s] - y[s]), (s, 1, T))),
+    ("fc_x_one_hot", FC_LOSS, x[q], (D.REAL_LOGITS, D.ONE_HOT), G.FC_RULES, 1,
+     Sum(W[s, q] * S[s], (s, 1, T)) - W[c, q]),  # W^T (S - e_c)
+    ("temperature", D.softmax_loss(y, lambda u: a[u] / TAU), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
+     G.TAU_RULES, 1, (S[i] - y[i]) / TAU),
+    ("temperature_one_hot", -log(D.softmax(c, lambda u: a[u] / TAU)), a[i], (D.REAL_LOGITS,),
+     G.TAU_RULES, 1, (S[i] - KroneckerDelta(i, c)) / TAU),
+    ("z_loss", D.softmax_loss() + LAMBDA * LOG_Z ** 2, a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
+     G.DEFAULT_RULES, 1, S[i] - y[i] + 2 * LAMBDA * LOG_Z * S[i]),
+    # d/da_i of -(1 - S_c)^gamma log S_c, from d S_c/d a_i = S_c (delta_ic - S_i):
+    # gamma (1 - S_c)^(gamma - 1) S_c (delta_ic - S_i) log S_c - (1 - S_c)^gamma (delta_ic - S_i);
+    # 1/(1 - S_c) appears, so T >= 2 (at T = 1, S_c = 1)
+    ("focal", -(1 - D.softmax(c)) ** GAMMA * log(D.softmax(c)), a[i], (D.REAL_LOGITS,),
+     G.DEFAULT_RULES, 2,
+     GAMMA * (1 - S[c]) ** (GAMMA - 1) * S[c] * (KroneckerDelta(i, c) - S[i]) * log(S[c])
+     - (1 - S[c]) ** GAMMA * (KroneckerDelta(i, c) - S[i])),
+]
+
+
+def same(result, expected) -> bool:
+    """Equal as expressions in S, y and the user's symbols (S_j taken as independent)."""
+    diff = engine.canonical_bound(result) - engine.canonical_bound(expected)
+    return sp.simplify(sp.expand(diff)) == 0
+
+
+@pytest.mark.parametrize("key, loss, wrt, assumptions, rules, min_classes, expected", CASES,
+                         ids=[case[0] for case in CASES])
+def test_the_closed_form_is_derived_and_every_step_checked(key, loss, wrt, assumptions, rules,
+                                                           min_classes, expected):
+    derivation = G.gradient(loss, wrt, assumptions, rules, key=f"auto_{key}", min_classes=min_classes)
+    assert derivation.closed, f"not closed: {derivation.result}"
+    assert same(derivation.result, expected), derivation.result
+    assert derivation.start == sp.Derivative(loss, wrt)
+    report = derivation.report
+    assert report is not None and len(report.steps) == len(derivation.steps) - 1
+    for step, checked in zip(derivation.steps[1:], report.steps):
+        assert step.why.endswith(f"[rule {derivation.rules[checked.number - 1]}]")
+        assert checked.symbolic and checked.instances >= 2 * len(report.class_counts)
+    assert "diff" in derivation.rules  # SymPy differentiated; nothing was typed
+    if rules is G.FC_RULES:  # by the chain rule, dL/da derived (and checked) on its own
+        assert "chain_fc_layer" in derivation.rules
+        (part,) = derivation.parts
+        assert part.closed and part.report is not None and part.result.has(S)
+    # stated in the named quantity S and checked against its definition
+    assert derivation.result.has(S) and any(isinstance(h, G.Definitions) for h in derivation.assumptions)
+
+
+def test_focal_with_gamma_zero_is_the_softmax_loss_gradient():
+    loss = (-(1 - D.softmax(c)) ** GAMMA * log(D.softmax(c))).subs(GAMMA, 0)
+    derivation = G.gradient(loss, a[i], (D.REAL_LOGITS,))
+    assert derivation.closed and same(derivation.result, S[i] - KroneckerDelta(i, c))
+
+
+def test_the_hessian_is_the_gradient_of_the_derived_gradient():
+    first = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), check=False)
+    second = G.gradient(first.result, a[D.l], (D.REAL_LOGITS, D.SOFT_LABEL))  # S unfolded first
+    assert second.closed and same(second.result, S[i] * (KroneckerDelta(i, D.l) - S[D.l]))
+
+
+def test_label_smoothing_counts_the_classes():
+    derivation = G.gradient(D.softmax_loss(D.smoothed()), a[i], (D.REAL_LOGITS, D.SOFT_LABEL))
+    assert derivation.closed and "count" in derivation.rules
+    assert same(derivation.result, S[i] - D.smoothed()(i))
+
+
+# --------------------------------------------------------------------------- wrong rules
+def _log_softmax_wrong_sign(e, _context):
+    """log(e^u / Z) = u + log Z: a sign error."""
+    factors = sp.Mul.make_args(e.args[0])
+    return sp.Add(*(f.args[0] if isinstance(f, sp.exp) else log(f.base) for f in factors))
+
+
+WRONG_LOG = G.Rule("log_softmax_sign_error", r"$\log S_j = a_j + \log Z$",
+                   G.LOG_OF_SOFTMAX.pattern, _log_softmax_wrong_sign)
+WRONG_DELTA = G.Rule("delta_sum_keeps_the_sum", r"$\sum_v f_v \delta_{vu} = \sum_v f_v$",
+                     G.DELTA_SUM.pattern, lambda e, _c: Sum(e.function.replace(
+                         lambda f: isinstance(f, KroneckerDelta), lambda f: 1), *e.limits))
+
+
+_w = sp.Wild("w")
+# a pattern, not a matcher (log w = log 2w would be wrong too, but harmless here: it
+# shifts the loss by the constant -log 2 sum_j y_j, so the derivative is unchanged and
+# the checker rightly accepts that step)
+WRONG_WILD = G.Rule("log_doubles", r"$\log w = 2 \log w$", log(_w), 2 * log(_w))
+
+
+@pytest.mark.parametrize("wrong, number", [(WRONG_LOG, 1), (WRONG_DELTA, None), (WRONG_WILD, 1)],
+                         ids=["log_sign", "delta", "wild_pattern"])
+def test_a_wrong_rule_is_rejected_at_its_step_by_name(wrong, number):
+    produced = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
+                          (wrong,) + G.DEFAULT_RULES, check=False)
+    assert wrong.name in produced.rules
+    first = produced.rules.index(wrong.name) + 1
+    assert number is None or first == number
+    with pytest.raises(engine.StepFalse) as caught:
+        G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), (wrong,) + G.DEFAULT_RULES)
+    assert caught.value.number == first
+    assert f"[rule {wrong.name}]" in str(caught.value)
+    assert "the concrete check fails on the instance" in str(caught.value)
+
+
+# --------------------------------------------------------------------------- honesty
+def test_without_the_definition_of_s_the_form_is_not_closed_and_says_so():
+    rules = tuple(r for r in G.DEFAULT_RULES if r is not G.SOFTMAX)
+    derivation = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), rules)
+    assert not derivation.closed
+    assert "not closed" in derivation.title
+    assert derivation.result.has(sp.exp)  # e^{a_i}/Z - y_i: true, checked, not in S
+    assert derivation.report is not None  # what was reached is still checked
+
+
+def test_without_the_assumption_sum_y_is_not_replaced():
+    derivation = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS,))
+    assert derivation.closed
+    assert same(derivation.result, S[i] * Sum(y[s], (s, 1, T)) - y[i])
+
+
+def test_a_users_pattern_rule_fires_and_is_checked():
+    # log of a product of positive factors splits: a user's rule, by a pattern
+    u = sp.Wild("u")
+    split = G.Rule("log_of_weighted", r"$\log (w_c u) = \log w_c + \log u$ ($w_c > 0$)",
+                   log(D.w[c] * u), log(D.w[c]) + log(u))
+    loss = -log(D.w[c] * D.softmax(c))  # a class weight inside the log
+    derivation = G.gradient(loss, a[i], (D.REAL_LOGITS,), (split,) + G.DEFAULT_RULES)
+    assert derivation.rules[0] == "log_of_weighted" and derivation.closed
+    assert same(derivation.result, S[i] - KroneckerDelta(i, c))
+
+
+def test_a_users_rule_extends_a_set_by_concatenation():
+    # the user's own quantity: P_j = S_j - y_j, the residual, folded by a Define
+    residual = sp.IndexedBase("P", real=True)
+    mine = G.Define("residual", r"definition of $P_j = S_j - y_j$", base=residual,
+                    body=lambda u: S[u] - y[u])
+    derivation = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
+                            G.DEFAULT_RULES + (mine,))
+    assert derivation.result == residual[i] and derivation.closed
+    assert derivation.rules[-1] == "residual"
+
+
+def test_canonical_names_never_capture_an_outer_binder():
+    # an assumption's rewrite can put a sum with its own binder inside a sum whose
+    # binder already has a canonical name; renaming the inner one to _k0 captured it
+    k0 = sp.Symbol("_k0", integer=True)
+    n = D.n
+    named = Sum(Sum(W[k0, n] * x[n], (n, 1, D.N)), (k0, 1, T))
+    plain = Sum(Sum(W[s, n] * x[n], (n, 1, D.N)), (s, 1, T))
+    assert engine.canonical_bound(named) == engine.canonical_bound(plain)
+    assert not engine.canonical_bound(named).has(W[k0, k0])
+
+
+# --------------------------------------------------------------------------- CLI
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "derive", "gradient", *args],
+                          check=False, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_prints_the_checked_chain_and_the_closed_form():
+    done = run_cli("--wrt", "a", "--", "-log(softmax(c, tau))")
+    assert done.returncode == 0, done.stderr
+    assert "closed form: (-KroneckerDelta(c, i) + S[i])/tau" in done.stdout
+    assert "[rule diff]" in done.stdout and "\u2713" in done.stdout
+
+
+def test_cli_says_when_the_form_is_not_closed_and_rejects_bad_input():
+    softplus = run_cli("--labels", "none", "log(1 + exp(a[c]))")  # no rule for 1/(1 + e^u)
+    assert softplus.returncode == 3, softplus.stderr
+    assert "NOT closed: the last form reached: exp(a[c])*KroneckerDelta(c, i)/(exp(a[c]) + 1)" in softplus.stdout
+    bad = run_cli("L +* 2")
+    assert bad.returncode == 2 and "cannot parse the loss" in bad.stderr
+    wrt = run_cli("L", "--wrt", "2")
+    assert wrt.returncode == 2 and "--wrt must be a component" in wrt.stderr
+
+
+def test_jacobian_of_the_softmax():
+    derivation = G.jacobian(D.softmax, check=False)
+    assert derivation.start == sp.Derivative(D.softmax(j), a[i])
+    assert derivation.closed and same(derivation.result, S[j] * (KroneckerDelta(i, j) - S[i]))
+
+
+def test_the_definitions_are_keyed_by_content_not_by_address():
+    # the engine caches proved links by the repr of the assumptions; a lambda's address
+    # can be reused by a different lambda once the first is collected
+    first = G.Definitions("S", (G.softmax_of(lambda u: a[u] / TAU, "s", "S"),))
+    second = G.Definitions("S", (G.softmax_of(lambda u: 2 * a[u] / TAU, "s", "S"),))
+    assert "0x" not in repr(first) and repr(first) != repr(second)
+
+
+def test_the_readme_example_runs_as_written(capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text.split("<!-- gradient-example -->\n```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(block, "README.md", "exec"), {})  # noqa: S102 - the README's own code
+    printed = capsys.readouterr().out.splitlines()
+    stated = [line.split("# ", 1)[1] for line in block.splitlines() if line.startswith("print(")]
+    assert printed == stated
+
+
+# --------------------------------------------------------------------------- the catalogue
+@pytest.mark.parametrize("key", [entry[0] for entry in __import__("derive.automatic").automatic.PLAN])
+def test_the_automatic_catalogue_results_equal_the_hand_written_ones(key):
+    from derive import automatic, catalogue
+
+    # the chains themselves are checked above (CASES: the same losses and rules)
+    derived = automatic.build(check=False, keys=(key,))[key]
+    assert derived.closed and derived.matrix == catalogue.by_key()[key].matrix
+    assert derived.title.endswith("(automatic)")
+    engine.check(automatic.agreement(key, derived))  # the same boxed result, checked
