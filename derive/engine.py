@@ -66,7 +66,8 @@ from sympy import Derivative, Indexed, KroneckerDelta, Piecewise, Sum
 from sympy.codegen.cfunctions import log1p
 from sympy.concrete.expr_with_limits import ExprWithLimits
 
-from . import definitions as D
+from .softmax import definitions as D
+from . import symbols
 
 #: the class counts every non-concrete step is checked on, from ``min_classes`` up
 #: (see :func:`class_counts` for the counts added per derivation)
@@ -696,11 +697,16 @@ def class_counts(derivation: Derivation, seed: int = DEFAULT_SEED) -> tuple:
 def _instances(derivation: Derivation, seed: int, counts: tuple):
     """Random instances satisfying the assumptions: SAMPLES_PER_T per class count.
 
-    Yields (instance, None) or (None, reason) when the assumptions cannot be drawn."""
+    The built-in symbols are drawn by :class:`definitions.Instance`, declared ones
+    (:func:`symbols.scalar`, :func:`symbols.vector`) by their samplers, then every
+    assumption adjusts the instance. Yields (instance, None) or (None, reason) when the
+    assumptions cannot be drawn or a symbol has no sampler."""
     rng = np.random.default_rng(seed)
+    exprs = [step.expr for step in derivation.steps]
     for n_classes in counts:
         for _ in range(SAMPLES_PER_T):
             env = D.Instance(rng, n_classes, int(rng.integers(1, 4)))
+            symbols.draw_declared(env, exprs, rng)
             try:
                 for assumption in derivation.assumptions:
                     assumption.sample(env)
@@ -708,32 +714,11 @@ def _instances(derivation: Derivation, seed: int, counts: tuple):
                 yield None, (f"the assumptions cannot be drawn at T={n_classes}: {err} "
                              "(raise min_classes?)")
                 return
-            for sym in _loose_scalars(derivation):
-                if sym not in env:
-                    env[sym] = _draw_scalar(sym, rng)
+            lacking = symbols.missing(env, exprs)
+            if lacking:
+                yield None, symbols.how_to_declare(lacking[0])
+                return
             yield env, None
-
-
-def _loose_scalars(derivation: Derivation) -> list:
-    """Real scalars of the steps that the instance does not know (a user's gamma)."""
-    found = set()
-    for step in derivation.steps:
-        for sym in step.expr.free_symbols:
-            if isinstance(sym, sp.Symbol) and not sym.is_integer:
-                found.add(sym)
-    return sorted(found, key=lambda s: s.name)
-
-
-def _draw_scalar(sym: sp.Symbol, rng):
-    """A value for a scalar that no assumption draws, from its SymPy assumptions only."""
-    if sym.is_positive:
-        value = rng.uniform(0.05, 4.0)
-    elif sym.is_nonnegative:
-        value = rng.uniform(0.0, 4.0)
-    else:
-        value = rng.normal(0.0, 3.0)
-    with mpmath.workdps(D.INSTANCE_DIGITS):
-        return mpmath.mpf(value)
 
 
 _MP_FUNCTIONS = {

@@ -25,7 +25,7 @@ import textwrap
 import sympy as sp
 from sympy import Function, KroneckerDelta, Sum
 
-from . import definitions as D
+from .softmax import definitions as D
 
 #: the array symbols of the kernels
 A = sp.Symbol("A", real=True)  # logits, rows x T

@@ -22,7 +22,9 @@ import sympy as sp
 from sympy import KroneckerDelta, Sum
 from sympy.printing.latex import LatexPrinter
 
-from . import catalogue, codegen, definitions as D, engine, verify
+from . import codegen, engine, verify
+from .softmax import catalogue
+from .softmax import definitions as D
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
@@ -340,8 +342,8 @@ STABLE_TEXT = (
     "exponentials within 0.7 ULP each and no cancellation at all.")
 
 
-def _context():
-    data = json.loads((REPORTS / "verification.json").read_text())
+def _context(data_path: Path):
+    data = json.loads(data_path.read_text())
     derivations = catalogue.build()
     kernels = list(codegen._proofs().values())
     listing = _listing("nll_index_with_grad")
@@ -678,14 +680,23 @@ def update_readme(data) -> bool:
     return new != text
 
 
-def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None = None) -> list[str]:
+def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None = None,
+           data: Path | None = None) -> list[str]:
     """Write the .tex, .md and figures (and the PDF when a TeX engine exists, or when
-    ``pdf`` is True, in which case a missing engine is an error). Returns the lines to print."""
+    ``pdf`` is True, in which case a missing engine is an error) into ``out_dir``, from
+    the verification results ``data`` (default: ``out_dir/verification.json``). Without
+    matplotlib the report has no figures. Returns the lines to print."""
     lines = []
-    if not (REPORTS / "verification.json").exists():
-        raise FileNotFoundError("reports/verification.json is missing: run `python -m derive verify` first")
-    ctx = _context()
-    ctx["figures"] = figures(out_dir / "figures")
+    data = out_dir / "verification.json" if data is None else data
+    if not data.exists():
+        raise FileNotFoundError(f"{data} is missing: run `python -m derive verify` first")
+    ctx = _context(data)
+    try:
+        ctx["figures"] = figures(out_dir / "figures")
+    except ImportError:
+        ctx["figures"] = []
+        lines.append("matplotlib is not installed: the report has no figures "
+                     "(pip install 'softmax-derive[report]' for them)")
     lines += [f"wrote {out_dir.name}/{p}" for p, _ in ctx["figures"]]
     tex_path = out_dir / f"{NAME}.tex"
     tex_path.write_text(build_tex(ctx))

@@ -28,7 +28,7 @@ import numpy as np
 import sympy as sp
 from sympy import lambdify
 
-from . import definitions as D
+from .softmax import definitions as D
 
 MIN_DIGITS = 50
 #: seed of the verification suite
@@ -731,7 +731,7 @@ class Progress:
 
 # --------------------------------------------------------------------------- binary loss
 def _proved(key: str):
-    from .catalogue import by_key
+    from .softmax.catalogue import by_key
     return lambdify([D.z, D.yb, D.pw], by_key()[key].result, "mpmath")
 
 

@@ -15,9 +15,10 @@ import pytest
 import sympy as sp
 from sympy import Abs, Derivative, KroneckerDelta, Sum, exp, log
 
-from derive import catalogue, engine
-from derive import definitions as D
-from derive.definitions import T, a, c, i, j, k, r, s, y
+from derive import engine
+from derive.softmax import catalogue
+from derive.softmax import definitions as D
+from derive.softmax.definitions import T, a, c, i, j, k, r, s, y
 from derive.engine import (
     Derivation,
     Step,

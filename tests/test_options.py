@@ -44,7 +44,7 @@ def _reference_loss(case):
     and the binary loss), for judging disagreements with PyTorch."""
     if case["function"] == "binary_cross_entropy_with_logits":
         import sympy as sp
-        from derive import definitions as D
+        from derive.softmax import definitions as D
         f = sp.lambdify([D.z, D.yb, D.pw], D.binary_cross_entropy(pw_=D.pw), "mpmath")
         z, y = np.array(case["logits"]), np.array(case["target"])
         pw = np.broadcast_to(np.array(1.0 if case["pos_weight"] is None else case["pos_weight"]), z.shape)

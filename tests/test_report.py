@@ -8,7 +8,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from derive import catalogue, report, verify
+from derive import report, verify
+from derive.softmax import catalogue
 
 pytest.importorskip("matplotlib")
 needs_tex = pytest.mark.skipif(report.tex_engine() is None,

@@ -27,6 +27,8 @@ import mpmath
 import sympy as sp
 from sympy import Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
+from ..symbols import Assumption
+
 # --------------------------------------------------------------------------- symbols
 T = sp.Symbol("T", integer=True, positive=True)  #: number of classes
 B = sp.Symbol("B", integer=True, positive=True)  #: batch size
@@ -144,24 +146,6 @@ def sum_except(body: Callable[[sp.Expr], sp.Expr], skip: sp.Expr) -> sp.Expr:
 
 
 # --------------------------------------------------------------------------- assumptions
-@dataclass(frozen=True)
-class Assumption:
-    """A hypothesis of a derivation.
-
-    ``rewrite`` turns an expression into an equal one *given the hypothesis* (sound
-    by construction: it only substitutes what the hypothesis states). ``sample``
-    adjusts a concrete instance (a dict of values) so that the hypothesis holds.
-    """
-
-    text: str
-
-    def rewrite(self, expr: sp.Expr) -> sp.Expr:  # pragma: no cover - interface
-        return expr
-
-    def sample(self, env: "Instance") -> None:  # pragma: no cover - interface
-        return None
-
-
 @dataclass(frozen=True)
 class ProbabilityVector(Assumption):
     """vec_j >= 0 and sum_j vec_j = 1."""

@@ -13,7 +13,7 @@ from sympy.codegen.cfunctions import log1p
 
 from . import definitions as D
 from .definitions import T, a, c, i, j, k, l, p, q, r, s, v, y, x, W, b, m, t, delta
-from .engine import Derivation, Step
+from ..engine import Derivation, Step
 
 S = D.softmax
 Z = D.partition()

@@ -1,0 +1,176 @@
+"""Symbols with samplers, and assumptions that carry their rewrite, sampler and LaTeX.
+
+The proof engine checks every step on random concrete instances, so every symbol a
+derivation uses needs a way to be drawn. The built-in content draws its own symbols;
+a new one is declared here, once, with its sampler:
+
+* :func:`scalar` -- a real scalar (``tau``, ``gamma``, ``lam``) and how to draw it;
+* :func:`vector` -- a vector over the classes (components 1..T) and how to draw a
+  component.
+
+A symbol that a derivation uses but nobody declared is a :class:`MissingSampler`
+error that says how to declare it.
+
+An :class:`Assumption` is a hypothesis of a derivation, used twice by the engine: its
+``rewrite`` is a sound symbolic substitution (it only substitutes what the hypothesis
+states), its ``sample`` adjusts a concrete instance so that the hypothesis holds.
+``latex`` is how the reports print it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
+
+import mpmath
+import sympy as sp
+
+#: digits of the values drawn for a concrete instance
+INSTANCE_DIGITS = 60
+
+#: every declared symbol (a Symbol or an IndexedBase) -> its sampler ``draw(rng) -> float``
+_SAMPLERS: dict = {}
+
+
+class MissingSampler(ValueError):
+    """A derivation uses a symbol that has no sampler (the engine cannot draw it)."""
+
+
+def scalar(name: str, sample: Callable, latex: str | None = None, **assumptions) -> sp.Symbol:
+    """A real scalar symbol, declared with how the engine draws it.
+
+    ``sample(rng)`` returns one value (``rng`` is a :class:`numpy.random.Generator`);
+    it must respect the SymPy ``assumptions`` (``positive=True`` and so on), which the
+    symbolic half uses. ``latex`` overrides how reports print the name.
+
+    Examples
+    --------
+    >>> from derive import scalar
+    >>> tau = scalar("tau", lambda rng: rng.uniform(0.2, 5.0), positive=True)
+    >>> tau.is_positive
+    True
+    """
+    if not callable(sample):
+        raise TypeError(f"scalar {name!r}: sample must be a function rng -> float, got {sample!r}")
+    assumptions.setdefault("real", True)
+    symbol = sp.Symbol(name, **assumptions)
+    _SAMPLERS[symbol] = sample
+    if latex is not None:
+        _LATEX_NAMES[symbol] = latex
+    return symbol
+
+
+def vector(name: str, sample: Callable, **assumptions) -> sp.IndexedBase:
+    """A vector over the classes (components 1..T), declared with how to draw a component.
+
+    Examples
+    --------
+    >>> from derive import vector
+    >>> g = vector("g", lambda rng: rng.uniform(0.0, 2.0))
+    >>> g[1]
+    g[1]
+    """
+    if not callable(sample):
+        raise TypeError(f"vector {name!r}: sample must be a function rng -> float, got {sample!r}")
+    assumptions.setdefault("real", True)
+    base = sp.IndexedBase(name, **assumptions)
+    _SAMPLERS[base] = sample
+    return base
+
+
+#: LaTeX names given to :func:`scalar` (``latex=``)
+_LATEX_NAMES: dict = {}
+
+
+def sampler(atom):
+    """The declared sampler of a Symbol or IndexedBase, or None."""
+    return _SAMPLERS.get(atom)
+
+
+def _mpf(value) -> mpmath.mpf:
+    with mpmath.workdps(INSTANCE_DIGITS):
+        return mpmath.mpf(value)
+
+
+def how_to_declare(atom) -> str:
+    """The message of a :class:`MissingSampler`: what to write to declare ``atom``."""
+    if isinstance(atom, sp.IndexedBase):
+        return (f"no sampler for the vector {atom}: declare it with "
+                f"{atom} = derive.vector({str(atom)!r}, lambda rng: rng.normal(0, 2)) "
+                "(any function of a numpy Generator that returns one component)")
+    facts = ", positive=True" if atom.is_positive else ", nonnegative=True" if atom.is_nonnegative else ""
+    return (f"no sampler for the symbol {atom}: declare it with "
+            f"{atom} = derive.scalar({atom.name!r}, lambda rng: rng.uniform(0.1, 4.0){facts}) "
+            "(any function of a numpy Generator that returns a value allowed by its assumptions)")
+
+
+def draw_declared(env, exprs, rng) -> None:
+    """Give ``env`` a value for every declared symbol and vector component ``exprs`` use
+    that it has none for (vectors: components 1..T)."""
+    for atom in sorted(_used(exprs), key=sp.default_sort_key):
+        draw = _SAMPLERS.get(atom)
+        if draw is None:
+            continue
+        if isinstance(atom, sp.IndexedBase):
+            for idx in range(1, env.T + 1):
+                if atom[idx] not in env:
+                    env[atom[idx]] = _mpf(draw(rng))
+        elif atom not in env:
+            env[atom] = _mpf(draw(rng))
+
+
+def missing(env, exprs) -> list:
+    """Real scalars and vectors that ``exprs`` use and ``env`` cannot give a value for."""
+    out = []
+    for atom in sorted(_used(exprs), key=sp.default_sort_key):
+        if isinstance(atom, sp.IndexedBase):
+            if not any(isinstance(key, sp.Indexed) and key.base == atom for key in env):
+                out.append(atom)
+        elif not atom.is_integer and atom not in env:
+            out.append(atom)
+    return out
+
+
+def _used(exprs) -> set:
+    found = set()
+    for expr in exprs:
+        bases = {item.base for item in expr.atoms(sp.Indexed)}
+        labels = {base.label for base in bases}
+        found |= bases | {sym for sym in expr.free_symbols
+                          if isinstance(sym, sp.Symbol) and sym not in labels}
+    return found
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """A hypothesis of a derivation: its text, its rewrite, its sampler and its LaTeX.
+
+    ``rule(expr)`` turns an expression into an equal one *given the hypothesis* (it must
+    only substitute what the hypothesis states; default: nothing). ``draw(env)`` adjusts
+    a concrete instance (a dict from symbols and vector components to mpmath numbers,
+    with ``env.T`` classes and ``env.rng`` a numpy Generator) so that the hypothesis
+    holds (default: nothing). ``latex`` is how reports print it (default: ``text``).
+    Subclasses may override :meth:`rewrite` and :meth:`sample` instead.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive import Assumption, scalar
+    >>> gamma = scalar("gamma", lambda rng: rng.uniform(0, 4), nonnegative=True)
+    >>> NO_FOCUS = Assumption("gamma = 0", rule=lambda e: e.subs(gamma, 0),
+    ...                       draw=lambda env: env.__setitem__(gamma, 0), latex=r"$\\gamma = 0$")
+    >>> NO_FOCUS.rewrite(gamma + 1)
+    1
+    """
+
+    text: str
+    _: KW_ONLY
+    rule: Callable | None = None
+    draw: Callable | None = None
+    latex: str = ""
+
+    def rewrite(self, expr: sp.Expr) -> sp.Expr:
+        return expr if self.rule is None else self.rule(expr)
+
+    def sample(self, env) -> None:
+        if self.draw is not None:
+            self.draw(env)
