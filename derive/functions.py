@@ -64,13 +64,16 @@ class RowArgmax(ArrayFunction):
     """k = the first index of a largest logit (per row, a column of int64).
 
     Indexed: k, the index that the assumption 'k is the argmax of a' names -- so only
-    the argmax of the logits themselves has an index form (of anything else there is
+    the argmax of the logits themselves, or of the logits times a positive factor
+    (a/tau with tau > 0: the same index), has an index form (of anything else there is
     no closed form to prove against)."""
 
     nargs = 1
+
     def indexed(self, j, tr):
         of = tr(self.args[0], j)
-        if of != D.a[j]:
+        factor = sp.simplify(of / D.a[j])
+        if not (factor.is_positive and not factor.has(D.a) and j not in factor.free_symbols):
             raise ValueError(f"RowArgmax of {self.args[0]} has no index form: only the argmax "
                              f"of the logits A is known (as k), not of {sp.sstr(of)}")
         return D.k

@@ -107,12 +107,14 @@ class Catalogue:
 
     # ---------------------------------------------------------------- other content
     def kernel(self, kernel):
-        """Register a :class:`derive.codegen.Kernel` (its claims' lemma keys resolved)."""
+        """Register a :class:`derive.codegen.Kernel` (lemma keys in its claims resolved);
+        returns it."""
         claims = []
         for output_claims in kernel.claims:
             many = isinstance(output_claims, tuple)
-            resolved = tuple(dataclasses.replace(c, lemmas=tuple(
-                self.lookup(lem) if isinstance(lem, str) else lem for lem in c.lemmas))
+            resolved = tuple(dataclasses.replace(
+                c, lemmas=tuple(self.lookup(lem) if isinstance(lem, str) else lem for lem in c.lemmas),
+                via=tuple(self._resolved(step) for step in c.via))
                 for c in (output_claims if many else (output_claims,)))
             claims.append(resolved if many else resolved[0])
         kernel.claims = tuple(claims)
