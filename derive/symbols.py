@@ -18,6 +18,7 @@ states), its ``sample`` adjusts a concrete instance so that the hypothesis holds
 """
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
 
@@ -35,12 +36,14 @@ class MissingSampler(ValueError):
     """A derivation uses a symbol that has no sampler (the engine cannot draw it)."""
 
 
-def scalar(name: str, sample: Callable, latex: str | None = None, **assumptions) -> sp.Symbol:
+def scalar(name: str, sample: Callable, **assumptions) -> sp.Symbol:
     """A real scalar symbol, declared with how the engine draws it.
 
     ``sample(rng)`` returns one value (``rng`` is a :class:`numpy.random.Generator`);
     it must respect the SymPy ``assumptions`` (``positive=True`` and so on), which the
-    symbolic half uses. ``latex`` overrides how reports print the name.
+    symbolic half uses. The name must be a Python identifier (it is an argument name
+    in generated code); reports print Greek names as letters (``"tau"``; ``"lamda"``
+    for lambda, SymPy's spelling, as ``lambda`` is a Python keyword).
 
     Examples
     --------
@@ -49,13 +52,14 @@ def scalar(name: str, sample: Callable, latex: str | None = None, **assumptions)
     >>> tau.is_positive
     True
     """
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"scalar {name!r}: the name must be a Python identifier and not a keyword "
+                         "(it names an argument of generated code); for lambda write 'lamda'")
     if not callable(sample):
         raise TypeError(f"scalar {name!r}: sample must be a function rng -> float, got {sample!r}")
     assumptions.setdefault("real", True)
     symbol = sp.Symbol(name, **assumptions)
     _SAMPLERS[symbol] = sample
-    if latex is not None:
-        _LATEX_NAMES[symbol] = latex
     return symbol
 
 
@@ -75,10 +79,6 @@ def vector(name: str, sample: Callable, **assumptions) -> sp.IndexedBase:
     base = sp.IndexedBase(name, **assumptions)
     _SAMPLERS[base] = sample
     return base
-
-
-#: LaTeX names given to :func:`scalar` (``latex=``)
-_LATEX_NAMES: dict = {}
 
 
 def sampler(atom):

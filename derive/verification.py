@@ -70,7 +70,9 @@ class Verification:
     (``definition`` is then its component ``index``); None for one value per row.
     ``classes`` is the symbol of the number of classes. ``gradient_of`` names a
     Verification of the loss this is the gradient of (with respect to the first
-    argument): then central differences are checked too. ``bound`` is in ULPs.
+    argument): then central differences are checked too. ``assumptions`` rewrite the
+    definition first (a one-hot label: ``y_j = delta_jc`` with ``c`` the target
+    column). ``bound`` is in ULPs.
 
     Examples
     --------
@@ -93,7 +95,14 @@ class Verification:
     bound: float = 4.0
     inputs: tuple = DEFAULT_INPUTS
     gradient_of: Verification | None = None
+    assumptions: tuple = ()
     seed: int = 20240611
+
+    def __post_init__(self):
+        # the assumptions' rewrites are sound: the reference is the definition under them
+        # (a one-hot label y_j = delta_jc, say, which the inputs then satisfy)
+        for assumption in self.assumptions:
+            self.definition = assumption.rewrite(self.definition)
 
 
 @dataclass
