@@ -304,7 +304,7 @@ def cmd_all(args) -> int:
     return 0
 
 
-STAGES = [("prove", cmd_prove), ("generate --check", cmd_generate), ("verify", cmd_verify),
+STAGES = [("prove", cmd_prove), ("generate", cmd_generate), ("verify", cmd_verify),
           ("report", cmd_report)]
 
 

@@ -102,6 +102,7 @@ class Claim:
     lemmas: tuple
     via: tuple = ()  # Steps between the definition and the kernel's form
     index: sp.Symbol = D.j
+    min_classes: int = 1  # the smallest T the claim makes sense for
 
 
 @dataclass
@@ -160,7 +161,7 @@ def kernel_proof(claim: Claim, output: sp.Expr) -> Derivation:
     return Derivation(claim.key, claim.title, claim.assumptions, [
         Step(claim.definition, claim.why), *claim.via,
         Step(form, f"the kernel's printed form, by {names}", lemma=lemmas),
-    ], section="kernels")
+    ], min_classes=claim.min_classes, section="kernels")
 
 
 def _claims() -> dict[str, Claim]:
