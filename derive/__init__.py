@@ -14,7 +14,7 @@ The public face (``from derive import ...``):
   vocabulary in :mod:`derive.functions`, the built-in stable forms in
   :mod:`derive.softmax.kernels`), :func:`write_module`;
 * verification -- :class:`Verification`, :class:`Inputs`, :data:`DEFAULT_INPUTS`,
-  :func:`verify`, :func:`reference`, :func:`ulp_error`, :func:`check_grads`;
+  :func:`verify_function`, :func:`reference`, :func:`ulp_error`, :func:`check_grads`;
 * reports -- :func:`build_report`.
 
 The built-in content (softmax, the softmax loss, cross entropy) is the library
@@ -29,7 +29,7 @@ from .publish import build_report
 from .registry import Catalogue, check_all, load_catalogue
 from .symbols import Assumption, MissingSampler, scalar, vector
 from .testing import derivation_tests
-from .verification import DEFAULT_INPUTS, Inputs, Verification, reference, verify
+from .verification import DEFAULT_INPUTS, Inputs, Verification, reference, verify_function
 from .verify import check_grads, ulp_error
 
 __version__ = "0.1.0"
@@ -39,5 +39,5 @@ __all__ = [
     "Inputs", "Kernel", "MissingSampler", "Step", "StepFalse", "StepRejected",
     "StepUnproved", "Verification", "build_report", "check", "check_all", "check_grads",
     "derivation_tests", "load_catalogue", "reference", "scalar", "vector", "ulp_error",
-    "verify", "write_module",
+    "verify_function", "write_module",
 ]

@@ -206,7 +206,7 @@ def _verify_user(args, catalogue) -> int:
     print(f"verify: {len(catalogue.verifications)} functions against the mpmath reference of "
           f"their definitions ({verification.DIGITS} digits)")
     for spec in catalogue.verifications:
-        result = verification.verify(verification.bind(spec, module))
+        result = verification.verify_function(verification.bind(spec, module))
         results.append(result)
         fd = ("" if result.fd_function is None else
               f"; finite differences: reference {result.fd_reference:.1e}, float64 {result.fd_function:.1e}")

@@ -13,7 +13,8 @@ import numpy as np
 import sympy as sp
 
 from . import engine
-from .report import _derivation_md, _derivation_tex, why_md, why_tex
+from .printing import why_tex
+from .report import _derivation_md, _derivation_tex
 
 
 def _versions() -> str:
@@ -64,7 +65,7 @@ def build_report(title: str, derivations, results=(), out_dir=".", name: str = "
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     derivations, results = list(derivations), list(results)
-    md = [f"# {why_md(title)}", ""]
+    md = [f"# {title}", ""]
     if intro:
         md += [intro, ""]
     for heading, text in sections:

@@ -2,7 +2,7 @@
 
 A :class:`Catalogue` holds derivations (checked by :func:`check_all`), kernels (proved
 and printed by :func:`derive.codegen.write_module`), verifications (run by
-:func:`derive.verification.verify`) and report sections (written by
+:func:`derive.verify_function`) and report sections (written by
 :func:`derive.publish.build_report`). Content registers itself into one; the stages
 never name it. :func:`load_catalogue` finds the catalogue of a module or a file, so
 that ``python -m derive all --catalogue my_loss.py --out DIR`` runs a user's content.

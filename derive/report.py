@@ -1,10 +1,12 @@
-"""Reports: LaTeX (PDF where a TeX engine exists) and Markdown, from the proofs and the
-verification run.
+"""Reports: two documents in LaTeX (PDF where a TeX engine exists) and Markdown, from the
+proofs, the generated code and the verification run.
 
-Every formula is printed from the checked derivation objects, every number is read
-from the verification results (``reports/verification.json``) or computed here from
-the generated code: nothing is typed by hand. The same inputs give the same bytes (no
-timestamps; figures without metadata).
+What the documents say -- sections, texts, which derivations, figures and tables, the
+worked example's inputs -- is data (:mod:`derive.documents`); this module renders it.
+Every formula is printed from the checked derivation objects (:mod:`derive.printing`),
+every number is read from the verification results (``reports/verification.json``) or
+computed here from the generated code and checked against mpmath: nothing is typed by
+hand. The same inputs give the same bytes (no timestamps; figures without metadata).
 """
 from __future__ import annotations
 
@@ -19,149 +21,19 @@ from pathlib import Path
 import mpmath
 import numpy as np
 import sympy as sp
-from sympy import KroneckerDelta, Sum
-from sympy.printing.latex import LatexPrinter
 
-from . import codegen, engine, verify
+from . import codegen, documents, engine, verify
 from .softmax import catalogue
 from .softmax import definitions as D
+from .documents import Block, Display, Document, Figure, Proof, Text
+from .printing import _escape_tex, tex, why_tex
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
-NAME = "softmax_cross_entropy"
+NAME = documents.LEARNER.name
+DEV_NAME = documents.DEVELOPERS.name
 TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
-
-SECTIONS = [
-    ("probability", "Softmax is a probability vector"),
-    ("jacobian", "The softmax Jacobian"),
-    ("losses", "The softmax loss and cross entropy"),
-    ("gradient", "The gradient of the loss"),
-    ("fc", "Through the fully connected layer"),
-    ("stable", "Stable forms"),
-    ("hessian", "Hessian and convexity"),
-    ("options", "Class weights, ignored targets, label smoothing and reductions"),
-    ("binary", "Binary cross entropy with logits"),
-    ("fcbatch", "The FC layer and the loss in one call"),
-    ("examples", "Worked examples"),
-]
-
-# --------------------------------------------------------------------------- printing math
-_Zsym = sp.Symbol("Z")
-_U = sp.Wild("u")
-
-
-class MathPrinter(LatexPrinter):
-    """SymPy's LaTeX printer with the notation of the report.
-
-    Sums that leave one index out (``Sum(f (1 - delta_{s,k}))``) print as
-    ``\\sum_{s \\ne k} f``; Indexed objects as ``a_{j}``; a log1p as ``\\operatorname{log1p}``.
-    """
-
-    def __init__(self):
-        super().__init__({"long_frac_ratio": 3, "mul_symbol": None})
-
-    def _print_Sum(self, expr):
-        if len(expr.limits) == 1:
-            var, lo, hi = expr.limits[0]
-            body = expr.function
-            for factor in sp.Mul.make_args(body):
-                if (isinstance(factor, sp.Add) and len(factor.args) == 2 and 1 in factor.args):
-                    other = factor.args[0] if factor.args[1] == 1 else factor.args[1]
-                    if isinstance(-other, KroneckerDelta) and var in (-other).args:
-                        skip = [x for x in (-other).args if x != var][0]
-                        rest = sp.Mul(*[f for f in sp.Mul.make_args(body) if f is not factor])
-                        return (r"\sum_{%s \ne %s} %s" % (self._print(var), self._print(skip),
-                                                           self.parenthesize(rest, 51)))
-            if (lo, hi) in ((1, D.T), (1, D.N)):
-                return r"\sum_{%s} %s" % (self._print(var), self.parenthesize(body, 51))
-        return super()._print_Sum(expr)
-
-    def _print_Indexed(self, expr):
-        base = self._print(expr.base.label)
-        idx = " ".join(self._print(i) for i in expr.indices)
-        return f"{base}_{{{idx}}}"
-
-    def _print_log1p(self, expr, exp=None):
-        return r"\operatorname{log1p}\left(%s\right)" % self._print(expr.args[0])
-
-
-def display(expr: sp.Expr) -> sp.Expr:
-    """Abbreviate for reading: Z for the partition function, S_u for e^{a_u}/Z, a_u for
-    the FC logit sum_n W_un x_n + b_u."""
-    u = sp.Wild("u", properties=[lambda e: e.is_Symbol or e.is_Integer])
-    expr = expr.replace(D.fc_logit(u), D.a[u]) if expr.has(D.W) else expr
-    if expr.has(D.X):  # a batch: a_{beta r}, Z_beta, S_{beta r}
-        v = sp.Wild("v", properties=[lambda e: e.is_Symbol or e.is_Integer])
-        expr = expr.replace(D.batch_logit(v, u), D.a[v, u])
-        expr = canonical_rows(expr)
-    # a sum over a handful of concrete terms (the two classes of the binary loss) reads
-    # better written out
-    expr = expr.replace(lambda e: isinstance(e, Sum) and all(
-        lim[1].is_Integer and lim[2].is_Integer and lim[2] - lim[1] < 5 for lim in e.limits)
-        and e.has(sp.Piecewise), lambda e: e.doit())
-    expr = expr.xreplace({D.partition(): _Zsym})
-    return expr.replace(lambda e: isinstance(e, sp.Mul), _abbreviate_softmax)
-
-
-_ZB = sp.IndexedBase("Z")
-
-
-def canonical_rows(expr):
-    """Sum_r e^{a_{v r}} -> Z_v and e^{a_{v u}} / Z_v -> S_{v u} for a batch."""
-    def is_batch_partition(e):
-        return (isinstance(e, Sum) and isinstance(e.function, sp.exp)
-                and isinstance(e.function.args[0], sp.Indexed) and e.function.args[0].base == D.a
-                and len(e.function.args[0].indices) == 2 and e.function.args[0].indices[1] == e.limits[0][0])
-    expr = expr.replace(is_batch_partition, lambda e: _ZB[e.function.args[0].indices[0]])
-
-    def fold(product):
-        factors = list(product.args)
-        for f in factors:
-            if isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed) and len(f.args[0].indices) == 2:
-                row, col = f.args[0].indices
-                if _ZB[row] ** -1 in factors:
-                    factors.remove(f)
-                    factors.remove(_ZB[row] ** -1)
-                    return sp.Mul(*factors) * _S[row, col]
-        return product
-    return expr.replace(lambda e: isinstance(e, sp.Mul), fold)
-
-
-_S = sp.IndexedBase("S")
-
-
-def _abbreviate_softmax(product: sp.Mul) -> sp.Expr:
-    """In a product, e^{a_u} Z^{-1} -> S_u (once)."""
-    factors = list(product.args)
-    if _Zsym ** -1 not in factors:
-        return product
-    for f in factors:
-        if isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed) and f.args[0].base == D.a:
-            factors.remove(f)
-            factors.remove(_Zsym ** -1)
-            return sp.Mul(*factors) * _S[f.args[0].indices[0]]
-    return product
-
-
-_PRINTER = MathPrinter()
-
-
-def tex(expr: sp.Expr) -> str:
-    return _PRINTER.doprint(display(expr))
-
-
-def why_tex(text: str) -> str:
-    """A justification or title (text with $...$ math) for LaTeX text mode."""
-    parts = text.split("$")
-    return "".join(_escape_tex(part) if k % 2 == 0 else f"${part}$" for k, part in enumerate(parts))
-
-
-def _escape_tex(text: str) -> str:
-    """Escape LaTeX specials in plain text (an escaped \\_ stays as it is)."""
-    text = text.replace(r"\_", "_")
-    return (text.replace("&", r"\&").replace("%", r"\%").replace("#", r"\#")
-            .replace("_", r"\_"))
-
+FIGURE_SEED = 7
 
 # --------------------------------------------------------------------------- content
 @dataclass
@@ -179,17 +51,35 @@ REL_TEX = {"=": "=", ">": ">", ">=": r"\ge", "<": "<", "<=": r"\le", "~": r"\app
 
 
 def render_derivation(d: engine.Derivation) -> Rendered:
+    # a summation index never takes the name of an index free anywhere in the derivation
+    taken = frozenset().union(*(step.expr.free_symbols for step in d.steps))
     lines = []
     for step in d.steps[1:]:
-        rhs = tex(step.expr) if step.rel != "~" else f"{float(step.expr):.{step.decimals}f}"
+        rhs = tex(step.expr, taken) if step.rel != "~" else f"{float(step.expr):.{step.decimals}f}"
         lines.append((REL_TEX[step.rel], rhs, step.why))
-    start = tex(d.start)
+    start = tex(d.start, taken)
     last = d.steps[-1]
     result = lines[-1][1]
     rel = REL_TEX[last.rel] if all(s.rel in ("=", last.rel) for s in d.steps[1:]) else lines[-1][0]
     boxed_index = f"{start} {rel} {result}" if len(start) + len(result) < 160 else f"{result}"
     return Rendered(d.title, d.key, lines, start, boxed_index, d.matrix,
                     [a.text for a in d.assumptions if a is not D.REAL_LOGITS])
+
+
+def repeated_steps(derivations) -> list[str]:
+    """Every place where a printed step equals the line before it (nothing visibly
+    happens), as "key: step n prints ... again"; empty when every step shows a change.
+
+    Works on any list of derivations (the catalogue, the kernels' proofs, a user's)."""
+    found = []
+    for d in derivations:
+        r = render_derivation(d)
+        printed = [r.start] + [rhs for _, rhs, _ in r.lines]
+        for number in range(1, len(printed)):
+            if printed[number] == printed[number - 1]:
+                found.append(f"{d.key}: step {number} ({engine.plain(r.lines[number - 1][2])}) "
+                             f"prints {printed[number]} again")
+    return found
 
 
 def _versions() -> dict:
@@ -208,13 +98,13 @@ def _naive_failures() -> list[tuple[str, str, str, str]]:
         rows.append(("softmax([1000, 0])", _num(naive["softmax"](a)[0]), _num(ours["softmax"](a)[0]),
                      "[" + ", ".join(mpmath.nstr(v, 2) for v in exact) + "]"))
         b, c0 = np.array([[0.0, -745.0]]), np.array([0])
-        rows.append(("loss of [0, -745], true class 0", _num(shift["cross_entropy"](b, c0)[0]),
+        rows.append(("loss of [0, -745], true class 1", _num(shift["cross_entropy"](b, c0)[0]),
                      _num(ours["cross_entropy"](b, c0)[0]),
                      mpmath.nstr(verify.reference_row(b[0], 0).loss_index, 3)))
         c = np.array([[0.3, -700.123456789]])
         ref = verify.reference_row(c[0]).softmax[1]
         plain, mine = shift["softmax"](c)[0, 1], ours["softmax"](c)[0, 1]
-        rows.append(("S_2 of [0.3, -700.123456789]",
+        rows.append(("$S_2$ of [0.3, -700.123456789]",
                      f"{plain:.6e} ({verify.ulp_error(plain, ref):.0f} ULP off)",
                      f"{mine:.6e} ({verify.ulp_error(mine, ref):.1f} ULP)", mpmath.nstr(ref, 7)))
     return rows
@@ -227,59 +117,106 @@ def _num(x) -> str:
 
 
 # --------------------------------------------------------------------------- figures
-def figures(out_dir: Path) -> list[tuple[str, str]]:
-    """Error in ULPs against logit spread and against the true-class margin for the naive
-    formula, the plain max-shift and the generated code. Returns (file, caption)."""
+def _pyplot():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt
 
+
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def figure_neg_log(path: Path, ctx: dict) -> None:
+    """-log p over (0, 1] with the loss examples of the catalogue marked."""
+    plt = _pyplot()
+    p = np.linspace(0.005, 1.0, 400)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=130)
+    ax.plot(p, -np.log(p), color="black", linewidth=1.4, label="$-\\log p_c$")
+    for pc, loss in ctx["loss_examples"]:
+        ax.plot([pc], [loss], "o", markersize=7)
+        ax.annotate(f"$p_c = {pc:g}$: $-\\log {pc:g} \\approx {loss:.3f}$", (pc, loss),
+                    xytext=(12, 6), textcoords="offset points", fontsize=9)
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 5.4)
+    ax.set_xlabel("probability of the true class $p_c$")
+    ax.set_ylabel("loss $L = -\\log p_c$")
+    ax.grid(True, linewidth=0.3)
+    _save(plt, fig, path)
+
+
+def figure_softmax_sweep(path: Path, ctx: dict) -> None:
+    """softmax([a_1, 2, 3]) from the generated code as a_1 moves, the others fixed."""
+    import numeric
+    plt = _pyplot()
+    base = np.array(documents.SWEEP_LOGITS)
+    moving = np.linspace(-4.0, 8.0, 241)
+    rows = np.repeat(base[None, :], moving.size, axis=0)
+    rows[:, 0] = moving
+    probs = numeric.softmax(rows)
+    at_example = numeric.softmax(base)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=130)
+    for col, style in zip(range(base.size), ("-", "--", ":")):
+        label = f"$S_{col + 1}$" + ("" if col == 0 else f" ($a_{col + 1} = {base[col]:g}$ fixed)")
+        line, = ax.plot(moving, probs[:, col], style, linewidth=1.6, label=label)
+        ax.plot([base[0]], [at_example[col]], "o", color=line.get_color(), markersize=6)
+    ax.axvline(base[0], color="gray", linewidth=0.6)
+    ax.set_xlabel("$a_1$ (the other logits fixed)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.grid(True, linewidth=0.3)
+    ax.legend(fontsize=9, loc="center left")
+    _save(plt, fig, path)
+
+
+_ERROR_NAMES = [("naive", "naive $e^{a}/\\sum e^{a}$"), ("max-shift", "max-shift (SciPy, PyTorch, JAX)"),
+                ("numeric", "generated (softmax-derive)")]
+
+
+def figure_error_vs_spread(path: Path, ctx: dict) -> None:
+    """Worst softmax error in ULPs against the spread of the logits."""
     impls = verify.implementations()
-    names = [("naive", "naive $e^{a}/\\sum e^{a}$"), ("max-shift", "max-shift (SciPy, PyTorch, JAX)"),
-             ("numeric", "generated (softmax-derive)")]
     rng = np.random.default_rng(FIGURE_SEED)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    made = []
-
     spreads = np.geomspace(1, 3000, 14)
-    errors = {name: [] for name, _ in names}
+    errors = {name: [] for name, _ in _ERROR_NAMES}
     for spread in spreads:
         # spread over [-spread/2, spread/2]: past a spread of ~1420 the naive e^a overflows
         rows = spread / 2 - rng.uniform(0, spread, size=(3, 12))
         rows[:, 0] = spread / 2 + rng.uniform(0, 1, 3)
         refs = [verify.reference_row(row) for row in rows]
-        for name, _ in names:
+        for name, _ in _ERROR_NAMES:
             with np.errstate(all="ignore"):
                 vals = impls[name]["softmax"](rows)
             errors[name].append(max(verify._errors(v, r.softmax, np.float64) for v, r in zip(vals, refs)))
-    made.append(_plot(plt, out_dir / "error_vs_spread.png", spreads, errors, names,
-                      "logit spread (max - min)", "softmax: worst error (ULP)", logx=True))
+    _plot(path, spreads, errors, "logit spread (max - min)", "softmax: worst error (ULP)", logx=True)
 
+
+def figure_error_vs_margin(path: Path, ctx: dict) -> None:
+    """Worst loss error in ULPs against the true-class margin."""
+    impls = verify.implementations()
+    rng = np.random.default_rng(FIGURE_SEED + 1)
     margins = np.linspace(0, 740, 16)
-    errors = {name: [] for name, _ in names}
+    errors = {name: [] for name, _ in _ERROR_NAMES}
     for margin in margins:
         rows = rng.normal(0, 1, size=(3, 8))
         rows[:, 0] = rows.max(axis=1) + margin
         target = np.zeros(3, dtype=np.int64)
         refs = [verify.reference_row(row, 0) for row in rows]
-        for name, _ in names:
+        for name, _ in _ERROR_NAMES:
             with np.errstate(all="ignore"):
                 vals = impls[name]["cross_entropy"](rows, target)
             errors[name].append(max(verify.ulp_error(v, r.loss_index) for v, r in zip(vals, refs)))
-    made.append(_plot(plt, out_dir / "error_vs_margin.png", margins, errors, names,
-                      "true-class margin $a_c - \\max_{j \\ne c} a_j$", "loss: worst error (ULP)"))
-    return [("figures/error_vs_spread.png",
-             "Softmax error against the spread of the logits. The max-shift loses the rounding "
-             "error of $a_j - m$, amplified by exp; the naive formula overflows past 709."),
-            ("figures/error_vs_margin.png",
-             "Loss error against the true-class margin. Past a margin of about 37 the exact loss "
-             "is below $10^{-16}$ and the max-shift returns 0 (an error of $10^{16}$ ULP and more).")]
+    _plot(path, margins, errors, "true-class margin $a_c - \\max_{j \\ne c} a_j$", "loss: worst error (ULP)")
 
 
-def _plot(plt, path, xs, errors, names, xlabel, ylabel, logx=False):
+def _plot(path, xs, errors, xlabel, ylabel, logx=False):
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2), dpi=130)
     cap = 1e18
-    for (name, label), marker in zip(names, ("x", "s", "o")):
+    for (name, label), marker in zip(_ERROR_NAMES, ("x", "s", "o")):
         ys = np.array([min(e, cap) if math.isfinite(e) else cap for e in errors[name]])
         ax.plot(xs, np.maximum(ys, 1e-2), marker=marker, label=label, linewidth=1.4, markersize=5)
     ax.axhline(4, color="gray", linestyle="--", linewidth=0.8)
@@ -293,65 +230,170 @@ def _plot(plt, path, xs, errors, names, xlabel, ylabel, logx=False):
     ax.grid(True, which="major", linewidth=0.3)
     ax.legend(fontsize=9, loc="center left")
     ax.set_title("infinite or NaN results are plotted at $10^{18}$", fontsize=9, color="gray", loc="right")
-    fig.tight_layout()
-    fig.savefig(path, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    _save(plt, fig, path)
 
 
-def why_md(text: str) -> str:
-    """A justification or title for Markdown: its $...$ math is GitHub's inline math."""
-    return text
+#: figure key -> the function that draws it into a path (the documents choose which)
+FIGURES = {
+    "neg_log": figure_neg_log,
+    "softmax_sweep": figure_softmax_sweep,
+    "error_vs_spread": figure_error_vs_spread,
+    "error_vs_margin": figure_error_vs_margin,
+}
+
+
+def figures(out_dir: Path, docs, ctx) -> list[str]:
+    """Draw every figure the documents use, once each; returns the paths written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = list(dict.fromkeys(item.key for doc in docs for item in _items(doc) if isinstance(item, Figure)))
+    for key in keys:
+        FIGURES[key](out_dir / f"{key}.png", ctx)
+    return [f"figures/{key}.png" for key in keys]
+
+
+# --------------------------------------------------------------------------- the worked example
+@dataclass
+class Quantity:
+    name: str  # LaTeX
+    values: np.ndarray  # from the generated code (or NumPy for the logits)
+    exact: list  # mpmath values of the definitions at the same inputs
+    ulp: float  # the largest error in ULPs
+
+
+def worked_example(inputs: dict) -> list[Quantity]:
+    """x, W, b, c -> logits, softmax, loss and every gradient, from the generated code,
+    each checked against the definitions evaluated by mpmath from the same float inputs.
+
+    The reference differentiates the definition L(W, x, b) = -sum_j y_j log S_j(W x + b)
+    with SymPy for the concrete sizes and evaluates it at 50 digits; the softmax and the
+    loss of the computed logits come from :func:`verify.reference_row`.
+    """
+    import numeric
+    x, W, b = (np.array(inputs[k], dtype=np.float64) for k in ("x", "W", "b"))
+    c = int(inputs["c"])
+    T, N = W.shape
+    a = W @ x + b
+    S = numeric.softmax(a)
+    loss, grad = numeric.cross_entropy_with_grad(a[None, :], np.array([c - 1]))
+    loss2, dx, dW, db = numeric.linear_cross_entropy(x[None, :], W, b, np.array([c - 1]))
+
+    values = {D.x[n + 1]: x[n] for n in range(N)}
+    values.update({D.W[p + 1, q + 1]: W[p, q] for p in range(T) for q in range(N)})
+    values.update({D.b[p + 1]: b[p] for p in range(T)})
+    values.update({D.y[j + 1]: float(j + 1 == c) for j in range(T)})
+    sizes = {D.T: T, D.N: N}
+    exact_loss_expr = D.softmax_loss(D.y, D.fc_logit).subs(sizes).doit()
+    digits = verify.MIN_DIGITS
+
+    def at(expr):
+        with mpmath.workdps(digits):
+            return sp.Float(expr.xreplace({k: sp.Float(v, digits + 10) for k, v in values.items()})
+                            .evalf(digits + 10), digits)._to_mpmath(mpmath.mp.prec)
+
+    with mpmath.workdps(digits):
+        a_ref = [at(D.fc_logit(p + 1).subs(sizes).doit()) for p in range(T)]
+        row = verify.reference_row(a, c - 1)
+        dW_ref = [at(sp.diff(exact_loss_expr, D.W[p + 1, q + 1])) for p in range(T) for q in range(N)]
+        db_ref = [at(sp.diff(exact_loss_expr, D.b[p + 1])) for p in range(T)]
+        dx_ref = [at(sp.diff(exact_loss_expr, D.x[q + 1])) for q in range(N)]
+        loss_ref = at(exact_loss_expr)
+
+    def quantity(name, got, exact):
+        got = np.atleast_1d(np.asarray(got, dtype=np.float64)).ravel()
+        return Quantity(name, got, list(exact), max(verify.ulp_error(g, e) for g, e in zip(got, exact)))
+
+    return [
+        quantity("a = W x + b", a, a_ref),
+        quantity(r"S = \operatorname{softmax}(a)", S, row.softmax),
+        quantity(r"L = -\log S_c", loss, [row.loss_index]),
+        quantity(r"\partial L / \partial a = S - y", grad[0], row.grad_index),
+        quantity(r"L \text{ from } (x, W, b)", loss2, [loss_ref]),
+        quantity(r"\partial L / \partial W = (S - y)\, x^\top", dW[0] if dW.ndim == 3 else dW, dW_ref),
+        quantity(r"\partial L / \partial b = S - y", db[0] if db.ndim == 2 else db, db_ref),
+        quantity(r"\partial L / \partial x = W^\top (S - y)", dx[0], dx_ref),
+    ]
+
+
+def _vec(values, digits=4) -> str:
+    return r"\begin{bmatrix} " + r" \\ ".join(f"{v:.{digits}f}" for v in values) + r" \end{bmatrix}"
+
+
+def _mat(rows, digits=4) -> str:
+    return (r"\begin{bmatrix} " + r" \\ ".join(" & ".join(f"{v:.{digits}f}" for v in row) for row in rows)
+            + r" \end{bmatrix}")
+
+
+def worked_values(inputs: dict, worked: list[Quantity]) -> dict[str, str]:
+    """The LaTeX of every number the worked example shows, by the @name@ the documents use."""
+    a, S, L, g, _, dW, db, dx = worked
+    T, N = np.array(inputs["W"]).shape
+    c = int(inputs["c"])
+    top = int(np.argmax(a.values)) + 1
+    return {"c": str(c), "x": _vec(inputs["x"], 1), "W": _mat(inputs["W"], 1), "b": _vec(inputs["b"], 1),
+            "y": _vec([float(j + 1 == c) for j in range(T)], 0), "a": _vec(a.values), "S": _vec(S.values),
+            "top": str(top), "top_is_true": " (the true class)" if top == c else f" (not the true class {c})",
+            "S_c": f"{S.values[c - 1]:.4f}", "L": f"{L.values[0]:.4f}", "grad": _vec(g.values),
+            "dW": _mat(np.reshape(dW.values, (T, N))), "db": _vec(db.values), "dx": _vec(dx.values)}
+
+
+def _fill(text: str, ctx) -> str:
+    """Replace the @name@ placeholders of a document text by the computed values."""
+    def value(match):
+        if match.group(1) not in ctx["values"]:
+            raise KeyError(f"a document text uses @{match.group(1)}@, which is not a computed value; "
+                           f"known: {', '.join(sorted(ctx['values']))}")
+        return ctx["values"][match.group(1)]
+    return re.sub(r"@(\w+)@", value, text)
+
+
+def _worked_rows(ctx) -> list[tuple[str, str, str, str]]:
+    """(quantity, its first component from the code and from mpmath, the worst ULP error)."""
+    rows = []
+    for item in ctx["worked"]:
+        rows.append((item.name, repr(float(item.values[0])), mpmath.nstr(item.exact[0], 20),
+                     verify._fmt(item.ulp)))
+    return rows
+
+
+def _loss_examples(derivations) -> list[tuple[str, float, float]]:
+    """(p written out, p_c, -log p_c) of the catalogue's loss examples, in document order."""
+    out = []
+    for d in derivations:
+        given = [h for h in d.assumptions if isinstance(h, D.Values)]
+        if given and d.steps[-1].rel == "~":
+            probs = given[0].values
+            out.append(("[" + ", ".join(probs) + "]", float(probs[3]), float(d.steps[-1].expr)))
+    return out
 
 
 # --------------------------------------------------------------------------- the documents
-NOTATION = [
-    ("x", r"N", "features (e.g. 100 maps of 4x4 flattened: $N = 1600$)"),
-    ("W", r"T \times N", "weights of the fully connected layer"),
-    ("b", r"T", "biases"),
-    ("a = W x + b", r"T", "logits, $a_i = \\sum_n W_{in} x_n + b_i$"),
-    ("Z = \\sum_k e^{a_k}", r"1", "partition function"),
-    ("S = \\operatorname{softmax}(a)", r"T", "probabilities, $S_j = e^{a_j} / Z$"),
-    ("y", r"T", "label: one-hot $y_j = \\delta_{jc}$ or a probability vector"),
-    ("c", r"1", "the true class, $1 \\le c \\le T$"),
-    ("L", r"1", "softmax loss $-\\sum_j y_j \\log S_j$"),
-    ("m = a_k", r"1", "the largest logit, at index $k$"),
-    ("s'", r"1", "$\\sum_{j \\ne k} e^{a_j - m}$, the tail of $Z e^{-m}$"),
-]
-
-INTRO = (
-    "A fully connected layer maps a feature vector $x$ to logits $a = W x + b$; softmax turns "
-    "them into probabilities and the softmax loss scores the true class. Every equation below "
-    "is a step of a derivation checked by softmax-derive's proof engine: SymPy shows each step "
-    "equal to the previous one (or the stated inequality) for a symbolic number of classes $T$, "
-    "and both sides are evaluated with mpmath at 40 digits on random instances with "
-    "$T = 1, 2, 3, 5, 8$, the smallest $T$ the statement needs and the next, and one random "
-    "$T$ up to 12 (derivatives by numerical differentiation, not by SymPy). The justification "
-    "of each step is printed beside it.")
-
-STABLE_TEXT = (
-    "The definitions overflow as written ($e^{a_j}$ is infinite past $a_j \\approx 709.8$), and "
-    "the usual fix -- subtract the maximum -- still loses accuracy in two places. First, "
-    "$1 - S_c$ and a loss below $10^{-16}$ vanish when $\\log \\sum_j e^{a_j - m}$ is formed as "
-    "$\\log(1 + \\text{tiny})$; summing the tail $s'$ without the term $k$ and taking "
-    "$\\operatorname{log1p}(s')$ keeps every digit. Second, $a_j - m$ is rounded, and $e^x$ turns an "
-    "absolute error $\\epsilon$ of its argument into a relative error $\\epsilon$ of its value: for "
-    "$|a_j - m| \\approx 700$ that is hundreds of ULPs. The generated code carries the rounding "
-    "error of $a_j - m$ exactly (TwoSum) and multiplies $e^{\\mathrm{fl}(a_j - m)}$ by one plus "
-    "that error; where every logit lies in $[-708, 709]$ it forms $e^{a_j} e^{-m}$ instead, two "
-    "exponentials within 0.7 ULP each and no cancellation at all.")
+def _items(doc: Document):
+    yield from doc.intro
+    for section in doc.sections:
+        yield from section.items
 
 
-def _context(data_path: Path):
+def _context(docs=documents.DOCUMENTS, data_path: Path = REPORTS / "verification.json") -> dict:
     data = json.loads(data_path.read_text())
-    derivations = catalogue.build()
+    derivations = catalogue.by_key()
     kernels = list(codegen._proofs().values())
-    listing = _listing("nll_index_with_grad")
-    # every assumption the general derivations make, once, in order of first use
-    assumptions = list(dict.fromkeys(a.text for d in derivations if d.section != "examples"
-                                     for a in d.assumptions))
-    return dict(data=data, derivations=derivations, kernels=kernels, listing=listing,
-                naive=_naive_failures(), versions=_versions(), assumptions=assumptions)
+    used = [item.key for doc in docs for item in _items(doc) if isinstance(item, Proof)]
+    unknown = [key for key in used if key not in derivations]
+    if unknown:
+        raise KeyError(f"the documents name derivations the catalogue does not have: {', '.join(unknown)}")
+    shown = [derivations[key] for key in dict.fromkeys(used)]
+    ctx = {"data": data, "derivations": derivations, "kernels": kernels, "versions": _versions(),
+           "naive": _naive_failures(), "worked": worked_example(documents.WORKED_EXAMPLE),
+           "loss_example_rows": _loss_examples(shown)}
+    ctx["values"] = worked_values(documents.WORKED_EXAMPLE, ctx["worked"])
+    ctx["loss_examples"] = [(pc, loss) for _, pc, loss in ctx["loss_example_rows"]]
+    return ctx
+
+
+def _assumptions(doc: Document, ctx) -> list[str]:
+    """Every assumption the document's general derivations make, once, in order of first use."""
+    ds = [ctx["derivations"][item.key] for item in _items(doc) if isinstance(item, Proof)]
+    return list(dict.fromkeys(a.text for d in ds if not d.concrete for a in d.assumptions))
 
 
 def _listing(name: str) -> str:
@@ -386,22 +428,66 @@ def _fmt_ulp(value):
 
 
 def _verification_rows(data):
+    """Every row of the generated code's verification, with the max-shift's error beside it."""
     index = _ver_rows(data)
     out = []
-    for function in verify.FUNCTIONS:
-        for category in verify.SUITE:
-            ours = index.get(("numeric", function, category))
-            if ours is None:
-                continue
-            shift = index.get(("max-shift", function, category))
-            out.append((function, category, ours["inputs"], _fmt_ulp(ours["max_ulp"]),
-                        _fmt_ulp(shift["max_ulp"]) if shift else "-",
-                        verify._fmt(ours["bound"]), "yes" if ours["passed"] else "NO"))
+    for ours in data["results"]:
+        if ours["implementation"] != "numeric":
+            continue
+        shift = index.get(("max-shift", ours["function"], ours["category"]))
+        out.append((ours["function"], ours["category"], ours["inputs"], _fmt_ulp(ours["max_ulp"]),
+                    _fmt_ulp(shift["max_ulp"]) if shift else "-",
+                    verify._fmt(ours["bound"]), "yes" if ours["passed"] else "NO"))
     return out
 
 
-def build_tex(ctx) -> str:
-    out = [r"""\documentclass[10pt]{article}
+def _mathify(text):
+    """Assumption texts are plain: set the formulas in them as math."""
+    replacements = [("y_j >= 0 and sum_j y_j = 1", r"$y_j \ge 0$ and $\sum_j y_j = 1$"),
+                    ("p_j >= 0 and sum_j p_j = 1", r"$p_j \ge 0$ and $\sum_j p_j = 1$"),
+                    ("y_j = delta_jc", r"$y_j = \delta_{jc}$"), ("i != j", r"$i \ne j$"),
+                    ("q_j = S_j", r"$q_j = S_j$"),
+                    ("a_k = max_j a_j", r"$a_k = \max_j a_j$"),
+                    ("a_j > a_k, written a_j = a_k + delta with delta > 0",
+                     r"$a_j > a_k$, written $a_j = a_k + \delta$ with $\delta > 0$"),
+                    ("a_j, features x_n, weights W_pq and biases b_p",
+                     r"$a_j$, features $x_n$, weights $W_{pq}$ and biases $b_p$"),
+                    ("1..T", r"$1..T$"), ("1..N", r"$1..N$"), (" y is", " $y$ is"), (" p is", " $p$ is"),
+                    (" q is", " $q$ is"), (" c:", " $c$:"), ("(k is", "($k$ is")]
+    text = " " + text
+    for old, new in replacements:
+        text = text.replace(old, new)
+    return text.strip()
+
+
+def _visible(latex: str) -> str:
+    """Roughly what a formula shows: its LaTeX without commands and braces."""
+    latex = re.sub(r"\\(left|right|frac|operatorname|mathrm|text|textstyle|big|Big)\b", "", latex)
+    return re.sub(r"[{}^_ ]", "", re.sub(r"\\[a-zA-Z]+", "x", latex))
+
+
+def _sci(value: float) -> str:
+    mant, exp = f"{value:.2e}".split("e")
+    return rf"{mant} \times 10^{{{int(exp)}}}"
+
+
+def _about(ctx) -> str:
+    v = ctx["versions"]
+    return (f"Generated by python -m derive report from softmax-derive's derivations, generated code and "
+            f"verification results. SymPy {v['SymPy']}, NumPy {v['NumPy']}, mpmath {v['mpmath']}; "
+            f"proof instances at {engine.DIGITS} digits with seed {engine.DEFAULT_SEED}; "
+            f"verification at $\\ge {verify.MIN_DIGITS}$ digits with seed {verify.SEED}; "
+            f"figures with seed {FIGURE_SEED}.")
+
+
+def _doc_names(text: str, link) -> str:
+    """Write the name of a generated document as a link (``link(name)``), in one pass."""
+    names = "|".join(sorted((doc.name for doc in documents.DOCUMENTS), key=len, reverse=True))
+    return re.sub(rf"(?<![\w/])({names})(?!\w|\.\w)", lambda m: link(m.group(1)), text)
+
+
+# --------------------------------------------------------------------------- LaTeX
+TEX_PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage[a4paper,margin=2.2cm]{geometry}
 \usepackage{amsmath,amssymb}
 \usepackage{graphicx}
@@ -410,68 +496,51 @@ def build_tex(ctx) -> str:
 \usepackage{listings}
 \usepackage[hidelinks]{hyperref}
 \allowdisplaybreaks
+\setlength{\parskip}{0.4em}
+\setlength{\parindent}{0pt}
 \lstset{basicstyle=\ttfamily\footnotesize,breaklines=true,columns=fullflexible}
-\title{Softmax, the softmax loss and cross entropy:\\ machine-checked derivations and verified code}
-\author{softmax-derive}
-\date{}
-\begin{document}
-\maketitle
-""" + why_tex(INTRO).replace("--", "--") + "\n",
-           r"\section{Notation}", r"\begin{center}\begin{tabular}{lll}\toprule",
-           r"symbol & shape & meaning \\ \midrule"]
-    for sym, shape, meaning in NOTATION:
-        out.append(f"${sym}$ & ${shape}$ & {why_tex(meaning)} \\\\")
-    out += [r"\bottomrule\end{tabular}\end{center}", r"\section{Assumptions}",
-            "Each derivation states which of these it uses; the proof engine uses each one both "
-            "as a symbolic rewrite and to draw concrete instances.", r"\begin{itemize}"]
-    out += [rf"\item {why_tex(_mathify(text))}" for text in ctx["assumptions"]] + [r"\end{itemize}"]
-    out.append(why_tex("The first holds throughout and is not repeated below."))
-    for section, title in SECTIONS:
-        out.append(rf"\section{{{title}}}\label{{sec:{section}}}")
-        if section == "stable":
-            out.append(why_tex(STABLE_TEXT))
-            out += _naive_table_tex(ctx["naive"])
-        for d in ctx["derivations"]:
-            if d.section == section:
-                out += _derivation_tex(d)
-    out.append(r"\section{From the proofs to the code}\label{sec:kernels}")
-    out.append(why_tex(
-        "Each generated kernel is itself proved equal to the definition: its index form is the "
-        "last step of a derivation that cites the stable forms above as lemmas. The kernels "
-        "are printed by SymPy's NumPy printer into numeric/\\_kernels.py; the loss and gradient "
-        "kernel and the helpers it calls are listed here."))
-    for d in ctx["kernels"]:
-        out += _derivation_tex(d)
-    out += [r"\begin{lstlisting}[language=Python]", ctx["listing"], _helpers_listing(),
-            r"\end{lstlisting}"]
-    out += _verification_tex(ctx)
-    out += _footer_tex(ctx)
-    out.append(r"\end{document}")
+"""
+
+
+def build_tex(doc: Document, ctx) -> str:
+    title = why_tex(doc.title).replace(": ", r":\\ ", 1)
+    out = [TEX_PREAMBLE + rf"\title{{{title}}}" + "\n" + r"\author{softmax-derive}" + "\n" + r"\date{}",
+           r"\begin{document}", r"\maketitle"]
+    for item in doc.intro:
+        out += _item_tex(item, doc, ctx)
+    for section in doc.sections:
+        out.append(rf"\section*{{{why_tex(section.title)}}}\label{{sec:{section.label}}}")
+        out.append(rf"\addcontentsline{{toc}}{{section}}{{{why_tex(section.title)}}}")
+        for item in section.items:
+            out += _item_tex(item, doc, ctx)
+    out += [r"\section*{About this document}", why_tex(_about(ctx)), r"\end{document}"]
     return "\n".join(out) + "\n"
 
 
-def _mathify(text):
-    """Assumption texts are plain: set the formulas in them as math."""
-    replacements = [("y_j >= 0 and sum_j y_j = 1", r"$y_j \ge 0$ and $\sum_j y_j = 1$"),
-                    ("p_j >= 0 and sum_j p_j = 1", r"$p_j \ge 0$ and $\sum_j p_j = 1$"),
-                    ("y_j = delta_jc", r"$y_j = \delta_{jc}$"), ("i != j", r"$i \ne j$"),
-                    ("a_k = max_j a_j", r"$a_k = \max_j a_j$"),
-                    ("a_j > a_k, written a_j = a_k + delta with delta > 0",
-                     r"$a_j > a_k$, written $a_j = a_k + \delta$ with $\delta > 0$"),
-                    ("a_j, features x_n, weights W_pq and biases b_p",
-                     r"$a_j$, features $x_n$, weights $W_{pq}$ and biases $b_p$"),
-                    ("1..T", r"$1..T$"), ("1..N", r"$1..N$"), (" y is", " $y$ is"), (" p is", " $p$ is"),
-                    (" c:", " $c$:"), ("(k is", "($k$ is")]
-    text = " " + text
-    for old, new in replacements:
-        text = text.replace(old, new)
-    return text.strip()
+def _text_tex(text: str) -> str:
+    return why_tex(_doc_names(text, lambda name: f"\\texttt{{{name}.pdf}}"))
+
+
+def _item_tex(item, doc, ctx) -> list[str]:
+    if isinstance(item, Text):
+        return ["", _text_tex(_fill(item.body, ctx)), ""]
+    if isinstance(item, Display):
+        return [r"\[" + _fill(item.latex, ctx) + r"\]"]
+    if isinstance(item, Proof):
+        return _derivation_tex(ctx["derivations"][item.key])
+    if isinstance(item, Figure):
+        return [r"\begin{figure}[htbp]\centering",
+                rf"\includegraphics[width=0.8\textwidth]{{figures/{item.key}.png}}",
+                rf"\caption{{{why_tex(item.caption)}}}\label{{fig:{item.key}}}", r"\end{figure}"]
+    if isinstance(item, Block):
+        return BLOCKS[item.key][0](doc, ctx)
+    raise TypeError(f"a document item must be Text, Display, Proof, Figure or Block, not {item!r}")
 
 
 def _derivation_tex(d) -> list[str]:
     r = render_derivation(d)
     out = [rf"\paragraph{{{why_tex(r.title)}}}\label{{d:{r.key}}}"]
-    if r.assumptions and d.section != "examples":  # reality is assumed throughout (section 2)
+    if r.assumptions and not d.concrete:  # reality is assumed throughout
         out.append("Assumptions: " + "; ".join(why_tex(_mathify(a)) for a in r.assumptions) + ".")
     out.append(r"\begin{align}")
     rows = []
@@ -486,130 +555,201 @@ def _derivation_tex(d) -> list[str]:
     boxes = [rf"\boxed{{{r.boxed_index}}}"]
     if r.boxed_matrix:
         boxes.append(rf"\boxed{{{r.boxed_matrix}}}")
-    out.append(r"\[" + r"\qquad".join(boxes) + r"\]")
+    if len(_visible(r.boxed_index)) + len(_visible(r.boxed_matrix)) > 45:
+        out.append(r"\begin{gather*}" + " \\\\\n".join(boxes) + r"\end{gather*}")
+    else:
+        out.append(r"\[" + r"\qquad".join(boxes) + r"\]")
     return out
 
 
-def _visible(latex: str) -> str:
-    """Roughly what a formula shows: its LaTeX without commands and braces."""
-    return re.sub(r"\\[a-zA-Z]+|[{}^_ ]", "", latex)
-
-
-def _naive_table_tex(rows):
-    out = [r"\begin{center}\begin{tabular}{llll}\toprule",
-           r"input & naive or max-shift & generated & exact \\ \midrule"]
-    for what, naive, ours, exact in rows:
-        out.append(f"{_escape_tex(what)} & {_escape_tex(naive)} & {_escape_tex(ours)} & {_escape_tex(exact)} \\\\")
+def _table_tex(header, rows, spec, math_columns=()) -> list[str]:
+    def cell(k, value):
+        text = f"${value}$" if k in math_columns else why_tex(str(value))
+        return "{}" + text if text.startswith("[") else text  # not an optional argument of \\ or \midrule
+    out = [rf"\begin{{center}}\begin{{tabular}}{{{spec}}}\toprule",
+           " & ".join(why_tex(h) for h in header) + r" \\ \midrule"]
+    out += [" & ".join(cell(k, v) for k, v in enumerate(row)) + r" \\" for row in rows]
     out.append(r"\bottomrule\end{tabular}\end{center}")
     return out
 
 
-def _verification_tex(ctx):
+def _notation_tex(doc, ctx):
+    out = [r"\begin{center}\begin{tabular}{llp{0.55\textwidth}}\toprule",
+           r"symbol & shape & meaning \\ \midrule"]
+    for sym, shape, meaning in documents.NOTATION:
+        out.append(f"${sym}$ & {'$' + shape + '$' if shape else ''} & {why_tex(meaning)} \\\\")
+    return out + [r"\bottomrule\end{tabular}\end{center}"]
+
+
+def _assumptions_tex(doc, ctx):
+    out = ["Assumptions, each stated where a derivation uses it; the proof engine uses each one both "
+           "as a symbolic rewrite and to draw concrete instances:", r"\begin{itemize}"]
+    return out + [rf"\item {why_tex(_mathify(text))}" for text in _assumptions(doc, ctx)] + [r"\end{itemize}"]
+
+
+def _loss_examples_tex(doc, ctx):
+    rows = [(p, f"{pc:g}", rf"-\log {pc:g} \approx {loss:.3f}") for p, pc, loss in ctx["loss_example_rows"]]
+    return _table_tex(("prediction $p$ (true class 4)", "$p_4$", "loss"), rows, "lll", math_columns=(2,))
+
+
+def _worked_table_tex(doc, ctx):
+    return _table_tex(("quantity", "first component: generated", "mpmath", "max error (ULP)"),
+                      _worked_rows(ctx), "llll", math_columns=(0,))
+
+
+def _naive_table_tex(doc, ctx):
+    return _table_tex(("input", "naive or max-shift", "generated", "exact"), ctx["naive"], "llll")
+
+
+def _kernels_tex(doc, ctx):
+    out = []
+    for d in ctx["kernels"]:
+        out += _derivation_tex(d)
+    return out + [r"\begin{lstlisting}[language=Python]", _listing("nll_index_with_grad"),
+                  _helpers_listing(), r"\end{lstlisting}"]
+
+
+def _verification_tex(doc, ctx):
     data = ctx["data"]
-    out = [r"\section{Verification}\label{sec:verification}",
-           why_tex("The generated functions against the definitions, evaluated with mpmath from the "
+    out = [why_tex("The generated functions against the definitions, evaluated with mpmath from the "
                    f"exact float inputs (at least {data['mpmath_min_digits']} digits, more where a row "
                    "needs it), from python -m derive verify. Errors are in ULPs of the correctly rounded "
                    "result with an absolute floor at the smallest normal number; the max-shift column is "
-                   "the plain shift by the maximum measured in the same run. Figures "
-                   r"\ref{fig:spread} and \ref{fig:margin} show the same comparison as curves."),
-           r"\begin{longtable}{llrrrrl}\toprule",
+                   "the plain shift by the maximum measured in the same run."),
+           r"{\small\setlength{\tabcolsep}{4pt}\begin{longtable}{llrrrrl}\toprule",
            r"function & inputs & values & max ULP & max-shift & bound & pass \\ \midrule\endhead"]
     for row in _verification_rows(data):
         out.append(" & ".join(_escape_tex(str(c)) for c in row) + r" \\")
-    out += [r"\bottomrule\end{longtable}", r"\subsection*{Finite differences and other checks}",
+    out += [r"\bottomrule\end{longtable}}", r"\subsection*{Finite differences and other checks}",
             r"\begin{itemize}"]
     for name, value in data["checks"].items():
         shown = ("passed" if value else "FAILED") if isinstance(value, bool) else f"${_sci(value)}$"
         out.append(rf"\item {_escape_tex(name)}: {shown}")
-    out.append(r"\end{itemize}")
-    for (path, caption), label in zip(ctx["figures"], ("fig:spread", "fig:margin")):
-        out += [r"\begin{figure}[htbp]\centering",
-                rf"\includegraphics[width=0.85\textwidth]{{{path}}}",
-                rf"\caption{{{why_tex(caption)}}}\label{{{label}}}", r"\end{figure}"]
-    return out
+    return out + [r"\end{itemize}"]
 
 
-def _sci(value: float) -> str:
-    mant, exp = f"{value:.2e}".split("e")
-    return rf"{mant} \times 10^{{{int(exp)}}}"
+# --------------------------------------------------------------------------- Markdown
+def build_md(doc: Document, ctx) -> str:
+    out = [f"# {doc.title}", "", "*Generated by `python -m derive report`; do not edit.*", ""]
+    for item in doc.intro:
+        out += _item_md(item, doc, ctx)
+    for section in doc.sections:
+        out += ["", f"## {section.title}", ""]
+        for item in section.items:
+            out += _item_md(item, doc, ctx)
+    out += ["", "---", "", _about(ctx).replace("$\\ge ", "≥ ").replace("$", "")]
+    text = "\n".join(out) + "\n"
+    return re.sub(r"\n{3,}", "\n\n", text)
 
 
-def _footer_tex(ctx):
-    v = ctx["versions"]
-    return [r"\section*{About this document}",
-            why_tex(f"Generated by python -m derive report from softmax-derive's derivations and "
-                    f"verification results. SymPy {v['SymPy']}, NumPy {v['NumPy']}, mpmath {v['mpmath']}; "
-                    f"proof instances at {engine.DIGITS} digits with seed {engine.DEFAULT_SEED}; "
-                    f"verification at $\\ge {verify.MIN_DIGITS}$ digits with seed {verify.SEED}; "
-                    f"figures with seed {FIGURE_SEED}.")]
+def _text_md(text: str) -> str:
+    """A paragraph for Markdown: LaTeX's -- is an en dash, document names are links."""
+    return _doc_names(text.replace(" -- ", " – "), lambda name: f"[{name}]({name}.md)")
 
 
-def build_md(ctx) -> str:
-    out = ["# Softmax, the softmax loss and cross entropy: machine-checked derivations and verified code",
-           "", "*Generated by `python -m derive report`; do not edit.*", "", INTRO, "",
-           "## Notation", "", "| symbol | shape | meaning |", "|---|---|---|"]
-    for sym, shape, meaning in NOTATION:
-        out.append(f"| ${sym}$ | ${shape}$ | {meaning} |")
-    out += ["", "## Assumptions", ""]
-    out += [f"- {_mathify(text)}" for text in ctx["assumptions"]]
-    out += ["", "The first holds throughout and is not repeated below."]
-    for section, title in SECTIONS:
-        out += ["", f"## {title}", ""]
-        if section == "stable":
-            out += [STABLE_TEXT, "", "| input | naive or max-shift | generated | exact |", "|---|---|---|---|"]
-            out += [f"| {w} | {n} | {o} | {e} |" for w, n, o, e in ctx["naive"]]
-        for d in ctx["derivations"]:
-            if d.section == section:
-                out += _derivation_md(d)
-    out += ["", "## From the proofs to the code", "",
-            "Each generated kernel is proved equal to the definition by a derivation that cites the "
-            "stable forms above as lemmas, then printed by SymPy's NumPy printer into "
-            "`numeric/_kernels.py`."]
-    for d in ctx["kernels"]:
-        out += _derivation_md(d)
-    out += ["", "```python", ctx["listing"], "", _helpers_listing(), "```"]
-    data = ctx["data"]
-    out += ["", "## Verification", "",
-            "The generated functions against the definitions evaluated with mpmath from the exact "
-            f"float inputs (at least {data['mpmath_min_digits']} digits, more where a row needs it), "
-            "from `python -m derive verify`. Errors in ULPs of the correctly rounded result, with an "
-            "absolute floor at the smallest normal number; the max-shift column is the plain shift "
-            "by the maximum, measured in the same run.", "",
-            "| function | inputs | values | max ULP | max-shift | bound | pass |",
-            "|---|---|---:|---:|---:|---:|---|"]
-    for row in _verification_rows(data):
-        out.append("| " + " | ".join(str(c) for c in row) + " |")
-    out += ["", "### Finite differences and other checks", ""]
-    for name, value in data["checks"].items():
-        shown = ("passed" if value else "FAILED") if isinstance(value, bool) else f"{value:.2e}"
-        out.append(f"- {name}: {shown}")
-    for path, caption in ctx["figures"]:
-        out += ["", f"![{caption}]({path})", "", f"*{caption}*"]
-    v = ctx["versions"]
-    out += ["", "---", "",
-            f"SymPy {v['SymPy']}, NumPy {v['NumPy']}, mpmath {v['mpmath']}; proof instances at "
-            f"{engine.DIGITS} digits with seed {engine.DEFAULT_SEED}; verification at ≥ "
-            f"{verify.MIN_DIGITS} digits with seed {verify.SEED}; figures with seed {FIGURE_SEED}."]
-    return "\n".join(out) + "\n"
+def _item_md(item, doc, ctx) -> list[str]:
+    if isinstance(item, Text):
+        return ["", _text_md(_fill(item.body, ctx)), ""]
+    if isinstance(item, Display):
+        return ["", "```math", _fill(item.latex, ctx), "```", ""]
+    if isinstance(item, Proof):
+        return _derivation_md(ctx["derivations"][item.key])
+    if isinstance(item, Figure):
+        return ["", f"![{_plain_caption(item.caption)}](figures/{item.key}.png)", "", f"*{item.caption}*", ""]
+    if isinstance(item, Block):
+        return ["", *BLOCKS[item.key][1](doc, ctx), ""]
+    raise TypeError(f"a document item must be Text, Display, Proof, Figure or Block, not {item!r}")
+
+
+def _plain_caption(caption: str) -> str:
+    """Alt text: the caption without its math markup."""
+    return engine.plain(caption).replace("\\", "").replace("{", "").replace("}", "")
 
 
 def _derivation_md(d) -> list[str]:
     r = render_derivation(d)
-    out = ["", f"**{why_md(r.title)}**", ""]
-    if r.assumptions:
+    out = ["", f"**{r.title}**", ""]
+    if r.assumptions and not d.concrete:
         out += ["Assumptions: " + "; ".join(_mathify(a) for a in r.assumptions) + ".", ""]
     rows = [f"{r.start} & {rel} {rhs} && \\text{{({k})}}" if k == 1 else f"& {rel} {rhs} && \\text{{({k})}}"
             for k, (rel, rhs, _) in enumerate(r.lines, start=1)]
     out += ["```math", "\\begin{aligned}", " \\\\\n".join(rows), "\\end{aligned}", "```", ""]
-    out += [f"{k}. {why_md(why)}" for k, (_, _, why) in enumerate(r.lines, start=1)]
+    out += [f"{k}. {why}" for k, (_, _, why) in enumerate(r.lines, start=1)]
     boxes = [f"\\boxed{{{r.boxed_index}}}"] + ([f"\\boxed{{{r.boxed_matrix}}}"] if r.boxed_matrix else [])
-    out += ["", "```math", " \\qquad ".join(boxes), "```"]
+    out += ["", "```math", " \\qquad ".join(boxes), "```", ""]
     return out
 
 
+def _table_md(header, rows, align=None, math_columns=()) -> list[str]:
+    def cell(k, value):
+        return f"${value}$" if k in math_columns else str(value)
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(align or ["---"] * len(header)) + "|"]
+    return out + ["| " + " | ".join(cell(k, v) for k, v in enumerate(row)) + " |" for row in rows]
+
+
+def _notation_md(doc, ctx):
+    return _table_md(("symbol", "shape", "meaning"),
+                     [(f"${sym}$", f"${shape}$" if shape else "", meaning)
+                      for sym, shape, meaning in documents.NOTATION])
+
+
+def _assumptions_md(doc, ctx):
+    return (["Assumptions, each stated where a derivation uses it; the proof engine uses each one both "
+             "as a symbolic rewrite and to draw concrete instances:", ""]
+            + [f"- {_mathify(text)}" for text in _assumptions(doc, ctx)])
+
+
+def _loss_examples_md(doc, ctx):
+    rows = [(p, f"{pc:g}", rf"-\log {pc:g} \approx {loss:.3f}") for p, pc, loss in ctx["loss_example_rows"]]
+    return _table_md(("prediction $p$ (true class 4)", "$p_4$", "loss"), rows, math_columns=(2,))
+
+
+def _worked_table_md(doc, ctx):
+    return _table_md(("quantity", "first component: generated", "mpmath", "max error (ULP)"),
+                     _worked_rows(ctx), ["---", "---", "---", "---:"], math_columns=(0,))
+
+
+def _naive_table_md(doc, ctx):
+    return _table_md(("input", "naive or max-shift", "generated", "exact"), ctx["naive"])
+
+
+def _kernels_md(doc, ctx):
+    out = []
+    for d in ctx["kernels"]:
+        out += _derivation_md(d)
+    return out + ["", "```python", _listing("nll_index_with_grad"), "", _helpers_listing(), "```"]
+
+
+def _verification_md(doc, ctx):
+    data = ctx["data"]
+    out = ["The generated functions against the definitions evaluated with mpmath from the exact "
+           f"float inputs (at least {data['mpmath_min_digits']} digits, more where a row needs it), "
+           "from `python -m derive verify`. Errors in ULPs of the correctly rounded result, with an "
+           "absolute floor at the smallest normal number; the max-shift column is the plain shift "
+           "by the maximum, measured in the same run.", ""]
+    out += _table_md(("function", "inputs", "values", "max ULP", "max-shift", "bound", "pass"),
+                     _verification_rows(data), ["---", "---", "---:", "---:", "---:", "---:", "---"])
+    out += ["", "### Finite differences and other checks", ""]
+    for name, value in data["checks"].items():
+        shown = ("passed" if value else "FAILED") if isinstance(value, bool) else f"{value:.2e}"
+        out.append(f"- {name}: {shown}")
+    return out
+
+
+#: block key -> (LaTeX renderer, Markdown renderer); each takes (document, context)
+BLOCKS = {
+    "notation": (_notation_tex, _notation_md),
+    "assumptions": (_assumptions_tex, _assumptions_md),
+    "loss_examples": (_loss_examples_tex, _loss_examples_md),
+    "worked_table": (_worked_table_tex, _worked_table_md),
+    "naive_table": (_naive_table_tex, _naive_table_md),
+    "kernels": (_kernels_tex, _kernels_md),
+    "verification": (_verification_tex, _verification_md),
+}
+
+
 # --------------------------------------------------------------------------- PDF and driver
-FIGURE_SEED = 7
+
 
 
 def tex_engine() -> list[str] | None:
@@ -681,37 +821,42 @@ def update_readme(data) -> bool:
 
 
 def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None = None,
-           data: Path | None = None) -> list[str]:
-    """Write the .tex, .md and figures (and the PDF when a TeX engine exists, or when
-    ``pdf`` is True, in which case a missing engine is an error) into ``out_dir``, from
-    the verification results ``data`` (default: ``out_dir/verification.json``). Without
-    matplotlib the report has no figures. Returns the lines to print."""
+           docs=documents.DOCUMENTS, data: Path | None = None) -> list[str]:
+    """Write each document's .tex and .md and their figures (and the PDFs when a TeX engine
+    exists, or when ``pdf`` is True, in which case a missing engine is an error) into
+    ``out_dir``, from the verification results ``data`` (default: the source checkout's
+    ``reports/verification.json``). Without matplotlib there are no figures. Returns the
+    lines to print."""
     lines = []
-    data = out_dir / "verification.json" if data is None else data
+    data = REPORTS / "verification.json" if data is None else data
     if not data.exists():
         raise FileNotFoundError(f"{data} is missing: run `python -m derive verify` first")
-    ctx = _context(data)
+    ctx = _context(docs, data)
+    shown = [ctx["derivations"][item.key] for doc in docs for item in _items(doc) if isinstance(item, Proof)]
+    lines += [f"warning: {problem}" for problem in repeated_steps(shown + ctx["kernels"])]
     try:
-        ctx["figures"] = figures(out_dir / "figures")
+        lines += [f"wrote {out_dir.name}/{p}" for p in figures(out_dir / "figures", docs, ctx)]
     except ImportError:
-        ctx["figures"] = []
-        lines.append("matplotlib is not installed: the report has no figures "
+        lines.append("matplotlib is not installed: the figures were not drawn "
                      "(pip install 'softmax-derive[report]' for them)")
-    lines += [f"wrote {out_dir.name}/{p}" for p, _ in ctx["figures"]]
-    tex_path = out_dir / f"{NAME}.tex"
-    tex_path.write_text(build_tex(ctx))
-    (out_dir / f"{NAME}.md").write_text(build_md(ctx))
-    lines += [f"wrote {out_dir.name}/{NAME}.tex", f"wrote {out_dir.name}/{NAME}.md"]
+    tex_paths = []
+    for doc in docs:
+        tex_path = out_dir / f"{doc.name}.tex"
+        tex_path.write_text(build_tex(doc, ctx))
+        (out_dir / f"{doc.name}.md").write_text(build_md(doc, ctx))
+        tex_paths.append(tex_path)
+        lines += [f"wrote {out_dir.name}/{doc.name}.tex", f"wrote {out_dir.name}/{doc.name}.md"]
     if (out_dir == REPORTS if readme is None else readme) and update_readme(ctx["data"]):
         lines.append("updated the verification table in README.md")
     if tex_engine() is None:
         if pdf:
             raise LatexError(f"--pdf: no TeX engine found; install the Debian packages {TEX_PACKAGES}")
-        lines.append(f"no TeX engine found: {out_dir.name}/{NAME}.tex was written but not compiled "
-                     f"(install the Debian packages {TEX_PACKAGES} to get the PDF)")
+        lines.append("no TeX engine found: the .tex files were written but not compiled "
+                     f"(install the Debian packages {TEX_PACKAGES} to get the PDFs)")
         return lines
     if pdf is False:
         return lines
-    path = compile_pdf(tex_path)
-    lines.append(f"wrote {out_dir.name}/{path.name}")
+    for tex_path in tex_paths:
+        path = compile_pdf(tex_path)
+        lines.append(f"wrote {out_dir.name}/{path.name}")
     return lines

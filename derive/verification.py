@@ -77,12 +77,12 @@ class Verification:
     Examples
     --------
     >>> import numpy as np
-    >>> from derive import Verification, verify
+    >>> from derive import Verification, verify_function
     >>> from derive.softmax import definitions as D
     >>> def naive_lse(a):
     ...     return np.log(np.sum(np.exp(a), axis=-1, keepdims=True))
     >>> check = Verification("lse", naive_lse, D.logsumexp(), D.T, args=(D.a,), bound=4)
-    >>> verify(check).passed
+    >>> verify_function(check).passed
     True
     """
 
@@ -228,7 +228,7 @@ def _fd_reference(spec: Verification, env, n: int, h_digits: int = 20) -> float:
     return float(worst)
 
 
-def verify(spec: Verification) -> Result:
+def verify_function(spec: Verification) -> Result:
     """Run ``spec`` over its suite: the worst ULP error per entry, and for a gradient the
     two finite-difference checks. See :class:`Verification` for an example."""
     tic = time.perf_counter()

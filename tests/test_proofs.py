@@ -44,7 +44,7 @@ def test_catalogue_covers_design_list():
 def mutate(expr: sp.Expr) -> sp.Expr:
     """A plausible mistake: a wrong sign, a wrong delta index, a wrong number."""
     if isinstance(expr, sp.Float):
-        return expr + sp.Float("0.0001")
+        return expr + sp.Float("0.001")  # one unit of the last of 3 decimals
     if expr == 0:
         return sp.Integer(1)
     deltas = sorted(expr.atoms(KroneckerDelta), key=sp.default_sort_key)

@@ -7,6 +7,8 @@ every step symbolically for symbolic T and numerically at T = 1, 2, 3, 5, 8 (fro
 """
 from __future__ import annotations
 
+import math
+
 import sympy as sp
 from sympy import Derivative, KroneckerDelta, Rational, Sum, exp, log
 from sympy.codegen.cfunctions import log1p
@@ -68,7 +70,7 @@ def _worked_softmax(index: int, value: str) -> Derivation:
 
 
 def _worked_loss(probs, expected) -> Derivation:
-    qv = D.Qv
+    qv = D.P
     given = D.Values("$p = [" + ", ".join(probs) + "]$", qv, tuple(probs))
     hot = D.OneHot("$y$ one-hot at the true class $c = 4$", D.y, sp.Integer(4))
     return Derivation(
@@ -77,8 +79,19 @@ def _worked_loss(probs, expected) -> Derivation:
             Step(D.cross_entropy(D.y, qv).subs(T, 5), r"$H(y, p)$ with $T = 5$"),
             Step(-Sum(KroneckerDelta(s, 4) * log(qv[s]), (s, 1, 5)), r"$y_j = \delta_{j4}$"),
             Step(-log(qv[4]), r"only the term $j = 4$ survives"),
-            Step(-log(Rational(expected)), rf"$p_4 = {expected}$"),
+            Step(-log(Rational(expected), evaluate=False), rf"$p_4 = {expected}$"),
+            Step(sp.Float(f"{-math.log(float(expected)):.3f}"), "evaluate", rel="~", decimals=3),
         ], min_classes=5, section="examples")
+
+
+def _written(*factors) -> sp.Expr:
+    """A product kept as written, so that the report prints the factors a step cancels."""
+    return sp.Mul(*factors, evaluate=False)
+
+
+def _over(top, bottom) -> sp.Expr:
+    """top / bottom kept as written (y_j / S_j)."""
+    return _written(top, sp.Pow(bottom, -1, evaluate=False))
 
 
 def build() -> list[Derivation]:
@@ -111,8 +124,10 @@ def build() -> list[Derivation]:
                    section="probability"),
         Derivation("softmax_ratio", "The ratio of two softmax outputs",
                    (D.REAL_LOGITS,), [
-                       Step(S(j) / S(k), "definition"),
-                       Step(exp(a[j] - a[k]), r"$Z$ cancels; $e^u / e^w = e^{u - w}$"),
+                       Step(sp.Mul(S(j), sp.Pow(S(k), -1, evaluate=False), evaluate=False), "two outputs"),
+                       Step(sp.Mul(exp(a[j]), sp.Pow(exp(a[k]), -1, evaluate=False), evaluate=False),
+                            r"$S_j = e^{a_j}/Z$, $S_k = e^{a_k}/Z$: $Z$ cancels"),
+                       Step(exp(a[j] - a[k]), r"$e^u / e^w = e^{u - w}$"),
                    ], matrix=r"S_j / S_k = e^{a_j - a_k}", section="probability"),
         Derivation("softmax_order", "Softmax preserves the order of the logits (hence the argmax)",
                    (D.REAL_LOGITS, D.J_ABOVE_K), [
@@ -126,22 +141,25 @@ def build() -> list[Derivation]:
         Derivation("jacobian_diagonal", r"Softmax Jacobian, case $i = j$",
                    (D.REAL_LOGITS,), [
                        Step(Derivative(S(i), a[i]), "the diagonal entry"),
-                       Step(exp(a[i]) / Z - exp(a[i]) ** 2 / Z ** 2,
+                       Step(sp.Mul(exp(a[i]) * Z - sp.Mul(exp(a[i]), exp(a[i]), evaluate=False),
+                                   sp.Pow(Z, -2), evaluate=False),
                             r"quotient rule with $\partial Z/\partial a_i = e^{a_i}$"),
+                       Step(sp.Add(S(i), sp.Mul(-1, sp.Pow(S(i), 2, evaluate=False), evaluate=False), evaluate=False),
+                            r"split the fraction: $S_i - S_i^2$"),
                        Step(S(i) * (1 - S(i)), r"factor out $S_i$"),
                    ], section="jacobian"),
         Derivation("jacobian_offdiagonal", r"Softmax Jacobian, case $i \ne j$",
                    (D.REAL_LOGITS, D.I_NE_J), [
                        Step(Derivative(S(j), a[i]), "an off-diagonal entry"),
                        Step(-exp(a[j]) * exp(a[i]) / Z ** 2,
-                            r"the numerator $e^{a_j}$ does not depend on $a_i$"),
-                       Step(-S(j) * S(i), "regroup"),
+                            r"quotient rule: the numerator $e^{a_j}$ does not depend on $a_i$"),
+                       Step(sp.Mul(-1, S(i), S(j), evaluate=False), r"regroup: $e^{a_i}/Z = S_i$, $e^{a_j}/Z = S_j$"),
                    ], min_classes=2, section="jacobian"),
         Derivation("jacobian", "Softmax Jacobian, both cases in one formula",
                    (D.REAL_LOGITS,), [
                        Step(Derivative(S(j), a[i]), "any entry"),
                        Step(S(j) * (KroneckerDelta(i, j) - S(i)),
-                            r"the two cases: $S_i (1 - S_i)$ when $i = j$, $-S_j S_i$ otherwise"),
+                            r"the two cases: $S_i (1 - S_i)$ when $i = j$, $-S_i S_j$ otherwise"),
                    ], matrix=r"\frac{\partial S}{\partial a} = \operatorname{diag}(S) - S S^\top",
                    section="jacobian"),
         # ---------------------------------------------------------------- 3. losses
@@ -154,9 +172,9 @@ def build() -> list[Derivation]:
                    ], matrix=r"L = -\log S_c = \log \textstyle\sum_j e^{a_j} - a_c",
                    section="losses"),
         Derivation("cross_entropy_is_loss", "Cross entropy of the label and the softmax is the softmax loss",
-                   (D.REAL_LOGITS,), [
-                       Step(D.cross_entropy(y, lambda u: S(u)), r"$H(y, S)$, definition of cross entropy"),
-                       Step(D.softmax_loss(), r"the same sum: the definition of $L$"),
+                   (D.REAL_LOGITS, D.Q_IS_SOFTMAX), [
+                       Step(D.cross_entropy(y, D.Qv), r"$H(y, q)$, definition of cross entropy"),
+                       Step(D.softmax_loss(), r"$q = S$: this is the definition of the softmax loss $L$"),
                    ], matrix=r"H(y, S) = L", section="losses"),
         Derivation("cross_entropy_soft", r"Cross entropy $H(p, \operatorname{softmax}(a))$ for any probability vector $p$",
                    (D.REAL_LOGITS, D.SOFT_P), [
@@ -178,8 +196,23 @@ def build() -> list[Derivation]:
                        Step(Derivative(D.softmax_loss(), a[i]), "the derivative to find"),
                        Step(Derivative(LSE - Sum(y[s] * a[s], (s, 1, T)), a[i]),
                             r"$L = \log Z - \sum_j y_j a_j$ (previous result)"),
-                       Step(exp(a[i]) / Z - y[i], r"$\partial \log Z/\partial a_i = e^{a_i}/Z$; $\partial (\sum_j y_j a_j)/\partial a_i = y_i$"),
-                       Step(S(i) - y[i], r"definition of $S_i$"),
+                       Step(S(i) - y[i], r"$\partial \log Z/\partial a_i = e^{a_i}/Z = S_i$; $\partial (\sum_j y_j a_j)/\partial a_i = y_i$"),
+                   ], matrix=r"\frac{\partial L}{\partial a} = S - y", section="gradient"),
+        Derivation("loss_gradient_chain",
+                   r"Gradient of the softmax loss through the two cases $i = j$ and $i \ne j$ of the softmax derivative",
+                   (D.REAL_LOGITS, D.SOFT_LABEL), [
+                       Step(Derivative(D.softmax_loss(), a[i]), "the derivative to find"),
+                       Step(-Sum(_written(_over(y[j], S(j)), Derivative(S(j), a[i])), (j, 1, T)),
+                            r"chain rule: $\partial \log S_j/\partial a_i = (1/S_j)\, \partial S_j/\partial a_i$"),
+                       Step(sp.Add(-_written(_over(y[i], S(i)), _written(S(i), 1 - S(i))),
+                                   Sum(_written(_over(y[j], S(j)), S(i), S(j), 1 - KroneckerDelta(j, i)), (j, 1, T)),
+                                   evaluate=False),
+                            r"split off $j = i$: $\partial S_i/\partial a_i = S_i (1 - S_i)$; "
+                            r"$\partial S_j/\partial a_i = -S_i S_j$ for $j \ne i$"),
+                       Step(sp.Add(-y[i] * (1 - S(i)), Sum(_written(y[j], S(i), 1 - KroneckerDelta(j, i)), (j, 1, T)),
+                                   evaluate=False), r"cancel $S_i$ and $S_j$"),
+                       Step(S(i) * Sum(y[j], (j, 1, T)) - y[i], r"$y_i S_i$ joins the sum: $S_i \sum_j y_j$"),
+                       Step(S(i) - y[i], r"$\sum_j y_j = 1$"),
                    ], matrix=r"\frac{\partial L}{\partial a} = S - y", section="gradient"),
         Derivation("loss_gradient_one_hot", r"Gradient for a one-hot label: $\partial L/\partial a_i = S_i - \delta_{ic}$",
                    (D.REAL_LOGITS, D.ONE_HOT), [
@@ -193,23 +226,23 @@ def build() -> list[Derivation]:
                        Step(Derivative(D.softmax_loss(y, fc), W[p, q]), r"$L$ with $a = W x + b$"),
                        Step(Derivative(fc_loss, W[p, q]), r"$L = \log Z - \sum_j y_j a_j$"),
                        Step(Sum((S(s, fc) - y[s]) * KroneckerDelta(s, p) * x[q], (s, 1, T)),
-                            r"chain rule: $\partial L/\partial a_s = S_s - y_s$, $\partial a_s/\partial W_{pq} = \delta_{sp} x_q$"),
-                       Step((S(p, fc) - y[p]) * x[q], r"only $s = p$ survives"),
+                            r"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial W_{pq} = \delta_{jp} x_q$"),
+                       Step((S(p, fc) - y[p]) * x[q], r"only $j = p$ survives"),
                    ], matrix=r"\frac{\partial L}{\partial W} = (S - y)\, x^\top", section="fc"),
         Derivation("fc_grad_b", r"Gradient through the FC layer: $\partial L/\partial b_p$",
                    (D.REAL_LOGITS, D.SOFT_LABEL), [
                        Step(Derivative(D.softmax_loss(y, fc), b[p]), r"$L$ with $a = W x + b$"),
                        Step(Derivative(fc_loss, b[p]), r"$L = \log Z - \sum_j y_j a_j$"),
                        Step(Sum((S(s, fc) - y[s]) * KroneckerDelta(s, p), (s, 1, T)),
-                            r"chain rule: $\partial L/\partial a_s = S_s - y_s$, $\partial a_s/\partial b_p = \delta_{sp}$"),
-                       Step(S(p, fc) - y[p], r"only $s = p$ survives"),
+                            r"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial b_p = \delta_{jp}$"),
+                       Step(S(p, fc) - y[p], r"only $j = p$ survives"),
                    ], matrix=r"\frac{\partial L}{\partial b} = S - y", section="fc"),
         Derivation("fc_grad_x", r"Gradient through the FC layer: $\partial L/\partial x_q$",
                    (D.REAL_LOGITS, D.SOFT_LABEL), [
                        Step(Derivative(D.softmax_loss(y, fc), x[q]), r"$L$ with $a = W x + b$"),
                        Step(Derivative(fc_loss, x[q]), r"$L = \log Z - \sum_j y_j a_j$"),
                        Step(Sum(W[s, q] * (S(s, fc) - y[s]), (s, 1, T)),
-                            r"chain rule: $\partial L/\partial a_s = S_s - y_s$, $\partial a_s/\partial x_q = W_{sq}$"),
+                            r"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial x_q = W_{jq}$"),
                    ], matrix=r"\frac{\partial L}{\partial x} = W^\top (S - y)", section="fc"),
         # ---------------------------------------------------------------- 6. stable forms
         Derivation("lse_shift", r"Log-sum-exp with any shift $m$",
@@ -245,7 +278,7 @@ def build() -> list[Derivation]:
                    (D.REAL_LOGITS, D.K_IS_ARGMAX), [
                        Step(S(j), "definition"),
                        Step(exp(a[j] - a[k]) / Sum(exp(a[r] - a[k]), (r, 1, T)), r"multiply by $e^{-a_k} / e^{-a_k}$"),
-                       Step(exp(a[j] - a[k]) / (1 + shifted_rest()), r"split off the term $r = k$: $e^0 = 1$"),
+                       Step(exp(a[j] - a[k]) / (1 + shifted_rest()), r"split off the term $i = k$: $e^0 = 1$"),
                    ], matrix=r"S_j = e^{a_j - m} \big/ \big(1 + \textstyle\sum_{i \ne k} e^{a_i - m}\big)",
                    section="stable"),
         Derivation("true_class_complement", "The true-class gradient without cancellation",
@@ -286,7 +319,7 @@ def build() -> list[Derivation]:
                        Step(Derivative(Sum(D.u[s], (s, 1, T)) * LSE - Sum(D.u[s] * a[s], (s, 1, T)), a[i]),
                             r"$\log S_j = a_j - \log Z$"),
                        Step(S(i) * Sum(D.u[s], (s, 1, T)) - D.u[i],
-                            r"$\partial \log Z/\partial a_i = S_i$, $\partial a_s/\partial a_i = \delta_{si}$"),
+                            r"$\partial \log Z/\partial a_i = S_i$, $\partial a_j/\partial a_i = \delta_{ij}$"),
                    ], matrix=r"\frac{\partial L_u}{\partial a} = S\, \mathbf{1}^\top u - u", section="options"),
         Derivation("class_weight_one_hot", "Class weights with a one-hot label scale the loss by $w_c$",
                    (D.REAL_LOGITS, D.ONE_HOT), [
@@ -316,7 +349,7 @@ def build() -> list[Derivation]:
         Derivation("fc_batch_grad_W", "A batch through the FC layer: $\\partial L/\\partial W$",
                    (D.REAL_LOGITS,), [
                        Step(Derivative(Sum(batch_loss(g), (g, 1, D.B)), W[p, q]),
-                            r"$L = \sum_\beta L_\beta$, each $L_\beta = \log Z_\beta - \sum_s Y_{\beta s} a_{\beta s}$ (soft form)"),
+                            r"$L = \sum_\beta L_\beta$, each $L_\beta = \log Z_\beta - \sum_j Y_{\beta j} a_{\beta j}$ (soft form)"),
                        Step(Sum((batch_softmax(g, p) - D.Yb[g, p]) * D.X[g, q], (g, 1, D.B)),
                             r"the sum of the per-sample gradients $(S_{\beta p} - Y_{\beta p}) X_{\beta q}$"),
                    ], matrix=r"\frac{\partial L}{\partial W} = (S - Y)^\top X", section="fcbatch"),
@@ -330,7 +363,7 @@ def build() -> list[Derivation]:
                    (D.REAL_LOGITS,), [
                        Step(Derivative(Sum(batch_loss(g), (g, 1, D.B)), D.X[D.beta, q]), r"$L = \sum_\beta L_\beta$"),
                        Step(Sum(W[s, q] * (batch_softmax(D.beta, s) - D.Yb[D.beta, s]), (s, 1, T)),
-                            r"only $L_\beta$ depends on $X_\beta$: $\sum_s W_{sq} (S_{\beta s} - Y_{\beta s})$"),
+                            r"only $L_\beta$ depends on $X_\beta$: $\sum_j W_{jq} (S_{\beta j} - Y_{\beta j})$"),
                    ], matrix=r"\frac{\partial L}{\partial X} = (S - Y)\, W", section="fcbatch"),
         Derivation("reduction_mean", "Reductions and ignored samples: the gradient of a weighted mean",
                    (D.REAL_LOGITS,), [
@@ -344,8 +377,7 @@ def build() -> list[Derivation]:
                    section="options"),
         # ---------------------------------------------------------------- 10. binary
         Derivation("sigmoid_two_class", "The sigmoid is the two-class softmax of $(z, 0)$", (D.REAL_LOGITS,), [
-            Step(D.softmax(1, D.two_class()).subs(T, 2), r"$S_1$ for $T = 2$, $a = (z, 0)$"),
-            Step(exp(D.z) / (exp(D.z) + 1), r"write out the two terms; $e^0 = 1$"),
+            Step(D.softmax(1, D.two_class()).subs(T, 2), r"$S_1$ for $T = 2$, $a = (z, 0)$ ($e^0 = 1$)"),
             Step(D.sigmoid(), r"divide by $e^z$: $\sigma(z)$"),
         ], matrix=r"\sigma(z) = \operatorname{softmax}\big((z, 0)\big)_1", section="binary"),
         Derivation("bce_two_class_loss", "The binary loss is the two-class softmax loss", (D.REAL_LOGITS,), [
@@ -388,9 +420,9 @@ def build() -> list[Derivation]:
         _worked_loss(["0.15", "0.2", "0.4", "0.1", "0.15"], "0.1"),
         _worked_loss(["0.05", "0.15", "0.4", "0.3", "0.1"], "0.3"),
         Derivation("example_order", "Worked example: confidently wrong costs most", (), [
-            Step(-log(Rational(1, 10)), r"$p_c = 0.1$"),
-            Step(-log(Rational(3, 10)), r"$p_c = 0.3$: $\log$ is increasing", rel=">"),
-            Step(-log(Rational(6, 10)), r"$p_c = 0.6$", rel=">"),
+            Step(-log(Rational(1, 10), evaluate=False), r"$p_c = 0.1$"),
+            Step(-log(Rational(3, 10), evaluate=False), r"$p_c = 0.3$: $\log$ is increasing", rel=">"),
+            Step(-log(Rational(6, 10), evaluate=False), r"$p_c = 0.6$", rel=">"),
         ], section="examples"),
     ]
     keys = [d.key for d in cat]

@@ -235,6 +235,24 @@ class Values(Assumption):
             env[self.vec[idx + 1]] = _mpf(sp.Rational(val))
 
 
+@dataclass(frozen=True)
+class SoftmaxOutput(Assumption):
+    """vec_j = S_j = e^{a_j} / sum_k e^{a_k}: vec is the softmax of the logits."""
+
+    vec: IndexedBase = Qv
+    logits: IndexedBase = a
+
+    def rewrite(self, expr):
+        return expr.replace(lambda e: isinstance(e, Indexed) and e.base == self.vec,
+                            lambda e: softmax(e.indices[0], self.logits))
+
+    def sample(self, env):
+        with mpmath.workdps(INSTANCE_DIGITS):
+            total = mpmath.fsum(mpmath.exp(env[self.logits[idx]]) for idx in range(1, env.T + 1))
+            for idx in range(1, env.T + 1):
+                env[self.vec[idx]] = mpmath.exp(env[self.logits[idx]]) / total
+
+
 REAL_LOGITS = Assumption("all logits a_j, features x_n, weights W_pq and biases b_p are real")
 INDICES_IN_RANGE = Assumption("free class indices lie in 1..T, feature indices in 1..N")
 SOFT_LABEL = ProbabilityVector("y is a probability vector: y_j >= 0 and sum_j y_j = 1", y)
@@ -242,6 +260,7 @@ SOFT_P = ProbabilityVector("p is a probability vector: p_j >= 0 and sum_j p_j = 
 ONE_HOT = OneHot("y is one-hot at the true class c: y_j = delta_jc", y, c)
 I_NE_J = Distinct("i != j", i, j)
 K_IS_ARGMAX = Argmax("a_k = max_j a_j (k is an index of a largest logit)", a, k)
+Q_IS_SOFTMAX = SoftmaxOutput("q is the softmax output: q_j = S_j", Qv, a)
 J_ABOVE_K = Gap("a_j > a_k, written a_j = a_k + delta with delta > 0", a, j, k)
 
 

@@ -1,0 +1,351 @@
+"""Printing math for the reports: SymPy expressions to LaTeX in the notation of the
+documents.
+
+The derivations build their steps as SymPy expressions, sometimes unevaluated
+(``evaluate=False``) so that a step shows the change its justification names. Nothing
+here evaluates them again: :func:`display` abbreviates (Z, S_j, a_j) and renames
+summation indices with evaluation off, and :class:`MathPrinter` negates and orders
+factors without re-evaluating.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy import KroneckerDelta, Sum
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
+
+from .softmax import definitions as D
+
+
+# --------------------------------------------------------------------------- printing math
+# How a formula is printed is decided here and nowhere else. The derivations build their
+# steps as SymPy expressions, sometimes unevaluated (``evaluate=False``) so that a step
+# shows the change its justification names; everything below keeps such forms as they
+# were written: the abbreviations are applied with evaluation off, and the printer
+# negates and orders factors without re-evaluating them.
+_Zsym = sp.Symbol("Z")
+_S = sp.IndexedBase("S")
+_ZB = sp.IndexedBase("Z")
+_gamma = sp.Symbol("gamma", integer=True, positive=True)
+
+#: the names a summation index gets, by what it runs over, in order of preference
+#: (the notation table's names: classes j, k, i, l; features n; samples beta, gamma)
+BOUND_NAMES = {D.T: (D.j, D.k, D.i, D.l, D.r, D.s), D.N: (D.n, D.q), D.B: (D.beta, _gamma)}
+
+
+def _neg(term: sp.Expr) -> sp.Expr:
+    """-term without evaluating (an unevaluated product keeps its factors)."""
+    if isinstance(term, sp.Mul) and term.args and term.args[0].is_Number and term.args[0].is_negative:
+        coeff, rest = -term.args[0], list(term.args[1:])
+        factors = rest if coeff == 1 else [coeff] + rest
+        return factors[0] if len(factors) == 1 else sp.Mul(*factors, evaluate=False)
+    return -term
+
+
+def _textbook_rank(factor: sp.Expr) -> float:
+    """Where a factor goes in a product: numbers, scalars (a_j, S_j, Z^2, delta_ij),
+    sums, parenthesized sums of terms, then functions (y_j log S_j, w_c e^{a_c})."""
+    if factor.is_Number:
+        return 0
+    if isinstance(factor, sp.Mul):  # a product kept as written (y_j / S_j) leads, as a coefficient
+        return 0.5
+    if isinstance(factor, sp.Pow) and not factor.exp.is_negative:
+        return _textbook_rank(factor.base)
+    if isinstance(factor, sp.Indexed) and factor.base.label in (_S.label, D.a.label):
+        return 1.5  # y_j a_j, v_j S_j: weights and labels before logits and outputs
+    if isinstance(factor, (sp.Symbol, sp.Indexed, KroneckerDelta)) or isinstance(factor, sp.Pow):
+        return 1
+    if isinstance(factor, Sum):
+        return 2
+    if isinstance(factor, sp.Add):
+        return 3
+    return 4
+
+
+class MathPrinter(LatexPrinter):
+    """SymPy's LaTeX printer with the notation of the report.
+
+    Products print their factors in textbook order (``y_j \\log S_j``, ``S_i (1 - S_i)``)
+    and are never re-evaluated, so an unevaluated step prints as written; sums that
+    leave one index out (``Sum(f (1 - delta_{j,k}))``) print as ``\\sum_{j \\ne k} f``;
+    Indexed objects as ``a_{j}``; ``log`` of a symbol without parentheses; log1p as
+    ``\\operatorname{log1p}``; a derivative of a short expression as
+    ``\\frac{\\partial S_j}{\\partial a_i}``.
+    """
+
+    def __init__(self):
+        super().__init__({"long_frac_ratio": 3, "mul_symbol": None, "order": "none"})
+
+    def _print_Add(self, expr, order=None):
+        if _is_unevaluated(expr):
+            terms = list(expr.args)
+        else:  # a_k - a_c + log1p(s'): single symbols first, subtracted ones after added ones
+            terms = sorted(expr.as_ordered_terms(), key=lambda t: (
+                not isinstance(_neg(t) if t.could_extract_minus_sign() else t, (sp.Symbol, sp.Indexed)),
+                t.could_extract_minus_sign()))
+            if terms[0].could_extract_minus_sign():  # log Z - a_c, not -a_c + log Z
+                terms = sorted(terms, key=lambda t: t.could_extract_minus_sign())
+        out = ""
+        for k, term in enumerate(terms):
+            if k and term.could_extract_minus_sign():
+                out += " - "
+                term = _neg(term)
+            elif k:
+                out += " + "
+            text = self._print(term)
+            out += r"\left(%s\right)" % text if self._needs_add_brackets(term) else text
+        return out
+
+    def _print_Mul(self, expr):
+        if not isinstance(expr, sp.Mul):  # SymPy prints x**-1 through here
+            return super()._print_Mul(expr)
+        factors = list(expr.args)
+        if factors and factors[0].is_Number and factors[0].is_negative:
+            inner = _neg(expr)
+            text = self._print(inner)
+            return "- " + (r"\left(%s\right)" % text if isinstance(inner, sp.Add) else text)
+        written = _is_unevaluated(expr)  # a fraction as the derivation wrote it stays one
+        ordered = sorted(factors, key=_textbook_rank)
+        if ordered != factors:
+            expr = sp.Mul(*ordered, evaluate=False)
+        ratio = self._settings["long_frac_ratio"]
+        self._settings["long_frac_ratio"] = None if written else ratio
+        try:
+            return super()._print_Mul(expr)
+        finally:
+            self._settings["long_frac_ratio"] = ratio
+
+    def _print_Sum(self, expr):
+        if len(expr.limits) == 1:
+            var, lo, hi = expr.limits[0]
+            body = expr.function
+            for factor in sp.Mul.make_args(body):
+                if (isinstance(factor, sp.Add) and len(factor.args) == 2 and 1 in factor.args):
+                    other = factor.args[0] if factor.args[1] == 1 else factor.args[1]
+                    if isinstance(_neg(other), KroneckerDelta) and var in _neg(other).args:
+                        skip = [x for x in _neg(other).args if x != var][0]
+                        kept = [f for f in sp.Mul.make_args(body) if f is not factor]
+                        rest = sp.Integer(1) if not kept else _product(kept)
+                        return (r"\sum_{%s \ne %s} %s" % (self._print(var), self._print(skip),
+                                                           self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)))
+            if lo == 1 and hi in BOUND_NAMES:
+                return r"\sum_{%s} %s" % (self._print(var), self.parenthesize(body, PRECEDENCE["Mul"], strict=True))
+        if all(lo == 1 and hi in BOUND_NAMES for _, lo, hi in expr.limits):  # nested sums
+            signs = " ".join(r"\sum_{%s}" % self._print(var) for var, _, _ in reversed(expr.limits))
+            return r"%s %s" % (signs, self.parenthesize(expr.function, PRECEDENCE["Mul"], strict=True))
+        return super()._print_Sum(expr)
+
+    def _print_KroneckerDelta(self, expr, exp=None):
+        """delta_{jc}: the running index first, as the justifications write it."""
+        first, second = sorted(expr.args, key=_delta_rank)
+        tex = r"\delta_{%s %s}" % (self._print(first), self._print(second))
+        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
+
+    def _print_Indexed(self, expr):
+        base = self._print(expr.base.label)
+        idx = " ".join(self._print(i) for i in expr.indices)
+        return f"{base}_{{{idx}}}"
+
+    def _print_log(self, expr, exp=None):
+        arg = expr.args[0]
+        if isinstance(arg, (sp.Symbol, sp.Indexed)) and exp is None:
+            return r"\log %s" % self._print(arg)
+        if isinstance(arg, sp.Rational) and exp is None and _decimal(arg):
+            return r"\log %s" % _decimal(arg)
+        return super()._print_log(expr, exp)
+
+    def _print_log1p(self, expr, exp=None):
+        return r"\operatorname{log1p}\left(%s\right)" % self._print(expr.args[0])
+
+    def _print_Derivative(self, expr):
+        inner = expr.expr
+        if isinstance(inner, (sp.Symbol, sp.Indexed)):
+            if len(expr.variable_count) == 1 and expr.variable_count[0][1] == 1:
+                return r"\frac{\partial %s}{\partial %s}" % (self._print(inner), self._print(expr.variables[0]))
+            return super()._print_Derivative(expr)
+        order = sum(count for _, count in expr.variable_count)
+        below = "".join(r"\partial %s" % self._print(var) + ("" if count == 1 else "^{%d}" % count)
+                        for var, count in reversed(expr.variable_count))
+        above = r"\partial" if order == 1 else r"\partial^{%d}" % order
+        return r"\frac{%s}{%s} \left(%s\right)" % (above, below, self._print(inner))
+
+
+def _decimal(number: sp.Rational) -> str:
+    """0.6 for 3/5: a rational with a short terminating decimal, else ''."""
+    den = int(number.q)
+    while den % 2 == 0:
+        den //= 2
+    while den % 5 == 0:
+        den //= 5
+    text = format(float(number), ".6g")
+    return text if den == 1 and sp.Rational(text) == number else ""
+
+
+_DELTA_ORDER = (D.i, D.j, D.l, D.k, D.r, D.s, D.beta, D.c, D.p, D.q)
+
+
+def _delta_rank(index):
+    return (_DELTA_ORDER.index(index) if index in _DELTA_ORDER else
+            len(_DELTA_ORDER) + (1 if index.is_Number else 0))
+
+
+def _is_unevaluated(expr: sp.Basic) -> bool:
+    """True for an Add or Mul built with ``evaluate=False`` (evaluating would change it)."""
+    with sp.evaluate(True):
+        return expr.func(*expr.args) != expr
+
+
+def display(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
+    """Abbreviate for reading, without evaluating: a_u for the FC logit
+    sum_n W_un x_n + b_u, Z for the partition function, S_u for e^{a_u}/Z; then give
+    each summation index the notation table's name (j first), avoiding ``taken``."""
+    # a sum over a handful of concrete terms (the two classes of the binary loss) reads
+    # better written out
+    expr = expr.replace(lambda e: isinstance(e, Sum) and len(e.limits) == 1 and all(
+        lim[1].is_Integer and lim[2].is_Integer and lim[2] - lim[1] < 5 for lim in e.limits)
+        and e.has(sp.Piecewise), _write_out)
+    partition = D.partition()
+    batch = expr.has(D.X)
+    expr = _walk(expr, lambda e: _fc_logit(e) or (_Zsym if e == partition else None))
+    if batch:  # Z_beta, S_{beta r}
+        expr = _walk(expr, _batch_partition)
+        expr = _walk(expr, _fold_batch_softmax)
+    expr = _walk(expr, _abbreviate_softmax)
+    return rename_bound(expr, frozenset(taken) | expr.free_symbols)
+
+
+_Exp = sp.Function("EXP")
+
+
+def _write_out(total: Sum) -> sp.Expr:
+    """sum_{u=1}^{2} f(u) -> f(1) + f(2), keeping e^0 as e^0 (so that the next step can
+    say e^0 = 1)."""
+    var, lo, hi = total.limits[0]
+    body = total.function.replace(sp.exp, _Exp)
+    terms = [body.xreplace({var: sp.Integer(u)}) for u in range(int(lo), int(hi) + 1)]
+    terms = [_walk(t, lambda e: sp.exp(e.args[0], evaluate=False) if isinstance(e, _Exp) else None)
+             for t in terms]
+    return sp.Add(*terms, evaluate=False)
+
+
+def _walk(expr: sp.Expr, rule) -> sp.Expr:
+    """Apply ``rule`` bottom-up (it returns a replacement or None); rebuild the tree with
+    evaluation off, so that unevaluated steps keep their form."""
+    if isinstance(expr, sp.Basic) and expr.args and (not expr.is_Atom or isinstance(expr, sp.Indexed)):
+        args = [_walk(arg, rule) for arg in expr.args]
+        if args != list(expr.args):
+            expr = _rebuild(expr, args)
+    new = rule(expr)
+    return expr if new is None else new
+
+
+def _rebuild(expr: sp.Basic, args: list) -> sp.Basic:
+    if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)):
+        return expr.func(*args, evaluate=False)
+    return expr.func(*args)
+
+
+def _fc_logit(e):
+    """sum_n W_un x_n + b_u (or a batch row sum_n W_un X_vn + b_u) -> a_u (a_vu)."""
+    if not isinstance(e, sp.Add) or len(e.args) != 2:
+        return None
+    bias = [t for t in e.args if isinstance(t, sp.Indexed) and t.base == D.b]
+    if not bias:
+        return None
+    row = bias[0].indices[0]
+    if e == D.fc_logit(row):
+        return D.a[row]
+    rows = [t.indices[0] for t in e.atoms(sp.Indexed) if t.base == D.X]
+    if rows and e == D.batch_logit(rows[0], row):
+        return D.a[rows[0], row]
+    return None
+
+
+def _batch_partition(e):
+    """Sum_r e^{a_{v r}} -> Z_v."""
+    if (isinstance(e, Sum) and isinstance(e.function, sp.exp)
+            and isinstance(e.function.args[0], sp.Indexed) and e.function.args[0].base == D.a
+            and len(e.function.args[0].indices) == 2 and e.function.args[0].indices[1] == e.limits[0][0]):
+        return _ZB[e.function.args[0].indices[0]]
+    return None
+
+
+def _fold_batch_softmax(product):
+    """e^{a_{v u}} / Z_v -> S_{v u} in a product."""
+    if not isinstance(product, sp.Mul):
+        return None
+    factors = list(product.args)
+    for f in factors:
+        if isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed) and len(f.args[0].indices) == 2:
+            row, col = f.args[0].indices
+            if sp.Pow(_ZB[row], -1) in factors:
+                factors.remove(f)
+                factors.remove(sp.Pow(_ZB[row], -1))
+                return _product(factors + [_S[row, col]])
+    return None
+
+
+_KEPT = (D.i, D.j, D.k, D.l, D.n, D.beta)
+
+
+def rename_bound(expr: sp.Expr, taken: frozenset) -> sp.Expr:
+    """Give every summation index the first name of :data:`BOUND_NAMES` not in ``taken``
+    (nor bound by an enclosing sum); the tree is rebuilt with evaluation off."""
+    if not isinstance(expr, sp.Basic) or not expr.args:
+        return expr
+    if isinstance(expr, Sum):
+        body, limits = expr.function, []
+        for var, lo, hi in reversed(expr.limits):  # outermost first
+            names = BOUND_NAMES.get(D.T if hi.is_Integer else hi, (var,))
+            free = body.free_symbols - {var}
+            if var in _KEPT and var in names and var not in taken and var not in free:
+                name = var  # the derivation chose a name of the notation table: keep it
+            else:
+                name = next((n for n in names if n not in taken and n not in free), var)
+            body = _walk(body, lambda e, var=var, name=name: name if e == var else None)
+            taken = taken | {name}
+            limits.insert(0, (name, lo, hi))
+        return Sum(rename_bound(body, taken), *limits)
+    args = [rename_bound(arg, taken) for arg in expr.args]
+    return _rebuild(expr, args) if args != list(expr.args) else expr
+
+
+def _product(factors: list) -> sp.Expr:
+    return factors[0] if len(factors) == 1 else sp.Mul(*factors, evaluate=False)
+
+
+def _abbreviate_softmax(product):
+    """In a product, e^{a_u} Z^{-1} -> S_u (once)."""
+    if not isinstance(product, sp.Mul):
+        return None
+    factors = list(product.args)
+    if sp.Pow(_Zsym, -1) not in factors:
+        return None
+    for f in factors:
+        if isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed) and f.args[0].base == D.a:
+            at = factors.index(f)
+            factors[at] = _S[f.args[0].indices[0]]
+            factors.remove(sp.Pow(_Zsym, -1))
+            return _product(factors)
+    return None
+
+
+_PRINTER = MathPrinter()
+
+
+def tex(expr: sp.Expr, taken: frozenset = frozenset()) -> str:
+    """The LaTeX of ``expr`` as the reports print it (see :func:`display`)."""
+    return _PRINTER.doprint(display(expr, taken))
+
+
+def why_tex(text: str) -> str:
+    """A justification or title (text with $...$ math) for LaTeX text mode."""
+    parts = text.split("$")
+    return "".join(_escape_tex(part) if k % 2 == 0 else f"${part}$" for k, part in enumerate(parts))
+
+
+def _escape_tex(text: str) -> str:
+    """Escape LaTeX specials in plain text (an escaped \\_ stays as it is)."""
+    text = text.replace(r"\_", "_")
+    return (text.replace("&", r"\&").replace("%", r"\%").replace("#", r"\#")
+            .replace("_", r"\_"))

@@ -1,0 +1,114 @@
+"""What the reader sees: every printed step shows a change, in the notation of the table."""
+from __future__ import annotations
+
+import re
+
+import pytest
+import sympy as sp
+
+from derive import codegen, engine, report
+from derive.softmax import catalogue
+from derive.softmax import definitions as D
+from derive.engine import Derivation, Step
+
+
+@pytest.fixture(scope="module")
+def every_derivation():
+    return catalogue.build() + list(codegen._proofs().values())
+
+
+def test_no_two_consecutive_printed_steps_are_equal(every_derivation):
+    assert report.repeated_steps(every_derivation) == []
+
+
+def test_repeated_steps_names_a_step_that_shows_nothing():
+    # e^{a_j}/Z is abbreviated to S_j when printed: the step is true but shows nothing
+    toy = Derivation("toy", "A step that prints its own start", (D.REAL_LOGITS,), [
+        Step(D.softmax(D.j), "definition"),
+        Step(sp.exp(D.a[D.j]) / D.partition(), "write out the definition"),
+        Step(sp.Mul(sp.exp(D.a[D.j]), sp.Pow(D.partition(), -1), evaluate=False) * 1, "again"),
+    ])
+    found = report.repeated_steps([toy])
+    assert len(found) == 2 and found[0].startswith("toy: step 1 (write out the definition) prints S_{j}")
+
+
+def _md_rows(md: str) -> list[list[str]]:
+    """The printed lines of every derivation in the Markdown: [start, rhs 1, rhs 2, ...]."""
+    chains = []
+    for block in re.findall(r"```math\n\\begin\{aligned\}\n(.*?)\n\\end\{aligned\}\n```", md, re.S):
+        lines = block.split(" \\\\\n")
+        first_lhs, first_rhs = lines[0].split(" & ", 1)
+        rhs = [re.sub(r"^& ?", "", line.split(" && ")[0]) for line in lines]
+        rhs[0] = first_rhs.split(" && ")[0]
+        chains.append([first_lhs] + [re.sub(r"^\S+ ", "", r, count=1) for r in rhs])
+    return chains
+
+
+def _tex_rows(tex: str) -> list[list[str]]:
+    chains = []
+    for block in re.findall(r"\\begin\{align\}\n(.*?)\n\\end\{align\}", tex, re.S):
+        rows = block.split(" \\\\\n")
+        if rows[0].endswith(r"\notag"):  # the start on a line of its own
+            start = rows.pop(0)[2:-len(r" \notag")]
+            rhs = [row.split(" && ")[0].split("&", 1)[1] for row in rows]
+        else:
+            start = rows[0].split(" &", 1)[0]
+            rhs = [row.split(" && ")[0].split("&", 1)[1] for row in rows]
+        chains.append([start.strip()] + [re.sub(r"^\S+ ", "", r.strip(), count=1) for r in rhs])
+    return chains
+
+
+def test_the_written_documents_have_no_repeated_lines(tmp_path):
+    report.report(pdf=False, out_dir=tmp_path, readme=False)
+    for name, parse in ((f"{report.NAME}.md", _md_rows), (f"{report.NAME}.tex", _tex_rows),
+                        (f"{report.DEV_NAME}.md", _md_rows), (f"{report.DEV_NAME}.tex", _tex_rows)):
+        chains = parse((tmp_path / name).read_text())
+        assert len(chains) > 10, name
+        for chain in chains:
+            for before, after in zip(chain, chain[1:]):
+                assert before != after, f"{name}: {before} printed twice in a row"
+
+
+@pytest.mark.parametrize("key, start, result", [
+    ("jacobian_offdiagonal", r"\frac{\partial S_{j}}{\partial a_{i}}", r"- S_{i} S_{j}"),
+    ("softmax_ratio", r"\frac{S_{j}}{S_{k}}", r"e^{a_{j} - a_{k}}"),
+    ("cross_entropy_is_loss", r"- \sum_{j} y_{j} \log q_{j}", r"- \sum_{j} y_{j} \log S_{j}"),
+    ("loss_one_hot", r"- \sum_{j} y_{j} \log S_{j}", r"\log Z - a_{c}"),
+    ("jacobian_diagonal", r"\frac{\partial S_{i}}{\partial a_{i}}", r"S_{i} \left(1 - S_{i}\right)"),
+])
+def test_results_match_their_titles(key, start, result):
+    r = report.render_derivation(catalogue.by_key()[key])
+    assert r.start == start and r.lines[-1][1] == result
+
+
+def test_ratio_starts_from_the_outputs_and_the_cross_entropy_substitutes_q():
+    ratio = report.render_derivation(catalogue.by_key()["softmax_ratio"])
+    assert "$Z$ cancels" in ratio.lines[0][2] and "Z" in ratio.lines[0][2].split(":")[0]
+    ce = catalogue.by_key()["cross_entropy_is_loss"]
+    assert D.Q_IS_SOFTMAX in ce.assumptions
+    # without q = S the substitution is false, and the engine says so
+    unjustified = Derivation(ce.key, ce.title, (D.REAL_LOGITS,), ce.steps)
+    with pytest.raises(engine.StepRejected, match="step 1"):
+        engine.check(unjustified)
+
+
+def test_notation_sums_over_j_and_textbook_order(every_derivation):
+    printed = []
+    for d in every_derivation:
+        r = report.render_derivation(d)
+        printed += [r.start] + [rhs for _, rhs, _ in r.lines]
+    text = "\n".join(printed)
+    assert r"\sum_{s}" not in text and r"\sum_{r}" not in text and "_{s}" not in text
+    assert r"\log{\left(S_" not in text and r"\log S_{j}\right) y_" not in text
+    assert r"y_{j} \log S_{j}" in text and r"\delta_{j c}" in text
+
+
+def test_loss_examples_print_decimals_and_the_ordering():
+    by_key = catalogue.by_key()
+    for key, tail in (("example_loss_01_015_005_06_01", (r"- \log 0.6", "0.511")),
+                      ("example_loss_015_02_04_01_015", (r"- \log 0.1", "2.303")),
+                      ("example_loss_005_015_04_03_01", (r"- \log 0.3", "1.204"))):
+        r = report.render_derivation(by_key[key])
+        assert [rhs for _, rhs, _ in r.lines[-2:]] == list(tail)
+    order = report.render_derivation(by_key["example_order"])
+    assert [order.start] + [rhs for _, rhs, _ in order.lines] == [r"- \log 0.1", r"- \log 0.3", r"- \log 0.6"]
