@@ -1100,7 +1100,8 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
 
         reject = functools.partial(_rejection, title, number, this, prev)
         for lemma in this.lemmas:
-            missing = [h.text for h in lemma.assumptions if h not in derivation.assumptions]
+            missing = [h.text for h in lemma.assumptions
+                       if h not in derivation.assumptions and not symbols.implied(h)]
             if missing:
                 raise reject(StepRejected, f"the lemma {lemma.key!r} needs assumptions this "
                                            f"derivation does not make: {'; '.join(missing)}")

@@ -174,3 +174,11 @@ class Assumption:
     def sample(self, env) -> None:
         if self.draw is not None:
             self.draw(env)
+
+
+def implied(assumption: Assumption) -> bool:
+    """True for an assumption that neither rewrites nor samples ("the logits are real"):
+    it states what every instance satisfies anyway, so a lemma that makes it may be
+    cited without repeating it."""
+    return (type(assumption) is Assumption and assumption.rule is None
+            and assumption.draw is None)
