@@ -92,6 +92,15 @@ class Claim:
     the intermediate steps ``via``, if any) to the index form of *that very output
     expression* (``functions.to_indexed``), the last step citing the catalogue's
     ``lemmas`` (keys; applied in order). Nothing about the output is typed twice.
+
+    Examples
+    --------
+    >>> from derive import Claim
+    >>> from derive.softmax import definitions as D
+    >>> claim = Claim("kernel_lse", "Kernel lse", (D.K_IS_ARGMAX,), D.logsumexp(), "definition",
+    ...               ("lse_stable",))
+    >>> claim.lemmas
+    ('lse_stable',)
     """
 
     key: str
@@ -109,7 +118,18 @@ class Claim:
 class Kernel:
     """A generated function: its name, arguments, outputs and what each output is.
 
-    ``claims[n]`` is the claim (or a tuple of claims) proved about ``outputs[n]``."""
+    ``claims[n]`` is the claim (or a tuple of claims) proved about ``outputs[n]``.
+
+    Examples
+    --------
+    >>> from derive import Claim, Kernel
+    >>> from derive.softmax import definitions as D
+    >>> from derive.softmax.kernels import A, L1P, M
+    >>> claim = Claim("kernel_lse", "Kernel lse", (D.K_IS_ARGMAX,), D.logsumexp(), "definition",
+    ...               ("lse_stable",))
+    >>> Kernel("lse", (A,), (M + L1P,), "log sum_j e^{a_j}", (claim,)).name
+    'lse'
+    """
 
     name: str
     args: tuple

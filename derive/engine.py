@@ -101,7 +101,18 @@ def plain(text: str) -> str:
 
 
 class StepRejected(AssertionError):
-    """A step of a derivation is not accepted (the base of every rejection)."""
+    """A step of a derivation is not accepted (the base of every rejection).
+
+    Examples
+    --------
+    >>> from derive import Derivation, Step, StepRejected, check, scalar
+    >>> x = scalar("x", lambda rng: rng.normal(0, 2))
+    >>> try:
+    ...     check(Derivation("one", "Nothing to check", (), [Step(x, "start")]))
+    ... except StepRejected as err:
+    ...     print(err.number)
+    1
+    """
 
     def __init__(self, derivation: str, number: int, why: str, lhs, rhs, reason: str):
         self.derivation, self.number, self.why = derivation, number, why
@@ -115,7 +126,19 @@ class StepFalse(StepRejected):
     """The step is false: an instance where the relation does not hold.
 
     ``counterexample`` maps names (``T``, free indices, vectors, ``previous``, ``this``)
-    to the values of that instance."""
+    to the values of that instance.
+
+    Examples
+    --------
+    >>> from derive import Derivation, Step, StepFalse, check, scalar
+    >>> x = scalar("x", lambda rng: rng.normal(0, 2))
+    >>> try:
+    ...     check(Derivation("bad", "A wrong square", (), [Step((x + 1) ** 2, "definition"),
+    ...                                                   Step(x ** 2 + 1, "forgot 2x")]))
+    ... except StepFalse as err:
+    ...     print(sorted(err.counterexample)[:3])
+    ['N', 'T', 'previous']
+    """
 
     def __init__(self, *args, counterexample: dict | None = None):
         super().__init__(*args)
@@ -123,7 +146,20 @@ class StepFalse(StepRejected):
 
 
 class StepUnproved(StepRejected):
-    """Every concrete instance held, but SymPy could not show the step symbolically."""
+    """Every concrete instance held, but SymPy could not show the step symbolically.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive import Derivation, Step, StepUnproved, check, scalar
+    >>> x = scalar("x", lambda rng: rng.uniform(0.1, 3.0), positive=True)
+    >>> try:  # true for the sampled 0 < x < 3, but SymPy does not know x < pi
+    ...     check(Derivation("acos", "acos(cos x)", (), [Step(sp.acos(sp.cos(x)), "start"),
+    ...                                                  Step(x, "x in (0, pi)")]))
+    ... except StepUnproved as err:
+    ...     print("unproved after", err.instances, "instances")
+    unproved after 12 instances
+    """
 
     def __init__(self, *args, instances: int = 0, class_counts: tuple = ()):
         super().__init__(*args)
@@ -152,6 +188,14 @@ class Step:
     (one, or a tuple applied in order): before the symbolic check, each one's start
     expression is replaced by its result wherever it occurs (sound once the lemma is
     checked, if it is a chain of equalities, and only under its assumptions).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive import Step
+    >>> x = sp.Symbol("x", real=True)
+    >>> Step(x + x, "collect", rel="=").rel
+    '='
     """
 
     expr: sp.Expr
@@ -182,6 +226,15 @@ class Derivation:
     least two steps. ``matrix`` is the result in matrix notation (LaTeX) for the
     reports, ``min_classes`` the smallest T the statement makes sense for (e.g. 2 when
     it needs i != j).
+
+    Examples
+    --------
+    >>> from derive import Derivation, Step, check, scalar
+    >>> x = scalar("x", lambda rng: rng.normal(0, 2))
+    >>> d = Derivation("square", "A square", (), [Step((x + 1) ** 2, "definition"),
+    ...                                           Step(x ** 2 + 2 * x + 1, "expand")])
+    >>> d.result
+    x**2 + 2*x + 1
     """
 
     key: str
@@ -1074,7 +1127,17 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
     The order per step: the cited lemmas (checked, equalities, assumptions made here
     too), the numeric half (a failure: :class:`StepFalse` or :class:`StepUndefined`),
     then the symbolic half (a failure after a passing numeric half:
-    :class:`StepUnproved`)."""
+    :class:`StepUnproved`).
+
+    Examples
+    --------
+    >>> from derive import Derivation, Step, check, scalar
+    >>> x = scalar("x", lambda rng: rng.normal(0, 2))
+    >>> report = check(Derivation("square", "A square", (), [
+    ...     Step((x + 1) ** 2, "definition"), Step(x ** 2 + 2 * x + 1, "expand")]))
+    >>> report.steps[0].instances > 0
+    True
+    """
     counts = class_counts(derivation, seed)
     report = DerivationReport(derivation, class_counts=counts)
     start = time.perf_counter()

@@ -47,7 +47,15 @@ def operand(printer, arg) -> str:
 
 
 class ArrayFunction(Function):
-    """Base class: a function of whole arrays along the class axis (the last one)."""
+    """Base class: a function of whole arrays along the class axis (the last one).
+
+    Examples
+    --------
+    >>> from derive.functions import A, RowSum
+    >>> from derive.softmax import definitions as D
+    >>> RowSum(A).indexed(D.j, lambda e, j: D.a[j] if e == A else e)
+    Sum(a[s], (s, 1, T))
+    """
 
     helper: str = ""  # NumPy source of the helper this function prints a call to
     helper_name: str = ""

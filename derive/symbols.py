@@ -33,7 +33,16 @@ _SAMPLERS: dict = {}
 
 
 class MissingSampler(ValueError):
-    """A derivation uses a symbol that has no sampler (the engine cannot draw it)."""
+    """A derivation uses a symbol that has no sampler (the engine cannot draw it).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive import MissingSampler
+    >>> from derive.symbols import how_to_declare
+    >>> print(how_to_declare(sp.Symbol("gamma", positive=True)).split(":")[0])
+    no sampler for the symbol gamma
+    """
 
 
 def scalar(name: str, sample: Callable, **assumptions) -> sp.Symbol:

@@ -32,7 +32,15 @@ DIGITS = 50
 
 @dataclass(frozen=True)
 class Inputs:
-    """One entry of a suite: ``make(rng)`` returns float64 logits, rows x T."""
+    """One entry of a suite: ``make(rng)`` returns float64 logits, rows x T.
+
+    Examples
+    --------
+    >>> from derive import DEFAULT_INPUTS, Inputs
+    >>> suite = DEFAULT_INPUTS + (Inputs("wide", lambda rng: rng.normal(0, 30, (20, 7))),)
+    >>> suite[-1].name
+    'wide'
+    """
 
     name: str
     make: Callable
@@ -230,7 +238,20 @@ def _fd_reference(spec: Verification, env, n: int, h_digits: int = 20) -> float:
 
 def verify_function(spec: Verification) -> Result:
     """Run ``spec`` over its suite: the worst ULP error per entry, and for a gradient the
-    two finite-difference checks. See :class:`Verification` for an example."""
+    two finite-difference checks. See :class:`Verification` for an example.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from derive import Verification, verify_function
+    >>> from derive.softmax import definitions as D
+    >>> def max_shift(a):
+    ...     m = a.max(axis=-1, keepdims=True)
+    ...     return m + np.log(np.sum(np.exp(a - m), axis=-1, keepdims=True))
+    >>> result = verify_function(Verification("lse", max_shift, D.logsumexp(), D.T, args=(D.a,)))
+    >>> result.max_ulp <= 4
+    True
+    """
     tic = time.perf_counter()
     result = Result(spec.name, spec.bound)
     rng = np.random.default_rng(spec.seed)

@@ -218,7 +218,15 @@ def ulp_errors(computed, exact: np.ndarray, dtype=np.float64, scale: np.ndarray 
 
 
 def ulp_error(computed, exact, dtype=np.float64, scale=None) -> float:
-    """:func:`ulp_errors` of one value against one exact (mpmath) value."""
+    """:func:`ulp_errors` of one value against one exact (mpmath) value.
+
+    Examples
+    --------
+    >>> import mpmath
+    >>> from derive import ulp_error
+    >>> ulp_error(0.1, mpmath.mpf(1) / 10)  # 0.1 is the double nearest 1/10
+    0.0...
+    """
     scale_parts = exact_parts([scale]) if scale is not None else None
     return float(ulp_errors([computed], exact_parts([exact]), dtype, scale_parts)[0])
 
@@ -231,6 +239,13 @@ def check_grads(loss: Callable, grad: Callable, x: np.ndarray, directions: int =
     For random unit directions v: (sum L(x + h v) - sum L(x - h v)) / 2h versus
     <grad(x), v>, with h scaled to x. Returns the worst relative difference; raises
     AssertionError above ``rtol`` (one checker for every gradient test).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from derive import check_grads
+    >>> bool(check_grads(lambda x: np.sum(x ** 2, axis=-1), lambda x: 2 * x, np.ones((2, 3))) < 1e-6)
+    True
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float64)
