@@ -180,7 +180,7 @@ def small_table(impls, repeats, rng) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for shape in SMALL:
         med, _ = bench(shape, np.float64, "cross_entropy_with_grad", impls, repeats, rng)
-        ratio = lambda n: med[n] / med["max-shift"]  # noqa: E731
+        ratio = lambda n, med=med: med[n] / med["max-shift"]  # noqa: E731
         mark = "**" if ratio("numeric") <= 1.0 else ""
         cells = [f"{shape[0]} x {shape[1]}", _us(med["max-shift"]),
                  f"{mark}{ratio('numeric'):.2f}{mark} ({_us(med['numeric'])})"]
@@ -200,7 +200,7 @@ def large_table(impls, repeats, rng, functions, dtypes) -> list[str]:
         for dtype in dtypes:
             for shape in SHAPES:
                 med, mem = bench(shape, dtype, function, impls, repeats, rng)
-                per_exp = lambda n: med[n] / med["exp"]  # noqa: E731
+                per_exp = lambda n, med=med: med[n] / med["exp"]  # noqa: E731
                 best_other = min(per_exp(n) for n in others)
                 mark = "**" if per_exp("numeric") < best_other else ""
                 cells = [function, np.dtype(dtype).name, f"{shape[0]} x {shape[1]}", _us(med["copy"]),

@@ -24,8 +24,6 @@ from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
 from . import engine
-from .softmax import catalogue
-from .softmax import definitions as D
 from .engine import Derivation, Step
 from .functions import (
     PW,
@@ -50,6 +48,8 @@ from .functions import (
     to_indexed,
 )
 from .functions import Z as ZB
+from .softmax import catalogue
+from .softmax import definitions as D
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "numeric" / "_kernels.py"

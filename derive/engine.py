@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import re
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -66,8 +67,8 @@ from sympy import Derivative, Indexed, KroneckerDelta, Piecewise, Sum
 from sympy.codegen.cfunctions import log1p
 from sympy.concrete.expr_with_limits import ExprWithLimits
 
-from .softmax import definitions as D
 from . import symbols
+from .softmax import definitions as D
 
 #: the class counts every non-concrete step is checked on, from ``min_classes`` up
 #: (see :func:`class_counts` for the counts added per derivation)
@@ -90,14 +91,14 @@ RELATIONS = ("=", ">", ">=", "<", "<=", "~")
 _PLAIN = [(r"\operatorname{log1p}", "log1p"), (r"\operatorname{softmax}", "softmax"),
           (r"\partial ", "d"), (r"\partial", "d"), (r"\sum_", "sum_"), (r"\delta", "delta"),
           (r"\ne ", "!= "), (r"\ne", "!="), (r"\ge", ">="), (r"\le", "<="), (r"\log", "log"),
-          (r"\mu", "mu"), (r"\sigma", "sigma"), (r"\epsilon", "eps"), (r"\zeta", "zeta"), (r"\mathbf{1}", "1"), (r"^\top", "^T"), (r"\_", "_"), ("$", "")]
+          (r"\epsilon", "eps"), (r"\mathbf{1}", "1"), (r"^\top", "^T"), (r"\_", "_"), ("$", "")]
 
 
 def plain(text: str) -> str:
     """A justification or title without its LaTeX markup, for terminals."""
     for macro, word in _PLAIN:
         text = text.replace(macro, word)
-    return text
+    return re.sub(r"\\([A-Za-z]+)", r"\1", text)  # any other macro: its name (\tau: tau)
 
 
 class StepRejected(AssertionError):

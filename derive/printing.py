@@ -16,7 +16,6 @@ from sympy.printing.precedence import PRECEDENCE
 
 from .softmax import definitions as D
 
-
 # --------------------------------------------------------------------------- printing math
 # How a formula is printed is decided here and nowhere else. The derivations build their
 # steps as SymPy expressions, sometimes unevaluated (``evaluate=False``) so that a step

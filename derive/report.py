@@ -23,10 +23,10 @@ import numpy as np
 import sympy as sp
 
 from . import codegen, documents, engine, verify
-from .softmax import catalogue
-from .softmax import definitions as D
 from .documents import Block, Display, Document, Figure, Proof, Text
 from .printing import _escape_tex, tex, why_tex
+from .softmax import catalogue
+from .softmax import definitions as D
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"

@@ -236,6 +236,14 @@ def _fd_reference(spec: Verification, env, n: int, h_digits: int = 20) -> float:
     return float(worst)
 
 
+def _fd_function(spec: Verification, logits: np.ndarray, rest: list) -> float:
+    """Relative difference of the function and float64 directional central differences
+    of the loss function it is the gradient of (the other arguments fixed)."""
+    loss = spec.gradient_of.function
+    return check_grads(lambda x: loss(np.ascontiguousarray(x), *rest),
+                       lambda x: spec.function(np.ascontiguousarray(x), *rest), logits, rtol=1.0)
+
+
 def verify_function(spec: Verification) -> Result:
     """Run ``spec`` over its suite: the worst ULP error per entry, and for a gradient the
     two finite-difference checks. See :class:`Verification` for an example.
@@ -270,11 +278,7 @@ def verify_function(spec: Verification) -> Result:
         result.worst[entry.name] = worst
         if spec.gradient_of is not None:
             fd_ref = max(fd_ref, _fd_reference(spec, per_row[0], logits.shape[1]))
-            rest = arrays[1:]
-            loss = spec.gradient_of.function
-            fd_fun = max(fd_fun, check_grads(lambda x: loss(np.ascontiguousarray(x), *rest),
-                                             lambda x: spec.function(np.ascontiguousarray(x), *rest),
-                                             logits, rtol=1.0))
+            fd_fun = max(fd_fun, _fd_function(spec, logits, arrays[1:]))
     if spec.gradient_of is not None:
         result.fd_reference, result.fd_function = fd_ref, fd_fun
     result.seconds = time.perf_counter() - tic

@@ -147,7 +147,7 @@ def reference_fd_check(row: np.ndarray, target: int, h_digits: int = 25) -> floa
         T = len(row)
         y = [None] + [mpmath.mpf(int(j == target)) for j in range(T)]
         for i in range(T):
-            def loss_at(shift):
+            def loss_at(shift, i=i):
                 a = [None] + [mpmath.mpf(float(v)) for v in row]
                 a[i + 1] += shift
                 Z = _REF["partition"](a, T)
@@ -561,7 +561,8 @@ def cache_dir() -> Path | None:
     setting = os.environ.get("SOFTMAX_DERIVE_CACHE", "")
     if setting.lower() in ("off", "0", "no", "none"):
         return None
-    base = Path(setting) if setting else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "softmax-derive"
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    base = Path(setting) if setting else cache_home / "softmax-derive"
     return base / "reference"
 
 

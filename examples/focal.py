@@ -10,10 +10,11 @@ The kernels compute 1 - S_c without cancellation (the built-in true-class form).
 from sympy import Derivative, KroneckerDelta, log
 
 from derive import Assumption, Catalogue, Claim, Kernel, Step, Verification, scalar
+from derive.functions import Take
 from derive.softmax import CATALOGUE as SOFTMAX
 from derive.softmax import definitions as D
-from derive.functions import Take
-from derive.softmax.kernels import GRAD_INDEX, NLL_INDEX, SOFTMAX as S_ARRAY, TRUE_CLASS, A, C
+from derive.softmax.kernels import GRAD_INDEX, NLL_INDEX, TRUE_CLASS, A, C
+from derive.softmax.kernels import SOFTMAX as S_ARRAY
 
 a, c, j, T = D.a, D.c, D.j, D.T
 gamma = scalar("gamma", lambda rng: rng.uniform(0.0, 4.0), nonnegative=True)

@@ -38,7 +38,8 @@ CATALOGUE.derivation("temperature_loss", r"The loss: $L = \log \sum_j e^{a_j/\ta
     Step(LSE - a[c] / tau, r"$\log(e^{a_c/\tau}/Z) = a_c/\tau - \log Z$"),
 ], HOT)
 
-CATALOGUE.derivation("temperature_gradient", r"Gradient: $\partial L/\partial a_j = (S_j(a/\tau) - \delta_{jc})/\tau$", [
+CATALOGUE.derivation("temperature_gradient",
+                     r"Gradient: $\partial L/\partial a_j = (S_j(a/\tau) - \delta_{jc})/\tau$", [
     Step(Derivative(LOSS, a[j]), "the derivative to find"),
     Step(Derivative(LSE - a[c] / tau, a[j]), "the previous result", lemma="temperature_loss"),
     Step(GRAD, r"chain rule: $\partial (a_s/\tau)/\partial a_j = \delta_{sj}/\tau$"),

@@ -11,7 +11,8 @@ from sympy import Derivative, KroneckerDelta
 from derive import Catalogue, Claim, Kernel, Step, Verification, scalar
 from derive.softmax import CATALOGUE as SOFTMAX
 from derive.softmax import definitions as D
-from derive.softmax.kernels import GRAD_INDEX, L1P, M, NLL_INDEX, SOFTMAX as S_ARRAY, A, C
+from derive.softmax.kernels import GRAD_INDEX, L1P, NLL_INDEX, A, C, M
+from derive.softmax.kernels import SOFTMAX as S_ARRAY
 
 a, c, j, T = D.a, D.c, D.j, D.T
 lam = scalar("lamda", lambda rng: rng.uniform(1e-4, 0.5), positive=True)
@@ -30,7 +31,8 @@ CATALOGUE.derivation("zloss_one_hot", r"With a one-hot label: $L_z = \log Z - a_
     Step(LSE - a[c] + lam * LSE ** 2, r"the softmax loss is $\log Z - a_c$", lemma="loss_one_hot"),
 ], HOT)
 
-CATALOGUE.derivation("zloss_gradient", r"Gradient: $\partial L_z/\partial a_j = S_j - \delta_{jc} + 2\lambda (\log Z) S_j$", [
+CATALOGUE.derivation("zloss_gradient",
+                     r"Gradient: $\partial L_z/\partial a_j = S_j - \delta_{jc} + 2\lambda (\log Z) S_j$", [
     Step(Derivative(LOSS, a[j]), "the derivative to find"),
     Step(Derivative(LSE - a[c] + lam * LSE ** 2, a[j]), "the previous result", lemma="zloss_one_hot"),
     Step(GRAD, r"$\partial \log Z/\partial a_j = S_j$; chain rule for the square"),

@@ -553,8 +553,10 @@ def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=Non
 
 
 binary_cross_entropy_with_logits.__doc__ = "Binary cross entropy of logits." + _BCE_DOC
-binary_cross_entropy_with_logits_grad.__doc__ = "Gradient of the binary cross entropy with respect to the logits." + _BCE_DOC
-binary_cross_entropy_with_logits_with_grad.__doc__ = "(loss, gradient) of the binary cross entropy in one pass." + _BCE_DOC
+binary_cross_entropy_with_logits_grad.__doc__ = (
+    "Gradient of the binary cross entropy with respect to the logits." + _BCE_DOC)
+binary_cross_entropy_with_logits_with_grad.__doc__ = (
+    "(loss, gradient) of the binary cross entropy in one pass." + _BCE_DOC)
 
 
 # --------------------------------------------------------------------------- FC layer + loss

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from derive import codegen, engine, functions as F
+from derive import codegen, engine
+from derive import functions as F
 
 ROOT = Path(__file__).resolve().parent.parent
 

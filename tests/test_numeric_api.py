@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import example, given, strategies as st
+from hypothesis import example, given
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import numeric
-from numeric import (cross_entropy, cross_entropy_grad, cross_entropy_with_grad, log_softmax,
-                     logsumexp, softmax)
+from numeric import cross_entropy, cross_entropy_grad, cross_entropy_with_grad, log_softmax, logsumexp, softmax
 
 ROOT = Path(__file__).resolve().parent.parent
 EPS = np.finfo(np.float64).eps
@@ -220,7 +220,8 @@ def test_empty_batch_is_fine():
     (np.array([0, 3]), r"target 3 at position \(1,\) is not a class index in \[0, 3\)"),
     (np.array([-1, 0]), r"target -1 at position \(0,\)"),
     (np.array([0, 1, 2]), r"integer targets must have the logits' shape without the class axis, \(2,\); got \(3,\)"),
-    (np.array([0.0, 1.0]), r"probability targets must have the logits' shape \(2, 3\); got \(2,\) \(for class indices use an integer dtype\)"),
+    (np.array([0.0, 1.0]), r"probability targets must have the logits' shape \(2, 3\); got \(2,\) "
+                           r"\(for class indices use an integer dtype\)"),
     (np.array([[0.5, 0.6, -0.1], [1, 0, 0]]), r"non-negative; got -0.1 in row 0, class 2"),
     (np.array([[0.5, 0.6, 0.1], [1, 0, 0]]), r"sum to 1 along the class axis; row 0 sums to 1.2"),
     (np.array([[np.nan, 1, 0], [1, 0, 0]]), r"must be finite; got nan"),

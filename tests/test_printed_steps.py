@@ -7,9 +7,9 @@ import pytest
 import sympy as sp
 
 from derive import codegen, engine, report
+from derive.engine import Derivation, Step
 from derive.softmax import catalogue
 from derive.softmax import definitions as D
-from derive.engine import Derivation, Step
 
 
 @pytest.fixture(scope="module")

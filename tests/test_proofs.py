@@ -14,10 +14,10 @@ import sympy as sp
 from sympy import Derivative, KroneckerDelta, Sum
 
 from derive import engine
+from derive.engine import Derivation, Step, StepRejected
 from derive.softmax import catalogue
 from derive.softmax import definitions as D
 from derive.softmax.definitions import T, a, c, i, j, k, l, y
-from derive.engine import Derivation, Step, StepRejected
 
 CATALOGUE = catalogue.build()
 IDS = [d.key for d in CATALOGUE]

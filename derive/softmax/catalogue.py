@@ -13,9 +13,9 @@ import sympy as sp
 from sympy import Derivative, KroneckerDelta, Rational, Sum, exp, log
 from sympy.codegen.cfunctions import log1p
 
-from . import definitions as D
-from .definitions import T, a, c, i, j, k, l, p, q, r, s, v, y, x, W, b, m, t, delta
 from ..engine import Derivation, Step
+from . import definitions as D
+from .definitions import T, W, a, b, c, delta, i, j, k, l, m, p, q, r, s, t, v, x, y
 
 S = D.softmax
 Z = D.partition()

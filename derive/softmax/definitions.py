@@ -35,7 +35,7 @@ B = sp.Symbol("B", integer=True, positive=True)  #: batch size
 N = sp.Symbol("N", integer=True, positive=True)  #: number of features
 
 # index symbols: free ones (i, j, l, c, k, p, q) and summation dummies (n, r, s)
-i, j, l, c, k, p, q = sp.symbols("i j l c k p q", integer=True, positive=True)
+i, j, l, c, k, p, q = sp.symbols("i j l c k p q", integer=True, positive=True)  # noqa: E741 - the textbook's l
 n, r, s = sp.symbols("n r s", integer=True, positive=True)
 beta = sp.Symbol("beta", integer=True, positive=True)  #: a sample of the batch
 

@@ -5,18 +5,18 @@ Each name is an array expression over :mod:`derive.functions` (``A`` the logits,
 e.g. the temperature-scaled loss ``NLL_INDEX.xreplace({A: A / tau})``.
 """
 from ..codegen import (  # noqa: F401 - re-exported: the stable forms users build on
-    E,
     GRAD_INDEX,
     GRAD_SOFT,
-    K,
     L1P,
-    M,
     NEG_LOG_SOFTMAX,
     NLL_INDEX,
     NLL_SOFT,
     SOFTMAX,
     TAIL,
     TRUE_CLASS,
+    E,
+    K,
+    M,
     kernels,
 )
 from ..functions import A, C, Y  # noqa: F401 - re-exported: the array symbols
