@@ -68,7 +68,6 @@ from sympy.codegen.cfunctions import log1p
 from sympy.concrete.expr_with_limits import ExprWithLimits
 
 from . import symbols
-from .softmax import definitions as D
 
 #: the class counts every non-concrete step is checked on, from ``min_classes`` up
 #: (see :func:`class_counts` for the counts added per derivation)
@@ -240,7 +239,7 @@ class Derivation:
 
     key: str
     title: str
-    assumptions: Sequence[D.Assumption]
+    assumptions: Sequence[symbols.Assumption]
     steps: list[Step]
     matrix: str = ""
     min_classes: int = 1
@@ -330,8 +329,8 @@ def _range_facts(sym, lo, hi) -> dict:
 
 def _free_index_facts(expr: sp.Expr) -> dict:
     facts = {}
-    for sym in expr.free_symbols & set(D.INDEX_RANGES):
-        facts.update(_range_facts(sym, 1, D.INDEX_RANGES[sym]))
+    for sym in expr.free_symbols & set(symbols.INDEX_RANGES):
+        facts.update(_range_facts(sym, 1, symbols.INDEX_RANGES[sym]))
     return facts
 
 
@@ -498,7 +497,7 @@ def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
     start, result = canonical_bound(lemma.start), canonical_bound(lemma.result)
     fixed = _assumption_symbols(lemma.assumptions)
     # every index of the start (also those a Derivative binds, d/da_i)
-    indices = start.atoms(sp.Symbol) & set(D.INDEX_RANGES)
+    indices = start.atoms(sp.Symbol) & set(symbols.INDEX_RANGES)
     free = sorted(indices - fixed, key=sp.default_sort_key)
     literal = indices & fixed
     wilds = {sym: sp.Wild(f"{sym.name}_", properties=[lambda e: e.is_Symbol and e.is_integer])
@@ -506,8 +505,8 @@ def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
     pattern, template = start.xreplace(wilds), result.xreplace(wilds)
 
     def in_range(value, top, scope) -> bool:
-        if value in D.INDEX_RANGES:
-            return D.INDEX_RANGES[value] == top
+        if value in symbols.INDEX_RANGES:
+            return symbols.INDEX_RANGES[value] == top
         if value in scope:
             lo, hi = scope[value]
             return _provably_nonnegative(lo - 1) and _provably_nonnegative(top - hi)
@@ -522,7 +521,7 @@ def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
             names = ", ".join(str(sym) for sym in sorted(indices, key=sp.default_sort_key))
             raise LemmaRefused(f"the lemma {lemma.key!r} would match its distinct indices "
                                f"{names} to the same index in {sp.sstr(e)}")
-        if not all(in_range(found[w], D.INDEX_RANGES[sym], scope)
+        if not all(in_range(found[w], symbols.INDEX_RANGES[sym], scope)
                    for sym, w in wilds.items() if w in found):
             return None
         return template.xreplace(found)
@@ -552,7 +551,7 @@ def _apply_lemmas(expr, lemmas):
 def _index_pairs(expr) -> list[tuple]:
     """Pairs of free indices whose equality a side branches on (Eq conditions, deltas)."""
     pairs = set()
-    free = set(D.INDEX_RANGES)
+    free = set(symbols.INDEX_RANGES)
     for atom in expr.atoms(sp.Eq, sp.Ne, KroneckerDelta):
         x, y = atom.args
         if x in free and y in free and x != y:
@@ -644,7 +643,7 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
         case_assumptions = [_substitute_assumption(h, mapping) for h in assumptions]
         # indices distinct in this case stay distinct after an assumption's rewrite
         # (y_j -> delta_jc brings the delta back)
-        case_assumptions += [D.Distinct(f"{x} != {y}", x, y) for x, y in {
+        case_assumptions += [symbols.Distinct(f"{x} != {y}", x, y) for x, y in {
             tuple(rel.args) for rel, value in facts.items()
             if isinstance(rel, KroneckerDelta) and value == 0}]
         # a lemma holds for every value of its symbols: identified indices are
@@ -670,7 +669,7 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
 def _nonempty(lo, hi, min_classes: int, at_least: int) -> bool:
     """hi - lo + 1 >= at_least for every T >= min_classes (and every N, B >= 1)."""
     shifted = sp.Symbol("T_extra", integer=True, nonnegative=True)
-    count = (hi - lo + 1 - at_least).xreplace({D.T: shifted + max(1, min_classes)})
+    count = (hi - lo + 1 - at_least).xreplace({symbols.CLASSES: shifted + max(1, min_classes)})
     return count == 0 or count.is_nonnegative is True
 
 
@@ -751,7 +750,7 @@ def class_counts(derivation: Derivation, seed: int = DEFAULT_SEED) -> tuple:
 def _instances(derivation: Derivation, seed: int, counts: tuple):
     """Random instances satisfying the assumptions: SAMPLES_PER_T per class count.
 
-    The built-in symbols are drawn by :class:`definitions.Instance`, declared ones
+    The content's symbols are drawn by its :class:`symbols.Instance`, declared ones
     (:func:`symbols.scalar`, :func:`symbols.vector`) by their samplers, then every
     assumption adjusts the instance. Yields (instance, None) or (None, reason) when the
     assumptions cannot be drawn or a symbol has no sampler."""
@@ -759,7 +758,7 @@ def _instances(derivation: Derivation, seed: int, counts: tuple):
     exprs = [step.expr for step in derivation.steps]
     for n_classes in counts:
         for _ in range(SAMPLES_PER_T):
-            env = D.Instance(rng, n_classes, int(rng.integers(1, 4)))
+            env = symbols.new_instance(rng, n_classes, int(rng.integers(1, 4)))
             symbols.draw_declared(env, exprs, rng)
             try:
                 for assumption in derivation.assumptions:
@@ -798,7 +797,7 @@ class _Evaluator:
     instance, a Piecewise picks its first true branch, and a Derivative is taken by
     ``mpmath.diff`` of its body with the variable's value moved."""
 
-    def __init__(self, env: D.Instance):
+    def __init__(self, env: symbols.Instance):
         self.env = env
         self.moved = {}  # values that mpmath.diff has moved
         self.memo = {}
@@ -943,7 +942,7 @@ class _Evaluator:
         return mpmath.diff(f, points, orders)
 
 
-def evaluate(expr: sp.Expr, env: D.Instance):
+def evaluate(expr: sp.Expr, env: symbols.Instance):
     """``expr`` on a concrete instance, with mpmath at :data:`DIGITS` digits.
 
     Raises :class:`EvaluationError` when it has no finite value there (a missing
@@ -993,13 +992,13 @@ def _show(value) -> str:
     return mpmath.nstr(value, 15) if isinstance(value, (mpmath.mpf, mpmath.mpc)) else str(value)
 
 
-def _describe(env: D.Instance, exprs) -> dict:
+def _describe(env: symbols.Instance, exprs) -> dict:
     """The values of an instance that the expressions use: T, N, free indices, scalars,
     and the vectors in full."""
     shown = {"T": env.T, "N": env.N}
     free = set().union(*(e.free_symbols for e in exprs))
     for sym in sorted((f for f in free if isinstance(f, sp.Symbol)), key=lambda s: s.name):
-        if sym in env and sym not in (D.T, D.N):
+        if sym in env and sym not in (symbols.CLASSES, symbols.FEATURES):
             shown[sym.name] = env[sym]
     bases = sorted({item.base for e in exprs for item in e.atoms(Indexed)}, key=sp.default_sort_key)
     for base in bases:

@@ -31,6 +31,27 @@ INSTANCE_DIGITS = 60
 #: every declared symbol (a Symbol or an IndexedBase) -> its sampler ``draw(rng) -> float``
 _SAMPLERS: dict = {}
 
+#: the number of classes and of features: every vector is indexed 1..T (or 1..N)
+CLASSES = sp.Symbol("T", integer=True, positive=True)
+FEATURES = sp.Symbol("N", integer=True, positive=True)
+#: every index symbol that may appear free in a derivation -> the size it ranges up to
+INDEX_RANGES: dict = {}
+
+
+def index(name: str, upto: sp.Symbol = CLASSES) -> sp.Symbol:
+    """A free index symbol ranging over 1..``upto`` (the classes by default).
+
+    Examples
+    --------
+    >>> from derive.symbols import index
+    >>> m = index("m_idx")
+    >>> m.is_integer and m.is_positive
+    True
+    """
+    symbol = sp.Symbol(name, integer=True, positive=True)
+    INDEX_RANGES[symbol] = upto
+    return symbol
+
 
 class MissingSampler(ValueError):
     """A derivation uses a symbol that has no sampler (the engine cannot draw it).
@@ -93,6 +114,43 @@ def vector(name: str, sample: Callable, **assumptions) -> sp.IndexedBase:
 def sampler(atom):
     """The declared sampler of a Symbol or IndexedBase, or None."""
     return _SAMPLERS.get(atom)
+
+
+class Instance(dict):
+    """Concrete values for one numeric check: T, N, the free indices, the declared
+    symbols (added by :func:`draw_declared`). Content that draws more symbols of its own
+    subclasses it and installs the subclass with :func:`use_instance`."""
+
+    def __init__(self, rng, n_classes: int, n_features: int):
+        super().__init__()
+        self.rng = rng
+        self.T, self.N = n_classes, n_features
+        self[CLASSES], self[FEATURES] = n_classes, n_features
+        for sym, size in INDEX_RANGES.items():
+            hi = {CLASSES: n_classes, FEATURES: n_features}.get(size)
+            if hi is not None:
+                self[sym] = int(rng.integers(1, hi + 1))
+
+    def distinct(self, first, second):
+        """Make the indices ``first`` and ``second`` differ (redraw the second)."""
+        if self.T < 2:
+            raise ValueError(f"{first} != {second} needs T >= 2")
+        if self[first] == self[second]:
+            choices = [idx for idx in range(1, self.T + 1) if idx != self[first]]
+            self[second] = int(self.rng.choice(choices))
+
+
+_INSTANCE = [Instance]
+
+
+def use_instance(cls) -> None:
+    """Draw every instance with ``cls`` (a subclass of :class:`Instance`)."""
+    _INSTANCE[0] = cls
+
+
+def new_instance(rng, n_classes: int, n_features: int) -> Instance:
+    """A fresh instance of the installed :class:`Instance` class."""
+    return _INSTANCE[0](rng, n_classes, n_features)
 
 
 def _mpf(value) -> mpmath.mpf:
@@ -191,3 +249,17 @@ def implied(assumption: Assumption) -> bool:
     cited without repeating it."""
     return (type(assumption) is Assumption and assumption.rule is None
             and assumption.draw is None)
+
+
+@dataclass(frozen=True)
+class Distinct(Assumption):
+    """Two indices differ: rewrites delta(first, second) to 0, samples them distinct."""
+
+    first: sp.Symbol = None
+    second: sp.Symbol = None
+
+    def rewrite(self, expr):
+        return expr.subs(sp.KroneckerDelta(self.first, self.second), 0)
+
+    def sample(self, env):
+        env.distinct(self.first, self.second)
