@@ -14,6 +14,7 @@ catalogue and the SymPy version: the same inputs give the same bytes.
 from __future__ import annotations
 
 import functools
+import inspect
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
 from . import engine
+from . import kernel_helpers as H
 from .engine import Derivation, Step
 from .functions import (
     PW,
@@ -513,16 +515,7 @@ def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None
     return "\n".join(lines)
 
 
-BUFFER_HELPERS = '''
-def _scratch(a, count):
-    """Scratch arrays for a kernel called without them."""
-    return [numpy.empty_like(a, dtype=numpy.float64) for _ in range(count)]
-
-
-def _outputs(a, full):
-    """Output arrays for a kernel called without them (None for row-level results)."""
-    return [numpy.empty_like(a, dtype=numpy.float64) if f else None for f in full]
-'''.strip()
+BUFFER_HELPERS = "\n\n\n".join(inspect.getsource(f).strip() for f in (H._scratch, H._outputs))
 
 
 HEADER = '''\

@@ -20,11 +20,12 @@ below. Each class carries all of its forms in one place:
 """
 from __future__ import annotations
 
-import textwrap
+import inspect
 
 import sympy as sp
 from sympy import Function, KroneckerDelta, Sum
 
+from . import kernel_helpers as H
 from .softmax import definitions as D
 
 #: the array symbols of the kernels
@@ -57,7 +58,7 @@ class ArrayFunction(Function):
     Sum(a[s], (s, 1, T))
     """
 
-    helper: str = ""  # NumPy source of the helper this function prints a call to
+    helpers: tuple = ()  # NumPy helpers (functions of derive.kernel_helpers) it prints calls to
     helper_name: str = ""
 
     def indexed(self, j, tr):  # pragma: no cover - every subclass defines it
@@ -115,18 +116,7 @@ class Take(ArrayFunction):
 
     nargs = 2
     helper_name = "_take"
-    helper = '''
-    def _take(x, k, axis=-1):
-        """x at index k (a column) of the last axis, per row: plain fancy indexing,
-        cheaper than numpy.take_along_axis on small blocks."""
-        return x[numpy.arange(x.shape[0]), k[:, 0]][:, None]
-
-
-    def _put(x, k, v, axis=-1):
-        """x at index k (a column) of the last axis := v (a scalar or a column), in place."""
-        v = numpy.asarray(v)
-        x[numpy.arange(x.shape[0]), k[:, 0]] = v[:, 0] if v.ndim else v
-    '''
+    helpers = (H._take, H._put)
 
     def indexed(self, j, tr):
         return tr(self.args[0], tr(self.args[1], j))  # the index column: c or k
@@ -171,16 +161,7 @@ class DiffLo(ArrayFunction):
 
     nargs = 2
     helper_name = "_difference_error"
-    helper = '''
-    def _difference_error(x, y, hi, z, out):
-        """(x - y) - hi with hi = fl(x - y), exactly (Knuth's TwoSum), into ``out``;
-        ``z`` is scratch (x, y, hi finite)."""
-        numpy.subtract(hi, x, out=z)
-        numpy.subtract(hi, z, out=out)
-        numpy.subtract(x, out, out=out)
-        numpy.add(z, y, out=z)
-        return numpy.subtract(out, z, out=out)
-    '''
+    helpers = (H._difference_error,)
 
     def indexed(self, j, tr):
         return sp.Integer(0)
@@ -204,27 +185,7 @@ class ExpDiff(ArrayFunction):
 
     nargs = 2
     helper_name = "_exp_difference"
-    helper = '''
-    def _exp_difference(x, y, out, s1, s2, s3, moderate=False):
-        """e^(x - y) to about one ULP into ``out`` (y a column, x - y <= 0).
-
-        moderate (every x and y in [-708, 709]): e^x e^-y, two exps within 0.7 ULP
-        and one rounding, no cancellation at all. Otherwise: exp of the rounded
-        difference times 1 + its exact rounding error (TwoSum); x is first raised to
-        y - d with d = max(800, |y| 2^-40): e^-800 is 0 in float64 and y - d < y even
-        where |y| is huge, so -inf or far-apart inputs stay finite through the error
-        term (and nothing else changes); NaN stays NaN.
-        s1, s2, s3 are scratch arrays like x."""
-        if moderate:
-            numpy.exp(x, out=out)
-            return numpy.multiply(out, numpy.exp(-y), out=out)
-        xc = numpy.maximum(x, y - numpy.maximum(800.0, numpy.abs(y) * 2.0 ** -40), out=s1)
-        hi = numpy.subtract(xc, y, out=s2)
-        lo = _difference_error(xc, y, hi, out, s3)
-        e = numpy.exp(hi, out=out)
-        numpy.multiply(lo, e, out=lo)
-        return numpy.add(e, lo, out=e)
-    '''
+    helpers = (H._exp_difference,)
 
     def indexed(self, j, tr):
         return sp.exp(tr(self.args[0], j) - tr(self.args[1], j))
@@ -248,15 +209,7 @@ class SumExceptMax(ArrayFunction):
 
     nargs = 2
     helper_name = "_sum_except"
-    helper = '''
-    def _sum_except(e, k, axis=-1):
-        """sum_{j != k} e_j along ``axis``; e_k is set to 0 for the sum, then to its exact
-        value e^0 = 1 (the product form e^a e^-m may round it)."""
-        _put(e, k, 0.0, axis)
-        tail = numpy.sum(e, axis=axis, keepdims=True)
-        _put(e, k, 1.0, axis)
-        return tail
-    '''
+    helpers = (H._sum_except,)
 
     def indexed(self, j, tr):
         e, skip = self.args
@@ -298,14 +251,7 @@ class ZeroTimes(ArrayFunction):
 
     nargs = 2
     helper_name = "_zero_safe_product"
-    helper = '''
-    def _zero_safe_product(y, x, out=None):
-        """y * x (into ``out`` if given), with 0 where y == 0 (so 0 * inf is 0, as in
-        y log y at y = 0)."""
-        out = numpy.multiply(y, x, out=out)
-        numpy.copyto(out, 0.0, where=(y == 0))
-        return out
-    '''
+    helpers = (H._zero_safe_product,)
 
     def indexed(self, j, tr):
         return tr(self.args[0], j) * tr(self.args[1], j)
@@ -340,12 +286,7 @@ class PutAt(ArrayFunction):
 
     nargs = 3
     helper_name = "_put_at_target"
-    helper = '''
-    def _put_at_target(x, c, u, axis=-1):
-        """x with its entry at the target c replaced by u (x is changed in place)."""
-        _put(x, c, u, axis)
-        return x
-    '''
+    helpers = (H._put_at_target,)
 
     def indexed(self, j, tr):
         x, where, u = self.args
@@ -365,12 +306,7 @@ class Softplus(ArrayFunction):
 
     nargs = 1
     helper_name = "_softplus"
-    helper = '''
-    def _softplus(x):
-        """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, and a value far below
-        1e-16 (x very negative) keeps its digits."""
-        return numpy.maximum(x, 0.0) + numpy.log1p(numpy.exp(-numpy.abs(x)))
-    '''
+    helpers = (H._softplus,)
 
     def indexed(self, j, tr):
         return D.softplus(tr(self.args[0], j))
@@ -390,13 +326,7 @@ class Sigmoid(ArrayFunction):
 
     nargs = 1
     helper_name = "_sigmoid"
-    helper = '''
-    def _sigmoid(x):
-        """1 / (1 + e^-x) as 1/(1 + e) for x >= 0 and e/(1 + e) for x < 0, e = e^-|x|:
-        never overflows, and sigma(x) for very negative x keeps its digits."""
-        e = numpy.exp(-numpy.abs(x))
-        return numpy.where(x >= 0, 1.0, e) / (1.0 + e)
-    '''
+    helpers = (H._sigmoid,)
 
     def indexed(self, j, tr):
         return D.sigmoid(tr(self.args[0], j))
@@ -439,4 +369,5 @@ def helpers_used(exprs) -> list[str]:
     used = {type(f) for e in exprs for f in e.atoms(ArrayFunction)} | {Take}
     if ExpDiff in used:
         used.add(DiffLo)
-    return [textwrap.dedent(cls.helper).strip() for cls in order if cls in used and cls.helper]
+    return ["\n\n\n".join(inspect.getsource(f).strip() for f in cls.helpers)
+            for cls in order if cls in used and cls.helpers]
