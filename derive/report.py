@@ -836,7 +836,9 @@ def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None
     lines += [f"warning: {problem}" for problem in repeated_steps(shown + ctx["kernels"])]
     try:
         lines += [f"wrote {out_dir.name}/{p}" for p in figures(out_dir / "figures", docs, ctx)]
+        drawn = True
     except ImportError:
+        drawn = False
         lines.append("matplotlib is not installed: the figures were not drawn "
                      "(pip install 'softmax-derive[report]' for them)")
     tex_paths = []
@@ -855,6 +857,12 @@ def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None
                      f"(install the Debian packages {TEX_PACKAGES} to get the PDFs)")
         return lines
     if pdf is False:
+        return lines
+    if not drawn:
+        if pdf:
+            raise LatexError("--pdf: the PDFs need the figures, and the figures need matplotlib "
+                             "(pip install 'softmax-derive[report]')")
+        lines.append("the PDFs were not compiled: they need the figures (matplotlib)")
         return lines
     for tex_path in tex_paths:
         path = compile_pdf(tex_path)
