@@ -45,47 +45,6 @@ DTYPES = [np.float64, np.float32]
 FUNCTIONS = ["cross_entropy_with_grad", "softmax", "log_softmax"]
 
 
-def _maxshift():
-    def softmax(a):
-        e = np.exp(a - a.max(axis=-1, keepdims=True))
-        e /= e.sum(axis=-1, keepdims=True)
-        return e
-
-    def log_softmax(a):
-        d = a - a.max(axis=-1, keepdims=True)
-        return d - np.log(np.exp(d).sum(axis=-1, keepdims=True))
-
-    def fused(a, c):
-        m = a.max(axis=-1, keepdims=True)
-        e = np.exp(a - m)
-        s = e.sum(axis=-1, keepdims=True)
-        rows = np.arange(a.shape[0])
-        loss = (np.log(s) + m)[:, 0] - a[rows, c]
-        e /= s
-        e[rows, c] -= 1
-        return loss, e
-
-    return {"softmax": softmax, "log_softmax": log_softmax, "cross_entropy_with_grad": fused}
-
-
-def _scipy():
-    try:
-        from scipy import special
-    except ImportError:
-        return None
-
-    def fused(a, c):
-        rows = np.arange(a.shape[0])
-        logp = special.log_softmax(a, axis=-1)
-        grad = np.exp(logp)
-        grad[rows, c] -= 1
-        return -logp[rows, c], grad
-
-    return {"softmax": lambda a: special.softmax(a, axis=-1),
-            "log_softmax": lambda a: special.log_softmax(a, axis=-1),
-            "cross_entropy_with_grad": fused}
-
-
 def _torch():
     try:
         import torch
@@ -120,10 +79,17 @@ def _jax():
 
 
 def candidates():
-    found = {"numeric": {"softmax": numeric.softmax, "log_softmax": numeric.log_softmax,
-                         "cross_entropy_with_grad": numeric.cross_entropy_with_grad},
-             "max-shift": _maxshift()}
-    for name, make in (("scipy", _scipy), ("torch", _torch), ("jax", _jax)):
+    """The verification's table of implementations (derive.verify.implementations: the
+    generated code, the max-shift, SciPy), plus PyTorch and JAX where installed."""
+    from derive import verify
+
+    table = verify.implementations()
+    keep = ("softmax", "log_softmax", "cross_entropy_with_grad")
+    found = {"numeric": table["numeric"], "max-shift": table["max-shift"]}
+    if "scipy.special" in table:
+        found["scipy"] = table["scipy.special"]
+    found = {name: {f: impl[f] for f in keep} for name, impl in found.items()}
+    for name, make in (("torch", _torch), ("jax", _jax)):
         impl = make()
         if impl is not None:
             found[name] = impl

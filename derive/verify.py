@@ -286,6 +286,17 @@ def _max_shift():
         d = a - np.max(a, axis=-1, keepdims=True)
         return d - np.log(np.sum(np.exp(d), axis=-1, keepdims=True))
 
+    def fused(a, c):
+        """(loss, gradient) in one pass, as a hand-written training loop does."""
+        m = a.max(axis=-1, keepdims=True)
+        e = np.exp(a - m)
+        s = e.sum(axis=-1, keepdims=True)
+        rows = np.arange(a.shape[0])
+        loss = (np.log(s) + m)[:, 0] - a[rows, c]
+        e /= s
+        e[rows, c] -= 1
+        return loss, e
+
     return {
         "softmax": softmax, "log_softmax": log_softmax, "logsumexp": lse,
         "weighted": lambda a, u: -np.sum(u * log_softmax(a), axis=-1),
@@ -294,6 +305,7 @@ def _max_shift():
         "cross_entropy_grad": lambda a, c: softmax(a) - _onehot(c, a.shape),
         "cross_entropy_soft": lambda a, y: -np.sum(y * log_softmax(a), axis=-1),
         "cross_entropy_grad_soft": lambda a, y: softmax(a) - y,
+        "cross_entropy_with_grad": fused,
     }
 
 
@@ -320,6 +332,13 @@ def _scipy():
         from scipy import special
     except ImportError:
         return None
+    def fused(a, c):
+        rows = np.arange(a.shape[0])
+        logp = special.log_softmax(a, axis=-1)
+        grad = np.exp(logp)
+        grad[rows, c] -= 1
+        return -logp[rows, c], grad
+
     return {
         "softmax": lambda a: special.softmax(a, axis=-1),
         "log_softmax": lambda a: special.log_softmax(a, axis=-1),
@@ -331,6 +350,7 @@ def _scipy():
         "cross_entropy_grad": lambda a, c: special.softmax(a, axis=-1) - _onehot(c, a.shape),
         "cross_entropy_soft": lambda a, y: -np.sum(special.xlogy(y, special.softmax(a, axis=-1)), axis=-1),
         "cross_entropy_grad_soft": lambda a, y: special.softmax(a, axis=-1) - y,
+        "cross_entropy_with_grad": fused,
     }
 
 
@@ -342,11 +362,14 @@ def _ours():
         "cross_entropy": numeric.cross_entropy, "cross_entropy_grad": numeric.cross_entropy_grad,
         "cross_entropy_soft": numeric.cross_entropy,
         "cross_entropy_grad_soft": numeric.cross_entropy_grad,
+        "cross_entropy_with_grad": numeric.cross_entropy_with_grad,
     }
 
 
 def implementations() -> dict[str, dict]:
-    """name -> {function -> callable}; 'numeric' is the code under test."""
+    """The one table of implementations, used by verification, the reports and the
+    benchmarks: name -> {function -> callable}; 'numeric' is the code under test, the
+    others are the baselines (functions a baseline lacks are not measured)."""
     found = {"numeric": _ours(), "max-shift": _max_shift(), "naive": _naive()}
     sci = _scipy()
     if sci is not None:
