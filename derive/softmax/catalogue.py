@@ -7,6 +7,7 @@ every step symbolically for symbolic T and numerically at T = 1, 2, 3, 5, 8 (fro
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import sympy as sp
@@ -225,7 +226,7 @@ def _gradient() -> list[Derivation]:
                    (D.REAL_LOGITS, D.SOFT_LABEL), [
                        Step(Derivative(D.softmax_loss(), a[i]), "the derivative to find"),
                        Step(Derivative(LSE - Sum(y[s] * a[s], (s, 1, T)), a[i]),
-                            r"$L = \log Z - \sum_j y_j a_j$ (previous result)"),
+                            r"$L = \log Z - \sum_j y_j a_j$ (previous result)", lemma="loss_soft_form"),
                        Step(S(i) - y[i], r"$\partial \log Z/\partial a_i = e^{a_i}/Z = S_i$; $\partial (\sum_j y_j a_j)/\partial a_i = y_i$"),
                    ], matrix=r"\frac{\partial L}{\partial a} = S - y", section="gradient"),
         Derivation("loss_gradient_chain",
@@ -290,14 +291,16 @@ def _stable_forms() -> list[Derivation]:
                    (D.REAL_LOGITS, D.ONE_HOT, D.K_IS_ARGMAX), [
                        Step(D.softmax_loss(), "definition"),
                        Step(LSE - a[c], r"one-hot label: $L = \log Z - a_c$"),
-                       Step((a[k] - a[c]) + log1p(shifted_rest()), r"stable log-sum-exp with $m = a_k$"),
+                       Step((a[k] - a[c]) + log1p(shifted_rest()), r"stable log-sum-exp with $m = a_k$",
+                            lemma="lse_stable"),
                    ], matrix=r"L = (m - a_c) + \operatorname{log1p}\big(\textstyle\sum_{j \ne k} e^{a_j - m}\big)",
                    section="stable"),
         Derivation("log_softmax_stable", "Stable log-softmax",
                    (D.REAL_LOGITS, D.K_IS_ARGMAX), [
                        Step(log(S(j)), "definition"),
                        Step(a[j] - LSE, r"$\log(e^{a_j}/Z) = a_j - \log Z$"),
-                       Step((a[j] - a[k]) - log1p(shifted_rest()), r"stable log-sum-exp with $m = a_k$"),
+                       Step((a[j] - a[k]) - log1p(shifted_rest()), r"stable log-sum-exp with $m = a_k$",
+                            lemma="lse_stable"),
                    ], matrix=r"\log S_j = (a_j - m) - \operatorname{log1p}\big(\textstyle\sum_{i \ne k} e^{a_i - m}\big)",
                    section="stable"),
         Derivation("softmax_stable", "Stable softmax",
@@ -317,7 +320,7 @@ def _stable_forms() -> list[Derivation]:
                    (D.REAL_LOGITS, D.K_IS_ARGMAX), [
                        Step(S(k) - 1, r"$S_k - 1$ with $k$ the argmax"),
                        Step(-D.sum_except(lambda u: S(u), k), "the outputs sum to one"),
-                       Step(-shifted_rest() / (1 + shifted_rest()), "stable softmax"),
+                       Step(-shifted_rest() / (1 + shifted_rest()), "stable softmax", lemma="softmax_stable"),
                    ], matrix=r"S_k - 1 = -\frac{\sum_{j \ne k} e^{a_j - m}}{1 + \sum_{j \ne k} e^{a_j - m}}",
                    section="stable"),
     ]
@@ -493,6 +496,16 @@ def build() -> list[Derivation]:
     cat = [d for section in SECTIONS for d in section()]
     keys = [d.key for d in cat]
     assert len(keys) == len(set(keys)), "duplicate derivation keys"
+    return _cite_by_key(cat)
+
+
+def _cite_by_key(cat: list[Derivation]) -> list[Derivation]:
+    """Resolve lemma citations written as keys to the (earlier) derivations they name."""
+    earlier: dict[str, Derivation] = {}
+    for d in cat:
+        d.steps = [dataclasses.replace(step, lemma=earlier[step.lemma]) if isinstance(step.lemma, str)
+                   else step for step in d.steps]
+        earlier[d.key] = d
     return cat
 
 
