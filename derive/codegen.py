@@ -30,6 +30,7 @@ from .engine import Derivation, Step
 from .functions import (
     PW,
     YB,
+    ZB,
     A,
     C,
     DiffHi,
@@ -49,7 +50,6 @@ from .functions import (
     helpers_used,
     to_indexed,
 )
-from .functions import Z as ZB
 from .softmax import catalogue
 from .softmax import definitions as D
 

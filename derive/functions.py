@@ -33,7 +33,7 @@ A = sp.Symbol("A", real=True)  # logits, rows x T
 C = sp.Symbol("C", integer=True)  # integer targets, rows x 1
 Y = sp.Symbol("Y", real=True)  # probability targets, rows x T
 U = sp.Symbol("U", real=True)  # per-class target weights u_j = w_j y'_j, rows x T
-Z = sp.Symbol("Z", real=True)  # binary logits (any shape)
+ZB = sp.Symbol("ZB", real=True)  # binary logits (any shape); Z is the partition function
 YB = sp.Symbol("YB", real=True)  # binary targets in [0, 1]
 PW = sp.Symbol("PW", positive=True)  # positive-class weights
 
@@ -341,7 +341,7 @@ class Sigmoid(ArrayFunction):
         return r"\sigma\left(%s\right)" % printer.doprint(self.args[0])
 
 
-_SCALARS = {Z: D.z, YB: D.yb, PW: D.pw}
+_SCALARS = {ZB: D.z, YB: D.yb, PW: D.pw}
 
 
 def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:

@@ -340,39 +340,39 @@ def nll_weighted_with_grad(A, U, out=None, scratch=None, moderate=False):
     return t8, t11
 
 
-def bce(Z, YB, PW):
+def bce(ZB, YB, PW):
     """L = p_w y softplus(-z) + (1 - y) softplus(z), elementwise.
 
     Proved: Kernel bce = the binary loss with p_w [kernel_bce].
 
-    Expression: ZeroTimes(PW*YB, Softplus(-Z)) + ZeroTimes(1 - YB, Softplus(Z))
+    Expression: ZeroTimes(PW*YB, Softplus(-ZB)) + ZeroTimes(1 - YB, Softplus(ZB))
     """
-    return _zero_safe_product(PW*YB, _softplus(-Z)) + _zero_safe_product(1 - YB, _softplus(Z))
+    return _zero_safe_product(PW*YB, _softplus(-ZB)) + _zero_safe_product(1 - YB, _softplus(ZB))
 
 
-def bce_grad(Z, YB, PW):
+def bce_grad(ZB, YB, PW):
     """dL/dz = (1 - y) sigma(z) - p_w y sigma(-z), elementwise.
 
     Proved: Kernel bce_grad = dL/dz [kernel_bce_grad].
 
-    Expression: -ZeroTimes(PW*YB, Sigmoid(-Z)) + ZeroTimes(1 - YB, Sigmoid(Z))
+    Expression: -ZeroTimes(PW*YB, Sigmoid(-ZB)) + ZeroTimes(1 - YB, Sigmoid(ZB))
     """
-    return -_zero_safe_product(PW*YB, _sigmoid(-Z)) + _zero_safe_product(1 - YB, _sigmoid(Z))
+    return -_zero_safe_product(PW*YB, _sigmoid(-ZB)) + _zero_safe_product(1 - YB, _sigmoid(ZB))
 
 
-def bce_with_grad(Z, YB, PW):
+def bce_with_grad(ZB, YB, PW):
     """(bce, bce_grad) in one pass.
 
     Proved: Kernel bce = the binary loss with p_w [kernel_bce].
     Proved: Kernel bce_grad = dL/dz [kernel_bce_grad].
 
-    Expression: ZeroTimes(PW*YB, Softplus(-Z)) + ZeroTimes(1 - YB, Softplus(Z))
-    Expression: -ZeroTimes(PW*YB, Sigmoid(-Z)) + ZeroTimes(1 - YB, Sigmoid(Z))
+    Expression: ZeroTimes(PW*YB, Softplus(-ZB)) + ZeroTimes(1 - YB, Softplus(ZB))
+    Expression: -ZeroTimes(PW*YB, Sigmoid(-ZB)) + ZeroTimes(1 - YB, Sigmoid(ZB))
     """
     t0 = PW*YB
-    t1 = -Z
+    t1 = -ZB
     t2 = 1 - YB
-    return _zero_safe_product(t0, _softplus(t1)) + _zero_safe_product(t2, _softplus(Z)), -_zero_safe_product(t0, _sigmoid(t1)) + _zero_safe_product(t2, _sigmoid(Z))
+    return _zero_safe_product(t0, _softplus(t1)) + _zero_safe_product(t2, _softplus(ZB)), -_zero_safe_product(t0, _sigmoid(t1)) + _zero_safe_product(t2, _sigmoid(ZB))
 
 
 #: scratch arrays (shaped like the logits) each kernel needs
