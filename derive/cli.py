@@ -44,13 +44,14 @@ def out_dir(args) -> Path | None:
     return path
 
 
-def _prove_one(key: str) -> tuple[bool, int, list[str]]:
-    """Check one derivation of the catalogue: (passed, steps checked, lines to print)."""
-    from . import engine
-    from .softmax import catalogue
-    from .softmax import definitions as D
+def _prove_one(item: tuple[str | None, str]) -> tuple[bool, int, list[str]]:
+    """Check the derivation ``key`` of the catalogue ``spec`` (a module or file, loaded
+    again in a worker process): (passed, steps checked, lines to print)."""
+    from . import engine, symbols
+    from .registry import load_catalogue
 
-    derivation = catalogue.by_key()[key]
+    spec, key = item
+    derivation = load_catalogue(spec)[key]
     try:
         report = engine.check(derivation)
     except engine.StepRejected as err:
@@ -59,7 +60,7 @@ def _prove_one(key: str) -> tuple[bool, int, list[str]]:
         return False, 0, [f"FAIL {derivation.key} ({kind}): {engine.plain(derivation.title)}",
                           "     " + str(err).replace("\n", "\n     ")]
     counts = ",".join(str(n) for n in report.class_counts)
-    has_t = any(D.T in step.expr.free_symbols for step in derivation.steps)
+    has_t = any(symbols.CLASSES in step.expr.free_symbols for step in derivation.steps)
     where = ("concrete numbers" if derivation.concrete else
              f"symbolic T; checked at T in {{{counts}}}" if has_t else
              f"symbolic; checked on random instances (T in {{{counts}}})")
@@ -88,30 +89,10 @@ def in_order(function, items: list, jobs: int):
             yield future.result()
 
 
-def _check_one(derivation) -> tuple[bool, int, list[str]]:
-    """Check one derivation of a user's catalogue: (passed, steps, lines to print)."""
-    from . import engine
-
-    try:
-        report = engine.check(derivation)
-    except engine.StepRejected as err:
-        kind = {engine.StepFalse: "false", engine.StepUnproved: "unproved",
-                engine.StepUndefined: "undefined"}.get(type(err), "rejected")
-        return False, 0, [f"FAIL {derivation.key} ({kind}): {engine.plain(derivation.title)}",
-                          "     " + str(err).replace("\n", "\n     ")]
-    counts = ",".join(str(n) for n in report.class_counts)
-    lines = [f"ok   {derivation.key:<34} {report.seconds:5.2f}s  checked at T in {{{counts}}}"]
-    for st in report.steps:
-        lines.append(f"       \u2713 {st.number}. {st.rel} {engine.plain(st.why)}  "
-                     f"[{st.symbolic}; {st.instances} instances]")
-    return True, len(report.steps), lines
-
-
 def cmd_prove(args) -> int:
     from . import verify
 
     catalogue = _catalogue(args)
-    built_in = getattr(catalogue, "built_in", False)
     keys = catalogue.keys()
     if args.only:
         unknown = [key for key in args.only if key not in keys]
@@ -124,13 +105,11 @@ def cmd_prove(args) -> int:
         for key in keys:
             print(key)
         return 0
-    # a user's catalogue is checked in this process (its file is not importable by name)
-    jobs = (verify.default_jobs() if args.jobs is None else max(1, args.jobs)) if built_in else 1
+    jobs = verify.default_jobs() if args.jobs is None else max(1, args.jobs)
     failures, steps, start = 0, 0, time.perf_counter()
     log = []
-    outcomes = (in_order(_prove_one, keys, jobs) if built_in else
-                (_check_one(catalogue[key]) for key in keys))
-    for passed, count, lines in outcomes:
+    spec = getattr(args, "catalogue", None)
+    for passed, count, lines in in_order(_prove_one, [(spec, key) for key in keys], jobs):
         failures += not passed
         steps += count
         log += lines
