@@ -8,10 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derive import cli, load_catalogue, verify_function
+from derive import cli, derivation_tests, load_catalogue, verify_function
 from derive.verification import Inputs, bind
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# proof-style tests, one per derivation of the focal-loss example (the one-line helper)
+test_focal_derivation = derivation_tests(load_catalogue(str(EXAMPLES / "focal.py")))
 
 
 @pytest.mark.parametrize("name", ["temperature", "focal", "zloss"])
