@@ -63,7 +63,7 @@ def render_derivation(d: engine.Derivation) -> Rendered:
     rel = REL_TEX[last.rel] if all(s.rel in ("=", last.rel) for s in d.steps[1:]) else lines[-1][0]
     boxed_index = f"{start} {rel} {result}" if len(start) + len(result) < 160 else f"{result}"
     return Rendered(d.title, d.key, lines, start, boxed_index, d.matrix,
-                    [a.text for a in d.assumptions if a is not D.REAL_LOGITS])
+                    [a.latex or a.text for a in d.assumptions if a is not D.REAL_LOGITS])
 
 
 def repeated_steps(derivations) -> list[str]:
