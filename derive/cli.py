@@ -131,33 +131,20 @@ def cmd_generate(args) -> int:
 
     catalogue = _catalogue(args)
     where = out_dir(args)
+    if "generate" in catalogue.stages:  # content that generates its own way (the built-in)
+        return catalogue.stages["generate"](args, where)
     tic = time.perf_counter()
-    if not getattr(catalogue, "built_in", False):
-        path = where / f"{catalogue.name}_kernels.py"
-        check = args.check and args.command != "all"  # `all` writes a user's module
-        try:
-            ok, message = codegen.write_module(catalogue.kernels, path, catalogue.title, catalogue.name,
-                                               getattr(args, "catalogue", None) or "FILE", check_only=check)
-        except engine.StepRejected as err:
-            print("FAIL a kernel does not match its proved form:\n     " + str(err).replace("\n", "\n     "))
-            return 1
-        for kernel in catalogue.kernels:
-            print(f"ok   {kernel.name:<28} proved against its claims")
-        print(("ok   " if ok else "FAIL ") + message + f" ({time.perf_counter() - tic:.1f}s)")
-        return 0 if ok else 1
+    path = where / f"{catalogue.name}_kernels.py"
+    check = args.check and args.command != "all"  # `all` writes a user's module
     try:
-        reports = codegen.prove_kernels()
+        ok, message = codegen.write_module(catalogue.kernels, path, catalogue.title, catalogue.name,
+                                           getattr(args, "catalogue", None) or "FILE", check_only=check)
     except engine.StepRejected as err:
         print("FAIL a kernel does not match its proved form:\n     " + str(err).replace("\n", "\n     "))
         return 1
-    for report in reports:
-        print(f"ok   {report.derivation.key:<28} proved against the catalogue ({report.seconds:.2f}s)")
-    ok, message = codegen.generate(check_only=args.check or where is not None)
+    for kernel in catalogue.kernels:
+        print(f"ok   {kernel.name:<28} proved against its claims")
     print(("ok   " if ok else "FAIL ") + message + f" ({time.perf_counter() - tic:.1f}s)")
-    if where is not None:
-        path = where / f"{catalogue.name}_kernels.py"
-        path.write_text(codegen.render())
-        print(f"wrote {path}")
     return 0 if ok else 1
 
 
@@ -200,56 +187,17 @@ def _verify_user(args, catalogue) -> int:
 
 
 def cmd_verify(args) -> int:
-    from . import verify
-
     catalogue = _catalogue(args)
-    if not getattr(catalogue, "built_in", False):
-        return _verify_user(args, catalogue)
-    where = out_dir(args)
-    json_path = Path(args.json) if args.json else where / "verification.json" if where else DEFAULT_JSON
-
-    mode = "thorough" if args.thorough else "default"
-    print(f"verify: {mode} suite, reference = the definitions in mpmath "
-          f"(>= {verify.MIN_DIGITS} digits, more where a row needs it)")
-    report = verify.run(thorough=args.thorough, out=sys.stderr, jobs=args.jobs)
-    print(verify.table(report))
-    for name, value in report.checks.items():
-        ok = value if isinstance(value, bool) else value < 1e-6
-        shown = value if isinstance(value, bool) else f"{value:.2e}"
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: {shown}")
-    bad_checks = [name for name, value in report.checks.items()
-                  if (value is False) or (not isinstance(value, bool) and value >= 1e-6)]
-    if not args.thorough:
-        out = json_path
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(verify.to_json(report))
-        print(f"wrote {out}")
-    failures = report.failures
-    print(f"verify: {sum(r.inputs for r in report.results if r.implementation == 'numeric')} "
-          f"values checked in {report.seconds:.1f}s; {len(failures)} contract failures, "
-          f"{len(bad_checks)} failed checks")
-    return 1 if failures or bad_checks else 0
+    if "verify" in catalogue.stages:
+        return catalogue.stages["verify"](args, out_dir(args))
+    return _verify_user(args, catalogue)
 
 
 def cmd_report(args) -> int:
-    from . import report
-
     catalogue = _catalogue(args)
-    if not getattr(catalogue, "built_in", False):
-        return _report_user(args, catalogue)
-    where = out_dir(args)
-    try:
-        if where is None:
-            lines = report.report(pdf=True if args.pdf else None)
-        else:
-            lines = report.report(pdf=True if args.pdf else None, out_dir=where,
-                                  data=where / "verification.json", readme=False)
-    except (report.LatexError, FileNotFoundError) as err:
-        print(f"FAIL {err}")
-        return 1
-    for line in lines:
-        print(line)
-    return 0
+    if "report" in catalogue.stages:
+        return catalogue.stages["report"](args, out_dir(args))
+    return _report_user(args, catalogue)
 
 
 def _report_user(args, catalogue) -> int:

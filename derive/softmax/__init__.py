@@ -20,12 +20,14 @@ import functools
 @functools.lru_cache(maxsize=1)
 def _catalogue():
     from ..registry import Catalogue
-    from . import catalogue, kernels
+    from . import catalogue, kernels, stages
 
     cat = Catalogue("softmax", "Softmax, the softmax loss and cross entropy")
     cat.add(*catalogue.build())
     cat.kernels = list(kernels.KERNELS)
     cat.built_in = True
+    cat.stages = {"generate": stages.generate_stage, "verify": stages.verify_stage,
+                  "report": stages.report_stage}
     return cat
 
 
