@@ -87,9 +87,8 @@ DEFAULT_SEED = 2024
 RELATIONS = ("=", ">", ">=", "<", "<=", "~")
 
 
-_PLAIN = [(r"\operatorname{log1p}", "log1p"), (r"\operatorname{softmax}", "softmax"),
-          (r"\partial ", "d"), (r"\partial", "d"), (r"\sum_", "sum_"), (r"\delta", "delta"),
-          (r"\ne ", "!= "), (r"\ne", "!="), (r"\ge", ">="), (r"\le", "<="), (r"\log", "log"),
+_PLAIN = [(r"\partial ", "d"), (r"\partial", "d"), (r"\sum_", "sum_"), (r"\delta", "delta"),
+          (r"\ne ", "!= "), (r"\ne", "!="), (r"\ge", ">="), (r"\le", "<="),
           (r"\epsilon", "eps"), (r"\mathbf{1}", "1"), (r"^\top", "^T"), (r"\_", "_"), ("$", "")]
 
 
@@ -97,6 +96,7 @@ def plain(text: str) -> str:
     """A justification or title without its LaTeX markup, for terminals."""
     for macro, word in _PLAIN:
         text = text.replace(macro, word)
+    text = re.sub(r"\\operatorname\{(\w+)\}", r"\1", text)  # \operatorname{log1p}: log1p
     return re.sub(r"\\([A-Za-z]+)", r"\1", text)  # any other macro: its name (\tau: tau)
 
 
