@@ -25,12 +25,12 @@ derive all [--catalogue FILE] [--out DIR]`` runs them in that order.
 from .codegen import Claim, Kernel, write_module
 from .engine import Derivation, Step, StepFalse, StepRejected, StepUnproved, check
 from .functions import ArrayFunction
+from .measure import check_grads, ulp_error
 from .publish import build_report
 from .registry import Catalogue, check_all, load_catalogue
 from .symbols import Assumption, MissingSampler, scalar, vector
 from .testing import derivation_tests
 from .verification import DEFAULT_INPUTS, Inputs, Verification, reference, verify_function
-from .verify import check_grads, ulp_error
 
 __version__ = "0.1.0"
 

@@ -24,7 +24,7 @@ import numpy as np
 import sympy as sp
 
 from . import engine, symbols
-from .verify import check_grads, ulp_error
+from .measure import check_grads, ulp_error
 
 #: digits of the reference evaluation
 DIGITS = 50
