@@ -22,11 +22,12 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from . import codegen, documents, engine, verify
+from . import documents, engine, verify
 from .documents import Block, Display, Document, Figure, Proof, Text
 from .printing import _escape_tex, tex, why_tex
 from .softmax import catalogue
 from .softmax import definitions as D
+from .softmax import kernels as SK
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
@@ -376,7 +377,7 @@ def _items(doc: Document):
 def _context(docs=documents.DOCUMENTS, data_path: Path = REPORTS / "verification.json") -> dict:
     data = json.loads(data_path.read_text())
     derivations = catalogue.by_key()
-    kernels = list(codegen._proofs().values())
+    kernels = list(SK._proofs().values())
     used = [item.key for doc in docs for item in _items(doc) if isinstance(item, Proof)]
     unknown = [key for key in used if key not in derivations]
     if unknown:
@@ -397,7 +398,7 @@ def _assumptions(doc: Document, ctx) -> list[str]:
 
 
 def _listing(name: str) -> str:
-    text = codegen.TARGET.read_text()
+    text = SK.TARGET.read_text()
     start = text.index(f"def {name}(")
     end = text.index("\n\n\n", start)
     body = text[start:end]
@@ -406,7 +407,7 @@ def _listing(name: str) -> str:
 
 
 def _helpers_listing() -> str:
-    text = codegen.TARGET.read_text()
+    text = SK.TARGET.read_text()
     out = []
     for name in ("_difference_error", "_exp_difference", "_sum_except"):
         start = text.index(f"def {name}(")

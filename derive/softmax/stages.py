@@ -14,22 +14,23 @@ from pathlib import Path
 
 
 def generate_stage(args, where: Path | None) -> int:
-    from .. import codegen, engine
+    from .. import engine
+    from . import kernels as SK
 
     catalogue_name = "softmax"
     tic = time.perf_counter()
     try:
-        reports = codegen.prove_kernels()
+        reports = SK.prove_kernels()
     except engine.StepRejected as err:
         print("FAIL a kernel does not match its proved form:\n     " + str(err).replace("\n", "\n     "))
         return 1
     for report in reports:
         print(f"ok   {report.derivation.key:<28} proved against the catalogue ({report.seconds:.2f}s)")
-    ok, message = codegen.generate(check_only=args.check or where is not None)
+    ok, message = SK.generate(check_only=args.check or where is not None)
     print(("ok   " if ok else "FAIL ") + message + f" ({time.perf_counter() - tic:.1f}s)")
     if where is not None:
         path = where / f"{catalogue_name}_kernels.py"
-        path.write_text(codegen.render())
+        path.write_text(SK.render())
         print(f"wrote {path}")
     return 0 if ok else 1
 
