@@ -13,8 +13,7 @@ import numpy as np
 import sympy as sp
 
 from . import engine
-from .printing import why_tex
-from .report import _derivation_md, _derivation_tex
+from .printing import _derivation_md, _derivation_tex, why_tex
 
 
 def _versions() -> str:
