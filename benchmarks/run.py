@@ -79,9 +79,9 @@ def _jax():
 
 
 def candidates():
-    """The verification's table of implementations (derive.verify.implementations: the
+    """The verification's table of implementations (derive.softmax.verify.implementations: the
     generated code, the max-shift, SciPy), plus PyTorch and JAX where installed."""
-    from derive import verify
+    from derive.softmax import verify
 
     table = verify.implementations()
     keep = ("softmax", "log_softmax", "cross_entropy_with_grad")

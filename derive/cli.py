@@ -11,6 +11,7 @@ did in plain lines and exits non-zero on any failure.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,15 @@ def _prove_one(item: tuple[str | None, str]) -> tuple[bool, int, list[str]]:
     return True, len(report.steps), lines
 
 
+def default_jobs() -> int:
+    """Every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+
 def in_order(function, items: list, jobs: int):
     """Yield ``function(item)`` for every item, in order, computed in ``jobs`` spawned
     processes (each result as soon as it and every earlier one are done)."""
@@ -90,8 +100,6 @@ def in_order(function, items: list, jobs: int):
 
 
 def cmd_prove(args) -> int:
-    from . import verify
-
     catalogue = _catalogue(args)
     keys = catalogue.keys()
     if args.only:
@@ -105,7 +113,7 @@ def cmd_prove(args) -> int:
         for key in keys:
             print(key)
         return 0
-    jobs = verify.default_jobs() if args.jobs is None else max(1, args.jobs)
+    jobs = default_jobs() if args.jobs is None else max(1, args.jobs)
     failures, steps, start = 0, 0, time.perf_counter()
     log = []
     spec = getattr(args, "catalogue", None)

@@ -1,6 +1,6 @@
 """A report from given derivations and verification results: ``.md`` and ``.tex``.
 
-The built-in report (:mod:`derive.report`) adds figures and its own sections; this
+The built-in report (:mod:`derive.softmax.report`) adds figures and its own sections; this
 writes the same derivation blocks for any content, so a user's catalogue gets a report
 with its checked chains, its kernels' proofs and its verification table.
 """

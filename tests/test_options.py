@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import numeric
-from derive import verify as V
+from derive.softmax import verify as V
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "torch_golden.json").read_text())
 CASES = GOLDEN["cases"]

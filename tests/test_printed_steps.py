@@ -6,9 +6,9 @@ import re
 import pytest
 import sympy as sp
 
-from derive import engine, report
+from derive import engine
 from derive.engine import Derivation, Step
-from derive.softmax import catalogue
+from derive.softmax import catalogue, report
 from derive.softmax import definitions as D
 from derive.softmax import kernels as SK
 

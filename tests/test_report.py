@@ -9,8 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from derive import documents, report, verify
-from derive.softmax import catalogue
+from derive.softmax import catalogue, documents, report, verify
 
 pytest.importorskip("matplotlib")
 needs_tex = pytest.mark.skipif(report.tex_engine() is None,

@@ -36,8 +36,8 @@ def generate_stage(args, where: Path | None) -> int:
 
 
 def verify_stage(args, where: Path | None) -> int:
-    from .. import verify
     from ..cli import DEFAULT_JSON
+    from . import verify
 
     json_path = Path(args.json) if args.json else where / "verification.json" if where else DEFAULT_JSON
 
@@ -65,7 +65,7 @@ def verify_stage(args, where: Path | None) -> int:
 
 
 def report_stage(args, where: Path | None) -> int:
-    from .. import report
+    from . import report
 
     try:
         if where is None:

@@ -28,8 +28,9 @@ import numpy as np
 import sympy as sp
 from sympy import lambdify
 
-from .measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error, ulp_errors
-from .softmax import definitions as D
+from ..cli import default_jobs
+from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error, ulp_errors
+from . import definitions as D
 
 MIN_DIGITS = 50
 #: seed of the verification suite
@@ -632,14 +633,6 @@ def run(thorough: bool = False, seed: int = None, out=sys.stdout,
     return report
 
 
-def default_jobs() -> int:
-    """Every core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class Progress:
     """``progress(done, total)``: a rewritten line on a terminal, a plain line every
     few seconds elsewhere (so that a log never shows a long silent stretch)."""
@@ -664,7 +657,7 @@ class Progress:
 
 # --------------------------------------------------------------------------- binary loss
 def _proved(key: str):
-    from .softmax.catalogue import by_key
+    from .catalogue import by_key
     return lambdify([D.z, D.yb, D.pw], by_key()[key].result, "mpmath")
 
 

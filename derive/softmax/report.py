@@ -22,9 +22,8 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from . import documents, engine, verify
-from .documents import Block, Display, Document, Figure, Proof, Text
-from .printing import (
+from .. import engine
+from ..printing import (
     _derivation_md,
     _derivation_tex,
     _escape_tex,
@@ -32,11 +31,12 @@ from .printing import (
     render_derivation,
     why_tex,
 )
-from .softmax import catalogue
-from .softmax import definitions as D
-from .softmax import kernels as SK
+from . import catalogue, documents, verify
+from . import definitions as D
+from . import kernels as SK
+from .documents import Block, Display, Document, Figure, Proof, Text
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 REPORTS = ROOT / "reports"
 NAME = documents.LEARNER.name
 DEV_NAME = documents.DEVELOPERS.name
