@@ -1121,6 +1121,45 @@ def _rejection(title, number, step, prev, cls, reason, **extra):
     return cls(title, number, step.why, prev, step.expr, reason, **extra)
 
 
+def _check_lemmas(derivation: Derivation, this: Step, reject, seed: int, numeric: bool) -> None:
+    """The lemmas a step cites: each makes no assumption the derivation does not (bar the
+    implied ones), is a chain of equalities, and is checked itself (once per process)."""
+    for lemma in this.lemmas:
+        missing = [h.text for h in lemma.assumptions
+                   if h not in derivation.assumptions and not symbols.implied(h)]
+        if missing:
+            raise reject(StepRejected, f"the lemma {lemma.key!r} needs assumptions this "
+                                       f"derivation does not make: {'; '.join(missing)}")
+        try:
+            _only_equalities(lemma)
+        except LemmaRefused as err:
+            raise reject(StepRejected, str(err)) from None
+        _check_lemma(lemma, seed, numeric)
+
+
+def _symbolic_half(derivation: Derivation, prev, this: Step, reject, count: int, counts: tuple,
+                   numeric: bool) -> str:
+    """The name of the normal form that shows the step, or a :class:`StepUnproved`."""
+    if this.rel == "~":
+        return "rounding (numeric only)"
+    crash = ""
+    try:
+        how = symbolic_check(prev, this.expr, this.rel, derivation.assumptions,
+                             this.lemmas, derivation.min_classes)
+    except LemmaRefused as err:
+        raise reject(StepRejected, str(err)) from None
+    except Exception as err:  # noqa: BLE001 - SymPy failed: the step is not shown
+        how, crash = None, f" (SymPy failed: {type(err).__name__}: {err})"
+    if how is None:
+        held = (f"it held on all {count} concrete instances (T in "
+                f"{{{','.join(map(str, counts))}}}), but" if numeric else
+                "the numeric check was not run, and")
+        raise reject(StepUnproved, f"unproved: {held} SymPy could not show 'previous "
+                     f"{this.rel} this' under the assumptions{crash}; split it into "
+                     "smaller steps", instances=count, class_counts=counts if numeric else ())
+    return how
+
+
 def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True) -> DerivationReport:
     """Check every step of ``derivation``; raise a :class:`StepRejected` on the first bad one.
 
@@ -1162,17 +1201,7 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
             continue
 
         reject = functools.partial(_rejection, title, number, this, prev)
-        for lemma in this.lemmas:
-            missing = [h.text for h in lemma.assumptions
-                       if h not in derivation.assumptions and not symbols.implied(h)]
-            if missing:
-                raise reject(StepRejected, f"the lemma {lemma.key!r} needs assumptions this "
-                                           f"derivation does not make: {'; '.join(missing)}")
-            try:
-                _only_equalities(lemma)
-            except LemmaRefused as err:
-                raise reject(StepRejected, str(err)) from None
-            _check_lemma(lemma, seed, numeric)
+        _check_lemmas(derivation, this, reject, seed, numeric)
         count = 0
         if numeric:
             count, failure = numeric_check(prev, this, derivation, base + number, counts)
@@ -1182,24 +1211,7 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
                 raise reject(StepUndefined, failure.message)
             if count < expected:
                 raise reject(StepUndefined, f"checked on {count} instances of the {expected} required")
-        if this.rel == "~":
-            how = "rounding (numeric only)"
-        else:
-            crash = ""
-            try:
-                how = symbolic_check(prev, this.expr, this.rel, derivation.assumptions,
-                                     this.lemmas, derivation.min_classes)
-            except LemmaRefused as err:
-                raise reject(StepRejected, str(err)) from None
-            except Exception as err:  # noqa: BLE001 - SymPy failed: the step is not shown
-                how, crash = None, f" (SymPy failed: {type(err).__name__}: {err})"
-        if how is None:
-            held = (f"it held on all {count} concrete instances (T in "
-                    f"{{{','.join(map(str, counts))}}}), but" if numeric else
-                    "the numeric check was not run, and")
-            raise reject(StepUnproved, f"unproved: {held} SymPy could not show 'previous "
-                         f"{this.rel} this' under the assumptions{crash}; split it into "
-                         "smaller steps", instances=count, class_counts=counts if numeric else ())
+        how = _symbolic_half(derivation, prev, this, reject, count, counts, numeric)
         _LINKS_PROVED[link] = (how, count)
         report.steps.append(StepReport(number, this.why, this.rel, how, count,
                                        time.perf_counter() - tic, counts if numeric else ()))
