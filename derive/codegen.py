@@ -361,7 +361,7 @@ def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None
     lines = [f"def {fname}({args}, out=None, scratch=None, moderate=False):"]
     doc = [kernel.doc, ""]
     doc += [f"out: {len(results)} arrays (or None) for the results; scratch: {scratch} arrays "
-            "shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) "
+            "shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) "
             "as e^a e^-m, see _exp_difference).", ""]
     for claim in kernel.claim_list:
         doc.append(f"Proved: {engine.plain(claim.title)} [{claim.key}].")

@@ -759,19 +759,63 @@ def _instances(derivation: Derivation, seed: int, counts: tuple):
     for n_classes in counts:
         for _ in range(SAMPLES_PER_T):
             env = symbols.new_instance(rng, n_classes, int(rng.integers(1, 4)))
-            symbols.draw_declared(env, exprs, rng)
-            try:
-                for assumption in derivation.assumptions:
-                    assumption.sample(env)
-            except Exception as err:  # noqa: BLE001 - reported as a rejection
-                yield None, (f"the assumptions cannot be drawn at T={n_classes}: {err} "
-                             "(raise min_classes?)")
+            problem = _complete(env, derivation, exprs, rng)
+            yield (None, problem) if problem else (env, None)
+            if problem:
                 return
-            lacking = symbols.missing(env, exprs)
-            if lacking:
-                yield None, symbols.how_to_declare(lacking[0])
+    # every pattern of equal and distinct free class indices once, at the largest T: a
+    # formula that branches on j = c or c = k is then checked on each branch for sure,
+    # not only when the random draws happen to hit it
+    indices = _free_class_indices(derivation)
+    n_classes = max(counts)
+    if 2 <= len(indices) <= MAX_PATTERN_INDICES and n_classes >= len(indices):
+        for blocks in _set_partitions(indices):
+            env = symbols.new_instance(rng, n_classes, int(rng.integers(1, 4)))
+            values = rng.choice(np.arange(1, n_classes + 1), size=len(blocks), replace=False)
+            for block, value in zip(blocks, values):
+                for sym in block:
+                    env[sym] = int(value)
+            problem = _complete(env, derivation, exprs, rng)
+            yield (None, problem) if problem else (env, None)
+            if problem:
                 return
-            yield env, None
+
+
+def _complete(env, derivation: Derivation, exprs: list, rng) -> str | None:
+    """Draw the declared symbols, let every assumption adjust ``env``; the reason the
+    instance cannot be completed, or None."""
+    symbols.draw_declared(env, exprs, rng)
+    try:
+        for assumption in derivation.assumptions:
+            assumption.sample(env)
+    except Exception as err:  # noqa: BLE001 - reported as a rejection
+        return f"the assumptions cannot be drawn at T={env.T}: {err} (raise min_classes?)"
+    lacking = symbols.missing(env, exprs)
+    return symbols.how_to_declare(lacking[0]) if lacking else None
+
+
+#: index patterns are enumerated for at most this many free class indices (Bell(4) = 15)
+MAX_PATTERN_INDICES = 4
+
+
+def _free_class_indices(derivation: Derivation) -> list:
+    """The free indices ranging over the classes in any step (sorted by name)."""
+    found = set()
+    for step in derivation.steps:
+        found |= {sym for sym in step.expr.free_symbols if symbols.INDEX_RANGES.get(sym) == symbols.CLASSES}
+    return sorted(found, key=lambda sym: sym.name)
+
+
+def _set_partitions(items: list):
+    """Every partition of ``items`` into blocks (lists), each once."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for blocks in _set_partitions(rest):
+        yield [[first], *blocks]
+        for n in range(len(blocks)):
+            yield [*blocks[:n], [first, *blocks[n]], *blocks[n + 1:]]
 
 
 _MP_FUNCTIONS = {

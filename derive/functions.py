@@ -341,6 +341,72 @@ class Sigmoid(ArrayFunction):
         return r"\sigma\left(%s\right)" % printer.doprint(self.args[0])
 
 
+class AccurateRowSum(RowSum):
+    """sum_j x_j (per row, a column) to within about one rounding of the exact sum, by
+    splitting each term at a per-row power of two sigma into a part whose sum is exact
+    and a tiny remainder (Rump's ExtractVector). For sums that the gradient multiplies
+    (S_j sum_j u_j): a plain sum of T terms can be off by a few ULPs (issue 11: 5.6 ULP
+    in the weighted gradient on near ties)."""
+
+    helper_name = "_accurate_sum"
+    helpers = (H._accurate_sum,)
+
+    def _numpycode(self, printer):
+        return f"_accurate_sum({printer.doprint(self.args[0])}, axis={printer.axis})"
+
+
+BW = sp.Symbol("BW", real=True)  # logsumexp weights b_j of any sign, rows x T
+
+
+class AccurateSumExcept(SumExceptMax):
+    """sum_{j != k} x_j, accurate to about one rounding (terms of either sign: the
+    weighted log-sum-exp). Arguments: x (a temporary of the kernel, changed in place)
+    and the argmax column k."""
+
+    helper_name = "_accurate_sum_except"
+    helpers = (H._accurate_sum_except,)
+
+    def _numpycode(self, printer):
+        x, k = (printer.doprint(arg) for arg in self.args)
+        return f"_accurate_sum_except({x}, {k}, axis={printer.axis})"
+
+
+class LogAbsSum(ArrayFunction):
+    """log |x + y| for columns x, y, with x + y carried exactly as hi + lo (TwoSum):
+    log|hi| + lo/hi, so a sum within an ULP of 1 keeps its digits as log1p would.
+    Exact value: log |x + y|."""
+
+    nargs = 2
+    helper_name = "_log_abs_sum"
+    helpers = (H._log_abs_sum,)
+
+    def indexed(self, j, tr):
+        return sp.log(sp.Abs(tr(self.args[0], j) + tr(self.args[1], j)))
+
+    def _eval_rewrite_as_elementary(self, x, y, **kwargs):
+        return sp.log(sp.Abs(x + y))
+
+    def _latex(self, printer):
+        return r"\log \left\lvert %s + %s \right\rvert" % tuple(printer.doprint(arg) for arg in self.args)
+
+
+class SignSum(ArrayFunction):
+    """sign(x + y) for columns x, y: the rounded sum has the exact sum's sign (and is 0
+    only when it is)."""
+
+    nargs = 2
+
+    def indexed(self, j, tr):
+        return sp.sign(tr(self.args[0], j) + tr(self.args[1], j))
+
+    def _latex(self, printer):
+        return r"\operatorname{sign}(%s + %s)" % tuple(printer.doprint(arg) for arg in self.args)
+
+    def _numpycode(self, printer):
+        x, y = (operand(printer, arg) for arg in self.args)
+        return f"numpy.sign({x} + {y})"
+
+
 _SCALARS = {ZB: D.z, YB: D.yb, PW: D.pw}
 
 
@@ -352,6 +418,8 @@ def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
         return D.y[j]
     if expr == U:
         return D.u[j]
+    if expr == BW:
+        return D.bw[j]
     if expr in _SCALARS:
         return _SCALARS[expr]
     if expr == C:
@@ -365,8 +433,11 @@ def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
 
 def helpers_used(exprs) -> list[str]:
     """NumPy sources of the helpers the expressions need, dependencies first."""
-    order = [Take, DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt, Softplus, Sigmoid]
+    order = [Take, DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt, Softplus, Sigmoid, AccurateRowSum,
+             AccurateSumExcept, LogAbsSum]
     used = {type(f) for e in exprs for f in e.atoms(ArrayFunction)} | {Take}
+    if AccurateSumExcept in used:
+        used.add(AccurateRowSum)
     if ExpDiff in used:
         used.add(DiffLo)
     return ["\n\n\n".join(inspect.getsource(f).strip() for f in cls.helpers)

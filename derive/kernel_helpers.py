@@ -41,7 +41,7 @@ def _difference_error(x, y, hi, z, out):
 def _exp_difference(x, y, out, s1, s2, s3, moderate=False):
     """e^(x - y) to about one ULP into ``out`` (y a column, x - y <= 0).
 
-    moderate (every x and y in [-708, 709]): e^x e^-y, two exps within 0.7 ULP
+    moderate (every x and y in [-708, 708]; e^-y is subnormal past 708.40): e^x e^-y, two exps within 0.7 ULP
     and one rounding, no cancellation at all. Otherwise: exp of the rounded
     difference times 1 + its exact rounding error (TwoSum); x is first raised to
     y - d with d = max(800, |y| 2^-40): e^-800 is 0 in float64 and y - d < y even
@@ -93,3 +93,40 @@ def _sigmoid(x):
     never overflows, and sigma(x) for very negative x keeps its digits."""
     e = numpy.exp(-numpy.abs(x))
     return numpy.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
+def _accurate_sum(x, axis=-1):
+    """sum_j x_j along the last axis as a column, rounded about once: with
+    sigma = 2^(ceil(log2 T) + e), |x_j| < 2^e, the parts hi_j = (sigma + x_j) - sigma
+    are multiples of ulp(sigma) whose sum is exact in any order, and the remainders
+    lo_j = x_j - hi_j (exact, |lo_j| <= ulp(sigma) / 2) add an error of about
+    T^2 (128 + log2 T) eps^2 relative to sum |x_j| (Rump, Ogita, Oishi: ExtractVector).
+    Rows whose largest term is not finite (or too large for sigma) are summed plainly."""
+    top = numpy.max(numpy.abs(x), axis=axis, keepdims=True)
+    plain = ~numpy.isfinite(top)
+    exponent = numpy.frexp(numpy.where(plain, 0.0, top) if plain.any() else top)[1]
+    sigma = numpy.ldexp(1.0, exponent + int(numpy.ceil(numpy.log2(max(x.shape[axis], 1)))))
+    plain |= ~numpy.isfinite(sigma)
+    part = numpy.add(sigma, x)
+    part -= sigma  # hi_j, exactly
+    exact = numpy.sum(part, axis=axis, keepdims=True)
+    numpy.subtract(x, part, out=part)  # lo_j, exactly
+    exact += numpy.sum(part, axis=axis, keepdims=True)
+    return numpy.where(plain, numpy.sum(x, axis=axis, keepdims=True), exact) if plain.any() else exact
+
+
+def _accurate_sum_except(x, k, axis=-1):
+    """sum_{j != k} x_j as a column, accurate to about one rounding (x_k is set to 0
+    in place: x is the kernel's own temporary)."""
+    _put(x, k, 0.0, axis)
+    return _accurate_sum(x, axis)
+
+
+def _log_abs_sum(x, y):
+    """log |x + y| as log|hi| + lo/hi with hi + lo = x + y exactly (TwoSum); hi = 0
+    only when x + y = 0 (then -inf); an infinite or NaN hi is used as it is."""
+    hi = x + y
+    z = hi - x
+    lo = (x - (hi - z)) + (y - z)
+    fine = numpy.isfinite(hi) & (hi != 0)
+    return numpy.log(numpy.abs(hi)) + numpy.where(fine, lo / numpy.where(fine, hi, 1.0), 0.0)

@@ -6,6 +6,8 @@ against mpmath to within 4 ULP in float64, and importable with NumPy alone::
     import numeric
     loss, grad = numeric.cross_entropy_with_grad(logits, labels)
 """
+__version__ = "0.2.0"  # the distribution's version (pyproject.toml)
+
 from .api import (
                   binary_cross_entropy_with_logits,
                   binary_cross_entropy_with_logits_grad,
@@ -19,7 +21,7 @@ from .api import (
                   softmax,
 )
 
-__all__ = ["softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_grad",
+__all__ = ["__version__", "softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_grad",
            "cross_entropy_with_grad", "binary_cross_entropy_with_logits",
            "binary_cross_entropy_with_logits_grad", "binary_cross_entropy_with_logits_with_grad",
            "linear_cross_entropy"]

@@ -2,21 +2,28 @@
 
 The generated kernels (``_kernels.py``) write into preallocated arrays (``out=``,
 ``scratch=``). This helper runs them on blocks of rows small enough that a block, its
-scratch arrays and its outputs stay in the L2 cache, so the kernel's several NumPy
+scratch arrays and its outputs stay in the cache, so the kernel's several NumPy
 passes read cache instead of memory; the logits are read from memory once and the
-outputs written once. Blocks are shared between two threads (NumPy releases the GIL
-inside its loops). (A transposed layout for few classes, classes along axis 0, was
-tried and measured slower than plain row blocks: the transposes cost more than the
-short per-row reductions they save.)
+outputs written once. Large calls share their blocks with one helper thread started
+for that call (NumPy releases the GIL inside its loops). (A transposed layout for few
+classes, classes along axis 0, was tried and measured slower than plain row blocks:
+the transposes cost more than the short per-row reductions they save.)
+
+Safety: no thread outlives a call (so ``fork`` in any state after a call, and calls
+from ``atexit`` handlers, work; if a thread cannot be started, the call runs on one),
+and every block computation takes its scratch arrays for itself while it runs (a call
+from a signal handler in the middle of another call gets its own). Between calls at
+most ``KEEP_SETS`` sets of scratch arrays of at most ``BLOCK_BYTES`` each are kept:
+``KEEP_BYTES`` (32 MB) in all, whatever the shapes were; wider blocks are freed.
 
 Results are bit-for-bit the same for any block size, thread count or batch: every
 value depends on its own row only.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -29,27 +36,70 @@ BLOCK_BYTES = 2 * 1024 * 1024
 #: below this many elements, no threads (their start-up costs more than they save)
 THREAD_MIN_ELEMENTS = 1 << 17
 THREADS = max(1, min(2, os.cpu_count() or 1))
+#: most scratch arrays one block computation uses (5 for a kernel, 3 to widen float32)
+MAX_SCRATCH = 8
+#: scratch sets kept between calls (one per thread), each of at most MAX_SCRATCH
+#: arrays of at most BLOCK_BYTES: KEEP_BYTES in all
+KEEP_SETS = THREADS
+KEEP_BYTES = KEEP_SETS * MAX_SCRATCH * BLOCK_BYTES
 
-_local = threading.local()
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
+#: scratch sets not in use, as ((count, shape), arrays). Only list.pop and
+#: list.append touch it (atomic under the GIL, and safe in a signal handler, which a
+#: lock would not be: the handler could wait for its own thread forever).
+_free: list = []
+#: how many calls are running on each thread (more than one: a signal handler's call)
+_calls = threading.local()
 
 
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="numeric")
-        return _pool
+def _take_scratch(count: int, shape: tuple) -> list[np.ndarray]:
+    """``count`` float64 arrays of ``shape`` owned by the caller until given back."""
+    try:
+        key, arrays = _free.pop()
+    except IndexError:
+        key, arrays = None, None
+    if key != (count, shape):
+        arrays = [np.empty(shape) for _ in range(count)]
+    return arrays
 
 
-def _workspace(count: int, shape: tuple) -> list[np.ndarray]:
-    """Per-thread scratch arrays, reused across calls."""
-    cache = getattr(_local, "arrays", None)
-    if cache is None or cache[0] != (count, shape):
-        cache = ((count, shape), [np.empty(shape) for _ in range(count)])
-        _local.arrays = cache
-    return cache[1]
+def _give_back(count: int, shape: tuple, arrays: list[np.ndarray]) -> None:
+    """Keep ``arrays`` for later calls if they are small and few sets are kept."""
+    if count <= MAX_SCRATCH and 8 * int(np.prod(shape)) <= BLOCK_BYTES:
+        _free.append(((count, shape), arrays))
+        while len(_free) > KEEP_SETS:
+            try:
+                _free.pop(0)
+            except IndexError:
+                break
+
+
+def _in_parallel(work, starts) -> None:
+    """``work(begin)`` for every begin, shared between this thread and one helper
+    thread started for this call (joined before returning, errors re-raised)."""
+    jobs = list(starts)
+    counter = itertools.count()  # next() on it is atomic under the GIL
+    errors = []
+
+    def worker() -> None:
+        try:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+                for i in iter(counter.__next__, None):
+                    if i >= len(jobs):
+                        return
+                    work(jobs[i])
+        except BaseException as err:  # noqa: BLE001 -- re-raised in the calling thread
+            errors.append(err)
+
+    helper = threading.Thread(target=worker, name="numeric", daemon=True)
+    try:
+        helper.start()
+    except RuntimeError:  # no new threads (interpreter shutdown): one thread does it all
+        helper = None
+    worker()
+    if helper is not None:
+        helper.join()
+    if errors:
+        raise errors[0]
 
 
 def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
@@ -60,7 +110,8 @@ def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
 
     ``extra`` holds the per-row target arrays (C: rows x 1 int64, or Y: rows x T);
     ``full`` says which results have the logits' shape (the others are columns).
-    A row whose logits all lie in [-708, 709] is *moderate*: the kernel may form
+    A row whose logits all lie in [-708, 708] is *moderate* (e^-m is normal only
+    up to m = 1022 ln 2 ~ 708.40; above, its lost digits cost up to 4.3 ULP): the kernel may form
     e^(a - m) as e^a e^-m; the other rows take the TwoSum form. A block checks its
     smallest and largest logit first, so only mixed blocks look at single rows.
     """
@@ -77,51 +128,57 @@ def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
     def compute(a_part, extra_parts, out_parts, moderate: bool) -> None:
         """The kernel on some rows; results written into ``out_parts``."""
         n = a_part.shape[0]
-        scratch = _workspace(count + (1 + sum(full) if narrow else 0), (block, classes))
-        if narrow:  # widen the block, compute in float64, round each result once
-            wide = scratch[count][:n]
-            np.copyto(wide, a_part)
-            a_part = wide
-            spare = iter(scratch[count + 1:])
-            targets = [next(spare)[:n] if f else None for f in full]
-        else:
-            targets = [out if f else None for out, f in zip(out_parts, full)]
-        results = kernel(a_part, *extra_parts, out=targets, scratch=[s[:n] for s in scratch[:count]],
-                         moderate=moderate)
-        results = results if isinstance(results, tuple) else (results,)
-        for out, res, f in zip(out_parts, results, full):
-            if narrow or not f:
-                np.copyto(out, res, casting="same_kind")
+        need = count + (1 + sum(full) if narrow else 0)
+        scratch = _take_scratch(need, (block, classes))
+        try:  # the scratch is this computation's alone until given back
+            if narrow:  # widen the block, compute in float64, round each result once
+                wide = scratch[count][:n]
+                np.copyto(wide, a_part)
+                a_part = wide
+                spare = iter(scratch[count + 1:])
+                targets = [next(spare)[:n] if f else None for f in full]
+            else:
+                targets = [out if f else None for out, f in zip(out_parts, full)]
+            results = kernel(a_part, *extra_parts, out=targets,
+                             scratch=[s[:n] for s in scratch[:count]], moderate=moderate)
+            results = results if isinstance(results, tuple) else (results,)
+            for out, res, f in zip(out_parts, results, full):
+                if narrow or not f:
+                    np.copyto(out, res, casting="same_kind")
+        finally:
+            _give_back(need, (block, classes), scratch)
 
     def work(begin: int) -> None:
         end = min(begin + block, rows)
         part = a[begin:end]
         extra_parts = [x[begin:end] for x in extra]
         out_parts = [out[begin:end] for out in outs]
-        if -708.0 <= part.min() and part.max() <= 709.0:  # all moderate (and no NaN)
+        if -708.0 <= part.min() and part.max() <= 708.0:  # all moderate (and no NaN)
             compute(part, extra_parts, out_parts, True)
             return
         compute(part, extra_parts, out_parts, False)
         # rows that are moderate by themselves get the moderate form too, so that a
         # row's result never depends on the other rows of its block
         with np.errstate(invalid="ignore"):
-            calm = np.flatnonzero((part.min(axis=1) >= -708.0) & (part.max(axis=1) <= 709.0))
+            calm = np.flatnonzero((part.min(axis=1) >= -708.0) & (part.max(axis=1) <= 708.0))
         if calm.size:
             sub_outs = [np.empty((calm.size, out.shape[1]), dtype) for out in outs]
             compute(np.ascontiguousarray(part[calm]), [x[calm] for x in extra_parts], sub_outs, True)
             for out, sub in zip(out_parts, sub_outs):
                 out[calm] = sub
 
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if THREADS > 1 and rows * classes >= THREAD_MIN_ELEMENTS and len(starts) > 1:
-            list(_executor().map(_with_errstate, [work] * len(starts), starts))
-        else:
-            for begin in starts:
-                work(begin)
+    # a call made while another is running on this thread (from a signal handler) runs
+    # on this thread alone: starting a thread inside Thread.start of the interrupted call
+    # breaks CPython's threading bookkeeping (KeyError in _limbo, seen in the tests)
+    depth = getattr(_calls, "depth", 0)
+    _calls.depth = depth + 1
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            if depth == 0 and THREADS > 1 and rows * classes >= THREAD_MIN_ELEMENTS and len(starts) > 1:
+                _in_parallel(work, starts)
+            else:
+                for begin in starts:
+                    work(begin)
+    finally:
+        _calls.depth = depth
     return outs
-
-
-def _with_errstate(work, begin):
-    # errstate is thread-local: set it in the worker too
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        work(begin)

@@ -50,7 +50,7 @@ def _difference_error(x, y, hi, z, out):
 def _exp_difference(x, y, out, s1, s2, s3, moderate=False):
     """e^(x - y) to about one ULP into ``out`` (y a column, x - y <= 0).
 
-    moderate (every x and y in [-708, 709]): e^x e^-y, two exps within 0.7 ULP
+    moderate (every x and y in [-708, 708]; e^-y is subnormal past 708.40): e^x e^-y, two exps within 0.7 ULP
     and one rounding, no cancellation at all. Otherwise: exp of the rounded
     difference times 1 + its exact rounding error (TwoSum); x is first raised to
     y - d with d = max(800, |y| 2^-40): e^-800 is 0 in float64 and y - d < y even
@@ -104,10 +104,47 @@ def _sigmoid(x):
     return numpy.where(x >= 0, 1.0, e) / (1.0 + e)
 
 
+def _accurate_sum(x, axis=-1):
+    """sum_j x_j along the last axis as a column, rounded about once: with
+    sigma = 2^(ceil(log2 T) + e), |x_j| < 2^e, the parts hi_j = (sigma + x_j) - sigma
+    are multiples of ulp(sigma) whose sum is exact in any order, and the remainders
+    lo_j = x_j - hi_j (exact, |lo_j| <= ulp(sigma) / 2) add an error of about
+    T^2 (128 + log2 T) eps^2 relative to sum |x_j| (Rump, Ogita, Oishi: ExtractVector).
+    Rows whose largest term is not finite (or too large for sigma) are summed plainly."""
+    top = numpy.max(numpy.abs(x), axis=axis, keepdims=True)
+    plain = ~numpy.isfinite(top)
+    exponent = numpy.frexp(numpy.where(plain, 0.0, top) if plain.any() else top)[1]
+    sigma = numpy.ldexp(1.0, exponent + int(numpy.ceil(numpy.log2(max(x.shape[axis], 1)))))
+    plain |= ~numpy.isfinite(sigma)
+    part = numpy.add(sigma, x)
+    part -= sigma  # hi_j, exactly
+    exact = numpy.sum(part, axis=axis, keepdims=True)
+    numpy.subtract(x, part, out=part)  # lo_j, exactly
+    exact += numpy.sum(part, axis=axis, keepdims=True)
+    return numpy.where(plain, numpy.sum(x, axis=axis, keepdims=True), exact) if plain.any() else exact
+
+
+def _accurate_sum_except(x, k, axis=-1):
+    """sum_{j != k} x_j as a column, accurate to about one rounding (x_k is set to 0
+    in place: x is the kernel's own temporary)."""
+    _put(x, k, 0.0, axis)
+    return _accurate_sum(x, axis)
+
+
+def _log_abs_sum(x, y):
+    """log |x + y| as log|hi| + lo/hi with hi + lo = x + y exactly (TwoSum); hi = 0
+    only when x + y = 0 (then -inf); an infinite or NaN hi is used as it is."""
+    hi = x + y
+    z = hi - x
+    lo = (x - (hi - z)) + (y - z)
+    fine = numpy.isfinite(hi) & (hi != 0)
+    return numpy.log(numpy.abs(hi)) + numpy.where(fine, lo / numpy.where(fine, hi, 1.0), 0.0)
+
+
 def logsumexp(A, out=None, scratch=None, moderate=False):
     """log sum_j e^{a_j} = m + log1p(s'), one column per row.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel logsumexp = log sum_j e^{a_j} [kernel_logsumexp].
 
@@ -125,7 +162,7 @@ def logsumexp(A, out=None, scratch=None, moderate=False):
 def log_softmax(A, out=None, scratch=None, moderate=False):
     """log S_j = (a_j - m) - log1p(s').
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel log_softmax = log S_j [kernel_log_softmax].
 
@@ -144,7 +181,7 @@ def log_softmax(A, out=None, scratch=None, moderate=False):
 def softmax(A, out=None, scratch=None, moderate=False):
     """S_j = e^{a_j - m} / (1 + s').
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel softmax = S_j [kernel_softmax].
 
@@ -161,7 +198,7 @@ def softmax(A, out=None, scratch=None, moderate=False):
 def nll_index(A, C, out=None, scratch=None, moderate=False):
     """L = (m - a_c) + log1p(s') for integer targets c (a column).
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
 
@@ -180,7 +217,7 @@ def nll_index_grad(A, C, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j - delta_jc: S_j off the true class; at the true class
     -s'/(1 + s') when c is the argmax (no cancellation when S_c ~ 1), else S_c - 1.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_index_grad = dL/da_j for a one-hot label [kernel_nll_index_grad].
 
@@ -201,7 +238,7 @@ def nll_index_grad(A, C, out=None, scratch=None, moderate=False):
 def nll_index_with_grad(A, C, out=None, scratch=None, moderate=False):
     """(nll_index, nll_index_grad) sharing one pass.
 
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
     Proved: Kernel nll_index_grad = dL/da_j for a one-hot label [kernel_nll_index_grad].
@@ -227,7 +264,7 @@ def nll_soft(A, Y, out=None, scratch=None, moderate=False):
     """L = sum_j y_j (-log S_j) for probability targets y (0 * inf = 0), and for any
     non-negative y (class weights, label smoothing: u = w y').
 
-    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
     Proved: Kernel nll_soft = -sum_j y_j log S_j for any y >= 0 [kernel_nll_soft_weighted].
@@ -249,7 +286,7 @@ def nll_soft(A, Y, out=None, scratch=None, moderate=False):
 def nll_soft_grad(A, Y, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j - y_j.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft_grad = dL/da_j for a probability label [kernel_nll_soft_grad].
 
@@ -268,7 +305,7 @@ def nll_soft_grad(A, Y, out=None, scratch=None, moderate=False):
 def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
     """(nll_soft, nll_soft_grad) sharing one pass.
 
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
     Proved: Kernel nll_soft = -sum_j y_j log S_j for any y >= 0 [kernel_nll_soft_weighted].
@@ -296,7 +333,7 @@ def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
 def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j sum_i u_i - u_j.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_weighted_grad = dL_u/da_j [kernel_grad_weighted].
 
@@ -315,7 +352,7 @@ def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
 def nll_weighted_with_grad(A, U, out=None, scratch=None, moderate=False):
     """(nll_soft, nll_weighted_grad) sharing one pass: weighted or label-smoothed targets.
 
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 709] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_weighted = -sum_j u_j log S_j for any u >= 0 [kernel_nll_weighted].
     Proved: Kernel nll_weighted_grad = dL_u/da_j [kernel_grad_weighted].
@@ -338,6 +375,100 @@ def nll_weighted_with_grad(A, U, out=None, scratch=None, moderate=False):
     t10 = numpy.multiply(t0, t9, out=scratch[0])
     t11 = numpy.subtract(t10, U, out=out[1])
     return t8, t11
+
+
+def nll_u(A, U, out=None, scratch=None, moderate=False):
+    """L = sum_j u_j (-log S_j) for any u >= 0 (probability targets, class weights,
+    label smoothing: u = w y'), sum_j u_j accurate to about one rounding.
+
+    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 [kernel_nll_u].
+
+    Expression: AccurateRowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    """
+    scratch = _scratch(A, 5) if scratch is None else scratch
+    out = _outputs(A, [False]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _take(A, t0, -1)
+    t2 = numpy.multiply(1/2, A, out=scratch[0])
+    t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
+    t4 = _zero_safe_product(U, t3, scratch[0])
+    t5 = _exp_difference(A, t1, scratch[1], scratch[2], scratch[3], scratch[4], moderate)
+    t6 = _accurate_sum(U, axis=-1)*numpy.log1p(_sum_except(t5, t0, axis=-1)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
+    return t6
+
+
+def nll_u_grad(A, U, out=None, scratch=None, moderate=False):
+    """dL/da_j = S_j sum_i u_i - u_j, as e_j (sum_i u_i / (1 + s')) - u_j with the sum
+    accurate to about one rounding.
+
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_u_grad = dL_u/da_j [kernel_grad_u].
+
+    Expression: -U + ExpDiff(A, Take(A, RowArgmax(A)))*Quotient(AccurateRowSum(U), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [True]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = numpy.multiply(t1, (_accurate_sum(U, axis=-1) / (_sum_except(t1, t0, axis=-1) + 1)), out=scratch[1])
+    t3 = numpy.subtract(t2, U, out=out[0])
+    return t3
+
+
+def nll_u_with_grad(A, U, out=None, scratch=None, moderate=False):
+    """(nll_u, nll_u_grad) sharing one pass.
+
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 [kernel_nll_u].
+    Proved: Kernel nll_u_grad = dL_u/da_j [kernel_grad_u].
+
+    Expression: AccurateRowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    Expression: -U + ExpDiff(A, Take(A, RowArgmax(A)))*Quotient(AccurateRowSum(U), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False, True]) if out is None else out
+    t0 = _accurate_sum(U, axis=-1)
+    t1 = numpy.argmax(A, axis=-1, keepdims=True)
+    t2 = _take(A, t1, -1)
+    t3 = _exp_difference(A, t2, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t4 = _sum_except(t3, t1, axis=-1)
+    t5 = numpy.multiply(1/2, A, out=scratch[1])
+    t6 = numpy.subtract((1/2)*t2, t5, out=scratch[2])
+    t7 = _zero_safe_product(U, t6, scratch[1])
+    t8 = t0*numpy.log1p(t4) + 2*numpy.sum(t7, axis=-1, keepdims=True)
+    t9 = numpy.multiply(t3, (t0 / (t4 + 1)), out=scratch[1])
+    t10 = numpy.subtract(t9, U, out=out[1])
+    return t8, t10
+
+
+def logsumexp_b(A, BW, out=None, scratch=None, moderate=False):
+    """(log |sum_j b_j e^{a_j}|, its sign) = (m + log|b_k + s'_b|, sign(b_k + s'_b)) with
+    s'_b = sum_{j != k} b_j e^{a_j - m} summed accurately and b_k + s'_b carried exactly
+    into the log (SciPy's logsumexp with b=, return_sign=True).
+
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+
+    Proved: Kernel logsumexp_b = log |sum_j b_j e^{a_j}| [kernel_logsumexp_b].
+    Proved: Kernel logsumexp_b sign = the sign of sum_j b_j e^{a_j} [kernel_logsumexp_b_sign].
+
+    Expression: LogAbsSum(Take(BW, RowArgmax(A)), AccurateSumExcept(BW*ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + Take(A, RowArgmax(A))
+    Expression: SignSum(Take(BW, RowArgmax(A)), AccurateSumExcept(BW*ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
+    """
+    scratch = _scratch(A, 4) if scratch is None else scratch
+    out = _outputs(A, [False, False]) if out is None else out
+    t0 = numpy.argmax(A, axis=-1, keepdims=True)
+    t1 = _take(A, t0, -1)
+    t2 = _take(BW, t0, -1)
+    t4 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t5 = numpy.multiply(BW, t4, out=scratch[1])
+    t3 = _accurate_sum_except(t5, t0, axis=-1)
+    t6 = t1 + _log_abs_sum(t2, t3)
+    t7 = numpy.sign(t2 + t3)
+    return t6, t7
 
 
 def bce(ZB, YB, PW):
@@ -376,12 +507,12 @@ def bce_with_grad(ZB, YB, PW):
 
 
 #: scratch arrays (shaped like the logits) each kernel needs
-SCRATCH = {'logsumexp': 4, 'log_softmax': 4, 'softmax': 4, 'nll_index': 4, 'nll_index_grad': 4, 'nll_index_with_grad': 4, 'nll_soft': 5, 'nll_soft_grad': 4, 'nll_soft_with_grad': 4, 'nll_weighted_grad': 4, 'nll_weighted_with_grad': 4}
+SCRATCH = {'logsumexp': 4, 'log_softmax': 4, 'softmax': 4, 'nll_index': 4, 'nll_index_grad': 4, 'nll_index_with_grad': 4, 'nll_soft': 5, 'nll_soft_grad': 4, 'nll_soft_with_grad': 4, 'nll_weighted_grad': 4, 'nll_weighted_with_grad': 4, 'nll_u': 5, 'nll_u_grad': 4, 'nll_u_with_grad': 4, 'logsumexp_b': 4}
 
 
 #: per row kernel, which outputs are shaped like the logits (the others are
 #: columns, one value per row)
-OUTPUTS = {'logsumexp': (False,), 'log_softmax': (True,), 'softmax': (True,), 'nll_index': (False,), 'nll_index_grad': (True,), 'nll_index_with_grad': (False, True), 'nll_soft': (False,), 'nll_soft_grad': (True,), 'nll_soft_with_grad': (False, True), 'nll_weighted_grad': (True,), 'nll_weighted_with_grad': (False, True)}
+OUTPUTS = {'logsumexp': (False,), 'log_softmax': (True,), 'softmax': (True,), 'nll_index': (False,), 'nll_index_grad': (True,), 'nll_index_with_grad': (False, True), 'nll_soft': (False,), 'nll_soft_grad': (True,), 'nll_soft_with_grad': (False, True), 'nll_weighted_grad': (True,), 'nll_weighted_with_grad': (False, True), 'nll_u': (False,), 'nll_u_grad': (True,), 'nll_u_with_grad': (False, True), 'logsumexp_b': (False, False)}
 
 
-__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad', 'nll_weighted_grad', 'nll_weighted_with_grad', 'bce', 'bce_grad', 'bce_with_grad']
+__all__ = ['logsumexp', 'log_softmax', 'softmax', 'nll_index', 'nll_index_grad', 'nll_index_with_grad', 'nll_soft', 'nll_soft_grad', 'nll_soft_with_grad', 'nll_weighted_grad', 'nll_weighted_with_grad', 'nll_u', 'nll_u_grad', 'nll_u_with_grad', 'logsumexp_b', 'bce', 'bce_grad', 'bce_with_grad']

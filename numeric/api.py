@@ -19,7 +19,9 @@ Conventions shared by every function:
 """
 from __future__ import annotations
 
+import functools
 import math
+import numbers
 import operator
 
 import numpy as np
@@ -32,6 +34,16 @@ __all__ = ["softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entrop
            "linear_cross_entropy"]
 
 _FLOATS = (np.float16, np.float32, np.float64)
+
+
+def _quiet(function):
+    """Run ``function`` under its own errstate: no RuntimeWarning leaves it, and the
+    caller's errstate (``np.errstate(all="raise")``, say) does not reach inside."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return function(*args, **kwargs)
+    return wrapper
 
 
 # --------------------------------------------------------------------------- input checks
@@ -55,8 +67,16 @@ def _logits_array(logits, name="logits", keep=False):
                     f"{name} must be numeric; got dtype {arr.dtype}")
 
 
+def _check_not_bool(axis):
+    """A boolean axis is a TypeError, as in SciPy (True would silently mean axis 1)."""
+    for ax in (axis if isinstance(axis, (tuple, list)) else (axis,)):
+        if isinstance(ax, (bool, np.bool_)):
+            raise TypeError(f"axis must be an int, a tuple of ints or None; got the boolean {axis!r}")
+
+
 def _normalize_axes(axis, ndim, allow_multiple):
     """Tuple of non-negative axes; None means all."""
+    _check_not_bool(axis)
     if axis is None:
         if not allow_multiple:
             raise TypeError("axis must be an int for this function (the class axis)")
@@ -107,18 +127,19 @@ def _from_rows(out, arr_shape, axes, batch_shape):
 
 # --------------------------------------------------------------------------- non-finite rows
 def _row_kinds(rows):
-    """Rows needing care: (+inf present, all -inf). One whole-array sum decides
-    whether any row needs a closer look (a finite total means no inf and no NaN)."""
+    """Rows needing care: (+inf present, all -inf, NaN present). One whole-array sum
+    decides whether any row needs a closer look (a finite total means no inf and no
+    NaN)."""
     posinf = np.zeros(rows.shape[0], dtype=bool)
     neginf = np.zeros(rows.shape[0], dtype=bool)
-    with np.errstate(over="ignore", invalid="ignore"):
-        calm = np.isfinite(rows.sum())
+    nan = np.zeros(rows.shape[0], dtype=bool)
+    calm = np.isfinite(rows.sum())
     if not calm and rows.shape[0]:
-        with np.errstate(invalid="ignore"):
-            top = rows.max(axis=-1)
+        top = rows.max(axis=-1)  # NaN wherever the row holds one
         posinf[top == np.inf] = True
         neginf[top == -np.inf] = True
-    return posinf, neginf
+        nan[np.isnan(top)] = True
+    return posinf, neginf, nan
 
 
 #: kernel name -> which results have the logits' shape (the others are per row)
@@ -126,7 +147,9 @@ _SHAPES = {"logsumexp": (False,), "log_softmax": (True,), "softmax": (True,),
            "nll_index": (False,), "nll_index_grad": (True,), "nll_index_with_grad": (False, True),
            "nll_soft": (False,), "nll_soft_grad": (True,), "nll_soft_with_grad": (False, True),
            "nll_weighted_grad": (True,),
-           "nll_weighted_with_grad": (False, True)}
+           "nll_weighted_with_grad": (False, True),
+           "nll_u": (False,), "nll_u_grad": (True,), "nll_u_with_grad": (False, True),
+           "logsumexp_b": (False, False)}
 
 
 def _run(kernel, rows, *extra, special=None, dtype=np.float64):
@@ -134,7 +157,7 @@ def _run(kernel, rows, *extra, special=None, dtype=np.float64):
     limit (the +inf entries become 0, the rest -inf) and leaving rows of only -inf to
     ``special``, called as ``special(neginf_rows, posinf_rows, *results)``."""
     full = _SHAPES[kernel]
-    posinf, neginf = _row_kinds(rows)
+    posinf, neginf, nan = _row_kinds(rows)
     if posinf.any() or neginf.any():
         rows = rows.copy()
         hit = rows[posinf]
@@ -143,6 +166,9 @@ def _run(kernel, rows, *extra, special=None, dtype=np.float64):
     results = _blocks.run(kernel, rows, extra, full, dtype)
     if posinf.any() or neginf.any():
         special(np.flatnonzero(neginf), np.flatnonzero(posinf), *results)
+    if nan.any():  # a NaN row is NaN, whatever the kernel made of it (one class: 1)
+        for r in results:
+            r[nan] = np.nan
     results = [r[:, 0] if not f else r for r, f in zip(results, full)]
     return results[0] if len(results) == 1 else tuple(results)
 
@@ -154,6 +180,7 @@ def _finish(values, dtype):
 # --------------------------------------------------------------------------- softmax family
 def _axiswise(logits, axis, kernel, fill, reduce, posinf_fill=None):
     arr, dtype = _logits_array(logits, keep=True)
+    _check_not_bool(axis)
     if arr.ndim == 0:
         if axis not in (None, 0, -1, (), (0,), (-1,)):
             raise np.exceptions.AxisError(f"axis {axis!r} is out of bounds for a 0-d array")
@@ -177,6 +204,7 @@ def _axiswise(logits, axis, kernel, fill, reduce, posinf_fill=None):
     return _finish(out.reshape(()) if scalar else out, dtype)
 
 
+@_quiet
 def softmax(logits, axis=-1):
     """Softmax along ``axis``: S_j = e^{a_j} / sum_k e^{a_k}.
 
@@ -192,6 +220,7 @@ def softmax(logits, axis=-1):
     return _axiswise(logits, axis, "softmax", 0.0, reduce=False)
 
 
+@_quiet
 def log_softmax(logits, axis=-1):
     """log S_j = (a_j - m) - log1p(s') along ``axis``, within 4 ULP everywhere.
 
@@ -204,21 +233,89 @@ def log_softmax(logits, axis=-1):
     return _axiswise(logits, axis, "log_softmax", -np.inf, reduce=False)
 
 
-def logsumexp(logits, axis=-1, keepdims=False):
-    """log sum_j e^{a_j} = m + log1p(s') along ``axis`` (removed unless ``keepdims``).
+@_quiet
+def logsumexp(logits, axis=-1, b=None, keepdims=False, return_sign=False):
+    """log |sum_j b_j e^{a_j}| along ``axis`` (removed unless ``keepdims``), as
+    ``scipy.special.logsumexp``; with ``return_sign``, ``(value, sign)``.
 
-    Within 4 ULP of |m| + log(1 + s'), i.e. of the result except where the problem
-    itself cancels (m < 0 and log(1 + s') ~ -m). ``axis`` as in
-    ``scipy.special.logsumexp`` (int, tuple or None). -inf entries contribute nothing; a
-    row of only -inf gives -inf; any +inf gives +inf; NaN gives NaN.
+    Without ``b``: m + log1p(s'), within 4 ULP of |m| + log(1 + s'), i.e. of the result
+    except where the problem itself cancels (m < 0 and log(1 + s') ~ -m).
+
+    With weights ``b`` (finite, of any sign, broadcast to the logits' shape; entries
+    with b_j = 0 are left out, also from the maximum, as in SciPy): m + log|b_k + s'_b|
+    with s'_b = sum_{j != k} b_j e^{a_j - m} summed accurately and b_k + s'_b carried
+    exactly into the log. Within 4 ULP of |m| + |log|s|| + sum_{j != k} |b_j|
+    e^{a_j - m} / |s| (s = b_k + s'_b): of the result unless the weighted sum itself
+    cancels. A negative sum gives NaN unless ``return_sign`` (then its log-magnitude and
+    sign -1); a zero sum gives -inf, sign 0.
+
+    ``axis`` as in SciPy (int, tuple or None; a boolean is a TypeError), and SciPy's
+    shapes for 0-d input. -inf entries contribute nothing; a row of only -inf gives
+    -inf (sign 0); +inf gives +inf (NaN if the weights at +inf sum to 0); NaN gives NaN.
     """
     arr = np.asarray(logits)
-    out = _axiswise(arr, axis, "logsumexp", -np.inf, reduce=True, posinf_fill=np.inf)
+    if b is None:
+        out = _axiswise(arr, axis, "logsumexp", -np.inf, reduce=True, posinf_fill=np.inf)
+        sign = None
+        if return_sign:
+            sign = np.where(np.isnan(out), np.nan, np.where(out == -np.inf, 0.0, 1.0)).astype(out.dtype)
+    else:
+        out, sign = _logsumexp_b(arr, axis, b)
+        if not return_sign:
+            out = np.where(sign < 0, np.nan, out).astype(out.dtype)
+    out = _lse_shape(out, arr, axis, keepdims)
+    if not return_sign:
+        return out
+    return out, _lse_shape(np.asarray(sign, dtype=np.asarray(out).dtype), arr, axis, keepdims)
+
+
+def _lse_shape(out, arr, axis, keepdims):
+    """SciPy's result shape: the axes removed, or kept with ``keepdims``; (1,) for 0-d
+    input with keepdims (or axis=()); a NumPy scalar for a full reduction."""
+    if arr.ndim == 0 and (keepdims or axis == ()):
+        return np.reshape(out, 1)
     if keepdims:
         axes = (tuple(range(arr.ndim)) if axis is None else
                 _normalize_axes(axis, arr.ndim, allow_multiple=True)) if arr.ndim else ()
-        out = np.expand_dims(out, axes) if axes else out
-    return out
+        return np.expand_dims(out, axes) if axes else out
+    out = np.asarray(out)
+    return out[()] if out.ndim == 0 else out
+
+
+def _logsumexp_b(arr, axis, b):
+    """(log|sum b e^a|, sign) along ``axis`` through the generated kernel logsumexp_b."""
+    a, dtype = _logits_array(arr, keep=True)
+    wts = np.asarray(b)
+    if wts.dtype.kind not in "biuf":
+        raise TypeError(f"b must be real numbers; got dtype {wts.dtype}")
+    dtype = np.result_type(dtype, wts.dtype if wts.dtype.kind == "f" else dtype)
+    if dtype.type not in _FLOATS:
+        dtype = np.dtype(np.float64)
+    try:
+        wts = np.broadcast_to(wts.astype(np.float64), a.shape)
+    except ValueError:
+        raise ValueError(f"b of shape {wts.shape} does not broadcast to the logits' shape {a.shape}") from None
+    if not np.isfinite(wts).all():
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(wts))[0])
+        raise ValueError(f"b must be finite; got {wts[where]} at position {where}")
+    _check_not_bool(axis)
+    if a.ndim == 0:
+        if axis not in (None, 0, -1, (), (0,), (-1,)):
+            raise np.exceptions.AxisError(f"axis {axis!r} is out of bounds for a 0-d array")
+        a, wts, axes = a.reshape(1), wts.reshape(1), (0,)
+    else:
+        axes = _normalize_axes(axis, a.ndim, allow_multiple=True)
+    rows, batch_shape, _ = _to_rows(a.astype(np.float64), axes)
+    weights, _, _ = _to_rows(wts, axes)
+    rows = np.where(weights == 0, -np.inf, rows)  # b_j = 0: left out, also from the max
+
+    def special(neginf, posinf, value, sign):
+        value[neginf], sign[neginf] = -np.inf, 0.0
+        value[posinf] = np.where(sign[posinf] == 0, np.nan, np.inf)
+        sign[posinf] = np.where(sign[posinf] == 0, np.nan, sign[posinf])
+
+    value, sign = _run("logsumexp_b", rows, weights, special=special)
+    return (_finish(value.reshape(batch_shape), dtype), _finish(sign.reshape(batch_shape), dtype))
 
 
 # --------------------------------------------------------------------------- cross entropy
@@ -235,9 +332,17 @@ def _targets(target, logits_shape, axis, classes):
     batch_shape = tuple(s for ax, s in enumerate(logits_shape) if ax != axis)
     if tgt.dtype.kind in "iu":
         if tgt.shape != batch_shape:
+            hint = ""
+            if tgt.shape == tuple(logits_shape):
+                hint = ("; for probability (one-hot) targets of the logits' shape use a float "
+                        "dtype, e.g. target.astype(np.float64)")
+            elif (len(logits_shape) >= 3 and axis == len(logits_shape) - 1
+                  and tgt.shape == tuple(logits_shape[:1]) + tuple(logits_shape[2:])):
+                hint = ("; the classes look to be on axis 1 (PyTorch's (N, C, L) layout): "
+                        "pass axis=1")
             raise ValueError(
                 f"integer targets must have the logits' shape without the class axis, "
-                f"{batch_shape}; got {tgt.shape} (logits {logits_shape}, axis {axis})")
+                f"{batch_shape}; got {tgt.shape} (logits {logits_shape}, axis {axis}){hint}")
         flat = tgt.reshape(-1)
         if flat.size and (flat.min() < 0 or flat.max() >= classes):
             first = int(np.flatnonzero((flat < 0) | (flat >= classes))[0])
@@ -261,7 +366,7 @@ def _targets(target, logits_shape, axis, classes):
             row, col = np.argwhere(moved < 0)[0]
             raise ValueError(f"probability targets must be non-negative; got {float(moved[row, col])} "
                              f"in row {row}, class {col}")
-        sums = moved.sum(axis=-1)
+        sums = moved.sum(axis=-1)  # may overflow to inf: then the check below says so
         tol = _soft_tolerance(tgt.dtype)
         off = np.abs(sums - 1) > tol
         if off.any():
@@ -280,48 +385,65 @@ _KERNELS = {
     ("index", "both"): "nll_index_with_grad",
     ("soft", "loss"): "nll_soft", ("soft", "grad"): "nll_soft_grad",
     ("soft", "both"): "nll_soft_with_grad",
-    ("weighted", "loss"): "nll_soft", ("weighted", "grad"): "nll_weighted_grad",
-    ("weighted", "both"): "nll_weighted_with_grad",
+    ("weighted", "loss"): "nll_u", ("weighted", "grad"): "nll_u_grad",
+    ("weighted", "both"): "nll_u_with_grad",
 }
 
 
 _REDUCTIONS = ("none", "mean", "sum")
+#: PyTorch's default ignore_index: a target equal to it is ignored
+IGNORE_INDEX = -100
+
+
+def _check_reduction(reduction):
+    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {', '.join(map(repr, _REDUCTIONS))}; got {reduction!r}")
+
+
+def _nonnegative_weights(values, name, shape=None):
+    """Finite, non-negative float64 weights; ``shape`` is the exact shape required."""
+    wts = np.asarray(values)
+    if wts.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric; got dtype {wts.dtype}")
+    wts = wts.astype(np.float64)
+    if shape is not None and wts.shape != shape:
+        raise ValueError(f"{name} must have one entry per class, shape {shape}; got {wts.shape}")
+    bad = ~np.isfinite(wts) | (wts < 0)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        at = f" at class {where[0]}" if shape is not None else (f" at position {where}" if where else "")
+        raise ValueError(f"{name} must be finite and non-negative; got {wts[where]}{at}")
+    return wts
 
 
 def _options(weight, ignore_index, label_smoothing, reduction, classes, kind):
     """Validated (weight or None, ignore_index or None, epsilon, reduction)."""
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(map(repr, _REDUCTIONS))}; got {reduction!r}")
-    try:
-        eps = float(label_smoothing)
-    except (TypeError, ValueError):
-        raise TypeError(f"label_smoothing must be a number in [0, 1]; got {label_smoothing!r}") from None
+    _check_reduction(reduction)
+    if isinstance(label_smoothing, (bool, np.bool_)) or not isinstance(label_smoothing, numbers.Real):
+        raise TypeError(f"label_smoothing must be a number in [0, 1]; got {label_smoothing!r}")
+    eps = float(label_smoothing)
     if not 0.0 <= eps <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1]; got {label_smoothing!r}")
     if weight is not None:
-        wts = np.asarray(weight)
-        if wts.dtype.kind not in "biuf":
-            raise TypeError(f"weight must be numeric; got dtype {wts.dtype}")
-        wts = wts.astype(np.float64)
-        if wts.shape != (classes,):
-            raise ValueError(f"weight must have one entry per class, shape ({classes},); got {wts.shape}")
-        if not np.isfinite(wts).all() or (wts < 0).any():
-            bad = wts[~np.isfinite(wts) | (wts < 0)][0]
-            raise ValueError(f"weight must be finite and non-negative; got {bad} "
-                             f"at class {int(np.flatnonzero(wts == bad)[0])}")
-        weight = wts
+        weight = _nonnegative_weights(weight, "weight", (classes,))
     if ignore_index is not None:
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(ignore_index, (int, np.integer)):
             raise TypeError(f"ignore_index must be an int or None; got {ignore_index!r}")
-        if kind == "soft":
-            raise ValueError("ignore_index applies to integer class targets only, "
-                             "not to probability targets (as in PyTorch)")
         ignore_index = int(ignore_index)
+        if kind == "soft":
+            if ignore_index != IGNORE_INDEX:
+                raise ValueError("ignore_index applies to integer class targets only, "
+                                 f"not to probability targets; got ignore_index={ignore_index}")
+            ignore_index = None
     return weight, ignore_index, eps, reduction
 
 
-def _cross_entropy(logits, target, axis, want, weight=None, ignore_index=None,
-                   label_smoothing=0.0, reduction="none"):
+def _scalar(value, dtype):
+    """A reduced loss: a NumPy scalar of the result dtype (rounded once)."""
+    return dtype.type(value)
+
+
+def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction):
     arr, dtype = _logits_array(logits, keep=True)
     if arr.ndim == 0:
         raise ValueError("logits must have a class axis; got a 0-d array")
@@ -333,25 +455,39 @@ def _cross_entropy(logits, target, axis, want, weight=None, ignore_index=None,
                                                     reduction, classes, kind)
     ignored = None
     if kind == "index" and ignore_index is not None:
-        ignored = (tgt_in == ignore_index).reshape(-1)
-        if ignored.any():
-            tgt_in = np.where(tgt_in == ignore_index, 0, tgt_in)
+        hit = tgt_in == ignore_index
+        if hit.any():
+            ignored = hit.reshape(-1)
+            tgt_in = np.where(hit, 0, tgt_in)
     kind, tgt = _targets(tgt_in, arr.shape, ax, classes)
 
-    # what the kernels see: integer targets, probabilities, or weighted u = w y'
+    # what the kernels see: integer targets, or u = w ((1 - eps) y + eps / T) >= 0, whose
+    # loss sum_j u_j (-log S_j) has the gradient S sum_j u_j - u (probability targets
+    # too: a row of y sums to 1 only within a tolerance, and the gradient is that of the
+    # loss computed)
     plain_index = kind == "index" and eps == 0.0
-    if plain_index or (kind == "soft" and weight is None and eps == 0.0):
-        family, extra = kind, tgt
+    if plain_index:
+        family, extra = "index", tgt
+    elif kind == "index":  # u_j = w_j eps / T off the target, w_c (1 - eps + eps / T) at it
+        off = _smoothed_weighted(np.zeros(classes), eps, classes, weight)
+        on = _smoothed_weighted(np.ones(classes), eps, classes, weight)
+        extra = np.empty((rows.shape[0], classes))
+        extra[:] = off
+        extra[np.arange(rows.shape[0]), tgt[:, 0]] = on[tgt[:, 0]]
+        family = "weighted"
     else:
-        dense = tgt if kind == "soft" else _one_hot(tgt, classes)
-        if eps:
-            dense = (1.0 - eps) * dense + eps / classes
-        extra = dense * weight if weight is not None else dense
+        extra = _smoothed_weighted(tgt, eps, classes, weight) if (eps or weight is not None) else tgt
         family = "weighted"
 
-    def special(idx, _posinf, *outs):  # rows of only -inf: loss +inf, gradient -y
+    def special(idx, _posinf, *outs):
+        """Rows of only -inf: each class has -log S_j = +inf, so the loss is +inf where
+        the row's target mass is positive and 0 where it is 0 (0 * inf = 0, the rule
+        everywhere); the gradient S sum u - u is -u (-y)."""
         if want in ("loss", "both"):
-            outs[0][idx] = np.inf
+            if family == "index":
+                outs[0][idx] = np.inf
+            else:
+                outs[0][idx] = np.where(extra[idx].sum(axis=1, keepdims=True) > 0, np.inf, 0.0)
         if want in ("grad", "both"):
             grad = outs[-1]
             if family == "index":
@@ -360,111 +496,171 @@ def _cross_entropy(logits, target, axis, want, weight=None, ignore_index=None,
             else:
                 grad[idx] = -extra[idx]
 
-    need = "both" if (want != "grad" and reduction != "none") else want
+    need = want
     # results are rounded to the caller's dtype in the kernels, unless more arithmetic
     # follows here (weights, ignored rows, reductions): then at the end
-    post = (plain_index and weight is not None) or (ignored is not None and ignored.any()) \
-        or reduction != "none"
+    post = (plain_index and weight is not None) or ignored is not None or reduction != "none"
     results = _run(_KERNELS[family, need], rows, extra, special=special,
                    dtype=np.float64 if post else dtype)
     results = results if isinstance(results, tuple) else (results,)
     names = ("loss", "grad") if need == "both" else (need,)
     got = dict(zip(names, results))
     loss, grad = got.get("loss"), got.get("grad")
-    row_scale = None  # per-row factor: w_c for weighted integer targets
+    row_scale = None  # per-row factor: w_c for weighted integer targets, 0 if ignored
     if plain_index and weight is not None:
         row_scale = weight[tgt[:, 0]]
-    if ignored is not None and ignored.any():
+    if ignored is not None:
         row_scale = (np.ones(rows.shape[0]) if row_scale is None else row_scale.copy())
         row_scale[ignored] = 0.0
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if row_scale is not None:
-            if loss is not None:
-                loss = _zero_times(row_scale, loss)
+    if row_scale is not None:
+        if loss is not None:
+            loss = _zero_times(row_scale, loss)
+        if grad is not None:
+            grad = _zero_times(row_scale[:, None], grad)
+    if reduction != "none":
+        if kind == "index":
+            counted = np.ones(rows.shape[0]) if ignored is None else (~ignored).astype(np.float64)
+            denom = float(np.sum(counted * (weight[tgt[:, 0]] if weight is not None else 1.0)))
+        else:
+            counted, denom = np.ones(rows.shape[0]), float(rows.shape[0])
+        total = float(np.sum(loss)) if loss is not None else 0.0
+        if reduction == "sum":
+            loss = _scalar(total, dtype)
+        elif denom:
+            loss = _scalar(total / denom, dtype)
             if grad is not None:
-                grad = _zero_times(row_scale[:, None], grad)
-        if reduction != "none":
-            if kind == "index":
-                counted = np.ones(rows.shape[0]) if ignored is None else (~ignored).astype(np.float64)
-                denom = float(np.sum(counted * (weight[tgt[:, 0]] if weight is not None else 1.0)))
-            else:
-                denom = float(rows.shape[0])
-            if loss is not None:
-                total = float(np.sum(loss))
-                loss = np.asarray(total if reduction == "sum" else (total / denom if denom else np.nan))
-            if grad is not None and reduction == "mean":
-                grad = grad / denom if denom else _zero_times(grad, np.nan)
+                grad = grad / denom
+        else:  # a mean over nothing (all ignored, or all weights 0): NaN, as in PyTorch
+            loss = _scalar(np.nan, dtype)
+            if grad is not None:  # d(0/0): NaN in counted rows, 0 in ignored ones
+                grad[counted > 0] = np.nan
     outs = []
     if want in ("loss", "both"):
-        outs.append(_finish(loss.reshape(batch_shape) if reduction == "none" else loss, dtype))
+        outs.append(_finish(loss.reshape(batch_shape), dtype) if reduction == "none" else loss)
     if want in ("grad", "both"):
         outs.append(_finish(_from_rows(grad, arr.shape, (ax,), batch_shape), dtype))
     return tuple(outs) if want == "both" else outs[0]
 
 
-def _one_hot(column, classes):
-    out = np.zeros((column.shape[0], classes))
-    out[np.arange(column.shape[0]), column[:, 0]] = 1.0
-    return out
+# --------------------------------------------------------------------------- exact u
+def _two_sum(x, y):
+    """(s, e) with s = fl(x + y) and s + e = x + y exactly (Knuth)."""
+    s = x + y
+    z = s - x
+    return s, (x - (s - z)) + (y - z)
+
+
+def _split(x):
+    """Dekker's split: x = hi + lo, each with at most 26 significant bits."""
+    c = 134217729.0 * x  # 2^27 + 1
+    hi = c - (c - x)
+    return hi, x - hi
+
+
+def _two_product(x, y):
+    """(p, e) with p = fl(x y) and p + e = x y exactly (Dekker; |x y| < 2^996)."""
+    p = x * y
+    xh, xl = _split(x)
+    yh, yl = _split(y)
+    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+
+
+def _smoothed_weighted(y, eps, classes, weight):
+    """u = w ((1 - eps) y + eps / T), rounded once from its exact value (to within
+    0.5 ULP and a few 2^-100 relative): y' is carried as a double-double, then
+    multiplied by w. Rounding each operation instead cost up to ~1.5 ULP of u, which
+    the loss and gradient inherit (issue 11: the loss reached 4.15 ULP)."""
+    if eps:
+        keep_hi, keep_lo = _two_sum(1.0, -eps)  # 1 - eps, exactly
+        q = eps / classes
+        h, low = _two_product(np.float64(q), np.float64(classes))
+        rest = ((eps - h) - low) / classes  # eps / T = q + rest (eps - h exact: Sterbenz)
+        a_hi, a_lo = _two_product(keep_hi, y)
+        a_lo = a_lo + keep_lo * y
+        hi, lo = _two_sum(a_hi, q)
+        lo = lo + (a_lo + rest)
+    else:
+        hi, lo = y, np.zeros_like(y)
+    if weight is None:
+        return hi + lo
+    p, e = _two_product(weight, hi)
+    exact = p + (e + weight * lo)
+    return np.where(np.isfinite(exact), exact, weight * (hi + lo))  # w > 2^996: plain product
 
 
 def _zero_times(factor, values):
-    """factor * values with 0 wherever factor is 0 (an ignored or zero-weight sample
-    contributes 0 even when its loss is inf)."""
+    """factor * values with 0 where factor is 0 and the value is not NaN: an ignored or
+    zero-weight sample contributes 0 even when its loss is inf (0 * inf = 0), but a NaN
+    row stays NaN."""
     out = np.multiply(factor, values)
-    np.copyto(out, 0.0, where=np.broadcast_to(np.asarray(factor) == 0, out.shape))
+    np.copyto(out, 0.0, where=(np.asarray(factor) == 0) & ~np.isnan(values))
     return out
 
 
 _OPTIONS_DOC = """
-    Options, with PyTorch's semantics (``torch.nn.functional.cross_entropy``):
+    Options, with PyTorch's names, defaults and semantics
+    (``torch.nn.functional.cross_entropy``):
 
-    - ``weight``: one non-negative weight per class, w. A sample's loss becomes
+    - ``weight``: one finite, non-negative weight per class, w. A sample's loss becomes
       -sum_j w_j y_j log S_j (w_c L for an integer target c).
-    - ``ignore_index``: integer targets equal to it contribute 0 to the loss, get a zero
-      gradient and do not count in the mean. Not for probability targets.
-    - ``label_smoothing`` = eps in [0, 1]: y is replaced by (1 - eps) y + eps / T, and the
-      gradient is S sum_j u_j - u with u = w y' (S - y' without weights).
-    - ``reduction``: "none" (default here; PyTorch's default is "mean") keeps one loss per
-      sample; "sum" adds them; "mean" divides the sum by the summed weights w_c of the
-      counted integer targets (their number without weights), or by the number of samples
-      for probability targets. The gradients are those of the reduced loss ("none": of
-      the sum of the per-sample losses). A mean over nothing is NaN, as in PyTorch.
+    - ``ignore_index`` (default -100): integer targets equal to it contribute 0 to the
+      loss, get a zero gradient and do not count in the mean. None ignores nothing.
+      Probability targets accept only the default (which then means nothing).
+    - ``label_smoothing`` = eps, a number in [0, 1]: y is replaced by
+      y' = (1 - eps) y + eps / T, and the gradient is S sum_j u_j - u with u = w y'.
+    - ``reduction`` (default "mean"): "none" keeps one loss per sample; "sum" adds them;
+      "mean" divides the sum by the summed weights w_c of the counted integer targets
+      (their number without weights), or by the number of samples for probability
+      targets. A reduced loss is a NumPy scalar of the result dtype. The gradients are
+      those of the loss returned ("none": of the sum of the per-sample losses). A mean
+      over nothing (every target ignored, or every weight 0) is NaN, as in PyTorch; its
+      gradient is NaN in the rows that count (weight 0) and 0 in ignored rows.
+
+    Non-finite logits: a NaN row gives a NaN loss and gradient, also when its target is
+    ignored or has weight 0. 0 * inf = 0: a class (or sample) of zero target mass adds
+    nothing, even where -log S_j = +inf.
 """
 
-
-def cross_entropy(logits, target, *, weight=None, ignore_index=None, label_smoothing=0.0,
-                  reduction="none", axis=-1):
+@_quiet
+def cross_entropy(logits, target, *, weight=None, ignore_index=IGNORE_INDEX, label_smoothing=0.0,
+                  reduction="mean", axis=-1):
     return _cross_entropy(logits, target, axis, "loss", weight, ignore_index, label_smoothing, reduction)
 
 
-def cross_entropy_grad(logits, target, *, weight=None, ignore_index=None, label_smoothing=0.0,
-                       reduction="none", axis=-1):
+@_quiet
+def cross_entropy_grad(logits, target, *, weight=None, ignore_index=IGNORE_INDEX, label_smoothing=0.0,
+                       reduction="mean", axis=-1):
     return _cross_entropy(logits, target, axis, "grad", weight, ignore_index, label_smoothing, reduction)
 
 
-def cross_entropy_with_grad(logits, target, *, weight=None, ignore_index=None, label_smoothing=0.0,
-                            reduction="none", axis=-1):
+@_quiet
+def cross_entropy_with_grad(logits, target, *, weight=None, ignore_index=IGNORE_INDEX,
+                            label_smoothing=0.0, reduction="mean", axis=-1):
     return _cross_entropy(logits, target, axis, "both", weight, ignore_index, label_smoothing, reduction)
 
 
-cross_entropy.__doc__ = """Softmax cross entropy L = -sum_j y_j log S_j per sample (the class axis removed).
+cross_entropy.__doc__ = """Softmax cross entropy L = -sum_j y_j log S_j, reduced to its mean by default.
 
     ``target`` is either integer class indices c with the logits' shape minus the class
     axis (then L = (m - a_c) + log1p(s'), within 4 ULP, including losses far below
     1e-16 where libraries return exactly 0), or probabilities with the logits' shape
     (non-negative, each row summing to 1 within sqrt(eps) of their dtype; then
     L = sum_j y_j (-log S_j), with 0 * inf = 0 for masked classes of zero target).
+    The class axis is ``axis`` (default -1; PyTorch's is 1 for 3-D and wider logits).
 
-    Errors: a label outside [0, T), a target shape that does not match, negative or
-    non-normalized soft targets, an empty class axis, non-numeric data, and bad options.
+    Errors: a label outside [0, T), a target shape that does not match (with the fix
+    when it is clear: ``axis=1`` for (N, C, L) logits, a float dtype for one-hot
+    targets), negative or non-normalized soft targets, an empty class axis, non-numeric
+    data, and bad options.
 """ + _OPTIONS_DOC
 
-cross_entropy_grad.__doc__ = """dL/d logits, the logits' shape (see :func:`cross_entropy` for ``target``).
+cross_entropy_grad.__doc__ = """dL/d logits of :func:`cross_entropy` (same arguments), the logits' shape.
 
-    dL/da = S - y. With integer targets each component is within 4 ULP; at the true
-    class S_c - 1 is computed as -sum_{j != c} S_j when c is the argmax, so S_c ~ 1
-    loses nothing. With probability targets the error is within 4 ULP of max(S_j, y_j).
+    dL/da = S - y for integer targets: each component within 4 ULP; at the true class
+    S_c - 1 is computed as -sum_{j != c} S_j when c is the argmax, so S_c ~ 1 loses
+    nothing. For probability targets, weights or smoothing, dL/da = S sum_j u_j - u,
+    the derivative of the loss computed also where a row of y sums to 1 only within
+    the tolerance (S - y would not be).
 """ + _OPTIONS_DOC
 
 cross_entropy_with_grad.__doc__ = """(cross_entropy, cross_entropy_grad) from one fused pass.
@@ -472,9 +668,22 @@ cross_entropy_with_grad.__doc__ = """(cross_entropy, cross_entropy_grad) from on
 
 
 # --------------------------------------------------------------------------- binary
-def _bce(logits, target, pos_weight, reduction, want):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {', '.join(map(repr, _REDUCTIONS))}; got {reduction!r}")
+def _broadcast_weight(values, name, shape):
+    """Non-negative weights that broadcast to ``shape`` without enlarging it."""
+    wts = _nonnegative_weights(values, name)
+    try:
+        full = np.broadcast_shapes(wts.shape, shape)
+    except ValueError:
+        full = None
+    if full != tuple(shape):
+        raise ValueError(f"{name} of shape {wts.shape} does not broadcast to the logits' shape "
+                         f"{tuple(shape)} (it may not add axes or enlarge any; "
+                         "pos_weight: one weight per class, the last axis)")
+    return wts
+
+
+def _bce(logits, target, weight, pos_weight, reduction, want):
+    _check_reduction(reduction)
     z, dtype = _logits_array(logits)
     y = np.asarray(target)
     if y.dtype.kind not in "biuf":
@@ -486,70 +695,72 @@ def _bce(logits, target, pos_weight, reduction, want):
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(f"binary targets must be in [0, 1]; got {y[where]} at position {where}")
-    if pos_weight is None:
-        pw = np.float64(1.0)
+    pw = np.float64(1.0) if pos_weight is None else _broadcast_weight(pos_weight, "pos_weight", z.shape)
+    w = None if weight is None else _broadcast_weight(weight, "weight", z.shape)
+    shape = z.shape
+    z, y = z.reshape(-1), y.reshape(-1)  # the kernels work on 1-d arrays (0-d too)
+    pw = np.broadcast_to(pw, shape).reshape(-1)
+    if want == "grad" and reduction == "none" and w is None:
+        loss, grad = None, _kernels.bce_grad(z, y, pw)
+    elif want == "loss":
+        loss, grad = _kernels.bce(z, y, pw), None
     else:
-        pw = np.asarray(pos_weight)
-        if pw.dtype.kind not in "biuf":
-            raise TypeError(f"pos_weight must be numeric; got dtype {pw.dtype}")
-        pw = pw.astype(np.float64)
-        if not np.isfinite(pw).all() or (pw < 0).any():
-            raise ValueError(f"pos_weight must be finite and non-negative; got "
-                             f"{pw[~np.isfinite(pw) | (pw < 0)].flat[0]}")
-        try:
-            np.broadcast_shapes(pw.shape, z.shape)
-        except ValueError:
-            raise ValueError(f"pos_weight of shape {pw.shape} does not broadcast against "
-                             f"the logits' shape {z.shape} (use one weight per class: the last axis)") from None
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        if want == "grad" and reduction == "none":
-            loss, grad = None, _kernels.bce_grad(z, y, pw)
-        elif want == "loss":
-            loss, grad = _kernels.bce(z, y, pw), None
+        loss, grad = _kernels.bce_with_grad(z, y, pw)
+    if w is not None:
+        w = np.broadcast_to(w, shape).reshape(-1)
+        loss = None if loss is None else _zero_times(w, loss)
+        grad = None if grad is None else _zero_times(w, grad)
+    if reduction != "none":
+        total = float(np.sum(loss))
+        if reduction == "sum":
+            loss = _scalar(total, dtype)
+        elif z.size:
+            loss = _scalar(total / z.size, dtype)
+            grad = None if grad is None else grad / z.size
         else:
-            loss, grad = _kernels.bce_with_grad(z, y, pw)
-        if reduction != "none":
-            total = float(np.sum(loss))
-            if reduction == "mean":
-                count = z.size
-                loss = np.asarray(total / count if count else np.nan)
-                grad = grad / count if (grad is not None and count) else grad
-            else:
-                loss = np.asarray(total)
+            loss = _scalar(np.nan, dtype)
     outs = []
     if want in ("loss", "both"):
-        outs.append(_finish(np.asarray(loss), dtype))
+        outs.append(_finish(loss.reshape(shape), dtype) if reduction == "none" else loss)
     if want in ("grad", "both"):
-        outs.append(_finish(np.broadcast_to(grad, z.shape).copy() if grad.shape != z.shape else grad, dtype))
+        outs.append(_finish(grad.reshape(shape), dtype))
     return tuple(outs) if want == "both" else outs[0]
 
 
 _BCE_DOC = """
 
-    L = p_w y softplus(-z) + (1 - y) softplus(z) elementwise, which is
-    -(p_w y log sigma(z) + (1 - y) log(1 - sigma(z))) (PyTorch's
-    ``binary_cross_entropy_with_logits``) and, for p_w = 1, the two-class softmax loss of
-    the logits (z, 0). softplus(x) = max(x, 0) + log1p(e^{-|x|}): accurate for |z| up to
-    1e308 and for losses far below 1e-16. dL/dz = (1 - y) sigma(z) - p_w y sigma(-z)
-    (sigma(z) - y for p_w = 1), formed without cancellation at y in {0, 1}.
+    L = w (p_w y softplus(-z) + (1 - y) softplus(z)) elementwise, which is
+    -w (p_w y log sigma(z) + (1 - y) log(1 - sigma(z))) (PyTorch's
+    ``binary_cross_entropy_with_logits``) and, for w = p_w = 1, the two-class softmax
+    loss of the logits (z, 0). softplus(x) = max(x, 0) + log1p(e^{-|x|}): accurate for
+    |z| up to 1e308 and for losses far below 1e-16. dL/dz = w ((1 - y) sigma(z) -
+    p_w y sigma(-z)) (sigma(z) - y for w = p_w = 1), formed without cancellation at
+    y in {0, 1}.
 
-    ``target`` y has the logits' shape, values in [0, 1]; ``pos_weight`` p_w broadcasts
-    against the logits (one weight per class: the last axis); ``reduction`` is "none"
-    (default), "sum" or "mean" (over all elements), and the gradient is that of the
-    reduced loss.
+    ``target`` y has the logits' shape, values in [0, 1]; ``weight`` w and
+    ``pos_weight`` p_w (one weight per class: the last axis) are finite, non-negative
+    and broadcast to the logits' shape (a ValueError if they would enlarge it);
+    ``reduction`` is "mean" (default, over all elements), "sum" or "none", and the
+    gradient is that of the loss returned (a reduced loss is a NumPy scalar). 0-d logits
+    work. A NaN logit gives NaN; w = 0 gives 0 (also for an infinite loss).
 """
 
 
-def binary_cross_entropy_with_logits(logits, target, *, pos_weight=None, reduction="none"):
-    return _bce(logits, target, pos_weight, reduction, "loss")
+@_quiet
+def binary_cross_entropy_with_logits(logits, target, *, weight=None, pos_weight=None, reduction="mean"):
+    return _bce(logits, target, weight, pos_weight, reduction, "loss")
 
 
-def binary_cross_entropy_with_logits_grad(logits, target, *, pos_weight=None, reduction="none"):
-    return _bce(logits, target, pos_weight, reduction, "grad")
+@_quiet
+def binary_cross_entropy_with_logits_grad(logits, target, *, weight=None, pos_weight=None,
+                                          reduction="mean"):
+    return _bce(logits, target, weight, pos_weight, reduction, "grad")
 
 
-def binary_cross_entropy_with_logits_with_grad(logits, target, *, pos_weight=None, reduction="none"):
-    return _bce(logits, target, pos_weight, reduction, "both")
+@_quiet
+def binary_cross_entropy_with_logits_with_grad(logits, target, *, weight=None, pos_weight=None,
+                                               reduction="mean"):
+    return _bce(logits, target, weight, pos_weight, reduction, "both")
 
 
 binary_cross_entropy_with_logits.__doc__ = "Binary cross entropy of logits." + _BCE_DOC
@@ -560,23 +771,35 @@ binary_cross_entropy_with_logits_with_grad.__doc__ = (
 
 
 # --------------------------------------------------------------------------- FC layer + loss
-def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=None, label_smoothing=0.0,
-                         reduction="none"):
+def _linear_dtype(*arrays):
+    """The promoted floating dtype of x, W and b (integers and booleans: float64)."""
+    dtype = np.result_type(*(a.dtype for a in arrays))
+    return dtype if dtype.type in _FLOATS else np.dtype(np.float64)
+
+
+@_quiet
+def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_INDEX, label_smoothing=0.0,
+                         reduction="mean"):
     """The fully connected layer and the softmax loss in one call: ``(loss, dx, dW, db)``.
 
-    logits = x W^T + b with x of shape (B, N), W (T, N) as in the source material, b (T,)
-    (or None for no bias); the loss is :func:`cross_entropy` of the logits with the same
-    ``target`` and options. The gradients are those of the reduced loss ("none": of the
-    sum of the per-sample losses, as autograd gives), through the FC derivations of the
-    catalogue: with G = dL/d logits (rows S - y', scaled as the options say),
-    dW = G^T x, db = sum over the batch of G, dx = G W.
+    logits = x W^T + b as ``torch.nn.functional.linear``: x of shape (..., N), W (T, N)
+    as in the source material, b (T,) (or None for no bias); the loss is
+    :func:`cross_entropy` of the logits (classes last) with the same ``target`` (shape
+    x.shape[:-1] for class indices) and options, PyTorch's defaults included. The
+    gradients are those of the loss returned ("none": of the sum of the per-sample
+    losses, as autograd gives), through the FC derivations of the catalogue: with
+    G = dL/d logits (rows S - y', scaled as the options say), dW = G^T x,
+    db = sum over the batch of G, dx = G W. Every result takes the promoted dtype of
+    x, W and b (computed in float64, rounded once).
     """
-    xs, dtype = _logits_array(x, "x")
+    arrays = [np.asarray(x), np.asarray(W)] + ([] if b is None else [np.asarray(b)])
+    dtype = _linear_dtype(*arrays)
+    xs, _ = _logits_array(x, "x")
     Ws, _ = _logits_array(W, "W")
-    if xs.ndim != 2 or Ws.ndim != 2:
-        raise ValueError(f"x must be (B, N) and W (T, N); got x {xs.shape}, W {Ws.shape}")
-    if xs.shape[1] != Ws.shape[1]:
-        raise ValueError(f"x has {xs.shape[1]} features but W has {Ws.shape[1]} columns "
+    if xs.ndim < 1 or Ws.ndim != 2:
+        raise ValueError(f"x must be (..., N) and W (T, N); got x {xs.shape}, W {Ws.shape}")
+    if xs.shape[-1] != Ws.shape[1]:
+        raise ValueError(f"x has {xs.shape[-1]} features but W has {Ws.shape[1]} columns "
                          f"(x {xs.shape}, W {Ws.shape}; W is T x N)")
     if b is None:
         bs = np.zeros(Ws.shape[0])
@@ -584,12 +807,20 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=None, lab
         bs, _ = _logits_array(b, "b")
         if bs.shape != (Ws.shape[0],):
             raise ValueError(f"b must have shape ({Ws.shape[0]},), one bias per class; got {bs.shape}")
-    logits = xs @ Ws.T + bs
-    loss, grad = _cross_entropy(logits, target, -1, "both", weight, ignore_index, label_smoothing,
+    lead = xs.shape[:-1]
+    flat = xs.reshape(-1, xs.shape[-1])
+    tgt = np.asarray(target)
+    if tgt.dtype.kind in "iu" and tgt.shape == lead:
+        tgt = tgt.reshape(-1)
+    elif tgt.dtype.kind == "f" and tgt.shape == lead + (Ws.shape[0],):
+        tgt = tgt.reshape(-1, Ws.shape[0])
+    logits = flat @ Ws.T + bs
+    loss, grad = _cross_entropy(logits, tgt, -1, "both", weight, ignore_index, label_smoothing,
                                 reduction)
     grad = np.asarray(grad, dtype=np.float64)
-    dW = grad.T @ xs
+    dW = grad.T @ flat
     db = grad.sum(axis=0)
-    dx = grad @ Ws
-    return (_finish(np.asarray(loss, dtype=np.float64), dtype), _finish(dx, dtype), _finish(dW, dtype),
-            _finish(db, dtype))
+    dx = (grad @ Ws).reshape(xs.shape)
+    loss = np.asarray(loss, dtype=np.float64)
+    loss = _scalar(loss, dtype) if reduction != "none" else _finish(loss.reshape(lead), dtype)
+    return loss, _finish(dx, dtype), _finish(dW, dtype), _finish(db, dtype)

@@ -28,7 +28,8 @@ def _index(report):
 
 
 BINARY = list(V._binary_cases(np.random.default_rng(0), 1))
-CASES = ([(f, c) for f in V.FUNCTIONS if not f.startswith("binary") for c in V.SUITE
+LSE_B = list(V._lse_b_cases(np.random.default_rng(0), 1))
+CASES = ([(f, c) for f in V.FUNCTIONS if not f.startswith(("binary", "logsumexp_b")) for c in V.SUITE
           if not (f.endswith("soft") and c == "T = 32000")]
          + [(f, c) for f in ("binary_cross_entropy", "binary_cross_entropy_grad") for c in BINARY])
 
@@ -47,6 +48,21 @@ def test_contract(report, function, category):
     shifted = index["max-shift", function, category].max_ulp
     assert max(naive, shifted) > bound, (
         f"the suite cannot tell: naive {naive:.2f} and max-shift {shifted:.2f} ULP both pass")
+
+
+@pytest.mark.parametrize("category", LSE_B)
+def test_weighted_logsumexp_contract(report, category):
+    """logsumexp(a, b=b): 4 ULP of |m| + |log|s|| + sum_{j != k} |b_j| e^{a_j - m} / |s|,
+    the sign exact; SciPy measured in the same run."""
+    index = _index(report)
+    ours = index["numeric", "logsumexp_b", category]
+    assert ours.bound == 4.0 and ours.inputs > 0
+    assert ours.max_ulp <= 4.0, f"logsumexp_b on {category}: {ours.max_ulp:.2f} ULP"
+    assert ("scipy.special", "logsumexp_b", category) in index
+
+
+def test_weighted_logsumexp_max_shift_fails_on_tiny_logs(report):
+    assert _index(report)["max-shift", "logsumexp_b", "b > 0, tiny log"].max_ulp > 1e6
 
 
 def test_max_shift_loses_hundreds_of_ulps_on_spread_logits(report):

@@ -452,3 +452,23 @@ def test_a_step_that_branches_on_indices_is_shown_by_cases():
     assert engine.symbolic_check(prev, bad, "=", (D.REAL_LOGITS,)) is None
     with pytest.raises(StepFalse, match="c = (\\d+), .*j = \\1"):  # found where j = c
         engine.check(chain("branch", Step(prev, "gradient"), Step(bad, "wrong branch")))
+
+
+def test_every_pattern_of_equal_and_distinct_indices_is_checked():
+    # a branchy formula is checked on each branch for sure: beside the random draws, one
+    # instance per partition of the free class indices (j, c, k: 5 patterns, Bell(3))
+    assert len(list(engine._set_partitions([1, 2, 3]))) == 5
+    assert len(list(engine._set_partitions([1, 2, 3, 4]))) == 15
+    derivation = chain("branches", Step(a[j] + a[c] + a[k], "three indices"), Step(a[j] + a[c] + a[k], "same"))
+    seen = set()
+    for env, trouble in engine._instances(derivation, 1, engine.class_counts(derivation)):
+        assert trouble is None
+        seen.add((env[j] == env[c], env[c] == env[k], env[j] == env[k]))
+    assert seen >= {(True, True, True), (True, False, False), (False, True, False), (False, False, True),
+                    (False, False, False)}
+    # a statement false only where j, c and k all differ is caught whatever the seed
+    wrong = a[j] + (1 - KroneckerDelta(j, c)) * (1 - KroneckerDelta(c, k)) * (1 - KroneckerDelta(j, k))
+    for seed in range(5):
+        with pytest.raises(StepFalse):
+            engine.check(chain(f"all_differ_{seed}", Step(a[j], "a_j"), Step(wrong, "plus 1 where all differ")),
+                         seed=seed)

@@ -148,7 +148,7 @@ def test_live_pytorch_matches_the_stored_values():
 def test_trivial_options_change_nothing():
     rng = np.random.default_rng(1)
     a, c = rng.normal(0, 3, (9, 6)), rng.integers(0, 6, 9)
-    plain = numeric.cross_entropy_with_grad(a, c)
+    plain = numeric.cross_entropy_with_grad(a, c, reduction="none")
     same = numeric.cross_entropy_with_grad(a, c, weight=np.ones(6), label_smoothing=0.0, reduction="none")
     np.testing.assert_array_equal(plain[0], same[0])
     np.testing.assert_array_equal(plain[1], same[1])
@@ -157,7 +157,7 @@ def test_trivial_options_change_nothing():
 def test_ignored_samples_have_zero_loss_and_gradient():
     rng = np.random.default_rng(2)
     a, c = rng.normal(0, 3, (5, 4)), np.array([0, -1, 2, -1, 3])
-    loss, grad = numeric.cross_entropy_with_grad(a, c, ignore_index=-1)
+    loss, grad = numeric.cross_entropy_with_grad(a, c, ignore_index=-1, reduction="none")
     assert loss[1] == 0 and loss[3] == 0 and (grad[[1, 3]] == 0).all()
     mean = numeric.cross_entropy(a, c, ignore_index=-1, reduction="mean")
     assert mean == pytest.approx(loss[[0, 2, 4]].mean(), rel=1e-15)
@@ -170,7 +170,7 @@ def test_label_smoothing_gradient_is_s_minus_smoothed_target():
     a, c = rng.normal(0, 3, (4, 5)), np.array([0, 1, 2, 3])
     eps = 0.3
     y = (1 - eps) * np.eye(5)[c] + eps / 5
-    np.testing.assert_allclose(numeric.cross_entropy_grad(a, c, label_smoothing=eps),
+    np.testing.assert_allclose(numeric.cross_entropy_grad(a, c, label_smoothing=eps, reduction="none"),
                                numeric.softmax(a) - y, rtol=1e-14, atol=1e-16)
 
 
@@ -189,14 +189,14 @@ def test_binary_loss_is_the_two_class_softmax_loss():
     z = rng.normal(0, 5, 20)
     labels = rng.integers(0, 2, 20)
     two = np.stack([z, np.zeros_like(z)], axis=-1)
-    np.testing.assert_allclose(numeric.binary_cross_entropy_with_logits(z, labels.astype(float)),
-                               numeric.cross_entropy(two, 1 - labels), rtol=1e-14)
+    np.testing.assert_allclose(numeric.binary_cross_entropy_with_logits(z, labels.astype(float), reduction="none"),
+                               numeric.cross_entropy(two, 1 - labels, reduction="none"), rtol=1e-14)
 
 
 def test_binary_loss_extremes():
     z = np.array([1e308, -1e308, 40.0, -745.0])
     y = np.array([0.0, 1.0, 1.0, 0.0])
-    loss, grad = numeric.binary_cross_entropy_with_logits_with_grad(z, y)
+    loss, grad = numeric.binary_cross_entropy_with_logits_with_grad(z, y, reduction="none")
     assert loss[0] == 1e308 and loss[1] == 1e308
     assert loss[2] == pytest.approx(np.exp(-40.0), rel=1e-15)  # 4.2e-18, not 0
     assert loss[3] == 5e-324

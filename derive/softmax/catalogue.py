@@ -29,6 +29,14 @@ def shifted_rest(top=k, shift=None):
     return D.sum_except(lambda u: exp(a[u] - shift), top)
 
 
+WZ = D.weighted_partition()
+
+
+def weighted_rest(top=k):
+    """sum_{j != top} b_j e^{a_j - a_top}: the tail of the weighted partition function."""
+    return D.sum_except(lambda u: D.bw[u] * exp(a[u] - a[top]), top)
+
+
 def fc(u):
     return D.fc_logit(u)
 
@@ -484,6 +492,24 @@ def _examples() -> list[Derivation]:
             Step(-log(Rational(3, 10), evaluate=False), r"$p_c = 0.3$: $\log$ is increasing", rel=">"),
             Step(-log(Rational(6, 10), evaluate=False), r"$p_c = 0.6$", rel=">"),
         ], section="examples"),
+        # ---------------------------------------------------------------- 9. weighted log-sum-exp
+        Derivation("lse_weighted_factor", r"Weighted log-sum-exp: factor out the largest exponential",
+                   (D.REAL_LOGITS, D.K_IS_ARGMAX), [
+                       Step(WZ, r"$\sum_j b_j e^{a_j}$ with weights $b_j$ of any sign"),
+                       Step(exp(a[k]) * Sum(D.bw[r] * exp(a[r] - a[k]), (r, 1, T)),
+                            r"$e^{a_j} = e^{a_k} e^{a_j - a_k}$"),
+                       Step(exp(a[k]) * (D.bw[k] + weighted_rest()), r"split off the term $j = k$: $e^0 = 1$"),
+                   ], matrix=r"\textstyle\sum_j b_j e^{a_j} = e^{m} \big(b_k + \sum_{j \ne k} b_j e^{a_j - m}\big)",
+                   section="stable"),
+        Derivation("lse_weighted_stable", r"Stable weighted log-sum-exp, $\log \lvert \sum_j b_j e^{a_j} \rvert$",
+                   (D.REAL_LOGITS, D.K_IS_ARGMAX), [
+                       Step(D.weighted_logsumexp(), "definition (SciPy's logsumexp with b=)"),
+                       Step(log(sp.Abs(exp(a[k]) * (D.bw[k] + weighted_rest()))),
+                            "factor out the largest exponential"),
+                       Step(a[k] + log(sp.Abs(D.bw[k] + weighted_rest())),
+                            r"$\lvert e^{m} s \rvert = e^{m} \lvert s \rvert$; $\log e^m = m$"),
+                   ], matrix=r"\log \big\lvert \textstyle\sum_j b_j e^{a_j} \big\rvert = m + \log \big\lvert b_k + \sum_{j \ne k} b_j e^{a_j - m} \big\rvert",
+                   section="stable"),
     ]
 
 

@@ -54,6 +54,7 @@ rho = IndexedBase("rho", real=True)  #: per-sample weights of a reduction: w_c, 
 Yb = IndexedBase("Y", real=True)  #: a batch of labels, B x T
 u = IndexedBase("u", real=True)  #: per-class target weights u_j = w_j y_j (any non-negative)
 w = IndexedBase("w", real=True)  #: class weights
+bw = IndexedBase("bw", real=True)  #: the weights b of logsumexp(a, b=b), any sign (SciPy's b=)
 eps = sp.Symbol("epsilon", real=True)  #: label smoothing
 z = sp.Symbol("z", real=True)  #: a binary logit
 yb = sp.Symbol("y_b", real=True)  #: a binary target in [0, 1]
@@ -99,6 +100,16 @@ def softmax(idx: sp.Expr, a_: Logits = a) -> sp.Expr:
 def logsumexp(a_: Logits = a) -> sp.Expr:
     """log sum_k e^{a_k}."""
     return log(partition(a_))
+
+
+def weighted_partition(b_: Logits = bw, a_: Logits = a) -> sp.Expr:
+    """sum_k b_k e^{a_k}: the partition function with weights b of any sign."""
+    return Sum(at(b_, r) * exp(at(a_, r)), (r, 1, T))
+
+
+def weighted_logsumexp(b_: Logits = bw, a_: Logits = a) -> sp.Expr:
+    """log |sum_k b_k e^{a_k}| (SciPy's logsumexp(a, b=b); its sign is returned apart)."""
+    return log(sp.Abs(weighted_partition(b_, a_)))
 
 
 def cross_entropy(p_: Logits, q_: Logits) -> sp.Expr:
@@ -293,7 +304,7 @@ class Instance(symbols.Instance):
             else:
                 self[sym] = int(rng.integers(1, hi + 1))
             drawn[sym] = rng_sym
-        for base in (a, v, P, Qv, y, b):
+        for base in (a, v, P, Qv, y, b, bw):
             for idx in range(1, n_classes + 1):
                 self[base[idx]] = _mpf(rng.normal(0, 2.0))
         for base in (u, w):

@@ -290,6 +290,7 @@ DEVELOPERS = Document(
             Block("naive_table"),
             Proof("lse_shift"), Proof("lse_stable"), Proof("loss_stable"), Proof("log_softmax_stable"),
             Proof("softmax_stable"), Proof("true_class_complement"), Proof("true_class_complement_stable"),
+            Proof("lse_weighted_factor"), Proof("lse_weighted_stable"),
         )),
         Section("Hessian and convexity", "hessian", (
             Proof("hessian"), Proof("hessian_psd"),
