@@ -85,3 +85,26 @@ def test_function_rewrites_and_derivatives(cls):
     for var in (x, y):
         assert sp.simplify(sp.diff(f, var).rewrite("elementary") - sp.diff(elementary, var)) == 0
     assert sp.latex(f)
+
+
+def test_the_generated_module_carries_its_output_shapes_and_the_runtime_uses_them():
+    """OUTPUTS (which results are shaped like the logits) comes from the generator, and
+    the runtime keeps no table of its own; each kernel's results have those shapes."""
+    import inspect
+
+    import numpy as np
+
+    from numeric import _kernels, api
+
+    assert not hasattr(api, "_SHAPES")
+    assert "_kernels.OUTPUTS" in inspect.getsource(api._run)
+    a = np.random.default_rng(0).normal(size=(3, 4))
+    extra = {"C": np.array([[0], [1], [3]]), "Y": np.full((3, 4), 0.25), "U": np.full((3, 4), 0.5),
+             "BW": np.ones((3, 4))}
+    for name, full in _kernels.OUTPUTS.items():
+        kernel = getattr(_kernels, name)
+        args = [extra[p] for p in list(inspect.signature(kernel).parameters)[1:]
+                if p not in ("out", "scratch", "moderate")]
+        results = kernel(a.copy(), *args)
+        results = results if isinstance(results, tuple) else (results,)
+        assert [r.shape == a.shape for r in results] == list(full), name
