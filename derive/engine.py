@@ -791,7 +791,16 @@ def _complete(env, derivation: Derivation, exprs: list, rng) -> str | None:
     except Exception as err:  # noqa: BLE001 - reported as a rejection
         return f"the assumptions cannot be drawn at T={env.T}: {err} (raise min_classes?)"
     lacking = symbols.missing(env, exprs)
-    return symbols.how_to_declare(lacking[0]) if lacking else None
+    if lacking:
+        return symbols.how_to_declare(lacking[0])
+    # the labels of the vectors (a of a[j]) are real symbols too: each gets a value as it
+    # always has (never used), so the instances stay the ones every derivation has been
+    # checked on (the random stream is unchanged)
+    labels = {sym for e in exprs for sym in e.free_symbols
+              if isinstance(sym, sp.Symbol) and not sym.is_integer and sym not in env}
+    for sym in sorted(labels, key=lambda sym: sym.name):
+        env[sym] = mpmath.mpf(rng.normal(0.0, 3.0) if not sym.is_nonnegative else rng.uniform(0.0, 4.0))
+    return None
 
 
 #: index patterns are enumerated for at most this many free class indices (Bell(4) = 15)
