@@ -409,6 +409,17 @@ def _fc_batch() -> list[Derivation]:
                        Step(Sum((batch_softmax(g, p) - D.Yb[g, p]) * D.X[g, q], (g, 1, D.B)),
                             r"the sum of the per-sample gradients $(S_{\beta p} - Y_{\beta p}) X_{\beta q}$"),
                    ], matrix=r"\frac{\partial L}{\partial W} = (S - Y)^\top X", section="fcbatch"),
+        Derivation("fc_batch_grad_W_chunks",
+                   "Chunks of a batch: $\\partial L/\\partial W$ accumulated chunk by chunk",
+                   (D.REAL_LOGITS,), [
+                       Step(Sum((batch_softmax(g, p) - D.Yb[g, p]) * D.X[g, q], (g, 1, D.B)),
+                            r"$\partial L/\partial W_{pq}$ of the whole batch (the result above)"),
+                       Step(Sum((batch_softmax(g, p) - D.Yb[g, p]) * D.X[g, q], (g, 1, D.beta))
+                            + Sum((batch_softmax(g, p) - D.Yb[g, p]) * D.X[g, q], (g, D.beta + 1, D.B)),
+                            r"split the samples at $\beta$: a chunk $1..\beta$ and the rest; "
+                            r"each chunk needs only its own logits"),
+                   ], matrix=r"\frac{\partial L}{\partial W} = \sum_{\text{chunks } C} (S_C - Y_C)^\top X_C",
+                   section="fcbatch"),
         Derivation("fc_batch_grad_b", "A batch through the FC layer: $\\partial L/\\partial b$",
                    (D.REAL_LOGITS,), [
                        Step(Derivative(Sum(batch_loss(g), (g, 1, D.B)), b[p]), r"$L = \sum_\beta L_\beta$"),

@@ -307,6 +307,7 @@ DEVELOPERS = Document(
         )),
         Section("The FC layer and the loss on a batch", "fcbatch", (
             Proof("fc_batch_grad_W"), Proof("fc_batch_grad_b"), Proof("fc_batch_grad_x"),
+            Proof("fc_batch_grad_W_chunks"),
         )),
         Section("From the proofs to the code", "kernels", (
             Text("Each generated kernel is itself proved equal to the definition: its index form is the "
