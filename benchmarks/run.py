@@ -45,47 +45,6 @@ DTYPES = [np.float64, np.float32]
 FUNCTIONS = ["cross_entropy_with_grad", "softmax", "log_softmax"]
 
 
-def _maxshift():
-    def softmax(a):
-        e = np.exp(a - a.max(axis=-1, keepdims=True))
-        e /= e.sum(axis=-1, keepdims=True)
-        return e
-
-    def log_softmax(a):
-        d = a - a.max(axis=-1, keepdims=True)
-        return d - np.log(np.exp(d).sum(axis=-1, keepdims=True))
-
-    def fused(a, c):
-        m = a.max(axis=-1, keepdims=True)
-        e = np.exp(a - m)
-        s = e.sum(axis=-1, keepdims=True)
-        rows = np.arange(a.shape[0])
-        loss = (np.log(s) + m)[:, 0] - a[rows, c]
-        e /= s
-        e[rows, c] -= 1
-        return loss, e
-
-    return {"softmax": softmax, "log_softmax": log_softmax, "cross_entropy_with_grad": fused}
-
-
-def _scipy():
-    try:
-        from scipy import special
-    except ImportError:
-        return None
-
-    def fused(a, c):
-        rows = np.arange(a.shape[0])
-        logp = special.log_softmax(a, axis=-1)
-        grad = np.exp(logp)
-        grad[rows, c] -= 1
-        return -logp[rows, c], grad
-
-    return {"softmax": lambda a: special.softmax(a, axis=-1),
-            "log_softmax": lambda a: special.log_softmax(a, axis=-1),
-            "cross_entropy_with_grad": fused}
-
-
 def _torch():
     try:
         import torch
@@ -120,10 +79,17 @@ def _jax():
 
 
 def candidates():
-    found = {"numeric": {"softmax": numeric.softmax, "log_softmax": numeric.log_softmax,
-                         "cross_entropy_with_grad": lambda a, c: numeric.cross_entropy_with_grad(a, c, reduction="none")},
-             "max-shift": _maxshift()}
-    for name, make in (("scipy", _scipy), ("torch", _torch), ("jax", _jax)):
+    """The verification's table of implementations (derive.softmax.verify.implementations: the
+    generated code, the max-shift, SciPy), plus PyTorch and JAX where installed."""
+    from derive.softmax import verify
+
+    table = verify.implementations()
+    keep = ("softmax", "log_softmax", "cross_entropy_with_grad")
+    found = {"numeric": table["numeric"], "max-shift": table["max-shift"]}
+    if "scipy.special" in table:
+        found["scipy"] = table["scipy.special"]
+    found = {name: {f: impl[f] for f in keep} for name, impl in found.items()}
+    for name, make in (("torch", _torch), ("jax", _jax)):
         impl = make()
         if impl is not None:
             found[name] = impl
@@ -180,7 +146,7 @@ def small_table(impls, repeats, rng) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for shape in SMALL:
         med, _ = bench(shape, np.float64, "cross_entropy_with_grad", impls, repeats, rng)
-        ratio = lambda n: med[n] / med["max-shift"]  # noqa: E731
+        ratio = lambda n, med=med: med[n] / med["max-shift"]  # noqa: E731
         mark = "**" if ratio("numeric") <= 1.0 else ""
         cells = [f"{shape[0]} x {shape[1]}", _us(med["max-shift"]),
                  f"{mark}{ratio('numeric'):.2f}{mark} ({_us(med['numeric'])})"]
@@ -200,7 +166,7 @@ def large_table(impls, repeats, rng, functions, dtypes) -> list[str]:
         for dtype in dtypes:
             for shape in SHAPES:
                 med, mem = bench(shape, dtype, function, impls, repeats, rng)
-                per_exp = lambda n: med[n] / med["exp"]  # noqa: E731
+                per_exp = lambda n, med=med: med[n] / med["exp"]  # noqa: E731
                 best_other = min(per_exp(n) for n in others)
                 mark = "**" if per_exp("numeric") < best_other else ""
                 cells = [function, np.dtype(dtype).name, f"{shape[0]} x {shape[1]}", _us(med["copy"]),

@@ -1,9 +1,43 @@
-"""softmax-derive, the symbolic side.
+"""softmax-derive, the symbolic side: a toolkit for checked derivations, generated
+NumPy kernels, high-precision verification and reports, for anyone's loss.
 
-Stages, each in its own module, data flowing one way:
+The public face (``from derive import ...``):
 
-definitions -> engine + catalogue (proofs) -> codegen -> verify -> report
+* symbols and assumptions -- :func:`scalar`, :func:`vector` (a symbol with the
+  sampler the engine draws it by), :class:`Assumption` (its rewrite, sampler and
+  LaTeX in one place), :class:`MissingSampler`;
+* derivations -- :class:`Step`, :class:`Derivation`, :class:`Catalogue`,
+  :func:`load_catalogue`, :func:`check`, :func:`check_all`, the rejections
+  :class:`StepRejected`, :class:`StepFalse` (with its counterexample) and
+  :class:`StepUnproved`, and :func:`derivation_tests` for pytest;
+* code generation -- :class:`Kernel`, :class:`Claim`, :class:`ArrayFunction` (the
+  vocabulary in :mod:`derive.functions`, the built-in stable forms in
+  :mod:`derive.softmax.kernels`), :func:`write_module`;
+* verification -- :class:`Verification`, :class:`Inputs`, :data:`DEFAULT_INPUTS`,
+  :func:`verify_function`, :func:`reference`, :func:`ulp_error`, :func:`check_grads`;
+* reports -- :func:`build_report`.
 
-``python -m derive all`` runs them in that order.
+The built-in content (softmax, the softmax loss, cross entropy) is the library
+:mod:`derive.softmax`, written against this face. Stages, each in its own module, data
+flowing one way: engine (proofs) -> codegen -> verification -> publish; ``python -m
+derive all [--catalogue FILE] [--out DIR]`` runs them in that order.
 """
+from .codegen import Claim, Kernel, write_module
+from .engine import Derivation, Step, StepFalse, StepRejected, StepUnproved, check
+from .functions import ArrayFunction
+from .measure import check_grads, ulp_error
+from .publish import build_report
+from .registry import Catalogue, check_all, load_catalogue
+from .symbols import Assumption, MissingSampler, scalar, vector
+from .testing import derivation_tests
+from .verification import DEFAULT_INPUTS, Inputs, Verification, reference, verify_function
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "Assumption", "ArrayFunction", "Catalogue", "Claim", "DEFAULT_INPUTS", "Derivation",
+    "Inputs", "Kernel", "MissingSampler", "Step", "StepFalse", "StepRejected",
+    "StepUnproved", "Verification", "build_report", "check", "check_all", "check_grads",
+    "derivation_tests", "load_catalogue", "reference", "scalar", "vector", "ulp_error",
+    "verify_function", "write_module",
+]

@@ -1,22 +1,58 @@
 """Command line: ``python -m derive {prove,generate,verify,report,gradient,all}``.
 
-Each subcommand prints what it did in plain lines and exits non-zero on any failure.
+Every subcommand takes ``--catalogue MODULE_OR_FILE`` (default: the built-in softmax
+catalogue, :data:`derive.registry.BUILT_IN`) and ``--out DIR``: where the derivations'
+log, the generated module, the verification results and the report go. Without
+``--out``, the built-in content in a source checkout goes where it always did
+(``numeric/_kernels.py``, ``reports/``); anything else goes to the current directory.
+Nothing is ever written next to an installed package. Each subcommand prints what it
+did in plain lines and exits non-zero on any failure.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
 
-DEFAULT_JSON = Path(__file__).resolve().parent.parent / "reports" / "verification.json"
+#: the source checkout the package runs from, or None when it is installed
+_CHECKOUT = Path(__file__).resolve().parent.parent
+SOURCE_CHECKOUT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "reports").is_dir() else None
+DEFAULT_JSON = SOURCE_CHECKOUT / "reports" / "verification.json" if SOURCE_CHECKOUT else None
 
 
-def _prove_one(key: str) -> tuple[bool, int, list[str]]:
-    """Check one derivation of the catalogue: (passed, steps checked, lines to print)."""
-    from . import catalogue, definitions as D, engine
+def _catalogue(args):
+    from .registry import load_catalogue
 
-    derivation = catalogue.by_key()[key]
+    return load_catalogue(getattr(args, "catalogue", None))
+
+
+def _built_in(args) -> bool:
+    return getattr(_catalogue(args), "built_in", False)
+
+
+def out_dir(args) -> Path | None:
+    """Where this run writes: ``--out``; else None (the source checkout's own places) for
+    the built-in content in a source checkout; else the current directory."""
+    if getattr(args, "out", None):
+        path = Path(args.out)
+    elif _built_in(args) and SOURCE_CHECKOUT is not None:
+        return None
+    else:
+        path = Path.cwd()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _prove_one(item: tuple[str | None, str]) -> tuple[bool, int, list[str]]:
+    """Check the derivation ``key`` of the catalogue ``spec`` (a module or file, loaded
+    again in a worker process): (passed, steps checked, lines to print)."""
+    from . import engine, symbols
+    from .registry import load_catalogue
+
+    spec, key = item
+    derivation = load_catalogue(spec)[key]
     try:
         report = engine.check(derivation)
     except engine.StepRejected as err:
@@ -25,7 +61,7 @@ def _prove_one(key: str) -> tuple[bool, int, list[str]]:
         return False, 0, [f"FAIL {derivation.key} ({kind}): {engine.plain(derivation.title)}",
                           "     " + str(err).replace("\n", "\n     ")]
     counts = ",".join(str(n) for n in report.class_counts)
-    has_t = any(D.T in step.expr.free_symbols for step in derivation.steps)
+    has_t = any(symbols.CLASSES in step.expr.free_symbols for step in derivation.steps)
     where = ("concrete numbers" if derivation.concrete else
              f"symbolic T; checked at T in {{{counts}}}" if has_t else
              f"symbolic; checked on random instances (T in {{{counts}}})")
@@ -35,6 +71,15 @@ def _prove_one(key: str) -> tuple[bool, int, list[str]]:
         lines.append(f"       \u2713 {st.number}. {st.rel} {engine.plain(st.why)}  "
                      f"[{st.symbolic}; {st.instances} instances at T in {{{at}}}]")
     return True, len(report.steps), lines
+
+
+def default_jobs() -> int:
+    """Every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
 
 
 def in_order(function, items: list, jobs: int):
@@ -55,9 +100,8 @@ def in_order(function, items: list, jobs: int):
 
 
 def cmd_prove(args) -> int:
-    from . import catalogue, verify
-
-    keys = [d.key for d in catalogue.build()]
+    catalogue = _catalogue(args)
+    keys = catalogue.keys()
     if args.only:
         unknown = [key for key in args.only if key not in keys]
         if unknown:
@@ -69,75 +113,118 @@ def cmd_prove(args) -> int:
         for key in keys:
             print(key)
         return 0
-    jobs = verify.default_jobs() if args.jobs is None else max(1, args.jobs)
+    jobs = default_jobs() if args.jobs is None else max(1, args.jobs)
     failures, steps, start = 0, 0, time.perf_counter()
-    for passed, count, lines in in_order(_prove_one, keys, jobs):
+    log = []
+    spec = getattr(args, "catalogue", None)
+    for passed, count, lines in in_order(_prove_one, [(spec, key) for key in keys], jobs):
         failures += not passed
         steps += count
+        log += lines
         print("\n".join(lines), flush=True)
     total = time.perf_counter() - start
-    print(f"prove: {len(keys) - failures} of {len(keys)} derivations "
-          f"({steps} steps) checked in {total:.1f}s ({jobs} processes); {failures} failed")
+    summary = (f"prove: {len(keys) - failures} of {len(keys)} derivations "
+               f"({steps} steps) checked in {total:.1f}s ({jobs} processes); {failures} failed")
+    print(summary)
+    where = out_dir(args)
+    if where is not None:
+        path = where / f"{catalogue.name}_derivations.txt"
+        path.write_text("\n".join(log + [summary]) + "\n")
+        print(f"wrote {path}")
     return 1 if failures else 0
 
 
 def cmd_generate(args) -> int:
     from . import codegen, engine
 
+    catalogue = _catalogue(args)
+    where = out_dir(args)
+    if "generate" in catalogue.stages:  # content that generates its own way (the built-in)
+        return catalogue.stages["generate"](args, where)
     tic = time.perf_counter()
+    path = where / f"{catalogue.name}_kernels.py"
+    check = args.check and args.command != "all"  # `all` writes a user's module
     try:
-        reports = codegen.prove_kernels()
+        ok, message = codegen.write_module(catalogue.kernels, path, catalogue.title, catalogue.name,
+                                           getattr(args, "catalogue", None) or "FILE", check_only=check)
     except engine.StepRejected as err:
         print("FAIL a kernel does not match its proved form:\n     " + str(err).replace("\n", "\n     "))
         return 1
-    for report in reports:
-        print(f"ok   {report.derivation.key:<28} proved against the catalogue ({report.seconds:.2f}s)")
-    ok, message = codegen.generate(check_only=args.check)
+    for kernel in catalogue.kernels:
+        print(f"ok   {kernel.name:<28} proved against its claims")
     print(("ok   " if ok else "FAIL ") + message + f" ({time.perf_counter() - tic:.1f}s)")
     return 0 if ok else 1
 
 
+def _load_generated(catalogue, where: Path):
+    import importlib.util
+
+    path = where / f"{catalogue.name}_kernels.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: run `python -m derive generate` with the same "
+                                "--catalogue and --out first")
+    spec = importlib.util.spec_from_file_location(f"_generated_{catalogue.name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _verify_user(args, catalogue) -> int:
+    import json
+
+    from . import verification
+
+    where = out_dir(args)
+    module = _load_generated(catalogue, where)
+    results = []
+    print(f"verify: {len(catalogue.verifications)} functions against the mpmath reference of "
+          f"their definitions ({verification.DIGITS} digits)")
+    for spec in catalogue.verifications:
+        result = verification.verify_function(verification.bind(spec, module))
+        results.append(result)
+        fd = ("" if result.fd_function is None else
+              f"; finite differences: reference {result.fd_reference:.1e}, float64 {result.fd_function:.1e}")
+        print(f"{'ok  ' if result.passed else 'FAIL'} {result.name:<28} {result.values} values, "
+              f"worst {result.max_ulp:.2f} ULP (bound {result.bound:g}){fd}")
+    path = where / f"{catalogue.name}_verification.json"
+    path.write_text(json.dumps([r.as_dict() for r in results], indent=1) + "\n")
+    print(f"wrote {path}")
+    failed = [r for r in results if not r.passed]
+    print(f"verify: {len(results) - len(failed)} of {len(results)} passed")
+    return 1 if failed else 0
+
+
 def cmd_verify(args) -> int:
-    from pathlib import Path
-
-    from . import verify
-
-    mode = "thorough" if args.thorough else "default"
-    print(f"verify: {mode} suite, reference = the definitions in mpmath "
-          f"(>= {verify.MIN_DIGITS} digits, more where a row needs it)")
-    report = verify.run(thorough=args.thorough, out=sys.stderr, jobs=args.jobs)
-    print(verify.table(report))
-    for name, value in report.checks.items():
-        ok = value if isinstance(value, bool) else value < 1e-6
-        shown = value if isinstance(value, bool) else f"{value:.2e}"
-        print(f"{'ok  ' if ok else 'FAIL'} {name}: {shown}")
-    bad_checks = [name for name, value in report.checks.items()
-                  if (value is False) or (not isinstance(value, bool) and value >= 1e-6)]
-    if not args.thorough:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(verify.to_json(report))
-        print(f"wrote {out}")
-    failures = report.failures
-    print(f"verify: {sum(r.inputs for r in report.results if r.implementation == 'numeric')} "
-          f"values checked in {report.seconds:.1f}s; {len(failures)} contract failures, "
-          f"{len(bad_checks)} failed checks")
-    return 1 if failures or bad_checks else 0
+    catalogue = _catalogue(args)
+    if "verify" in catalogue.stages:
+        return catalogue.stages["verify"](args, out_dir(args))
+    return _verify_user(args, catalogue)
 
 
 def cmd_report(args) -> int:
-    from . import report
+    catalogue = _catalogue(args)
+    if "report" in catalogue.stages:
+        return catalogue.stages["report"](args, out_dir(args))
+    return _report_user(args, catalogue)
 
-    try:
-        lines = report.report(pdf=True if args.pdf else None)
-    except (report.LatexError, FileNotFoundError) as err:
-        print(f"FAIL {err}")
+
+def _report_user(args, catalogue) -> int:
+    import json
+
+    from . import codegen, publish, verification
+
+    where = out_dir(args)
+    path = where / f"{catalogue.name}_verification.json"
+    if not path.is_file():
+        print(f"FAIL {path} is missing: run `python -m derive verify` with the same --catalogue "
+              "and --out first")
         return 1
-    except ImportError as err:
-        print(f"FAIL {err}: the figures need matplotlib; pip install -e '.[report]'")
-        return 1
-    for line in lines:
-        print(line)
+    results = [verification.Result.from_dict(item) for item in json.loads(path.read_text())]
+    proofs = codegen.kernel_proofs(catalogue.kernels)
+    written = publish.build_report(catalogue.title, [*catalogue, *proofs], results, where,
+                                   catalogue.name, catalogue.sections, catalogue.intro)
+    for written_path in written:
+        print(f"wrote {written_path}")
     return 0
 
 
@@ -214,12 +301,22 @@ def cmd_all(args) -> int:
     return 0
 
 
-STAGES = [("prove", cmd_prove), ("generate --check", cmd_generate), ("verify", cmd_verify),
+STAGES = [("prove", cmd_prove), ("generate", cmd_generate), ("verify", cmd_verify),
           ("report", cmd_report)]
 
 
+def _common(parser) -> None:
+    parser.add_argument("--catalogue", default=None, metavar="MODULE_OR_FILE",
+                        help="the content: a module name or a .py file defining CATALOGUE "
+                             "(default: the built-in softmax catalogue)")
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="where to write (default: the source checkout's own places for the "
+                             "built-in catalogue, else the current directory)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m derive", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m derive", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     prove = sub.add_parser("prove", help="check every derivation of the catalogue")
     prove.add_argument("only", nargs="*", help="keys of derivations to check (default: all)")
@@ -227,14 +324,15 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--jobs", type=int, default=None,
                        help="processes to check derivations in (default: every core)")
     prove.set_defaults(func=cmd_prove)
-    gen = sub.add_parser("generate", help="prove the kernels and write numeric/_kernels.py")
+    gen = sub.add_parser("generate", help="prove the kernels and write the generated module")
     gen.add_argument("--check", action="store_true",
                      help="do not write; exit 1 if the committed file is stale")
     gen.set_defaults(func=cmd_generate)
     ver = sub.add_parser("verify", help="check the generated code against mpmath")
     ver.add_argument("--thorough", action="store_true",
                      help="many more inputs, with a progress display (writes no JSON)")
-    ver.add_argument("--json", default=str(DEFAULT_JSON), help="where to write the results")
+    ver.add_argument("--json", default=None,
+                     help="where to write the built-in results (default: DIR/verification.json)")
     ver.add_argument("--jobs", type=int, default=None,
                      help="processes for the reference rows (default: every core)")
     ver.set_defaults(func=cmd_verify)
@@ -260,10 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the smallest T the statement is checked for (e.g. 2 for the focal loss)")
     grad.set_defaults(func=cmd_gradient)
     everything = sub.add_parser("all", help="every stage in order")
-    everything.set_defaults(func=cmd_all, only=[], check=True, thorough=False, json=str(DEFAULT_JSON),
-                            pdf=False)
+    everything.set_defaults(func=cmd_all, only=[], check=True, thorough=False, json=None, pdf=False)
     everything.add_argument("--jobs", type=int, default=None,
                             help="processes for the proofs and the reference rows (default: every core)")
+    for command in (prove, gen, ver, rep, everything):
+        _common(command)
     return parser
 
 

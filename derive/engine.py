@@ -54,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import re
 import time
 import zlib
 from collections.abc import Iterable, Sequence
@@ -66,7 +67,7 @@ from sympy import Derivative, Indexed, KroneckerDelta, Piecewise, Sum
 from sympy.codegen.cfunctions import log1p
 from sympy.concrete.expr_with_limits import ExprWithLimits
 
-from . import definitions as D
+from . import symbols
 
 #: the class counts every non-concrete step is checked on, from ``min_classes`` up
 #: (see :func:`class_counts` for the counts added per derivation)
@@ -86,21 +87,32 @@ DEFAULT_SEED = 2024
 RELATIONS = ("=", ">", ">=", "<", "<=", "~")
 
 
-_PLAIN = [(r"\operatorname{log1p}", "log1p"), (r"\operatorname{softmax}", "softmax"),
-          (r"\partial ", "d"), (r"\partial", "d"), (r"\sum_", "sum_"), (r"\delta", "delta"),
-          (r"\ne ", "!= "), (r"\ne", "!="), (r"\ge", ">="), (r"\le", "<="), (r"\log", "log"),
-          (r"\mu", "mu"), (r"\sigma", "sigma"), (r"\epsilon", "eps"), (r"\zeta", "zeta"), (r"\mathbf{1}", "1"), (r"^\top", "^T"), (r"\_", "_"), ("$", "")]
+_PLAIN = [(r"\partial ", "d"), (r"\partial", "d"), (r"\sum_", "sum_"), (r"\delta", "delta"),
+          (r"\ne ", "!= "), (r"\ne", "!="), (r"\ge", ">="), (r"\le", "<="),
+          (r"\epsilon", "eps"), (r"\mathbf{1}", "1"), (r"^\top", "^T"), (r"\_", "_"), ("$", "")]
 
 
 def plain(text: str) -> str:
     """A justification or title without its LaTeX markup, for terminals."""
     for macro, word in _PLAIN:
         text = text.replace(macro, word)
-    return text
+    text = re.sub(r"\\operatorname\{(\w+)\}", r"\1", text)  # \operatorname{log1p}: log1p
+    return re.sub(r"\\([A-Za-z]+)", r"\1", text)  # any other macro: its name (\tau: tau)
 
 
 class StepRejected(AssertionError):
-    """A step of a derivation is not accepted (the base of every rejection)."""
+    """A step of a derivation is not accepted (the base of every rejection).
+
+    Examples
+    --------
+    >>> from derive import Derivation, Step, StepRejected, check, scalar
+    >>> x = scalar("x", lambda rng: rng.normal(0, 2))
+    >>> try:
+    ...     check(Derivation("one", "Nothing to check", (), [Step(x, "start")]))
+    ... except StepRejected as err:
+    ...     print(err.number)
+    1
+    """
 
     def __init__(self, derivation: str, number: int, why: str, lhs, rhs, reason: str):
         self.derivation, self.number, self.why = derivation, number, why
@@ -114,7 +126,19 @@ class StepFalse(StepRejected):
     """The step is false: an instance where the relation does not hold.
 
     ``counterexample`` maps names (``T``, free indices, vectors, ``previous``, ``this``)
-    to the values of that instance."""
+    to the values of that instance.
+
+    Examples
+    --------
+    >>> from derive import Derivation, Step, StepFalse, check, scalar
+    >>> x = scalar("x", lambda rng: rng.normal(0, 2))
+    >>> try:
+    ...     check(Derivation("bad", "A wrong square", (), [Step((x + 1) ** 2, "definition"),
+    ...                                                   Step(x ** 2 + 1, "forgot 2x")]))
+    ... except StepFalse as err:
+    ...     print(sorted(err.counterexample)[:3])
+    ['N', 'T', 'previous']
+    """
 
     def __init__(self, *args, counterexample: dict | None = None):
         super().__init__(*args)
@@ -122,7 +146,20 @@ class StepFalse(StepRejected):
 
 
 class StepUnproved(StepRejected):
-    """Every concrete instance held, but SymPy could not show the step symbolically."""
+    """Every concrete instance held, but SymPy could not show the step symbolically.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive import Derivation, Step, StepUnproved, check, scalar
+    >>> x = scalar("x", lambda rng: rng.uniform(0.1, 3.0), positive=True)
+    >>> try:  # true for the sampled 0 < x < 3, but SymPy does not know x < pi
+    ...     check(Derivation("acos", "acos(cos x)", (), [Step(sp.acos(sp.cos(x)), "start"),
+    ...                                                  Step(x, "x in (0, pi)")]))
+    ... except StepUnproved as err:
+    ...     print("unproved after", err.instances, "instances")
+    unproved after 12 instances
+    """
 
     def __init__(self, *args, instances: int = 0, class_counts: tuple = ()):
         super().__init__(*args)
@@ -151,6 +188,14 @@ class Step:
     (one, or a tuple applied in order): before the symbolic check, each one's start
     expression is replaced by its result wherever it occurs (sound once the lemma is
     checked, if it is a chain of equalities, and only under its assumptions).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive import Step
+    >>> x = sp.Symbol("x", real=True)
+    >>> Step(x + x, "collect", rel="=").rel
+    '='
     """
 
     expr: sp.Expr
@@ -181,11 +226,20 @@ class Derivation:
     least two steps. ``matrix`` is the result in matrix notation (LaTeX) for the
     reports, ``min_classes`` the smallest T the statement makes sense for (e.g. 2 when
     it needs i != j).
+
+    Examples
+    --------
+    >>> from derive import Derivation, Step, check, scalar
+    >>> x = scalar("x", lambda rng: rng.normal(0, 2))
+    >>> d = Derivation("square", "A square", (), [Step((x + 1) ** 2, "definition"),
+    ...                                           Step(x ** 2 + 2 * x + 1, "expand")])
+    >>> d.result
+    x**2 + 2*x + 1
     """
 
     key: str
     title: str
-    assumptions: Sequence[D.Assumption]
+    assumptions: Sequence[symbols.Assumption]
     steps: list[Step]
     matrix: str = ""
     min_classes: int = 1
@@ -303,8 +357,8 @@ def _range_facts(sym, lo, hi) -> dict:
 
 def _free_index_facts(expr: sp.Expr) -> dict:
     facts = {}
-    for sym in expr.free_symbols & set(D.INDEX_RANGES):
-        facts.update(_range_facts(sym, 1, D.INDEX_RANGES[sym]))
+    for sym in expr.free_symbols & set(symbols.INDEX_RANGES):
+        facts.update(_range_facts(sym, 1, symbols.INDEX_RANGES[sym]))
     return facts
 
 
@@ -471,7 +525,7 @@ def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
     start, result = canonical_bound(lemma.start), canonical_bound(lemma.result)
     fixed = _assumption_symbols(lemma.assumptions)
     # every index of the start (also those a Derivative binds, d/da_i)
-    indices = start.atoms(sp.Symbol) & set(D.INDEX_RANGES)
+    indices = start.atoms(sp.Symbol) & set(symbols.INDEX_RANGES)
     free = sorted(indices - fixed, key=sp.default_sort_key)
     literal = indices & fixed
     wilds = {sym: sp.Wild(f"{sym.name}_", properties=[lambda e: e.is_Symbol and e.is_integer])
@@ -479,8 +533,8 @@ def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
     pattern, template = start.xreplace(wilds), result.xreplace(wilds)
 
     def in_range(value, top, scope) -> bool:
-        if value in D.INDEX_RANGES:
-            return D.INDEX_RANGES[value] == top
+        if value in symbols.INDEX_RANGES:
+            return symbols.INDEX_RANGES[value] == top
         if value in scope:
             lo, hi = scope[value]
             return _provably_nonnegative(lo - 1) and _provably_nonnegative(top - hi)
@@ -495,7 +549,7 @@ def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
             names = ", ".join(str(sym) for sym in sorted(indices, key=sp.default_sort_key))
             raise LemmaRefused(f"the lemma {lemma.key!r} would match its distinct indices "
                                f"{names} to the same index in {sp.sstr(e)}")
-        if not all(in_range(found[w], D.INDEX_RANGES[sym], scope)
+        if not all(in_range(found[w], symbols.INDEX_RANGES[sym], scope)
                    for sym, w in wilds.items() if w in found):
             return None
         return template.xreplace(found)
@@ -525,7 +579,7 @@ def _apply_lemmas(expr, lemmas):
 def _index_pairs(expr) -> list[tuple]:
     """Pairs of free indices whose equality a side branches on (Eq conditions, deltas)."""
     pairs = set()
-    free = set(D.INDEX_RANGES)
+    free = set(symbols.INDEX_RANGES)
     for atom in expr.atoms(sp.Eq, sp.Ne, KroneckerDelta):
         x, y = atom.args
         if x in free and y in free and x != y:
@@ -617,7 +671,7 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
         case_assumptions = [_substitute_assumption(h, mapping) for h in assumptions]
         # indices distinct in this case stay distinct after an assumption's rewrite
         # (y_j -> delta_jc brings the delta back)
-        case_assumptions += [D.Distinct(f"{x} != {y}", x, y) for x, y in {
+        case_assumptions += [symbols.Distinct(f"{x} != {y}", x, y) for x, y in {
             tuple(rel.args) for rel, value in facts.items()
             if isinstance(rel, KroneckerDelta) and value == 0}]
         # a lemma holds for every value of its symbols: identified indices are
@@ -643,7 +697,7 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
 def _nonempty(lo, hi, min_classes: int, at_least: int) -> bool:
     """hi - lo + 1 >= at_least for every T >= min_classes (and every N, B >= 1)."""
     shifted = sp.Symbol("T_extra", integer=True, nonnegative=True)
-    count = (hi - lo + 1 - at_least).xreplace({D.T: shifted + max(1, min_classes)})
+    count = (hi - lo + 1 - at_least).xreplace({symbols.CLASSES: shifted + max(1, min_classes)})
     return count == 0 or count.is_nonnegative is True
 
 
@@ -724,22 +778,19 @@ def class_counts(derivation: Derivation, seed: int = DEFAULT_SEED) -> tuple:
 def _instances(derivation: Derivation, seed: int, counts: tuple):
     """Random instances satisfying the assumptions: SAMPLES_PER_T per class count.
 
-    Yields (instance, None) or (None, reason) when the assumptions cannot be drawn."""
+    The content's symbols are drawn by its :class:`symbols.Instance`, declared ones
+    (:func:`symbols.scalar`, :func:`symbols.vector`) by their samplers, then every
+    assumption adjusts the instance. Yields (instance, None) or (None, reason) when the
+    assumptions cannot be drawn or a symbol has no sampler."""
     rng = np.random.default_rng(seed)
+    exprs = [step.expr for step in derivation.steps]
     for n_classes in counts:
         for _ in range(SAMPLES_PER_T):
-            env = D.Instance(rng, n_classes, int(rng.integers(1, 4)))
-            try:
-                for assumption in derivation.assumptions:
-                    assumption.sample(env)
-            except Exception as err:  # noqa: BLE001 - reported as a rejection
-                yield None, (f"the assumptions cannot be drawn at T={n_classes}: {err} "
-                             "(raise min_classes?)")
+            env = symbols.new_instance(rng, n_classes, int(rng.integers(1, 4)))
+            problem = _complete(env, derivation, exprs, rng)
+            yield (None, problem) if problem else (env, None)
+            if problem:
                 return
-            for sym in _loose_scalars(derivation):
-                if sym not in env:
-                    env[sym] = _draw_scalar(sym, rng)
-            yield env, None
     # every pattern of equal and distinct free class indices once, at the largest T: a
     # formula that branches on j = c or c = k is then checked on each branch for sure,
     # not only when the random draws happen to hit it
@@ -747,22 +798,37 @@ def _instances(derivation: Derivation, seed: int, counts: tuple):
     n_classes = max(counts)
     if 2 <= len(indices) <= MAX_PATTERN_INDICES and n_classes >= len(indices):
         for blocks in _set_partitions(indices):
-            env = D.Instance(rng, n_classes, int(rng.integers(1, 4)))
+            env = symbols.new_instance(rng, n_classes, int(rng.integers(1, 4)))
             values = rng.choice(np.arange(1, n_classes + 1), size=len(blocks), replace=False)
             for block, value in zip(blocks, values):
                 for sym in block:
                     env[sym] = int(value)
-            try:
-                for assumption in derivation.assumptions:
-                    assumption.sample(env)
-            except Exception as err:  # noqa: BLE001 - reported as a rejection
-                yield None, (f"the assumptions cannot be drawn at T={n_classes}: {err} "
-                             "(raise min_classes?)")
+            problem = _complete(env, derivation, exprs, rng)
+            yield (None, problem) if problem else (env, None)
+            if problem:
                 return
-            for sym in _loose_scalars(derivation):
-                if sym not in env:
-                    env[sym] = _draw_scalar(sym, rng)
-            yield env, None
+
+
+def _complete(env, derivation: Derivation, exprs: list, rng) -> str | None:
+    """Draw the declared symbols, let every assumption adjust ``env``; the reason the
+    instance cannot be completed, or None."""
+    symbols.draw_declared(env, exprs, rng)
+    try:
+        for assumption in derivation.assumptions:
+            assumption.sample(env)
+    except Exception as err:  # noqa: BLE001 - reported as a rejection
+        return f"the assumptions cannot be drawn at T={env.T}: {err} (raise min_classes?)"
+    lacking = symbols.missing(env, exprs)
+    if lacking:
+        return symbols.how_to_declare(lacking[0])
+    # the labels of the vectors (a of a[j]) are real symbols too: each gets a value as it
+    # always has (never used), so the instances stay the ones every derivation has been
+    # checked on (the random stream is unchanged)
+    labels = {sym for e in exprs for sym in e.free_symbols
+              if isinstance(sym, sp.Symbol) and not sym.is_integer and sym not in env}
+    for sym in sorted(labels, key=lambda sym: sym.name):
+        env[sym] = mpmath.mpf(rng.normal(0.0, 3.0) if not sym.is_nonnegative else rng.uniform(0.0, 4.0))
+    return None
 
 
 #: index patterns are enumerated for at most this many free class indices (Bell(4) = 15)
@@ -773,7 +839,7 @@ def _free_class_indices(derivation: Derivation) -> list:
     """The free indices ranging over the classes in any step (sorted by name)."""
     found = set()
     for step in derivation.steps:
-        found |= {sym for sym in step.expr.free_symbols if D.INDEX_RANGES.get(sym) == D.T}
+        found |= {sym for sym in step.expr.free_symbols if symbols.INDEX_RANGES.get(sym) == symbols.CLASSES}
     return sorted(found, key=lambda sym: sym.name)
 
 
@@ -787,28 +853,6 @@ def _set_partitions(items: list):
         yield [[first], *blocks]
         for n in range(len(blocks)):
             yield [*blocks[:n], [first, *blocks[n]], *blocks[n + 1:]]
-
-
-def _loose_scalars(derivation: Derivation) -> list:
-    """Real scalars of the steps that the instance does not know (a user's gamma)."""
-    found = set()
-    for step in derivation.steps:
-        for sym in step.expr.free_symbols:
-            if isinstance(sym, sp.Symbol) and not sym.is_integer:
-                found.add(sym)
-    return sorted(found, key=lambda s: s.name)
-
-
-def _draw_scalar(sym: sp.Symbol, rng):
-    """A value for a scalar that no assumption draws, from its SymPy assumptions only."""
-    if sym.is_positive:
-        value = rng.uniform(0.05, 4.0)
-    elif sym.is_nonnegative:
-        value = rng.uniform(0.0, 4.0)
-    else:
-        value = rng.normal(0.0, 3.0)
-    with mpmath.workdps(D.INSTANCE_DIGITS):
-        return mpmath.mpf(value)
 
 
 _MP_FUNCTIONS = {
@@ -834,7 +878,7 @@ class _Evaluator:
     instance, a Piecewise picks its first true branch, and a Derivative is taken by
     ``mpmath.diff`` of its body with the variable's value moved."""
 
-    def __init__(self, env: D.Instance):
+    def __init__(self, env: symbols.Instance):
         self.env = env
         self.moved = {}  # values that mpmath.diff has moved
         self.memo = {}
@@ -979,7 +1023,7 @@ class _Evaluator:
         return mpmath.diff(f, points, orders)
 
 
-def evaluate(expr: sp.Expr, env: D.Instance):
+def evaluate(expr: sp.Expr, env: symbols.Instance):
     """``expr`` on a concrete instance, with mpmath at :data:`DIGITS` digits.
 
     Raises :class:`EvaluationError` when it has no finite value there (a missing
@@ -1029,13 +1073,13 @@ def _show(value) -> str:
     return mpmath.nstr(value, 15) if isinstance(value, (mpmath.mpf, mpmath.mpc)) else str(value)
 
 
-def _describe(env: D.Instance, exprs) -> dict:
+def _describe(env: symbols.Instance, exprs) -> dict:
     """The values of an instance that the expressions use: T, N, free indices, scalars,
     and the vectors in full."""
     shown = {"T": env.T, "N": env.N}
     free = set().union(*(e.free_symbols for e in exprs))
     for sym in sorted((f for f in free if isinstance(f, sp.Symbol)), key=lambda s: s.name):
-        if sym in env and sym not in (D.T, D.N):
+        if sym in env and sym not in (symbols.CLASSES, symbols.FEATURES):
             shown[sym.name] = env[sym]
     bases = sorted({item.base for e in exprs for item in e.atoms(Indexed)}, key=sp.default_sort_key)
     for base in bases:
@@ -1158,13 +1202,62 @@ def _rejection(title, number, step, prev, cls, reason, **extra):
     return cls(title, number, step.why, prev, step.expr, reason, **extra)
 
 
+def _check_lemmas(derivation: Derivation, this: Step, reject, seed: int, numeric: bool) -> None:
+    """The lemmas a step cites: each makes no assumption the derivation does not (bar the
+    implied ones), is a chain of equalities, and is checked itself (once per process)."""
+    for lemma in this.lemmas:
+        missing = [h.text for h in lemma.assumptions
+                   if h not in derivation.assumptions and not symbols.implied(h)]
+        if missing:
+            raise reject(StepRejected, f"the lemma {lemma.key!r} needs assumptions this "
+                                       f"derivation does not make: {'; '.join(missing)}")
+        try:
+            _only_equalities(lemma)
+        except LemmaRefused as err:
+            raise reject(StepRejected, str(err)) from None
+        _check_lemma(lemma, seed, numeric)
+
+
+def _symbolic_half(derivation: Derivation, prev, this: Step, reject, count: int, counts: tuple,
+                   numeric: bool) -> str:
+    """The name of the normal form that shows the step, or a :class:`StepUnproved`."""
+    if this.rel == "~":
+        return "rounding (numeric only)"
+    crash = ""
+    try:
+        how = symbolic_check(prev, this.expr, this.rel, derivation.assumptions,
+                             this.lemmas, derivation.min_classes)
+    except LemmaRefused as err:
+        raise reject(StepRejected, str(err)) from None
+    except Exception as err:  # noqa: BLE001 - SymPy failed: the step is not shown
+        how, crash = None, f" (SymPy failed: {type(err).__name__}: {err})"
+    if how is None:
+        held = (f"it held on all {count} concrete instances (T in "
+                f"{{{','.join(map(str, counts))}}}), but" if numeric else
+                "the numeric check was not run, and")
+        raise reject(StepUnproved, f"unproved: {held} SymPy could not show 'previous "
+                     f"{this.rel} this' under the assumptions{crash}; split it into "
+                     "smaller steps", instances=count, class_counts=counts if numeric else ())
+    return how
+
+
 def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True) -> DerivationReport:
     """Check every step of ``derivation``; raise a :class:`StepRejected` on the first bad one.
 
     The order per step: the cited lemmas (checked, equalities, assumptions made here
     too), the numeric half (a failure: :class:`StepFalse` or :class:`StepUndefined`),
     then the symbolic half (a failure after a passing numeric half:
-    :class:`StepUnproved`)."""
+    :class:`StepUnproved`).
+
+    Examples
+    --------
+    >>> from derive import Derivation, Step, check, scalar
+    >>> x = scalar("x", lambda rng: rng.normal(0, 2))
+    >>> report = check(Derivation("square", "A square", (), [
+    ...     Step((x + 1) ** 2, "definition"), Step(x ** 2 + 2 * x + 1, "expand")]))
+    >>> report.steps[0].instances > 0
+    True
+    """
     counts = class_counts(derivation, seed)
     report = DerivationReport(derivation, class_counts=counts)
     start = time.perf_counter()
@@ -1189,16 +1282,7 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
             continue
 
         reject = functools.partial(_rejection, title, number, this, prev)
-        for lemma in this.lemmas:
-            missing = [h.text for h in lemma.assumptions if h not in derivation.assumptions]
-            if missing:
-                raise reject(StepRejected, f"the lemma {lemma.key!r} needs assumptions this "
-                                           f"derivation does not make: {'; '.join(missing)}")
-            try:
-                _only_equalities(lemma)
-            except LemmaRefused as err:
-                raise reject(StepRejected, str(err)) from None
-            _check_lemma(lemma, seed, numeric)
+        _check_lemmas(derivation, this, reject, seed, numeric)
         count = 0
         if numeric:
             count, failure = numeric_check(prev, this, derivation, base + number, counts)
@@ -1208,24 +1292,7 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
                 raise reject(StepUndefined, failure.message)
             if count < expected:
                 raise reject(StepUndefined, f"checked on {count} instances of the {expected} required")
-        if this.rel == "~":
-            how = "rounding (numeric only)"
-        else:
-            crash = ""
-            try:
-                how = symbolic_check(prev, this.expr, this.rel, derivation.assumptions,
-                                     this.lemmas, derivation.min_classes)
-            except LemmaRefused as err:
-                raise reject(StepRejected, str(err)) from None
-            except Exception as err:  # noqa: BLE001 - SymPy failed: the step is not shown
-                how, crash = None, f" (SymPy failed: {type(err).__name__}: {err})"
-        if how is None:
-            held = (f"it held on all {count} concrete instances (T in "
-                    f"{{{','.join(map(str, counts))}}}), but" if numeric else
-                    "the numeric check was not run, and")
-            raise reject(StepUnproved, f"unproved: {held} SymPy could not show 'previous "
-                         f"{this.rel} this' under the assumptions{crash}; split it into "
-                         "smaller steps", instances=count, class_counts=counts if numeric else ())
+        how = _symbolic_half(derivation, prev, this, reject, count, counts, numeric)
         _LINKS_PROVED[link] = (how, count)
         report.steps.append(StepReport(number, this.why, this.rel, how, count,
                                        time.perf_counter() - tic, counts if numeric else ()))

@@ -20,19 +20,20 @@ below. Each class carries all of its forms in one place:
 """
 from __future__ import annotations
 
-import textwrap
+import inspect
 
 import sympy as sp
 from sympy import Function, KroneckerDelta, Sum
 
-from . import definitions as D
+from . import kernel_helpers as H
+from .softmax import definitions as D
 
 #: the array symbols of the kernels
 A = sp.Symbol("A", real=True)  # logits, rows x T
 C = sp.Symbol("C", integer=True)  # integer targets, rows x 1
 Y = sp.Symbol("Y", real=True)  # probability targets, rows x T
 U = sp.Symbol("U", real=True)  # per-class target weights u_j = w_j y'_j, rows x T
-Z = sp.Symbol("Z", real=True)  # binary logits (any shape)
+ZB = sp.Symbol("ZB", real=True)  # binary logits (any shape); Z is the partition function
 YB = sp.Symbol("YB", real=True)  # binary targets in [0, 1]
 PW = sp.Symbol("PW", positive=True)  # positive-class weights
 
@@ -47,9 +48,17 @@ def operand(printer, arg) -> str:
 
 
 class ArrayFunction(Function):
-    """Base class: a function of whole arrays along the class axis (the last one)."""
+    """Base class: a function of whole arrays along the class axis (the last one).
 
-    helper: str = ""  # NumPy source of the helper this function prints a call to
+    Examples
+    --------
+    >>> from derive.functions import A, RowSum
+    >>> from derive.softmax import definitions as D
+    >>> RowSum(A).indexed(D.j, lambda e, j: D.a[j] if e == A else e)
+    Sum(a[s], (s, 1, T))
+    """
+
+    helpers: tuple = ()  # NumPy helpers (functions of derive.kernel_helpers) it prints calls to
     helper_name: str = ""
 
     def indexed(self, j, tr):  # pragma: no cover - every subclass defines it
@@ -64,13 +73,16 @@ class RowArgmax(ArrayFunction):
     """k = the first index of a largest logit (per row, a column of int64).
 
     Indexed: k, the index that the assumption 'k is the argmax of a' names -- so only
-    the argmax of the logits themselves has an index form (of anything else there is
+    the argmax of the logits themselves, or of the logits times a positive factor
+    (a/tau with tau > 0: the same index), has an index form (of anything else there is
     no closed form to prove against)."""
 
     nargs = 1
+
     def indexed(self, j, tr):
         of = tr(self.args[0], j)
-        if of != D.a[j]:
+        factor = sp.simplify(of / D.a[j])
+        if not (factor.is_positive and not factor.has(D.a) and j not in factor.free_symbols):
             raise ValueError(f"RowArgmax of {self.args[0]} has no index form: only the argmax "
                              f"of the logits A is known (as k), not of {sp.sstr(of)}")
         return D.k
@@ -104,18 +116,7 @@ class Take(ArrayFunction):
 
     nargs = 2
     helper_name = "_take"
-    helper = '''
-    def _take(x, k, axis=-1):
-        """x at index k (a column) of the last axis, per row: plain fancy indexing,
-        cheaper than numpy.take_along_axis on small blocks."""
-        return x[numpy.arange(x.shape[0]), k[:, 0]][:, None]
-
-
-    def _put(x, k, v, axis=-1):
-        """x at index k (a column) of the last axis := v (a scalar or a column), in place."""
-        v = numpy.asarray(v)
-        x[numpy.arange(x.shape[0]), k[:, 0]] = v[:, 0] if v.ndim else v
-    '''
+    helpers = (H._take, H._put)
 
     def indexed(self, j, tr):
         return tr(self.args[0], tr(self.args[1], j))  # the index column: c or k
@@ -160,16 +161,7 @@ class DiffLo(ArrayFunction):
 
     nargs = 2
     helper_name = "_difference_error"
-    helper = '''
-    def _difference_error(x, y, hi, z, out):
-        """(x - y) - hi with hi = fl(x - y), exactly (Knuth's TwoSum), into ``out``;
-        ``z`` is scratch (x, y, hi finite)."""
-        numpy.subtract(hi, x, out=z)
-        numpy.subtract(hi, z, out=out)
-        numpy.subtract(x, out, out=out)
-        numpy.add(z, y, out=z)
-        return numpy.subtract(out, z, out=out)
-    '''
+    helpers = (H._difference_error,)
 
     def indexed(self, j, tr):
         return sp.Integer(0)
@@ -193,27 +185,7 @@ class ExpDiff(ArrayFunction):
 
     nargs = 2
     helper_name = "_exp_difference"
-    helper = '''
-    def _exp_difference(x, y, out, s1, s2, s3, moderate=False):
-        """e^(x - y) to about one ULP into ``out`` (y a column, x - y <= 0).
-
-        moderate (every x and y in [-708, 708]; e^-y is subnormal past 708.40): e^x e^-y, two exps within 0.7 ULP
-        and one rounding, no cancellation at all. Otherwise: exp of the rounded
-        difference times 1 + its exact rounding error (TwoSum); x is first raised to
-        y - d with d = max(800, |y| 2^-40): e^-800 is 0 in float64 and y - d < y even
-        where |y| is huge, so -inf or far-apart inputs stay finite through the error
-        term (and nothing else changes); NaN stays NaN.
-        s1, s2, s3 are scratch arrays like x."""
-        if moderate:
-            numpy.exp(x, out=out)
-            return numpy.multiply(out, numpy.exp(-y), out=out)
-        xc = numpy.maximum(x, y - numpy.maximum(800.0, numpy.abs(y) * 2.0 ** -40), out=s1)
-        hi = numpy.subtract(xc, y, out=s2)
-        lo = _difference_error(xc, y, hi, out, s3)
-        e = numpy.exp(hi, out=out)
-        numpy.multiply(lo, e, out=lo)
-        return numpy.add(e, lo, out=e)
-    '''
+    helpers = (H._exp_difference,)
 
     def indexed(self, j, tr):
         return sp.exp(tr(self.args[0], j) - tr(self.args[1], j))
@@ -237,15 +209,7 @@ class SumExceptMax(ArrayFunction):
 
     nargs = 2
     helper_name = "_sum_except"
-    helper = '''
-    def _sum_except(e, k, axis=-1):
-        """sum_{j != k} e_j along ``axis``; e_k is set to 0 for the sum, then to its exact
-        value e^0 = 1 (the product form e^a e^-m may round it)."""
-        _put(e, k, 0.0, axis)
-        tail = numpy.sum(e, axis=axis, keepdims=True)
-        _put(e, k, 1.0, axis)
-        return tail
-    '''
+    helpers = (H._sum_except,)
 
     def indexed(self, j, tr):
         e, skip = self.args
@@ -287,14 +251,7 @@ class ZeroTimes(ArrayFunction):
 
     nargs = 2
     helper_name = "_zero_safe_product"
-    helper = '''
-    def _zero_safe_product(y, x, out=None):
-        """y * x (into ``out`` if given), with 0 where y == 0 (so 0 * inf is 0, as in
-        y log y at y = 0)."""
-        out = numpy.multiply(y, x, out=out)
-        numpy.copyto(out, 0.0, where=(y == 0))
-        return out
-    '''
+    helpers = (H._zero_safe_product,)
 
     def indexed(self, j, tr):
         return tr(self.args[0], j) * tr(self.args[1], j)
@@ -329,12 +286,7 @@ class PutAt(ArrayFunction):
 
     nargs = 3
     helper_name = "_put_at_target"
-    helper = '''
-    def _put_at_target(x, c, u, axis=-1):
-        """x with its entry at the target c replaced by u (x is changed in place)."""
-        _put(x, c, u, axis)
-        return x
-    '''
+    helpers = (H._put_at_target,)
 
     def indexed(self, j, tr):
         x, where, u = self.args
@@ -354,12 +306,7 @@ class Softplus(ArrayFunction):
 
     nargs = 1
     helper_name = "_softplus"
-    helper = '''
-    def _softplus(x):
-        """log(1 + e^x) = max(x, 0) + log1p(e^-|x|): no overflow, and a value far below
-        1e-16 (x very negative) keeps its digits."""
-        return numpy.maximum(x, 0.0) + numpy.log1p(numpy.exp(-numpy.abs(x)))
-    '''
+    helpers = (H._softplus,)
 
     def indexed(self, j, tr):
         return D.softplus(tr(self.args[0], j))
@@ -379,13 +326,7 @@ class Sigmoid(ArrayFunction):
 
     nargs = 1
     helper_name = "_sigmoid"
-    helper = '''
-    def _sigmoid(x):
-        """1 / (1 + e^-x) as 1/(1 + e) for x >= 0 and e/(1 + e) for x < 0, e = e^-|x|:
-        never overflows, and sigma(x) for very negative x keeps its digits."""
-        e = numpy.exp(-numpy.abs(x))
-        return numpy.where(x >= 0, 1.0, e) / (1.0 + e)
-    '''
+    helpers = (H._sigmoid,)
 
     def indexed(self, j, tr):
         return D.sigmoid(tr(self.args[0], j))
@@ -408,26 +349,7 @@ class AccurateRowSum(RowSum):
     in the weighted gradient on near ties)."""
 
     helper_name = "_accurate_sum"
-    helper = '''
-    def _accurate_sum(x, axis=-1):
-        """sum_j x_j along the last axis as a column, rounded about once: with
-        sigma = 2^(ceil(log2 T) + e), |x_j| < 2^e, the parts hi_j = (sigma + x_j) - sigma
-        are multiples of ulp(sigma) whose sum is exact in any order, and the remainders
-        lo_j = x_j - hi_j (exact, |lo_j| <= ulp(sigma) / 2) add an error of about
-        T^2 (128 + log2 T) eps^2 relative to sum |x_j| (Rump, Ogita, Oishi: ExtractVector).
-        Rows whose largest term is not finite (or too large for sigma) are summed plainly."""
-        top = numpy.max(numpy.abs(x), axis=axis, keepdims=True)
-        plain = ~numpy.isfinite(top)
-        exponent = numpy.frexp(numpy.where(plain, 0.0, top) if plain.any() else top)[1]
-        sigma = numpy.ldexp(1.0, exponent + int(numpy.ceil(numpy.log2(max(x.shape[axis], 1)))))
-        plain |= ~numpy.isfinite(sigma)
-        part = numpy.add(sigma, x)
-        part -= sigma  # hi_j, exactly
-        exact = numpy.sum(part, axis=axis, keepdims=True)
-        numpy.subtract(x, part, out=part)  # lo_j, exactly
-        exact += numpy.sum(part, axis=axis, keepdims=True)
-        return numpy.where(plain, numpy.sum(x, axis=axis, keepdims=True), exact) if plain.any() else exact
-    '''
+    helpers = (H._accurate_sum,)
 
     def _numpycode(self, printer):
         return f"_accurate_sum({printer.doprint(self.args[0])}, axis={printer.axis})"
@@ -442,13 +364,7 @@ class AccurateSumExcept(SumExceptMax):
     and the argmax column k."""
 
     helper_name = "_accurate_sum_except"
-    helper = '''
-    def _accurate_sum_except(x, k, axis=-1):
-        """sum_{j != k} x_j as a column, accurate to about one rounding (x_k is set to 0
-        in place: x is the kernel's own temporary)."""
-        _put(x, k, 0.0, axis)
-        return _accurate_sum(x, axis)
-    '''
+    helpers = (H._accurate_sum_except,)
 
     def _numpycode(self, printer):
         x, k = (printer.doprint(arg) for arg in self.args)
@@ -462,16 +378,7 @@ class LogAbsSum(ArrayFunction):
 
     nargs = 2
     helper_name = "_log_abs_sum"
-    helper = '''
-    def _log_abs_sum(x, y):
-        """log |x + y| as log|hi| + lo/hi with hi + lo = x + y exactly (TwoSum); hi = 0
-        only when x + y = 0 (then -inf); an infinite or NaN hi is used as it is."""
-        hi = x + y
-        z = hi - x
-        lo = (x - (hi - z)) + (y - z)
-        fine = numpy.isfinite(hi) & (hi != 0)
-        return numpy.log(numpy.abs(hi)) + numpy.where(fine, lo / numpy.where(fine, hi, 1.0), 0.0)
-    '''
+    helpers = (H._log_abs_sum,)
 
     def indexed(self, j, tr):
         return sp.log(sp.Abs(tr(self.args[0], j) + tr(self.args[1], j)))
@@ -500,7 +407,7 @@ class SignSum(ArrayFunction):
         return f"numpy.sign({x} + {y})"
 
 
-_SCALARS = {Z: D.z, YB: D.yb, PW: D.pw}
+_SCALARS = {ZB: D.z, YB: D.yb, PW: D.pw}
 
 
 def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
@@ -533,4 +440,5 @@ def helpers_used(exprs) -> list[str]:
         used.add(AccurateRowSum)
     if ExpDiff in used:
         used.add(DiffLo)
-    return [textwrap.dedent(cls.helper).strip() for cls in order if cls in used and cls.helper]
+    return ["\n\n\n".join(inspect.getsource(f).strip() for f in cls.helpers)
+            for cls in order if cls in used and cls.helpers]

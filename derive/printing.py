@@ -9,13 +9,16 @@ factors without re-evaluating.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 import sympy as sp
 from sympy import KroneckerDelta, Sum
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from . import definitions as D
-
+from . import engine
+from .softmax import definitions as D
 
 # --------------------------------------------------------------------------- printing math
 # How a formula is printed is decided here and nowhere else. The derivations build their
@@ -349,3 +352,98 @@ def _escape_tex(text: str) -> str:
     text = text.replace(r"\_", "_")
     return (text.replace("&", r"\&").replace("%", r"\%").replace("#", r"\#")
             .replace("_", r"\_"))
+
+
+# --------------------------------------------------------------------------- derivations
+@dataclass
+class Rendered:
+    title: str
+    key: str
+    lines: list[tuple[str, str, str]]  # (relation, rhs, why)
+    start: str
+    boxed_index: str
+    boxed_matrix: str
+    assumptions: list[str]
+
+
+REL_TEX = {"=": "=", ">": ">", ">=": r"\ge", "<": "<", "<=": r"\le", "~": r"\approx"}
+
+
+def render_derivation(d: engine.Derivation) -> Rendered:
+    # a summation index never takes the name of an index free anywhere in the derivation
+    taken = frozenset().union(*(step.expr.free_symbols for step in d.steps))
+    lines = []
+    for step in d.steps[1:]:
+        rhs = tex(step.expr, taken) if step.rel != "~" else f"{float(step.expr):.{step.decimals}f}"
+        lines.append((REL_TEX[step.rel], rhs, step.why))
+    start = tex(d.start, taken)
+    last = d.steps[-1]
+    result = lines[-1][1]
+    rel = REL_TEX[last.rel] if all(s.rel in ("=", last.rel) for s in d.steps[1:]) else lines[-1][0]
+    boxed_index = f"{start} {rel} {result}" if len(start) + len(result) < 160 else f"{result}"
+    return Rendered(d.title, d.key, lines, start, boxed_index, d.matrix,
+                    [a.latex or a.text for a in d.assumptions if a is not D.REAL_LOGITS])
+
+
+def _mathify(text):
+    """Assumption texts are plain: set the formulas in them as math."""
+    replacements = [("y_j >= 0 and sum_j y_j = 1", r"$y_j \ge 0$ and $\sum_j y_j = 1$"),
+                    ("p_j >= 0 and sum_j p_j = 1", r"$p_j \ge 0$ and $\sum_j p_j = 1$"),
+                    ("y_j = delta_jc", r"$y_j = \delta_{jc}$"), ("i != j", r"$i \ne j$"),
+                    ("q_j = S_j", r"$q_j = S_j$"),
+                    ("a_k = max_j a_j", r"$a_k = \max_j a_j$"),
+                    ("a_j > a_k, written a_j = a_k + delta with delta > 0",
+                     r"$a_j > a_k$, written $a_j = a_k + \delta$ with $\delta > 0$"),
+                    ("a_j, features x_n, weights W_pq and biases b_p",
+                     r"$a_j$, features $x_n$, weights $W_{pq}$ and biases $b_p$"),
+                    ("1..T", r"$1..T$"), ("1..N", r"$1..N$"), (" y is", " $y$ is"), (" p is", " $p$ is"),
+                    (" q is", " $q$ is"), (" c:", " $c$:"), ("(k is", "($k$ is")]
+    text = " " + text
+    for old, new in replacements:
+        text = text.replace(old, new)
+    return text.strip()
+
+
+def _visible(latex: str) -> str:
+    """Roughly what a formula shows: its LaTeX without commands and braces."""
+    latex = re.sub(r"\\(left|right|frac|operatorname|mathrm|text|textstyle|big|Big)\b", "", latex)
+    return re.sub(r"[{}^_ ]", "", re.sub(r"\\[a-zA-Z]+", "x", latex))
+
+
+def _derivation_tex(d) -> list[str]:
+    r = render_derivation(d)
+    out = [rf"\paragraph{{{why_tex(r.title)}}}\label{{d:{r.key}}}"]
+    if r.assumptions and not d.concrete:  # reality is assumed throughout
+        out.append("Assumptions: " + "; ".join(why_tex(_mathify(a)) for a in r.assumptions) + ".")
+    out.append(r"\begin{align}")
+    rows = []
+    wide = max(len(_visible(r.start)) + len(_visible(rhs)) for _, rhs, _ in r.lines) > 38
+    if wide:  # the start on a line of its own, every step below it
+        rows.append(rf"& {r.start} \notag")
+    for k, (rel, rhs, why) in enumerate(r.lines):
+        left = r.start if (k == 0 and not wide) else ""
+        rows.append(rf"{left} &{rel} {rhs} && \parbox[t]{{0.28\textwidth}}{{\raggedright {why_tex(why)}}}")
+    out.append(" \\\\\n".join(rows))
+    out.append(r"\end{align}")
+    boxes = [rf"\boxed{{{r.boxed_index}}}"]
+    if r.boxed_matrix:
+        boxes.append(rf"\boxed{{{r.boxed_matrix}}}")
+    if len(_visible(r.boxed_index)) + len(_visible(r.boxed_matrix)) > 45:
+        out.append(r"\begin{gather*}" + " \\\\\n".join(boxes) + r"\end{gather*}")
+    else:
+        out.append(r"\[" + r"\qquad".join(boxes) + r"\]")
+    return out
+
+
+def _derivation_md(d) -> list[str]:
+    r = render_derivation(d)
+    out = ["", f"**{r.title}**", ""]
+    if r.assumptions and not d.concrete:
+        out += ["Assumptions: " + "; ".join(_mathify(a) for a in r.assumptions) + ".", ""]
+    rows = [f"{r.start} & {rel} {rhs} && \\text{{({k})}}" if k == 1 else f"& {rel} {rhs} && \\text{{({k})}}"
+            for k, (rel, rhs, _) in enumerate(r.lines, start=1)]
+    out += ["```math", "\\begin{aligned}", " \\\\\n".join(rows), "\\end{aligned}", "```", ""]
+    out += [f"{k}. {why}" for k, (_, _, why) in enumerate(r.lines, start=1)]
+    boxes = [f"\\boxed{{{r.boxed_index}}}"] + ([f"\\boxed{{{r.boxed_matrix}}}"] if r.boxed_matrix else [])
+    out += ["", "```math", " \\qquad ".join(boxes), "```", ""]
+    return out

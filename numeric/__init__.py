@@ -8,9 +8,18 @@ against mpmath to within 4 ULP in float64, and importable with NumPy alone::
 """
 __version__ = "0.2.0"  # the distribution's version (pyproject.toml)
 
-from .api import (binary_cross_entropy_with_logits, binary_cross_entropy_with_logits_grad,
-                  binary_cross_entropy_with_logits_with_grad, cross_entropy, cross_entropy_grad,
-                  cross_entropy_with_grad, linear_cross_entropy, log_softmax, logsumexp, softmax)
+from .api import (
+                  binary_cross_entropy_with_logits,
+                  binary_cross_entropy_with_logits_grad,
+                  binary_cross_entropy_with_logits_with_grad,
+                  cross_entropy,
+                  cross_entropy_grad,
+                  cross_entropy_with_grad,
+                  linear_cross_entropy,
+                  log_softmax,
+                  logsumexp,
+                  softmax,
+)
 
 __all__ = ["__version__", "softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_grad",
            "cross_entropy_with_grad", "binary_cross_entropy_with_logits",

@@ -102,9 +102,9 @@ def _in_parallel(work, starts) -> None:
         raise errors[0]
 
 
-def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
+def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
         dtype=np.float64) -> list[np.ndarray]:
-    """Run kernel ``name`` on the rows of ``a`` (C-contiguous, rows x T; float16 and
+    """Run ``kernel`` (a function of the generated module) on the rows of ``a`` (C-contiguous, rows x T; float16 and
     float32 blocks are widened to float64 one block at a time) and return results of
     ``dtype``, each rounded once from float64.
 
@@ -120,8 +120,7 @@ def run(name: str, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
     narrow = a.dtype != np.float64 or dtype != np.float64
     if rows == 0:
         return outs
-    kernel = getattr(K, name)
-    count = K.SCRATCH[name]
+    count = K.SCRATCH[kernel.__name__]
     block = max(1, min(rows, BLOCK_BYTES // (8 * classes)))
     starts = range(0, rows, block)
 

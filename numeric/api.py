@@ -142,21 +142,11 @@ def _row_kinds(rows):
     return posinf, neginf, nan
 
 
-#: kernel name -> which results have the logits' shape (the others are per row)
-_SHAPES = {"logsumexp": (False,), "log_softmax": (True,), "softmax": (True,),
-           "nll_index": (False,), "nll_index_grad": (True,), "nll_index_with_grad": (False, True),
-           "nll_soft": (False,), "nll_soft_grad": (True,), "nll_soft_with_grad": (False, True),
-           "nll_weighted_grad": (True,),
-           "nll_weighted_with_grad": (False, True),
-           "nll_u": (False,), "nll_u_grad": (True,), "nll_u_with_grad": (False, True),
-           "logsumexp_b": (False, False)}
-
-
 def _run(kernel, rows, *extra, special=None, dtype=np.float64):
-    """Run generated kernel ``kernel`` (a name) on rows, treating +inf rows by their
+    """Run the generated kernel ``kernel`` (a function of ``_kernels``) on rows, treating +inf rows by their
     limit (the +inf entries become 0, the rest -inf) and leaving rows of only -inf to
     ``special``, called as ``special(neginf_rows, posinf_rows, *results)``."""
-    full = _SHAPES[kernel]
+    full = _kernels.OUTPUTS[kernel.__name__]  # which results have the logits' shape
     posinf, neginf, nan = _row_kinds(rows)
     if posinf.any() or neginf.any():
         rows = rows.copy()
@@ -217,7 +207,7 @@ def softmax(logits, axis=-1):
     Edge cases: -inf gives probability 0; a row of only -inf gives 0 everywhere;
     +inf logits share the probability equally; NaN gives a NaN row.
     """
-    return _axiswise(logits, axis, "softmax", 0.0, reduce=False)
+    return _axiswise(logits, axis, _kernels.softmax, 0.0, reduce=False)
 
 
 @_quiet
@@ -230,7 +220,7 @@ def log_softmax(logits, axis=-1):
     :func:`softmax`. -inf logits give -inf; a row of only -inf gives -inf; +inf logits
     give -log n at the n +inf classes and -inf elsewhere.
     """
-    return _axiswise(logits, axis, "log_softmax", -np.inf, reduce=False)
+    return _axiswise(logits, axis, _kernels.log_softmax, -np.inf, reduce=False)
 
 
 @_quiet
@@ -255,7 +245,7 @@ def logsumexp(logits, axis=-1, b=None, keepdims=False, return_sign=False):
     """
     arr = np.asarray(logits)
     if b is None:
-        out = _axiswise(arr, axis, "logsumexp", -np.inf, reduce=True, posinf_fill=np.inf)
+        out = _axiswise(arr, axis, _kernels.logsumexp, -np.inf, reduce=True, posinf_fill=np.inf)
         sign = None
         if return_sign:
             sign = np.where(np.isnan(out), np.nan, np.where(out == -np.inf, 0.0, 1.0)).astype(out.dtype)
@@ -314,7 +304,7 @@ def _logsumexp_b(arr, axis, b):
         value[posinf] = np.where(sign[posinf] == 0, np.nan, np.inf)
         sign[posinf] = np.where(sign[posinf] == 0, np.nan, sign[posinf])
 
-    value, sign = _run("logsumexp_b", rows, weights, special=special)
+    value, sign = _run(_kernels.logsumexp_b, rows, weights, special=special)
     return (_finish(value.reshape(batch_shape), dtype), _finish(sign.reshape(batch_shape), dtype))
 
 
@@ -381,12 +371,12 @@ def _targets(target, logits_shape, axis, classes):
 
 
 _KERNELS = {
-    ("index", "loss"): "nll_index", ("index", "grad"): "nll_index_grad",
-    ("index", "both"): "nll_index_with_grad",
-    ("soft", "loss"): "nll_soft", ("soft", "grad"): "nll_soft_grad",
-    ("soft", "both"): "nll_soft_with_grad",
-    ("weighted", "loss"): "nll_u", ("weighted", "grad"): "nll_u_grad",
-    ("weighted", "both"): "nll_u_with_grad",
+    ("index", "loss"): _kernels.nll_index, ("index", "grad"): _kernels.nll_index_grad,
+    ("index", "both"): _kernels.nll_index_with_grad,
+    ("soft", "loss"): _kernels.nll_soft, ("soft", "grad"): _kernels.nll_soft_grad,
+    ("soft", "both"): _kernels.nll_soft_with_grad,
+    ("weighted", "loss"): _kernels.nll_u, ("weighted", "grad"): _kernels.nll_u_grad,
+    ("weighted", "both"): _kernels.nll_u_with_grad,
 }
 
 
@@ -778,8 +768,10 @@ def binary_cross_entropy_with_logits_with_grad(logits, target, *, weight=None, p
 
 
 binary_cross_entropy_with_logits.__doc__ = "Binary cross entropy of logits." + _BCE_DOC
-binary_cross_entropy_with_logits_grad.__doc__ = "Gradient of the binary cross entropy with respect to the logits." + _BCE_DOC
-binary_cross_entropy_with_logits_with_grad.__doc__ = "(loss, gradient) of the binary cross entropy in one pass." + _BCE_DOC
+binary_cross_entropy_with_logits_grad.__doc__ = (
+    "Gradient of the binary cross entropy with respect to the logits." + _BCE_DOC)
+binary_cross_entropy_with_logits_with_grad.__doc__ = (
+    "(loss, gradient) of the binary cross entropy in one pass." + _BCE_DOC)
 
 
 # --------------------------------------------------------------------------- FC layer + loss

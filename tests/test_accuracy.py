@@ -12,7 +12,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from derive import verify as V
+from derive.softmax import verify as V
 
 # one worker computes (or reads from the cache) the verification run these tests share
 pytestmark = pytest.mark.xdist_group("verification")

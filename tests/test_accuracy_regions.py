@@ -6,11 +6,12 @@ taken exactly, not rounded first)."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import numeric
-from derive import verify as V
+from derive.softmax import verify as V
 
 BOUND = 4.0
 NONE = {"reduction": "none"}

@@ -15,9 +15,7 @@ import pytest
 import sympy as sp
 from sympy import Abs, Derivative, KroneckerDelta, Sum, exp, log
 
-from derive import catalogue, engine
-from derive import definitions as D
-from derive.definitions import T, a, c, i, j, k, r, s, y
+from derive import engine
 from derive.engine import (
     Derivation,
     Step,
@@ -26,6 +24,9 @@ from derive.engine import (
     StepUndefined,
     StepUnproved,
 )
+from derive.softmax import catalogue
+from derive.softmax import definitions as D
+from derive.softmax.definitions import T, a, c, i, j, k, r, s, y
 
 S = D.softmax
 

@@ -8,31 +8,33 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from derive import codegen, engine, functions as F
+from derive import codegen, engine
+from derive import functions as F
+from derive.softmax import kernels as SK
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_regeneration_is_byte_identical():
-    assert codegen.render() == codegen.TARGET.read_text()
-    assert codegen.render() == codegen.render()
+    assert SK.render() == SK.TARGET.read_text()
+    assert SK.render() == SK.render()
 
 
 def test_generated_file_has_no_run_dependent_names():
-    text = codegen.TARGET.read_text()
+    text = SK.TARGET.read_text()
     assert "Dummy" not in text and "_Dummy" not in text and "0x" not in text
 
 
 def test_generate_check_detects_a_stale_file(tmp_path):
     target = tmp_path / "_kernels.py"
-    ok, message = codegen.generate(check_only=True, target=target)  # missing
+    ok, message = SK.generate(check_only=True, target=target)  # missing
     assert not ok and "stale" in message
-    target.write_text(codegen.render().replace("numpy.log1p", "numpy.log"))  # edited by hand
-    ok, message = codegen.generate(check_only=True, target=target)
+    target.write_text(SK.render().replace("numpy.log1p", "numpy.log"))  # edited by hand
+    ok, message = SK.generate(check_only=True, target=target)
     assert not ok and "stale" in message and "python -m derive generate" in message
-    ok, _ = codegen.generate(target=target)  # regenerate
-    assert ok and codegen.generate(check_only=True, target=target)[0]
-    assert target.read_text() == codegen.TARGET.read_text()
+    ok, _ = SK.generate(target=target)  # regenerate
+    assert ok and SK.generate(check_only=True, target=target)[0]
+    assert target.read_text() == SK.TARGET.read_text()
 
 
 def test_generate_check_cli_passes_on_the_committed_file():
@@ -43,14 +45,14 @@ def test_generate_check_cli_passes_on_the_committed_file():
 
 
 def test_kernels_are_proved_against_the_catalogue():
-    reports = codegen.prove_kernels()
+    reports = SK.prove_kernels()
     assert {r.derivation.key for r in reports} >= {"kernel_logsumexp", "kernel_softmax",
                                                     "kernel_nll_index", "kernel_nll_soft",
                                                     "kernel_nll_index_grad", "kernel_nll_soft_grad"}
 
 
 def test_every_printed_output_is_the_proved_one():
-    for kernel in codegen.kernels():
+    for kernel in SK.kernels():
         proofs = kernel.proofs
         assert len(proofs) >= len(kernel.outputs)
         for output, claims in zip(kernel.outputs, kernel.claims):
@@ -62,14 +64,14 @@ def test_every_printed_output_is_the_proved_one():
 
 def test_a_kernel_needs_a_claim_per_output():
     with pytest.raises(ValueError, match="every output needs its claim"):
-        codegen.Kernel("two", (F.A,), (codegen.SOFTMAX, codegen.M), "doc",
-                       (codegen._claims()["kernel_softmax"],))
+        codegen.Kernel("two", (F.A,), (SK.SOFTMAX, SK.M), "doc",
+                       (SK._claims()["kernel_softmax"],))
 
 
 def test_a_wrong_kernel_is_rejected():
     # dropping the "+ 1" of the stable softmax denominator must not pass the proof
-    wrong = F.Quotient(codegen.E, codegen.TAIL)
-    proof = codegen.kernel_proof(codegen._claims()["kernel_softmax"], wrong)
+    wrong = F.Quotient(SK.E, SK.TAIL)
+    proof = codegen.kernel_proof(SK._claims()["kernel_softmax"], wrong)
     with pytest.raises(engine.StepRejected, match="Kernel softmax"):
         engine.check(proof)
 
@@ -83,3 +85,26 @@ def test_function_rewrites_and_derivatives(cls):
     for var in (x, y):
         assert sp.simplify(sp.diff(f, var).rewrite("elementary") - sp.diff(elementary, var)) == 0
     assert sp.latex(f)
+
+
+def test_the_generated_module_carries_its_output_shapes_and_the_runtime_uses_them():
+    """OUTPUTS (which results are shaped like the logits) comes from the generator, and
+    the runtime keeps no table of its own; each kernel's results have those shapes."""
+    import inspect
+
+    import numpy as np
+
+    from numeric import _kernels, api
+
+    assert not hasattr(api, "_SHAPES")
+    assert "_kernels.OUTPUTS" in inspect.getsource(api._run)
+    a = np.random.default_rng(0).normal(size=(3, 4))
+    extra = {"C": np.array([[0], [1], [3]]), "Y": np.full((3, 4), 0.25), "U": np.full((3, 4), 0.5),
+             "BW": np.ones((3, 4))}
+    for name, full in _kernels.OUTPUTS.items():
+        kernel = getattr(_kernels, name)
+        args = [extra[p] for p in list(inspect.signature(kernel).parameters)[1:]
+                if p not in ("out", "scratch", "moderate")]
+        results = kernel(a.copy(), *args)
+        results = results if isinstance(results, tuple) else (results,)
+        assert [r.shape == a.shape for r in results] == list(full), name

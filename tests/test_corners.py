@@ -6,11 +6,12 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import numeric
-from derive import verify as V
+from derive.softmax import verify as V
 
 NONE = dict(reduction="none")
 
@@ -170,7 +171,8 @@ def _calls_on_finite_input():
     yield "logsumexp underflow", lambda: numeric.logsumexp(tiny)
     yield "cross entropy underflow", lambda: numeric.cross_entropy_with_grad(tiny, np.array([1]))
     yield "smoothing underflow", lambda: numeric.cross_entropy_with_grad(tiny, np.array([1]), label_smoothing=0.1)
-    yield "binary underflow", lambda: numeric.binary_cross_entropy_with_logits_with_grad(np.array([-800.0, 740.0]), np.array([0.0, 1.0]))
+    yield "binary underflow", lambda: numeric.binary_cross_entropy_with_logits_with_grad(
+        np.array([-800.0, 740.0]), np.array([0.0, 1.0]))
 
 
 def test_no_warning_and_no_callers_errstate_on_finite_input():

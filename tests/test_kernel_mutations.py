@@ -15,8 +15,9 @@ from sympy.codegen.cfunctions import log1p
 
 from derive import cli, codegen, engine
 from derive import functions as F
+from derive.softmax import kernels as SK
 
-K, C = codegen.K, codegen.C
+K, C = SK.K, SK.C
 #: functions whose two arguments commute in exact arithmetic (swapping them is no mistake
 #: the proofs could see: y x = x y)
 COMMUTING = (F.ZeroTimes,)
@@ -75,7 +76,7 @@ def mutants(expr):
 def _outputs():
     """Each distinct (output expression, claim) pair of the generated kernels."""
     seen = {}
-    for kernel in codegen.kernels():
+    for kernel in SK.kernels():
         for output, claims in zip(kernel.outputs, kernel.claims):
             for claim in claims if isinstance(claims, tuple) else (claims,):
                 seen.setdefault((claim.key, sp.srepr(output)), (kernel.name, output, claim))
@@ -133,32 +134,32 @@ def test_the_mutations_cover_every_kind():
                      "target for argmax", "argmax for target"}
 
 
-TAIL_AT_TARGET = F.SumExceptMax(codegen.E, C)  # TAIL = SumExceptMax(E, C): the issue's example
-SWAPPED_BRANCHES = F.PutAt(codegen.SOFTMAX, C, F.SelectArgmax(
-    C, K, F.Take(codegen.SOFTMAX, C) - 1, -F.Quotient(codegen.TAIL, 1 + codegen.TAIL)))
+TAIL_AT_TARGET = F.SumExceptMax(SK.E, C)  # TAIL = SumExceptMax(E, C): the issue's example
+SWAPPED_BRANCHES = F.PutAt(SK.SOFTMAX, C, F.SelectArgmax(
+    C, K, F.Take(SK.SOFTMAX, C) - 1, -F.Quotient(SK.TAIL, 1 + SK.TAIL)))
 
 
 @pytest.mark.parametrize("claim_key, wrong", [
-    ("kernel_logsumexp", codegen.M + log1p(TAIL_AT_TARGET)),
-    ("kernel_softmax", F.Quotient(codegen.E, 1 + TAIL_AT_TARGET)),
+    ("kernel_logsumexp", SK.M + log1p(TAIL_AT_TARGET)),
+    ("kernel_softmax", F.Quotient(SK.E, 1 + TAIL_AT_TARGET)),
     ("kernel_nll_index_grad", SWAPPED_BRANCHES),
-    ("kernel_nll_index_grad", F.PutAt(codegen.SOFTMAX, K, codegen.TRUE_CLASS)),
-    ("kernel_nll_soft_grad", codegen.SOFTMAX + F.Y),
-    ("kernel_nll_soft_grad", codegen.SOFTMAX),
+    ("kernel_nll_index_grad", F.PutAt(SK.SOFTMAX, K, SK.TRUE_CLASS)),
+    ("kernel_nll_soft_grad", SK.SOFTMAX + F.Y),
+    ("kernel_nll_soft_grad", SK.SOFTMAX),
 ], ids=["tail_at_target", "softmax_tail_at_target", "swapped_branches", "put_at_argmax",
         "plus_Y", "no_Y"])
 def test_named_kernel_mistakes_are_rejected(claim_key, wrong):
-    claim = codegen._claims()[claim_key]
+    claim = SK._claims()[claim_key]
     with pytest.raises(engine.StepRejected, match="rejected"):
         engine.check(codegen.kernel_proof(claim, wrong))
 
 
 def test_a_mutated_kernel_is_never_generated(monkeypatch):
-    specs = codegen.kernels()
+    specs = SK.kernels()
     grad = next(kernel for kernel in specs if kernel.name == "nll_index_grad")
     bad = dataclasses.replace(grad, outputs=(SWAPPED_BRANCHES,))
-    monkeypatch.setattr(codegen, "kernels", lambda: [bad if k is grad else k for k in specs])
+    monkeypatch.setattr(SK, "kernels", lambda: [bad if k is grad else k for k in specs])
     written = []
-    monkeypatch.setattr(codegen, "generate", lambda *a, **kw: written.append(1) or (True, ""))
+    monkeypatch.setattr(SK, "generate", lambda *a, **kw: written.append(1) or (True, ""))
     assert cli.main(["generate"]) == 1
     assert written == []

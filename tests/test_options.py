@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import numeric
-from derive import verify as V
+from derive.softmax import verify as V
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "torch_golden.json").read_text())
 CASES = GOLDEN["cases"]
@@ -44,7 +44,8 @@ def _reference_loss(case):
     and the binary loss), for judging disagreements with PyTorch."""
     if case["function"] == "binary_cross_entropy_with_logits":
         import sympy as sp
-        from derive import definitions as D
+
+        from derive.softmax import definitions as D
         f = sp.lambdify([D.z, D.yb, D.pw], D.binary_cross_entropy(pw_=D.pw), "mpmath")
         z, y = np.array(case["logits"]), np.array(case["target"])
         pw = np.broadcast_to(np.array(1.0 if case["pos_weight"] is None else case["pos_weight"]), z.shape)
@@ -128,7 +129,8 @@ def test_live_pytorch_matches_the_stored_values():
         if case["function"] == "cross_entropy":
             x = torch.tensor(case["logits"], dtype=torch.float64)
             t = torch.tensor(case["target"], dtype=torch.int64 if case["target_kind"] == "index" else torch.float64)
-            loss = F.cross_entropy(x, t, weight=None if case["weight"] is None else torch.tensor(case["weight"], dtype=torch.float64),
+            weight = None if case["weight"] is None else torch.tensor(case["weight"], dtype=torch.float64)
+            loss = F.cross_entropy(x, t, weight=weight,
                                    ignore_index=-100 if case["ignore_index"] is None else case["ignore_index"],
                                    label_smoothing=case["label_smoothing"], reduction=case["reduction"])
         elif case["function"] == "binary_cross_entropy_with_logits":

@@ -6,13 +6,16 @@ import re
 import pytest
 import sympy as sp
 
-from derive import catalogue, codegen, definitions as D, engine, report
+from derive import engine
 from derive.engine import Derivation, Step
+from derive.softmax import catalogue, report
+from derive.softmax import definitions as D
+from derive.softmax import kernels as SK
 
 
 @pytest.fixture(scope="module")
 def every_derivation():
-    return catalogue.build() + list(codegen._proofs().values())
+    return catalogue.build() + list(SK._proofs().values())
 
 
 def test_no_two_consecutive_printed_steps_are_equal(every_derivation):

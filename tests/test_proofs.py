@@ -13,9 +13,11 @@ import pytest
 import sympy as sp
 from sympy import Derivative, KroneckerDelta, Sum
 
-from derive import catalogue, definitions as D, engine
-from derive.definitions import T, a, c, i, j, k, l, y
+from derive import engine
 from derive.engine import Derivation, Step, StepRejected
+from derive.softmax import catalogue
+from derive.softmax import definitions as D
+from derive.softmax.definitions import T, a, c, i, j, k, l, y
 
 CATALOGUE = catalogue.build()
 IDS = [d.key for d in CATALOGUE]

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from derive import catalogue, documents, report, verify
+from derive.softmax import catalogue, documents, report, verify
 
 pytest.importorskip("matplotlib")
 needs_tex = pytest.mark.skipif(report.tex_engine() is None,

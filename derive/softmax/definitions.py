@@ -27,13 +27,16 @@ import mpmath
 import sympy as sp
 from sympy import Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
+from .. import symbols
+from ..symbols import CLASSES, FEATURES, Assumption, Distinct
+
 # --------------------------------------------------------------------------- symbols
-T = sp.Symbol("T", integer=True, positive=True)  #: number of classes
+T = CLASSES  #: number of classes
 B = sp.Symbol("B", integer=True, positive=True)  #: batch size
-N = sp.Symbol("N", integer=True, positive=True)  #: number of features
+N = FEATURES  #: number of features
 
 # index symbols: free ones (i, j, l, c, k, p, q) and summation dummies (n, r, s)
-i, j, l, c, k, p, q = sp.symbols("i j l c k p q", integer=True, positive=True)
+i, j, l, c, k, p, q = sp.symbols("i j l c k p q", integer=True, positive=True)  # noqa: E741 - the textbook's l
 n, r, s = sp.symbols("n r s", integer=True, positive=True)
 beta = sp.Symbol("beta", integer=True, positive=True)  #: a sample of the batch
 
@@ -63,6 +66,7 @@ delta = sp.Symbol("delta", positive=True)  #: a positive gap between two logits
 
 #: every index symbol that may appear free in a derivation, with the range it lives in
 INDEX_RANGES = {i: T, j: T, l: T, c: T, k: T, p: T, q: N, beta: B}
+symbols.INDEX_RANGES.update(INDEX_RANGES)
 
 Logits = Union[IndexedBase, Callable[[sp.Expr], sp.Expr]]
 
@@ -156,24 +160,6 @@ def sum_except(body: Callable[[sp.Expr], sp.Expr], skip: sp.Expr) -> sp.Expr:
 
 # --------------------------------------------------------------------------- assumptions
 @dataclass(frozen=True)
-class Assumption:
-    """A hypothesis of a derivation.
-
-    ``rewrite`` turns an expression into an equal one *given the hypothesis* (sound
-    by construction: it only substitutes what the hypothesis states). ``sample``
-    adjusts a concrete instance (a dict of values) so that the hypothesis holds.
-    """
-
-    text: str
-
-    def rewrite(self, expr: sp.Expr) -> sp.Expr:  # pragma: no cover - interface
-        return expr
-
-    def sample(self, env: "Instance") -> None:  # pragma: no cover - interface
-        return None
-
-
-@dataclass(frozen=True)
 class ProbabilityVector(Assumption):
     """vec_j >= 0 and sum_j vec_j = 1."""
 
@@ -203,20 +189,6 @@ class OneHot(Assumption):
 
     def sample(self, env):
         env.one_hot(self.vec, self.hot)
-
-
-@dataclass(frozen=True)
-class Distinct(Assumption):
-    """Two indices differ."""
-
-    first: sp.Symbol = i
-    second: sp.Symbol = j
-
-    def rewrite(self, expr):
-        return expr.subs(KroneckerDelta(self.first, self.second), 0)
-
-    def sample(self, env):
-        env.distinct(self.first, self.second)
 
 
 @dataclass(frozen=True)
@@ -301,7 +273,7 @@ def _mpf(value) -> mpmath.mpf:
 INSTANCE_DIGITS = 60
 
 
-class Instance(dict):
+class Instance(symbols.Instance):
     """Concrete values for one numeric check: T, N, the free indices and the vectors.
 
     Maps SymPy atoms (symbols and Indexed objects) to Python ints (T, N, indices) or
@@ -312,7 +284,7 @@ class Instance(dict):
     """
 
     def __init__(self, rng, n_classes: int, n_features: int):
-        super().__init__()
+        dict.__init__(self)  # the draws below, in this order, are the built-in stream
         self.rng = rng
         self.T, self.N = n_classes, n_features
         self[T], self[N] = n_classes, n_features
@@ -373,13 +345,6 @@ class Instance(dict):
         for idx in range(1, self.T + 1):
             self[base[idx]] = _mpf(1 if idx == where else 0)
 
-    def distinct(self, first, second):
-        if self.T < 2:
-            raise ValueError(f"{first} != {second} needs T >= 2")
-        if self[first] == self[second]:
-            choices = [idx for idx in range(1, self.T + 1) if idx != self[first]]
-            self[second] = int(self.rng.choice(choices))
-
     def make_argmax(self, base, top):
         best = max(self[base[idx]] for idx in range(1, self.T + 1))
         with mpmath.workdps(INSTANCE_DIGITS):
@@ -388,3 +353,6 @@ class Instance(dict):
     def gap(self, base, above, below):
         with mpmath.workdps(INSTANCE_DIGITS):
             self[base[self[above]]] = self[base[self[below]]] + self[delta]
+
+
+symbols.use_instance(Instance)

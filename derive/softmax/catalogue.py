@@ -7,15 +7,16 @@ every step symbolically for symbolic T and numerically at T = 1, 2, 3, 5, 8 (fro
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import sympy as sp
 from sympy import Derivative, KroneckerDelta, Rational, Sum, exp, log
 from sympy.codegen.cfunctions import log1p
 
+from ..engine import Derivation, Step
 from . import definitions as D
-from .definitions import T, a, c, i, j, k, l, p, q, r, s, v, y, x, W, b, m, t, delta
-from .engine import Derivation, Step
+from .definitions import T, W, a, b, c, delta, i, j, k, l, m, p, q, r, s, t, v, x, y
 
 S = D.softmax
 Z = D.partition()
@@ -102,11 +103,23 @@ def _over(top, bottom) -> sp.Expr:
     return _written(top, sp.Pow(bottom, -1, evaluate=False))
 
 
-def build() -> list[Derivation]:
-    """All derivations of the catalogue, in report order."""
-    mu = Sum(S(r) * v[r], (r, 1, T))  # the mean of v under S
+def _fc_gradient(key, wrt, name, da, da_tex, rest, matrix) -> Derivation:
+    """dL/d(wrt) through the FC layer a = W x + b: the soft form of L, then the chain rule
+    dL/da_j = S_j - y_j times da_j/d(wrt) = ``da`` (at j = s), then the ``rest`` of the steps."""
     fc_loss = sp.log(D.partition(fc)) - Sum(y[s] * fc(s), (s, 1, T))  # L(W, x, b), soft form
-    cat = [
+    return Derivation(key, rf"Gradient through the FC layer: $\partial L/\partial {name}$",
+                      (D.REAL_LOGITS, D.SOFT_LABEL), [
+                          Step(Derivative(D.softmax_loss(y, fc), wrt), r"$L$ with $a = W x + b$"),
+                          Step(Derivative(fc_loss, wrt), r"$L = \log Z - \sum_j y_j a_j$"),
+                          Step(Sum((S(s, fc) - y[s]) * da, (s, 1, T)),
+                               rf"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial {name} = {da_tex}$"),
+                          *rest,
+                      ], matrix=matrix, section="fc")
+
+
+def _probability() -> list[Derivation]:
+    """Section: probability."""
+    return [
         # ---------------------------------------------------------------- 1. probability
         Derivation("softmax_positive", "Softmax outputs are positive",
                    (D.REAL_LOGITS,), [
@@ -145,6 +158,12 @@ def build() -> list[Derivation]:
                        Step(sp.Integer(0), r"$e^\delta > 1$ for $\delta > 0$; $e^{a_k} > 0$; $Z > 0$", rel=">"),
                    ], matrix=r"a_j > a_k \iff S_j > S_k,\quad \arg\max_j S_j = \arg\max_j a_j",
                    min_classes=2, section="probability"),
+    ]
+
+
+def _jacobian() -> list[Derivation]:
+    """Section: Jacobian."""
+    return [
         # ---------------------------------------------------------------- 2. Jacobian
         Derivation("jacobian_diagonal", r"Softmax Jacobian, case $i = j$",
                    (D.REAL_LOGITS,), [
@@ -170,6 +189,12 @@ def build() -> list[Derivation]:
                             r"the two cases: $S_i (1 - S_i)$ when $i = j$, $-S_i S_j$ otherwise"),
                    ], matrix=r"\frac{\partial S}{\partial a} = \operatorname{diag}(S) - S S^\top",
                    section="jacobian"),
+    ]
+
+
+def _losses() -> list[Derivation]:
+    """Section: losses."""
+    return [
         # ---------------------------------------------------------------- 3. losses
         Derivation("loss_one_hot", r"With a one-hot label the softmax loss is $-\log S_c$",
                    (D.REAL_LOGITS, D.ONE_HOT), [
@@ -191,6 +216,12 @@ def build() -> list[Derivation]:
                        Step(LSE - Sum(D.P[s] * a[s], (s, 1, T)), r"$\sum_j p_j = 1$"),
                    ], matrix=r"H(p, \operatorname{softmax}(a)) = \log \textstyle\sum_j e^{a_j} - p^\top a",
                    section="losses"),
+    ]
+
+
+def _gradient() -> list[Derivation]:
+    """Section: gradient."""
+    return [
         # ---------------------------------------------------------------- 4. gradient
         Derivation("loss_soft_form", "The softmax loss for a probability-vector label",
                    (D.REAL_LOGITS, D.SOFT_LABEL), [
@@ -203,7 +234,7 @@ def build() -> list[Derivation]:
                    (D.REAL_LOGITS, D.SOFT_LABEL), [
                        Step(Derivative(D.softmax_loss(), a[i]), "the derivative to find"),
                        Step(Derivative(LSE - Sum(y[s] * a[s], (s, 1, T)), a[i]),
-                            r"$L = \log Z - \sum_j y_j a_j$ (previous result)"),
+                            r"$L = \log Z - \sum_j y_j a_j$ (previous result)", lemma="loss_soft_form"),
                        Step(S(i) - y[i], r"$\partial \log Z/\partial a_i = e^{a_i}/Z = S_i$; $\partial (\sum_j y_j a_j)/\partial a_i = y_i$"),
                    ], matrix=r"\frac{\partial L}{\partial a} = S - y", section="gradient"),
         Derivation("loss_gradient_chain",
@@ -228,30 +259,26 @@ def build() -> list[Derivation]:
                        Step(Derivative(LSE - a[c], a[i]), r"$L = \log Z - a_c$"),
                        Step(S(i) - KroneckerDelta(i, c), r"$\partial \log Z/\partial a_i = S_i$, $\partial a_c/\partial a_i = \delta_{ic}$"),
                    ], matrix=r"\frac{\partial L}{\partial a} = S - e_c", section="gradient"),
+    ]
+
+
+def _fc_layer() -> list[Derivation]:
+    """Section: FC layer."""
+    return [
         # ---------------------------------------------------------------- 5. FC layer
-        Derivation("fc_grad_W", r"Gradient through the FC layer: $\partial L/\partial W_{pq}$",
-                   (D.REAL_LOGITS, D.SOFT_LABEL), [
-                       Step(Derivative(D.softmax_loss(y, fc), W[p, q]), r"$L$ with $a = W x + b$"),
-                       Step(Derivative(fc_loss, W[p, q]), r"$L = \log Z - \sum_j y_j a_j$"),
-                       Step(Sum((S(s, fc) - y[s]) * KroneckerDelta(s, p) * x[q], (s, 1, T)),
-                            r"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial W_{pq} = \delta_{jp} x_q$"),
-                       Step((S(p, fc) - y[p]) * x[q], r"only $j = p$ survives"),
-                   ], matrix=r"\frac{\partial L}{\partial W} = (S - y)\, x^\top", section="fc"),
-        Derivation("fc_grad_b", r"Gradient through the FC layer: $\partial L/\partial b_p$",
-                   (D.REAL_LOGITS, D.SOFT_LABEL), [
-                       Step(Derivative(D.softmax_loss(y, fc), b[p]), r"$L$ with $a = W x + b$"),
-                       Step(Derivative(fc_loss, b[p]), r"$L = \log Z - \sum_j y_j a_j$"),
-                       Step(Sum((S(s, fc) - y[s]) * KroneckerDelta(s, p), (s, 1, T)),
-                            r"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial b_p = \delta_{jp}$"),
-                       Step(S(p, fc) - y[p], r"only $j = p$ survives"),
-                   ], matrix=r"\frac{\partial L}{\partial b} = S - y", section="fc"),
-        Derivation("fc_grad_x", r"Gradient through the FC layer: $\partial L/\partial x_q$",
-                   (D.REAL_LOGITS, D.SOFT_LABEL), [
-                       Step(Derivative(D.softmax_loss(y, fc), x[q]), r"$L$ with $a = W x + b$"),
-                       Step(Derivative(fc_loss, x[q]), r"$L = \log Z - \sum_j y_j a_j$"),
-                       Step(Sum(W[s, q] * (S(s, fc) - y[s]), (s, 1, T)),
-                            r"chain rule: $\partial L/\partial a_j = S_j - y_j$, $\partial a_j/\partial x_q = W_{jq}$"),
-                   ], matrix=r"\frac{\partial L}{\partial x} = W^\top (S - y)", section="fc"),
+        _fc_gradient("fc_grad_W", W[p, q], "W_{pq}", KroneckerDelta(s, p) * x[q], r"\delta_{jp} x_q",
+                     [Step((S(p, fc) - y[p]) * x[q], r"only $j = p$ survives")],
+                     r"\frac{\partial L}{\partial W} = (S - y)\, x^\top"),
+        _fc_gradient("fc_grad_b", b[p], "b_p", KroneckerDelta(s, p), r"\delta_{jp}",
+                     [Step(S(p, fc) - y[p], r"only $j = p$ survives")], r"\frac{\partial L}{\partial b} = S - y"),
+        _fc_gradient("fc_grad_x", x[q], "x_q", W[s, q], "W_{jq}", [],
+                     r"\frac{\partial L}{\partial x} = W^\top (S - y)"),
+    ]
+
+
+def _stable_forms() -> list[Derivation]:
+    """Section: stable forms."""
+    return [
         # ---------------------------------------------------------------- 6. stable forms
         Derivation("lse_shift", r"Log-sum-exp with any shift $m$",
                    (D.REAL_LOGITS,), [
@@ -272,14 +299,16 @@ def build() -> list[Derivation]:
                    (D.REAL_LOGITS, D.ONE_HOT, D.K_IS_ARGMAX), [
                        Step(D.softmax_loss(), "definition"),
                        Step(LSE - a[c], r"one-hot label: $L = \log Z - a_c$"),
-                       Step((a[k] - a[c]) + log1p(shifted_rest()), r"stable log-sum-exp with $m = a_k$"),
+                       Step((a[k] - a[c]) + log1p(shifted_rest()), r"stable log-sum-exp with $m = a_k$",
+                            lemma="lse_stable"),
                    ], matrix=r"L = (m - a_c) + \operatorname{log1p}\big(\textstyle\sum_{j \ne k} e^{a_j - m}\big)",
                    section="stable"),
         Derivation("log_softmax_stable", "Stable log-softmax",
                    (D.REAL_LOGITS, D.K_IS_ARGMAX), [
                        Step(log(S(j)), "definition"),
                        Step(a[j] - LSE, r"$\log(e^{a_j}/Z) = a_j - \log Z$"),
-                       Step((a[j] - a[k]) - log1p(shifted_rest()), r"stable log-sum-exp with $m = a_k$"),
+                       Step((a[j] - a[k]) - log1p(shifted_rest()), r"stable log-sum-exp with $m = a_k$",
+                            lemma="lse_stable"),
                    ], matrix=r"\log S_j = (a_j - m) - \operatorname{log1p}\big(\textstyle\sum_{i \ne k} e^{a_i - m}\big)",
                    section="stable"),
         Derivation("softmax_stable", "Stable softmax",
@@ -299,9 +328,16 @@ def build() -> list[Derivation]:
                    (D.REAL_LOGITS, D.K_IS_ARGMAX), [
                        Step(S(k) - 1, r"$S_k - 1$ with $k$ the argmax"),
                        Step(-D.sum_except(lambda u: S(u), k), "the outputs sum to one"),
-                       Step(-shifted_rest() / (1 + shifted_rest()), "stable softmax"),
+                       Step(-shifted_rest() / (1 + shifted_rest()), "stable softmax", lemma="softmax_stable"),
                    ], matrix=r"S_k - 1 = -\frac{\sum_{j \ne k} e^{a_j - m}}{1 + \sum_{j \ne k} e^{a_j - m}}",
                    section="stable"),
+    ]
+
+
+def _hessian() -> list[Derivation]:
+    """Section: Hessian."""
+    mu = Sum(S(r) * v[r], (r, 1, T))  # the mean of v under S
+    return [
         # ---------------------------------------------------------------- 7. Hessian
         Derivation("hessian", "Hessian of the softmax loss",
                    (D.REAL_LOGITS, D.SOFT_LABEL), [
@@ -320,6 +356,12 @@ def build() -> list[Derivation]:
                        Step(sp.Integer(0), r"$S_i > 0$ and squares are $\ge 0$", rel=">="),
                    ], matrix=r"v^\top H v = \textstyle\sum_i S_i v_i^2 - \big(\sum_i S_i v_i\big)^2 \ge 0",
                    section="hessian"),
+    ]
+
+
+def _options() -> list[Derivation]:
+    """Section: options."""
+    return [
         # ---------------------------------------------------------------- 9. options
         Derivation("loss_gradient_weighted", "Gradient of the weighted loss $-\\sum_j u_j \\log S_j$",
                    (D.REAL_LOGITS,), [
@@ -353,6 +395,12 @@ def build() -> list[Derivation]:
                        Step(S(i) - D.smoothed()(i), r"$\sum_j y'_j = 1$"),
                    ], matrix=r"\frac{\partial L}{\partial a} = S - \big((1 - \epsilon) y + \tfrac{\epsilon}{T}\big)",
                    section="options"),
+    ]
+
+
+def _fc_batch() -> list[Derivation]:
+    """Section: FC on a batch."""
+    return [
         # ---------------------------------------------------------------- 11. FC on a batch
         Derivation("fc_batch_grad_W", "A batch through the FC layer: $\\partial L/\\partial W$",
                    (D.REAL_LOGITS,), [
@@ -394,6 +442,12 @@ def build() -> list[Derivation]:
                    ], matrix=r"\frac{\partial L}{\partial a_\beta} = \frac{\rho_\beta}{\sum_\gamma \rho_\gamma} (S_\beta - y_\beta)"
                    r"\ \text{(mean; sum: without the denominator)}",
                    section="options"),
+    ]
+
+
+def _binary() -> list[Derivation]:
+    """Section: binary."""
+    return [
         # ---------------------------------------------------------------- 10. binary
         Derivation("sigmoid_two_class", "The sigmoid is the two-class softmax of $(z, 0)$", (D.REAL_LOGITS,), [
             Step(D.softmax(1, D.two_class()).subs(T, 2), r"$S_1$ for $T = 2$, $a = (z, 0)$ ($e^0 = 1$)"),
@@ -431,6 +485,12 @@ def build() -> list[Derivation]:
             Step(D.softplus(-D.zp), r"$\operatorname{softplus}(-\zeta)$, $\zeta > 0$"),
             Step(log1p(exp(-D.zp)), r"$\log(1 + s) = \operatorname{log1p}(s)$: a loss far below $10^{-16}$ keeps its digits"),
         ], section="binary"),
+    ]
+
+
+def _examples() -> list[Derivation]:
+    """Section: examples."""
+    return [
         # ---------------------------------------------------------------- 8. examples
         _worked_softmax(1, "0.0900"),
         _worked_softmax(2, "0.2447"),
@@ -462,8 +522,27 @@ def build() -> list[Derivation]:
                    ], matrix=r"\log \big\lvert \textstyle\sum_j b_j e^{a_j} \big\rvert = m + \log \big\lvert b_k + \sum_{j \ne k} b_j e^{a_j - m} \big\rvert",
                    section="stable"),
     ]
+
+
+#: the sections of the catalogue, in report order
+SECTIONS = (_probability, _jacobian, _losses, _gradient, _fc_layer, _stable_forms, _hessian, _options, _fc_batch, _binary, _examples)
+
+
+def build() -> list[Derivation]:
+    """All derivations of the catalogue, in report order (section by section)."""
+    cat = [d for section in SECTIONS for d in section()]
     keys = [d.key for d in cat]
     assert len(keys) == len(set(keys)), "duplicate derivation keys"
+    return _cite_by_key(cat)
+
+
+def _cite_by_key(cat: list[Derivation]) -> list[Derivation]:
+    """Resolve lemma citations written as keys to the (earlier) derivations they name."""
+    earlier: dict[str, Derivation] = {}
+    for d in cat:
+        d.steps = [dataclasses.replace(step, lemma=earlier[step.lemma]) if isinstance(step.lemma, str)
+                   else step for step in d.steps]
+        earlier[d.key] = d
     return cat
 
 

@@ -28,6 +28,8 @@ import numpy as np
 import sympy as sp
 from sympy import lambdify
 
+from ..cli import default_jobs
+from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error, ulp_errors
 from . import definitions as D
 
 MIN_DIGITS = 50
@@ -148,7 +150,7 @@ def reference_fd_check(row: np.ndarray, target: int, h_digits: int = 25) -> floa
         T = len(row)
         y = [None] + [mpmath.mpf(int(j == target)) for j in range(T)]
         for i in range(T):
-            def loss_at(shift):
+            def loss_at(shift, i=i):
                 a = [None] + [mpmath.mpf(float(v)) for v in row]
                 a[i + 1] += shift
                 Z = _REF["partition"](a, T)
@@ -157,98 +159,6 @@ def reference_fd_check(row: np.ndarray, target: int, h_digits: int = 25) -> floa
             exact = base.grad_index[i]
             worst = max(worst, abs(fd - exact) / max(abs(exact), mpmath.mpf(10) ** -30))
     return float(worst)
-
-
-# --------------------------------------------------------------------------- error measure
-#: exact values below this magnitude keep their low part scaled by 2**_TINY_SHIFT, so that
-#: hi + lo stays exact where lo would underflow
-_TINY_MAGNITUDE = 2.0 ** -900
-_TINY_SHIFT = 200
-
-
-def exact_parts(values) -> np.ndarray:
-    """Exact (mpmath) values as float64 pairs: ``(hi, lo, shift)`` rows of a (3, n) array.
-
-    ``hi`` is the correctly rounded value, ``lo * 2**-shift`` the rest (``shift`` is
-    :data:`_TINY_SHIFT` for values so small that the rest would underflow, else 0), so
-    hi + lo carries about 106 bits: enough to measure an error in ULPs of float64 to far
-    better than the two decimals reported. NaN stays NaN; values beyond the float64
-    range round to +-inf.
-    """
-    values = list(values)
-    parts = np.zeros((3, len(values)))
-    with mpmath.workdps(max(mpmath.mp.dps, 60)):
-        for k, value in enumerate(values):
-            e = value if isinstance(value, mpmath.mpf) else mpmath.mpf(value)
-            if mpmath.isnan(e):
-                parts[0, k] = math.nan
-                continue
-            hi = float(e)
-            parts[0, k] = hi
-            if not math.isfinite(hi):
-                continue
-            shift = _TINY_SHIFT if abs(hi) < _TINY_MAGNITUDE else 0
-            parts[1, k] = float(mpmath.ldexp(e - hi, shift))
-            parts[2, k] = shift
-    return parts
-
-
-def ulp_errors(computed, exact: np.ndarray, dtype=np.float64, scale: np.ndarray | None = None) -> np.ndarray:
-    """|computed - exact| in ULPs of the correctly rounded ``exact`` (or of ``scale``).
-
-    ``exact`` and ``scale`` are :func:`exact_parts` arrays. The ULP has an absolute floor
-    at the smallest normal number of ``dtype``, so a subnormal result is measured in units
-    of the smallest subnormal spacing. Where the exact value rounds to +-inf in ``dtype``
-    the computed value must be that infinity (0 ULP) or the error is inf; a NaN on either
-    side, or an infinite computed value of a finite exact one, gives inf.
-    """
-    info = np.finfo(dtype)
-    c = np.asarray(computed, dtype=np.float64).reshape(-1)
-    hi, lo, shift = exact
-    ref = np.abs(scale[0] if scale is not None else hi)
-    with np.errstate(all="ignore"):
-        unit = np.spacing(np.maximum(ref, float(info.tiny)).astype(dtype)).astype(np.float64)
-        factor = np.ldexp(1.0, shift.astype(np.int64))
-        err = np.abs((c - hi) * factor - lo) / (unit * factor)
-        biggest = float(info.max) * (1 + 2.0 ** (-info.nmant - 1))  # rounds to inf beyond
-        overflows = (np.abs(hi) > biggest) | ((np.abs(hi) == biggest) & (lo * hi >= 0))
-        matches = np.isinf(c) & (np.sign(c) == np.sign(hi))
-        err = np.where(overflows, np.where(matches, 0.0, np.inf), err)
-        err = np.where(np.isnan(c) | np.isnan(hi) | (np.isinf(c) & ~overflows), np.inf, err)
-    return err
-
-
-def ulp_error(computed, exact, dtype=np.float64, scale=None) -> float:
-    """:func:`ulp_errors` of one value against one exact (mpmath) value."""
-    scale_parts = exact_parts([scale]) if scale is not None else None
-    return float(ulp_errors([computed], exact_parts([exact]), dtype, scale_parts)[0])
-
-
-# --------------------------------------------------------------------------- gradient check
-def check_grads(loss: Callable, grad: Callable, x: np.ndarray, directions: int = 4,
-                seed: int = 0, rtol: float = 1e-6) -> float:
-    """Directional central differences of ``loss`` (summed) against ``grad`` in float64.
-
-    For random unit directions v: (sum L(x + h v) - sum L(x - h v)) / 2h versus
-    <grad(x), v>, with h scaled to x. Returns the worst relative difference; raises
-    AssertionError above ``rtol`` (one checker for every gradient test).
-    """
-    rng = np.random.default_rng(seed)
-    x = np.asarray(x, dtype=np.float64)
-    g = np.asarray(grad(x), dtype=np.float64)
-    worst = 0.0
-    for _ in range(directions):
-        v = rng.standard_normal(x.shape)
-        v /= np.linalg.norm(v)
-        h = 1e-5 * max(1.0, float(np.max(np.abs(x))))
-        fd = (np.sum(loss(x + h * v)) - np.sum(loss(x - h * v))) / (2 * h)
-        exact = float(np.sum(g * v))
-        diff = abs(fd - exact) / max(abs(exact), float(np.max(np.abs(g))), 1e-300)
-        worst = max(worst, diff)
-        if diff > rtol:
-            raise AssertionError(f"gradient check failed: directional derivative {exact!r} "
-                                 f"vs central difference {fd!r} (relative {diff:.2e} > {rtol:.0e})")
-    return worst
 
 
 # --------------------------------------------------------------------------- implementations
@@ -272,6 +182,17 @@ def _max_shift():
         d = a - np.max(a, axis=-1, keepdims=True)
         return d - np.log(np.sum(np.exp(d), axis=-1, keepdims=True))
 
+    def fused(a, c):
+        """(loss, gradient) in one pass, as a hand-written training loop does."""
+        m = a.max(axis=-1, keepdims=True)
+        e = np.exp(a - m)
+        s = e.sum(axis=-1, keepdims=True)
+        rows = np.arange(a.shape[0])
+        loss = (np.log(s) + m)[:, 0] - a[rows, c]
+        e /= s
+        e[rows, c] -= 1
+        return loss, e
+
     return {
         "softmax": softmax, "log_softmax": log_softmax, "logsumexp": lse,
         "weighted": lambda a, u: -np.sum(u * log_softmax(a), axis=-1),
@@ -280,6 +201,7 @@ def _max_shift():
         "cross_entropy_grad": lambda a, c: softmax(a) - _onehot(c, a.shape),
         "cross_entropy_soft": lambda a, y: -np.sum(y * log_softmax(a), axis=-1),
         "cross_entropy_grad_soft": lambda a, y: softmax(a) - y,
+        "cross_entropy_with_grad": fused,
     }
 
 
@@ -306,6 +228,13 @@ def _scipy():
         from scipy import special
     except ImportError:
         return None
+    def fused(a, c):
+        rows = np.arange(a.shape[0])
+        logp = special.log_softmax(a, axis=-1)
+        grad = np.exp(logp)
+        grad[rows, c] -= 1
+        return -logp[rows, c], grad
+
     return {
         "softmax": lambda a: special.softmax(a, axis=-1),
         "log_softmax": lambda a: special.log_softmax(a, axis=-1),
@@ -317,6 +246,7 @@ def _scipy():
         "cross_entropy_grad": lambda a, c: special.softmax(a, axis=-1) - _onehot(c, a.shape),
         "cross_entropy_soft": lambda a, y: -np.sum(special.xlogy(y, special.softmax(a, axis=-1)), axis=-1),
         "cross_entropy_grad_soft": lambda a, y: special.softmax(a, axis=-1) - y,
+        "cross_entropy_with_grad": fused,
     }
 
 
@@ -331,11 +261,14 @@ def _ours():
         "logsumexp": numeric.logsumexp,
         "cross_entropy": loss, "cross_entropy_grad": grad,
         "cross_entropy_soft": loss, "cross_entropy_grad_soft": grad,
+        "cross_entropy_with_grad": functools.partial(numeric.cross_entropy_with_grad, reduction="none"),
     }
 
 
 def implementations() -> dict[str, dict]:
-    """name -> {function -> callable}; 'numeric' is the code under test."""
+    """The one table of implementations, used by verification, the reports and the
+    benchmarks: name -> {function -> callable}; 'numeric' is the code under test, the
+    others are the baselines (functions a baseline lacks are not measured)."""
     found = {"numeric": _ours(), "max-shift": _max_shift(), "naive": _naive()}
     sci = _scipy()
     if sci is not None:
@@ -561,7 +494,8 @@ def cache_dir() -> Path | None:
     setting = os.environ.get("SOFTMAX_DERIVE_CACHE", "")
     if setting.lower() in ("off", "0", "no", "none"):
         return None
-    base = Path(setting) if setting else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "softmax-derive"
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    base = Path(setting) if setting else cache_home / "softmax-derive"
     return base / "reference"
 
 
@@ -716,14 +650,6 @@ def run(thorough: bool = False, seed: int = None, out=sys.stdout,
     return report
 
 
-def default_jobs() -> int:
-    """Every core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 class Progress:
     """``progress(done, total)``: a rewritten line on a terminal, a plain line every
     few seconds elsewhere (so that a log never shows a long silent stretch)."""
@@ -794,8 +720,10 @@ def _binary_impls():
 
     import numeric
     return {
-        "numeric": (lambda z, y, pw: numeric.binary_cross_entropy_with_logits(z, y, pos_weight=pw, reduction="none"),
-                    lambda z, y, pw: numeric.binary_cross_entropy_with_logits_grad(z, y, pos_weight=pw, reduction="none")),
+        "numeric": (lambda z, y, pw: numeric.binary_cross_entropy_with_logits(
+                        z, y, pos_weight=pw, reduction="none"),
+                    lambda z, y, pw: numeric.binary_cross_entropy_with_logits_grad(
+                        z, y, pos_weight=pw, reduction="none")),
         "max-shift": (torch_formula, lambda z, y, pw: (1 - y) * sig(z) - pw * y * (1 - sig(z))),
         "naive": (naive, lambda z, y, pw: (1 - y) * sig(z) - pw * y * (1 - sig(z))),
     }
@@ -909,9 +837,11 @@ def extra_checks(rng) -> dict:
     c = rng.integers(0, 10, 32)
     y = rng.dirichlet(np.ones(10), 32)
     checks["generated gradient vs float64 directional differences, integer targets (max relative)"] = check_grads(
-        lambda x: numeric.cross_entropy(x, c, reduction="none"), lambda x: numeric.cross_entropy_grad(x, c, reduction="none"), a)
+        lambda x: numeric.cross_entropy(x, c, reduction="none"),
+        lambda x: numeric.cross_entropy_grad(x, c, reduction="none"), a)
     checks["generated gradient vs float64 directional differences, soft targets (max relative)"] = check_grads(
-        lambda x: numeric.cross_entropy(x, y, reduction="none"), lambda x: numeric.cross_entropy_grad(x, y, reduction="none"), a)
+        lambda x: numeric.cross_entropy(x, y, reduction="none"),
+        lambda x: numeric.cross_entropy_grad(x, y, reduction="none"), a)
     nan_rows = a.copy()
     nan_rows[3, 4] = np.nan
     clean = numeric.cross_entropy_with_grad(a, c, reduction="none")

@@ -22,11 +22,21 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from . import catalogue, codegen, definitions as D, documents, engine, verify
+from .. import engine
+from ..printing import (
+    _derivation_md,
+    _derivation_tex,
+    _escape_tex,
+    _mathify,
+    render_derivation,
+    why_tex,
+)
+from . import catalogue, documents, verify
+from . import definitions as D
+from . import kernels as SK
 from .documents import Block, Display, Document, Figure, Proof, Text
-from .printing import _escape_tex, tex, why_tex
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 REPORTS = ROOT / "reports"
 NAME = documents.LEARNER.name
 DEV_NAME = documents.DEVELOPERS.name
@@ -34,34 +44,6 @@ TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
 FIGURE_SEED = 7
 
 # --------------------------------------------------------------------------- content
-@dataclass
-class Rendered:
-    title: str
-    key: str
-    lines: list[tuple[str, str, str]]  # (relation, rhs, why)
-    start: str
-    boxed_index: str
-    boxed_matrix: str
-    assumptions: list[str]
-
-
-REL_TEX = {"=": "=", ">": ">", ">=": r"\ge", "<": "<", "<=": r"\le", "~": r"\approx"}
-
-
-def render_derivation(d: engine.Derivation) -> Rendered:
-    # a summation index never takes the name of an index free anywhere in the derivation
-    taken = frozenset().union(*(step.expr.free_symbols for step in d.steps))
-    lines = []
-    for step in d.steps[1:]:
-        rhs = tex(step.expr, taken) if step.rel != "~" else f"{float(step.expr):.{step.decimals}f}"
-        lines.append((REL_TEX[step.rel], rhs, step.why))
-    start = tex(d.start, taken)
-    last = d.steps[-1]
-    result = lines[-1][1]
-    rel = REL_TEX[last.rel] if all(s.rel in ("=", last.rel) for s in d.steps[1:]) else lines[-1][0]
-    boxed_index = f"{start} {rel} {result}" if len(start) + len(result) < 160 else f"{result}"
-    return Rendered(d.title, d.key, lines, start, boxed_index, d.matrix,
-                    [a.text for a in d.assumptions if a is not D.REAL_LOGITS])
 
 
 def repeated_steps(derivations) -> list[str]:
@@ -371,10 +353,10 @@ def _items(doc: Document):
         yield from section.items
 
 
-def _context(docs=documents.DOCUMENTS) -> dict:
-    data = json.loads((REPORTS / "verification.json").read_text())
+def _context(docs=documents.DOCUMENTS, data_path: Path = REPORTS / "verification.json") -> dict:
+    data = json.loads(data_path.read_text())
     derivations = catalogue.by_key()
-    kernels = list(codegen._proofs().values())
+    kernels = list(SK._proofs().values())
     used = [item.key for doc in docs for item in _items(doc) if isinstance(item, Proof)]
     unknown = [key for key in used if key not in derivations]
     if unknown:
@@ -395,7 +377,7 @@ def _assumptions(doc: Document, ctx) -> list[str]:
 
 
 def _listing(name: str) -> str:
-    text = codegen.TARGET.read_text()
+    text = SK.TARGET.read_text()
     start = text.index(f"def {name}(")
     end = text.index("\n\n\n", start)
     body = text[start:end]
@@ -404,7 +386,7 @@ def _listing(name: str) -> str:
 
 
 def _helpers_listing() -> str:
-    text = codegen.TARGET.read_text()
+    text = SK.TARGET.read_text()
     out = []
     for name in ("_difference_error", "_exp_difference", "_sum_except"):
         start = text.index(f"def {name}(")
@@ -437,31 +419,6 @@ def _verification_rows(data):
                     _fmt_ulp(shift["max_ulp"]) if shift else "-",
                     verify._fmt(ours["bound"]), "yes" if ours["passed"] else "NO"))
     return out
-
-
-def _mathify(text):
-    """Assumption texts are plain: set the formulas in them as math."""
-    replacements = [("y_j >= 0 and sum_j y_j = 1", r"$y_j \ge 0$ and $\sum_j y_j = 1$"),
-                    ("p_j >= 0 and sum_j p_j = 1", r"$p_j \ge 0$ and $\sum_j p_j = 1$"),
-                    ("y_j = delta_jc", r"$y_j = \delta_{jc}$"), ("i != j", r"$i \ne j$"),
-                    ("q_j = S_j", r"$q_j = S_j$"),
-                    ("a_k = max_j a_j", r"$a_k = \max_j a_j$"),
-                    ("a_j > a_k, written a_j = a_k + delta with delta > 0",
-                     r"$a_j > a_k$, written $a_j = a_k + \delta$ with $\delta > 0$"),
-                    ("a_j, features x_n, weights W_pq and biases b_p",
-                     r"$a_j$, features $x_n$, weights $W_{pq}$ and biases $b_p$"),
-                    ("1..T", r"$1..T$"), ("1..N", r"$1..N$"), (" y is", " $y$ is"), (" p is", " $p$ is"),
-                    (" q is", " $q$ is"), (" c:", " $c$:"), ("(k is", "($k$ is")]
-    text = " " + text
-    for old, new in replacements:
-        text = text.replace(old, new)
-    return text.strip()
-
-
-def _visible(latex: str) -> str:
-    """Roughly what a formula shows: its LaTeX without commands and braces."""
-    latex = re.sub(r"\\(left|right|frac|operatorname|mathrm|text|textstyle|big|Big)\b", "", latex)
-    return re.sub(r"[{}^_ ]", "", re.sub(r"\\[a-zA-Z]+", "x", latex))
 
 
 def _sci(value: float) -> str:
@@ -533,31 +490,6 @@ def _item_tex(item, doc, ctx) -> list[str]:
     if isinstance(item, Block):
         return BLOCKS[item.key][0](doc, ctx)
     raise TypeError(f"a document item must be Text, Display, Proof, Figure or Block, not {item!r}")
-
-
-def _derivation_tex(d) -> list[str]:
-    r = render_derivation(d)
-    out = [rf"\paragraph{{{why_tex(r.title)}}}\label{{d:{r.key}}}"]
-    if r.assumptions and not d.concrete:  # reality is assumed throughout
-        out.append("Assumptions: " + "; ".join(why_tex(_mathify(a)) for a in r.assumptions) + ".")
-    out.append(r"\begin{align}")
-    rows = []
-    wide = max(len(_visible(r.start)) + len(_visible(rhs)) for _, rhs, _ in r.lines) > 38
-    if wide:  # the start on a line of its own, every step below it
-        rows.append(rf"& {r.start} \notag")
-    for k, (rel, rhs, why) in enumerate(r.lines):
-        left = r.start if (k == 0 and not wide) else ""
-        rows.append(rf"{left} &{rel} {rhs} && \parbox[t]{{0.28\textwidth}}{{\raggedright {why_tex(why)}}}")
-    out.append(" \\\\\n".join(rows))
-    out.append(r"\end{align}")
-    boxes = [rf"\boxed{{{r.boxed_index}}}"]
-    if r.boxed_matrix:
-        boxes.append(rf"\boxed{{{r.boxed_matrix}}}")
-    if len(_visible(r.boxed_index)) + len(_visible(r.boxed_matrix)) > 45:
-        out.append(r"\begin{gather*}" + " \\\\\n".join(boxes) + r"\end{gather*}")
-    else:
-        out.append(r"\[" + r"\qquad".join(boxes) + r"\]")
-    return out
 
 
 def _table_tex(header, rows, spec, math_columns=()) -> list[str]:
@@ -664,20 +596,6 @@ def _plain_caption(caption: str) -> str:
     return engine.plain(caption).replace("\\", "").replace("{", "").replace("}", "")
 
 
-def _derivation_md(d) -> list[str]:
-    r = render_derivation(d)
-    out = ["", f"**{r.title}**", ""]
-    if r.assumptions and not d.concrete:
-        out += ["Assumptions: " + "; ".join(_mathify(a) for a in r.assumptions) + ".", ""]
-    rows = [f"{r.start} & {rel} {rhs} && \\text{{({k})}}" if k == 1 else f"& {rel} {rhs} && \\text{{({k})}}"
-            for k, (rel, rhs, _) in enumerate(r.lines, start=1)]
-    out += ["```math", "\\begin{aligned}", " \\\\\n".join(rows), "\\end{aligned}", "```", ""]
-    out += [f"{k}. {why}" for k, (_, _, why) in enumerate(r.lines, start=1)]
-    boxes = [f"\\boxed{{{r.boxed_index}}}"] + ([f"\\boxed{{{r.boxed_matrix}}}"] if r.boxed_matrix else [])
-    out += ["", "```math", " \\qquad ".join(boxes), "```", ""]
-    return out
-
-
 def _table_md(header, rows, align=None, math_columns=()) -> list[str]:
     def cell(k, value):
         return f"${value}$" if k in math_columns else str(value)
@@ -749,7 +667,6 @@ BLOCKS = {
 # --------------------------------------------------------------------------- PDF and driver
 
 
-
 def tex_engine() -> list[str] | None:
     if shutil.which("latexmk"):
         return ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
@@ -819,17 +736,26 @@ def update_readme(data) -> bool:
 
 
 def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None = None,
-           docs=documents.DOCUMENTS) -> list[str]:
+           docs=documents.DOCUMENTS, data: Path | None = None) -> list[str]:
     """Write each document's .tex and .md and their figures (and the PDFs when a TeX engine
-    exists, or when ``pdf`` is True, in which case a missing engine is an error). Returns
-    the lines to print."""
+    exists, or when ``pdf`` is True, in which case a missing engine is an error) into
+    ``out_dir``, from the verification results ``data`` (default: the source checkout's
+    ``reports/verification.json``). Without matplotlib there are no figures. Returns the
+    lines to print."""
     lines = []
-    if not (REPORTS / "verification.json").exists():
-        raise FileNotFoundError("reports/verification.json is missing: run `python -m derive verify` first")
-    ctx = _context(docs)
+    data = REPORTS / "verification.json" if data is None else data
+    if not data.exists():
+        raise FileNotFoundError(f"{data} is missing: run `python -m derive verify` first")
+    ctx = _context(docs, data)
     shown = [ctx["derivations"][item.key] for doc in docs for item in _items(doc) if isinstance(item, Proof)]
     lines += [f"warning: {problem}" for problem in repeated_steps(shown + ctx["kernels"])]
-    lines += [f"wrote {out_dir.name}/{p}" for p in figures(out_dir / "figures", docs, ctx)]
+    try:
+        lines += [f"wrote {out_dir.name}/{p}" for p in figures(out_dir / "figures", docs, ctx)]
+        drawn = True
+    except ImportError:
+        drawn = False
+        lines.append("matplotlib is not installed: the figures were not drawn "
+                     "(pip install 'softmax-derive[report]' for them)")
     tex_paths = []
     for doc in docs:
         tex_path = out_dir / f"{doc.name}.tex"
@@ -846,6 +772,12 @@ def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None
                      f"(install the Debian packages {TEX_PACKAGES} to get the PDFs)")
         return lines
     if pdf is False:
+        return lines
+    if not drawn:
+        if pdf:
+            raise LatexError("--pdf: the PDFs need the figures, and the figures need matplotlib "
+                             "(pip install 'softmax-derive[report]')")
+        lines.append("the PDFs were not compiled: they need the figures (matplotlib)")
         return lines
     for tex_path in tex_paths:
         path = compile_pdf(tex_path)

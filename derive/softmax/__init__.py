@@ -1,0 +1,37 @@
+"""The built-in content: softmax, the softmax loss and cross entropy.
+
+Written against the public face of :mod:`derive`, as a user's catalogue would be:
+
+* :mod:`derive.softmax.definitions` -- the symbols and formulas (logits ``a``, label
+  ``y``, true class ``c``, class count ``T``; ``softmax``, ``softmax_loss``, ...);
+* :mod:`derive.softmax.catalogue` -- the derivations, by section;
+* :mod:`derive.softmax.kernels` -- the array-level stable forms and the kernels of
+  ``numeric/_kernels.py``.
+
+``CATALOGUE`` (built on first use) is the :class:`derive.Catalogue` that
+``python -m derive`` runs when no ``--catalogue`` is given. A user's catalogue cites
+its derivations as lemmas by key (``Catalogue("mine", uses=[CATALOGUE])``).
+"""
+from __future__ import annotations
+
+import functools
+
+
+@functools.lru_cache(maxsize=1)
+def _catalogue():
+    from ..registry import Catalogue
+    from . import catalogue, kernels, stages
+
+    cat = Catalogue("softmax", "Softmax, the softmax loss and cross entropy")
+    cat.add(*catalogue.build())
+    cat.kernels = list(kernels.KERNELS)
+    cat.built_in = True
+    cat.stages = {"generate": stages.generate_stage, "verify": stages.verify_stage,
+                  "report": stages.report_stage}
+    return cat
+
+
+def __getattr__(name):
+    if name == "CATALOGUE":
+        return _catalogue()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,265 @@
+"""Symbols with samplers, and assumptions that carry their rewrite, sampler and LaTeX.
+
+The proof engine checks every step on random concrete instances, so every symbol a
+derivation uses needs a way to be drawn. The built-in content draws its own symbols;
+a new one is declared here, once, with its sampler:
+
+* :func:`scalar` -- a real scalar (``tau``, ``gamma``, ``lam``) and how to draw it;
+* :func:`vector` -- a vector over the classes (components 1..T) and how to draw a
+  component.
+
+A symbol that a derivation uses but nobody declared is a :class:`MissingSampler`
+error that says how to declare it.
+
+An :class:`Assumption` is a hypothesis of a derivation, used twice by the engine: its
+``rewrite`` is a sound symbolic substitution (it only substitutes what the hypothesis
+states), its ``sample`` adjusts a concrete instance so that the hypothesis holds.
+``latex`` is how the reports print it.
+"""
+from __future__ import annotations
+
+import keyword
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass
+
+import mpmath
+import sympy as sp
+
+#: digits of the values drawn for a concrete instance
+INSTANCE_DIGITS = 60
+
+#: every declared symbol (a Symbol or an IndexedBase) -> its sampler ``draw(rng) -> float``
+_SAMPLERS: dict = {}
+
+#: the number of classes and of features: every vector is indexed 1..T (or 1..N)
+CLASSES = sp.Symbol("T", integer=True, positive=True)
+FEATURES = sp.Symbol("N", integer=True, positive=True)
+#: every index symbol that may appear free in a derivation -> the size it ranges up to
+INDEX_RANGES: dict = {}
+
+
+def index(name: str, upto: sp.Symbol = CLASSES) -> sp.Symbol:
+    """A free index symbol ranging over 1..``upto`` (the classes by default).
+
+    Examples
+    --------
+    >>> from derive.symbols import index
+    >>> m = index("m_idx")
+    >>> m.is_integer and m.is_positive
+    True
+    """
+    symbol = sp.Symbol(name, integer=True, positive=True)
+    INDEX_RANGES[symbol] = upto
+    return symbol
+
+
+class MissingSampler(ValueError):
+    """A derivation uses a symbol that has no sampler (the engine cannot draw it).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive import MissingSampler
+    >>> from derive.symbols import how_to_declare
+    >>> print(how_to_declare(sp.Symbol("gamma", positive=True)).split(":")[0])
+    no sampler for the symbol gamma
+    """
+
+
+def scalar(name: str, sample: Callable, **assumptions) -> sp.Symbol:
+    """A real scalar symbol, declared with how the engine draws it.
+
+    ``sample(rng)`` returns one value (``rng`` is a :class:`numpy.random.Generator`);
+    it must respect the SymPy ``assumptions`` (``positive=True`` and so on), which the
+    symbolic half uses. The name must be a Python identifier (it is an argument name
+    in generated code); reports print Greek names as letters (``"tau"``; ``"lamda"``
+    for lambda, SymPy's spelling, as ``lambda`` is a Python keyword).
+
+    Examples
+    --------
+    >>> from derive import scalar
+    >>> tau = scalar("tau", lambda rng: rng.uniform(0.2, 5.0), positive=True)
+    >>> tau.is_positive
+    True
+    """
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"scalar {name!r}: the name must be a Python identifier and not a keyword "
+                         "(it names an argument of generated code); for lambda write 'lamda'")
+    if not callable(sample):
+        raise TypeError(f"scalar {name!r}: sample must be a function rng -> float, got {sample!r}")
+    assumptions.setdefault("real", True)
+    symbol = sp.Symbol(name, **assumptions)
+    _SAMPLERS[symbol] = sample
+    return symbol
+
+
+def vector(name: str, sample: Callable, **assumptions) -> sp.IndexedBase:
+    """A vector over the classes (components 1..T), declared with how to draw a component.
+
+    Examples
+    --------
+    >>> from derive import vector
+    >>> g = vector("g", lambda rng: rng.uniform(0.0, 2.0))
+    >>> g[1]
+    g[1]
+    """
+    if not callable(sample):
+        raise TypeError(f"vector {name!r}: sample must be a function rng -> float, got {sample!r}")
+    assumptions.setdefault("real", True)
+    base = sp.IndexedBase(name, **assumptions)
+    _SAMPLERS[base] = sample
+    return base
+
+
+def sampler(atom):
+    """The declared sampler of a Symbol or IndexedBase, or None."""
+    return _SAMPLERS.get(atom)
+
+
+class Instance(dict):
+    """Concrete values for one numeric check: T, N, the free indices, the declared
+    symbols (added by :func:`draw_declared`). Content that draws more symbols of its own
+    subclasses it and installs the subclass with :func:`use_instance`."""
+
+    def __init__(self, rng, n_classes: int, n_features: int):
+        super().__init__()
+        self.rng = rng
+        self.T, self.N = n_classes, n_features
+        self[CLASSES], self[FEATURES] = n_classes, n_features
+        for sym, size in INDEX_RANGES.items():
+            hi = {CLASSES: n_classes, FEATURES: n_features}.get(size)
+            if hi is not None:
+                self[sym] = int(rng.integers(1, hi + 1))
+
+    def distinct(self, first, second):
+        """Make the indices ``first`` and ``second`` differ (redraw the second)."""
+        if self.T < 2:
+            raise ValueError(f"{first} != {second} needs T >= 2")
+        if self[first] == self[second]:
+            choices = [idx for idx in range(1, self.T + 1) if idx != self[first]]
+            self[second] = int(self.rng.choice(choices))
+
+
+_INSTANCE = [Instance]
+
+
+def use_instance(cls) -> None:
+    """Draw every instance with ``cls`` (a subclass of :class:`Instance`)."""
+    _INSTANCE[0] = cls
+
+
+def new_instance(rng, n_classes: int, n_features: int) -> Instance:
+    """A fresh instance of the installed :class:`Instance` class."""
+    return _INSTANCE[0](rng, n_classes, n_features)
+
+
+def _mpf(value) -> mpmath.mpf:
+    with mpmath.workdps(INSTANCE_DIGITS):
+        return mpmath.mpf(value)
+
+
+def how_to_declare(atom) -> str:
+    """The message of a :class:`MissingSampler`: what to write to declare ``atom``."""
+    if isinstance(atom, sp.IndexedBase):
+        return (f"no sampler for the vector {atom}: declare it with "
+                f"{atom} = derive.vector({str(atom)!r}, lambda rng: rng.normal(0, 2)) "
+                "(any function of a numpy Generator that returns one component)")
+    facts = ", positive=True" if atom.is_positive else ", nonnegative=True" if atom.is_nonnegative else ""
+    return (f"no sampler for the symbol {atom}: declare it with "
+            f"{atom} = derive.scalar({atom.name!r}, lambda rng: rng.uniform(0.1, 4.0){facts}) "
+            "(any function of a numpy Generator that returns a value allowed by its assumptions)")
+
+
+def draw_declared(env, exprs, rng) -> None:
+    """Give ``env`` a value for every declared symbol and vector component ``exprs`` use
+    that it has none for (vectors: components 1..T)."""
+    for atom in sorted(_used(exprs), key=sp.default_sort_key):
+        draw = _SAMPLERS.get(atom)
+        if draw is None:
+            continue
+        if isinstance(atom, sp.IndexedBase):
+            for idx in range(1, env.T + 1):
+                if atom[idx] not in env:
+                    env[atom[idx]] = _mpf(draw(rng))
+        elif atom not in env:
+            env[atom] = _mpf(draw(rng))
+
+
+def missing(env, exprs) -> list:
+    """Real scalars and vectors that ``exprs`` use and ``env`` cannot give a value for."""
+    out = []
+    for atom in sorted(_used(exprs), key=sp.default_sort_key):
+        if isinstance(atom, sp.IndexedBase):
+            if not any(isinstance(key, sp.Indexed) and key.base == atom for key in env):
+                out.append(atom)
+        elif not atom.is_integer and atom not in env:
+            out.append(atom)
+    return out
+
+
+def _used(exprs) -> set:
+    found = set()
+    for expr in exprs:
+        bases = {item.base for item in expr.atoms(sp.Indexed)}
+        labels = {base.label for base in bases}
+        found |= bases | {sym for sym in expr.free_symbols
+                          if isinstance(sym, sp.Symbol) and sym not in labels}
+    return found
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """A hypothesis of a derivation: its text, its rewrite, its sampler and its LaTeX.
+
+    ``rule(expr)`` turns an expression into an equal one *given the hypothesis* (it must
+    only substitute what the hypothesis states; default: nothing). ``draw(env)`` adjusts
+    a concrete instance (a dict from symbols and vector components to mpmath numbers,
+    with ``env.T`` classes and ``env.rng`` a numpy Generator) so that the hypothesis
+    holds (default: nothing). ``latex`` is how reports print it (default: ``text``).
+    Subclasses may override :meth:`rewrite` and :meth:`sample` instead.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive import Assumption, scalar
+    >>> gamma = scalar("gamma", lambda rng: rng.uniform(0, 4), nonnegative=True)
+    >>> NO_FOCUS = Assumption("gamma = 0", rule=lambda e: e.subs(gamma, 0),
+    ...                       draw=lambda env: env.__setitem__(gamma, 0), latex=r"$\\gamma = 0$")
+    >>> NO_FOCUS.rewrite(gamma + 1)
+    1
+    """
+
+    text: str
+    _: KW_ONLY
+    rule: Callable | None = None
+    draw: Callable | None = None
+    latex: str = ""
+
+    def rewrite(self, expr: sp.Expr) -> sp.Expr:
+        return expr if self.rule is None else self.rule(expr)
+
+    def sample(self, env) -> None:
+        if self.draw is not None:
+            self.draw(env)
+
+
+def implied(assumption: Assumption) -> bool:
+    """True for an assumption that neither rewrites nor samples ("the logits are real"):
+    it states what every instance satisfies anyway, so a lemma that makes it may be
+    cited without repeating it."""
+    return (type(assumption) is Assumption and assumption.rule is None
+            and assumption.draw is None)
+
+
+@dataclass(frozen=True)
+class Distinct(Assumption):
+    """Two indices differ: rewrites delta(first, second) to 0, samples them distinct."""
+
+    first: sp.Symbol = None
+    second: sp.Symbol = None
+
+    def rewrite(self, expr):
+        return expr.subs(sp.KroneckerDelta(self.first, self.second), 0)
+
+    def sample(self, env):
+        env.distinct(self.first, self.second)
