@@ -9,11 +9,11 @@ chains with the same boxed result.
 """
 from __future__ import annotations
 
-from . import catalogue
-from . import definitions as D
 from . import gradient as G
-from .definitions import W, a, b, i, j, p, q, x, y
 from .engine import Derivation, Step
+from .softmax import catalogue
+from .softmax import definitions as D
+from .softmax.definitions import W, a, b, i, j, p, q, x, y
 
 #: (key of the hand-written derivation, loss, variable, assumptions, rules)
 PLAN = [

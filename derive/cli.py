@@ -235,9 +235,9 @@ def cmd_gradient(args) -> int:
     """Derive d(loss)/d(wrt) with the default rule set and print the checked chain."""
     import sympy as sp
 
-    from . import definitions as D
     from . import engine
     from . import gradient as G
+    from .softmax import definitions as D
 
     try:
         loss, flags = G.parse_loss(args.loss)
@@ -349,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "logZ = log Z, fc(j) = (W x + b)_j, delta(i, j), Sum(f, (s, 1, T)), log, exp; "
                     "L = -sum_j y_j log S_j. Exit 0: closed; 3: not closed (last form shown); "
                     "1: a step rejected; 2: bad input.")
-    grad.add_argument("loss", help='the loss, e.g. "L + lam*logZ**2"; put -- before a loss that starts with a minus: -- "-log(S(c))"')
+    grad.add_argument("loss", help='the loss, e.g. "L + lam*logZ**2"; put -- before a loss that '
+                                   'starts with a minus: -- "-log(S(c))"')
     grad.add_argument("--wrt", default="a",
                       help="a (a[i]), W (W[p, q]), b (b[p]), x (x[q]: through a = W x + b), or a component")
     grad.add_argument("--labels", choices=("soft", "onehot", "none"), default="soft",

@@ -47,9 +47,10 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy import Derivative, Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
-from . import definitions as D
-from . import engine
+from . import engine, symbols
 from .engine import Derivation, Step
+from .softmax import definitions as D
+from .symbols import scalar
 
 Matcher = Callable[[sp.Basic], bool]
 
@@ -351,10 +352,10 @@ class Definitions(D.Assumption):
     def sample(self, env):
         for define in self.defines:
             for sym in sorted(define.body(_SLOT).free_symbols, key=sp.default_sort_key):
-                # a scalar of the definition (a temperature) is drawn now, from its
-                # SymPy assumptions, as the engine draws any other (it keeps this value)
+                # a scalar of the definition (a temperature) is drawn now, by the sampler
+                # it was declared with, as the engine draws any other (it keeps this value)
                 if isinstance(sym, sp.Symbol) and not sym.is_integer and sym not in env:
-                    env[sym] = engine._draw_scalar(sym, env.rng)
+                    symbols.draw_declared(env, [sym], env.rng)
             for idx in range(1, env.T + 1):
                 env[define.base[idx]] = engine.evaluate(define.body(sp.Integer(idx)), env)
 
@@ -813,7 +814,7 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = 
 
     Examples
     --------
-    >>> from derive import definitions as D
+    >>> from derive.softmax import definitions as D
     >>> from derive.gradient import gradient
     >>> d = gradient(D.softmax_loss(), D.a[D.i], (D.REAL_LOGITS, D.SOFT_LABEL))
     >>> d.result, d.closed
@@ -875,9 +876,10 @@ def jacobian(component: Callable[[sp.Expr], sp.Expr], wrt: IndexedBase = D.a, ro
 
 
 # --------------------------------------------------------------------------- the user's symbols
-TAU = sp.Symbol("tau", positive=True)  #: a temperature (positive)
-LAMBDA = sp.Symbol("lambda", real=True)  #: a weight of an auxiliary term (any real)
-GAMMA = sp.Symbol("gamma", nonnegative=True)  #: a focusing parameter (gamma >= 0)
+TAU = scalar("tau", lambda rng: rng.uniform(0.05, 4.0), positive=True)  #: a temperature (positive)
+#: a weight of an auxiliary term (any real; SymPy's spelling "lamda" prints as lambda)
+LAMBDA = scalar("lamda", lambda rng: rng.normal(0.0, 3.0))
+GAMMA = scalar("gamma", lambda rng: rng.uniform(0.0, 4.0), nonnegative=True)  #: a focusing parameter
 
 
 def softmax_of(logits: Callable[[sp.Expr], sp.Expr], name: str, text: str) -> Define:
