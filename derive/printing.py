@@ -447,3 +447,19 @@ def _derivation_md(d) -> list[str]:
     boxes = [f"\\boxed{{{r.boxed_index}}}"] + ([f"\\boxed{{{r.boxed_matrix}}}"] if r.boxed_matrix else [])
     out += ["", "```math", " \\qquad ".join(boxes), "```", ""]
     return out
+
+
+def repeated_steps(derivations) -> list[str]:
+    """Every place where a printed step equals the line before it (nothing visibly
+    happens), as "key: step n prints ... again"; empty when every step shows a change.
+
+    Works on any list of derivations (the catalogue, the kernels' proofs, a user's)."""
+    found = []
+    for d in derivations:
+        r = render_derivation(d)
+        printed = [r.start] + [rhs for _, rhs, _ in r.lines]
+        for number in range(1, len(printed)):
+            if printed[number] == printed[number - 1]:
+                found.append(f"{d.key}: step {number} ({engine.plain(r.lines[number - 1][2])}) "
+                             f"prints {printed[number]} again")
+    return found

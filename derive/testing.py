@@ -9,11 +9,14 @@ In a test file of your own::
 
 pytest then runs one test per derivation (named by its key); a rejected step fails
 its test with the step number, the justification, both sides and, for a false step,
-the counterexample (T, the indices, the values of every vector, both sides).
+the counterexample (T, the indices, the values of every vector, both sides). A step
+that prints exactly like the one before it (nothing visibly happens in the report)
+fails its test too, naming the step.
 """
 from __future__ import annotations
 
 from . import engine
+from .printing import repeated_steps
 
 
 def failure_message(err: engine.StepRejected) -> str:
@@ -50,5 +53,8 @@ def derivation_tests(derivations):
             engine.check(derivation)
         except engine.StepRejected as err:
             pytest.fail(failure_message(err), pytrace=False)
+        repeated = repeated_steps([derivation])
+        if repeated:
+            pytest.fail("a printed step shows nothing happening: " + "; ".join(repeated), pytrace=False)
 
     return test_derivation

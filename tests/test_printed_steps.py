@@ -6,7 +6,7 @@ import re
 import pytest
 import sympy as sp
 
-from derive import engine
+from derive import engine, printing
 from derive.engine import Derivation, Step
 from derive.softmax import catalogue, report
 from derive.softmax import definitions as D
@@ -78,12 +78,12 @@ def test_the_written_documents_have_no_repeated_lines(tmp_path):
     ("jacobian_diagonal", r"\frac{\partial S_{i}}{\partial a_{i}}", r"S_{i} \left(1 - S_{i}\right)"),
 ])
 def test_results_match_their_titles(key, start, result):
-    r = report.render_derivation(catalogue.by_key()[key])
+    r = printing.render_derivation(catalogue.by_key()[key])
     assert r.start == start and r.lines[-1][1] == result
 
 
 def test_ratio_starts_from_the_outputs_and_the_cross_entropy_substitutes_q():
-    ratio = report.render_derivation(catalogue.by_key()["softmax_ratio"])
+    ratio = printing.render_derivation(catalogue.by_key()["softmax_ratio"])
     assert "$Z$ cancels" in ratio.lines[0][2] and "Z" in ratio.lines[0][2].split(":")[0]
     ce = catalogue.by_key()["cross_entropy_is_loss"]
     assert D.Q_IS_SOFTMAX in ce.assumptions
@@ -96,7 +96,7 @@ def test_ratio_starts_from_the_outputs_and_the_cross_entropy_substitutes_q():
 def test_notation_sums_over_j_and_textbook_order(every_derivation):
     printed = []
     for d in every_derivation:
-        r = report.render_derivation(d)
+        r = printing.render_derivation(d)
         printed += [r.start] + [rhs for _, rhs, _ in r.lines]
     text = "\n".join(printed)
     assert r"\sum_{s}" not in text and r"\sum_{r}" not in text and "_{s}" not in text
@@ -109,7 +109,31 @@ def test_loss_examples_print_decimals_and_the_ordering():
     for key, tail in (("example_loss_01_015_005_06_01", (r"- \log 0.6", "0.511")),
                       ("example_loss_015_02_04_01_015", (r"- \log 0.1", "2.303")),
                       ("example_loss_005_015_04_03_01", (r"- \log 0.3", "1.204"))):
-        r = report.render_derivation(by_key[key])
+        r = printing.render_derivation(by_key[key])
         assert [rhs for _, rhs, _ in r.lines[-2:]] == list(tail)
-    order = report.render_derivation(by_key["example_order"])
+    order = printing.render_derivation(by_key["example_order"])
     assert [order.start] + [rhs for _, rhs, _ in order.lines] == [r"- \log 0.1", r"- \log 0.3", r"- \log 0.6"]
+
+
+def test_a_users_proof_style_tests_fail_on_a_step_that_shows_nothing():
+    # derive.testing.derivation_tests (the one-line helper for a user's catalogue) fails a
+    # derivation whose printed step repeats the line before it, naming the step
+    import pytest as _pytest
+
+    from derive import scalar
+    from derive.testing import derivation_tests
+
+    x = scalar("x_twice", lambda rng: rng.normal(0, 2))
+    shown_twice = Derivation("twice", "Twice", (), [
+        Step(sp.Mul(2, x, evaluate=False), "definition"),
+        Step(x + x, "the same, as a sum"),  # SymPy folds x + x to 2x: prints as before
+    ])
+    test = derivation_tests([shown_twice])
+    with _pytest.raises(_pytest.fail.Exception, match="twice: step 1 .* again"):
+        test(shown_twice)
+    # the same chain written so that the change shows passes
+    shows = Derivation("shows", "Shows", (), [
+        Step(sp.Mul(2, x, evaluate=False), "definition"),
+        Step(sp.Add(x, x, evaluate=False), "the same, as a sum"),
+    ])
+    derivation_tests([shows])(shows)

@@ -23,12 +23,12 @@ import numpy as np
 import sympy as sp
 
 from .. import engine
-from ..printing import (
+from ..printing import (  # repeated_steps: re-exported for the tests and users
     _derivation_md,
     _derivation_tex,
     _escape_tex,
     _mathify,
-    render_derivation,
+    repeated_steps,
     why_tex,
 )
 from . import catalogue, documents, verify
@@ -44,22 +44,6 @@ TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
 FIGURE_SEED = 7
 
 # --------------------------------------------------------------------------- content
-
-
-def repeated_steps(derivations) -> list[str]:
-    """Every place where a printed step equals the line before it (nothing visibly
-    happens), as "key: step n prints ... again"; empty when every step shows a change.
-
-    Works on any list of derivations (the catalogue, the kernels' proofs, a user's)."""
-    found = []
-    for d in derivations:
-        r = render_derivation(d)
-        printed = [r.start] + [rhs for _, rhs, _ in r.lines]
-        for number in range(1, len(printed)):
-            if printed[number] == printed[number - 1]:
-                found.append(f"{d.key}: step {number} ({engine.plain(r.lines[number - 1][2])}) "
-                             f"prints {printed[number]} again")
-    return found
 
 
 def _versions() -> dict:
