@@ -84,7 +84,9 @@ def default_jobs() -> int:
 
 def in_order(function, items: list, jobs: int):
     """Yield ``function(item)`` for every item, in order, computed in ``jobs`` spawned
-    processes (each result as soon as it and every earlier one are done)."""
+    processes (each result as soon as it and every earlier one are done). Spawned, not
+    forked: the parent may hold threads, and a forked child of a threaded process can
+    deadlock."""
     if jobs <= 1 or len(items) <= 1:
         for item in items:
             yield function(item)

@@ -28,7 +28,7 @@ import numpy as np
 import sympy as sp
 from sympy import lambdify
 
-from ..cli import default_jobs
+from ..cli import default_jobs, in_order
 from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error, ulp_errors
 from . import definitions as D
 
@@ -540,25 +540,11 @@ def case_references(cases: dict, jobs: int = 1, progress: Callable[[int, int], N
     # the widest rows first, so that one long row does not finish last
     order = sorted(range(total), key=lambda k: -tasks[k][2][0].size)
     results = [None] * total
-    if jobs > 1 and total > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        # spawn, not fork: the parent may hold threads (numeric's pool), and a forked child
-        # of a threaded process can deadlock
-        with ProcessPoolExecutor(max_workers=min(jobs, total),
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_row_parts, tasks[k][2]): k for k in order}
-            from concurrent.futures import as_completed
-            for done, future in enumerate(as_completed(futures), 1):
-                results[futures[future]] = future.result()
-                if progress:
-                    progress(done, total)
-    else:
-        for done, k in enumerate(order, 1):
-            results[k] = _row_parts(tasks[k][2])
-            if progress:
-                progress(done, total)
+    parts = in_order(_row_parts, [tasks[k][2] for k in order], jobs)
+    for done, (k, row_parts) in enumerate(zip(order, parts), 1):
+        results[k] = row_parts
+        if progress:
+            progress(done, total)
     for (name, _path, _task), parts in zip(tasks, results):
         rows[name].append(parts)
     for name, row_parts in rows.items():
