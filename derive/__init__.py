@@ -12,10 +12,12 @@ The public face (``from derive import ...``):
   :class:`StepUnproved`, and :func:`derivation_tests` for pytest;
 * code generation -- :class:`Kernel`, :class:`Claim`, :class:`ArrayFunction` (the
   vocabulary in :mod:`derive.functions`, the built-in stable forms in
-  :mod:`derive.softmax.kernels`), :func:`write_module`;
+  :mod:`derive.softmax.kernels`), :func:`define_arrays` (what the arrays of one's
+  kernels are in index notation), :func:`write_module`;
 * verification -- :class:`Verification`, :class:`Inputs`, :data:`DEFAULT_INPUTS`,
   :func:`verify_function`, :func:`reference`, :func:`ulp_error`, :func:`check_grads`;
-* reports -- :func:`build_report`.
+* reports -- :func:`build_report`, :func:`extend_notation` (one's abbreviations and
+  index names in the printed formulas).
 
 The built-in content (softmax, the softmax loss, cross entropy) is the library
 :mod:`derive.softmax`, written against this face. Stages, each in its own module, data
@@ -24,8 +26,9 @@ derive all [--catalogue FILE] [--out DIR]`` runs them in that order.
 """
 from .codegen import Claim, Kernel, write_module
 from .engine import Derivation, Step, StepFalse, StepRejected, StepUnproved, check
-from .functions import ArrayFunction
+from .functions import ArrayFunction, define_arrays
 from .measure import check_grads, ulp_error
+from .printing import extend_notation
 from .publish import build_report
 from .registry import Catalogue, check_all, load_catalogue
 from .symbols import Assumption, MissingSampler, scalar, vector
@@ -38,6 +41,6 @@ __all__ = [
     "Assumption", "ArrayFunction", "Catalogue", "Claim", "DEFAULT_INPUTS", "Derivation",
     "Inputs", "Kernel", "MissingSampler", "Step", "StepFalse", "StepRejected",
     "StepUnproved", "Verification", "build_report", "check", "check_all", "check_grads",
-    "derivation_tests", "load_catalogue", "reference", "scalar", "vector", "ulp_error",
-    "verify_function", "write_module",
+    "define_arrays", "derivation_tests", "extend_notation", "load_catalogue", "reference",
+    "scalar", "vector", "ulp_error", "verify_function", "write_module",
 ]

@@ -54,12 +54,14 @@ class Claim:
 
     Examples
     --------
-    >>> from derive import Claim
-    >>> from derive.softmax import definitions as D
-    >>> claim = Claim("kernel_lse", "Kernel lse", (D.K_IS_ARGMAX,), D.logsumexp(), "definition",
-    ...               ("lse_stable",))
+    >>> import sympy as sp
+    >>> from derive import Claim, vector
+    >>> from derive.symbols import CLASSES as T, s
+    >>> g = vector("g", lambda rng: rng.normal(0, 1))
+    >>> claim = Claim("kernel_total", "Kernel total", (), sp.Sum(g[s], (s, 1, T)), "definition",
+    ...               ("total_as_printed",))
     >>> claim.lemmas
-    ('lse_stable',)
+    ('total_as_printed',)
     """
 
     key: str
@@ -81,13 +83,14 @@ class Kernel:
 
     Examples
     --------
-    >>> from derive import Claim, Kernel
-    >>> from derive.softmax import definitions as D
-    >>> from derive.softmax.kernels import A, L1P, M
-    >>> claim = Claim("kernel_lse", "Kernel lse", (D.K_IS_ARGMAX,), D.logsumexp(), "definition",
-    ...               ("lse_stable",))
-    >>> Kernel("lse", (A,), (M + L1P,), "log sum_j e^{a_j}", (claim,)).name
-    'lse'
+    >>> import sympy as sp
+    >>> from derive import Claim, Kernel, vector
+    >>> from derive.functions import RowSum
+    >>> from derive.symbols import CLASSES as T, s
+    >>> g, G = vector("g", lambda rng: rng.normal(0, 1)), sp.Symbol("G", real=True)
+    >>> claim = Claim("kernel_total", "Kernel total", (), sp.Sum(g[s], (s, 1, T)), "definition", ())
+    >>> Kernel("total", (G,), (RowSum(G),), "sum_j g_j", (claim,)).name
+    'total'
     """
 
     name: str
@@ -436,12 +439,17 @@ def write_module(specs, path, title: str = "Generated kernels", name: str = "ker
 
     Examples
     --------
-    >>> import tempfile, pathlib
-    >>> from derive import write_module
-    >>> from derive.softmax import kernels as built_in
+    >>> import pathlib, tempfile
+    >>> import sympy as sp
+    >>> from derive import Claim, Kernel, define_arrays, vector, write_module
+    >>> from derive.functions import RowSum
+    >>> from derive.symbols import CLASSES as T, s
+    >>> g, G = vector("g", lambda rng: rng.normal(0, 1)), sp.Symbol("G", real=True)
+    >>> define_arrays({G: g})  # the array G is the vector g: G[row, j - 1] = g_j
+    >>> claim = Claim("kernel_total", "Kernel total", (), sp.Sum(g[s], (s, 1, T)), "definition", ())
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "k.py"
-    >>> ok, message = write_module([k for k in built_in.KERNELS if k.name == "softmax"], path)
-    >>> ok, path.exists()
+    >>> ok, message = write_module([Kernel("total", (G,), (RowSum(G),), "sum_j g_j", (claim,))], path)
+    >>> ok, "def total(G" in path.read_text()
     (True, True)
     """
     specs = list(specs)

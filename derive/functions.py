@@ -6,17 +6,22 @@ therefore written over whole arrays -- ``A`` (logits, shape rows x T), ``C`` (in
 targets, rows x 1) and ``Y`` (probability targets, rows x T) -- with the functions
 below. Each class carries all of its forms in one place:
 
-* ``indexed(j, tr)`` -- its meaning in the index notation of :mod:`derive.definitions`
-  (component ``j``; row-level values do not depend on ``j``), built from the index
-  forms of *all* of its arguments (an index column is used, never assumed to be the
-  target or the argmax). The code generator proves every output of every kernel, in
-  this form, equal to its stated definition.
+* ``indexed(j, tr)`` -- its meaning in index notation (component ``j``; row-level
+  values do not depend on ``j``), built from the index forms of *all* of its arguments
+  (an index column is used, never assumed to be the target or the argmax). The code
+  generator proves every output of every kernel, in this form, equal to its stated
+  definition.
 * ``fdiff`` -- its derivative, where it has one.
 * ``_eval_rewrite_as_elementary`` -- the same value in elementary functions (exact
   arithmetic: a rounding error is 0 there).
 * ``_latex`` and ``_numpycode`` -- how reports and generated code print it.
 * ``helper`` -- the NumPy source of a helper it calls, emitted once into the generated
   module (which then imports nothing but NumPy).
+
+What the arrays themselves mean in index notation is content: the content that writes
+kernels registers it with :func:`define_arrays` (``A`` is component ``j`` of its logits,
+``C`` its true class, and which index names the argmax of the logits), and
+:func:`to_indexed` uses it.
 """
 from __future__ import annotations
 
@@ -26,16 +31,13 @@ import sympy as sp
 from sympy import Function, KroneckerDelta, Sum
 
 from . import kernel_helpers as H
-from .softmax import definitions as D
+from .symbols import CLASSES, s
 
-#: the array symbols of the kernels
+#: the array symbols the code generator knows the shapes of (content adds its own
+#: arguments, which print by name)
 A = sp.Symbol("A", real=True)  # logits, rows x T
 C = sp.Symbol("C", integer=True)  # integer targets, rows x 1
 Y = sp.Symbol("Y", real=True)  # probability targets, rows x T
-U = sp.Symbol("U", real=True)  # per-class target weights u_j = w_j y'_j, rows x T
-ZB = sp.Symbol("ZB", real=True)  # binary logits (any shape); Z is the partition function
-YB = sp.Symbol("YB", real=True)  # binary targets in [0, 1]
-PW = sp.Symbol("PW", positive=True)  # positive-class weights
 
 def AXIS_OF(printer) -> str:
     return f"axis={printer.axis}, keepdims=True"
@@ -52,10 +54,12 @@ class ArrayFunction(Function):
 
     Examples
     --------
+    >>> import sympy as sp
     >>> from derive.functions import A, RowSum
-    >>> from derive.softmax import definitions as D
-    >>> RowSum(A).indexed(D.j, lambda e, j: D.a[j] if e == A else e)
-    Sum(a[s], (s, 1, T))
+    >>> from derive.symbols import j
+    >>> g = sp.IndexedBase("g")
+    >>> RowSum(A).indexed(j, lambda e, j: g[j] if e == A else e)
+    Sum(g[s], (s, 1, T))
     """
 
     helpers: tuple = ()  # NumPy helpers (functions of derive.kernel_helpers) it prints calls to
@@ -80,12 +84,16 @@ class RowArgmax(ArrayFunction):
     nargs = 1
 
     def indexed(self, j, tr):
+        logits, top = tr(A, j), _ARGMAX[0]
+        if top is None or not isinstance(logits, sp.Indexed):
+            raise ValueError(f"RowArgmax of {self.args[0]} has no index form: no content has "
+                             "registered the logits A and their argmax index (define_arrays)")
         of = tr(self.args[0], j)
-        factor = sp.simplify(of / D.a[j])
-        if not (factor.is_positive and not factor.has(D.a) and j not in factor.free_symbols):
+        factor = sp.simplify(of / logits)
+        if not (factor.is_positive and not factor.has(logits.base) and j not in factor.free_symbols):
             raise ValueError(f"RowArgmax of {self.args[0]} has no index form: only the argmax "
-                             f"of the logits A is known (as k), not of {sp.sstr(of)}")
-        return D.k
+                             f"of the logits A is known (as {top}), not of {sp.sstr(of)}")
+        return top
 
     def _latex(self, printer):
         return r"\operatorname{argmax}_j " + printer.doprint(self.args[0]) + "_j"
@@ -99,7 +107,7 @@ class RowSum(ArrayFunction):
 
     nargs = 1
     def indexed(self, j, tr):
-        return Sum(tr(self.args[0], D.s), (D.s, 1, D.T))
+        return Sum(tr(self.args[0], s), (s, 1, CLASSES))
 
     def fdiff(self, argindex=1):
         return sp.Integer(1)
@@ -213,7 +221,7 @@ class SumExceptMax(ArrayFunction):
 
     def indexed(self, j, tr):
         e, skip = self.args
-        return Sum(tr(e, D.s) * (1 - KroneckerDelta(D.s, tr(skip, j))), (D.s, 1, D.T))
+        return Sum(tr(e, s) * (1 - KroneckerDelta(s, tr(skip, j))), (s, 1, CLASSES))
 
     def _latex(self, printer):
         return r"\sum_{j \ne k} " + printer.parenthesize(self.args[0], 1000)
@@ -301,6 +309,16 @@ class PutAt(ArrayFunction):
         return f"_put_at_target({x}, {c}, {u}, axis={printer.axis})"
 
 
+def softplus(x: sp.Expr) -> sp.Expr:
+    """softplus(x) = log(1 + e^x), in elementary functions."""
+    return sp.log(1 + sp.exp(x))
+
+
+def sigmoid(x: sp.Expr) -> sp.Expr:
+    """sigma(x) = 1 / (1 + e^{-x}), in elementary functions."""
+    return 1 / (1 + sp.exp(-x))
+
+
 class Softplus(ArrayFunction):
     """softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^{-|x|}) (elementwise)."""
 
@@ -309,13 +327,13 @@ class Softplus(ArrayFunction):
     helpers = (H._softplus,)
 
     def indexed(self, j, tr):
-        return D.softplus(tr(self.args[0], j))
+        return softplus(tr(self.args[0], j))
 
     def fdiff(self, argindex=1):
         return Sigmoid(self.args[0])
 
     def _eval_rewrite_as_elementary(self, x, **kwargs):
-        return D.softplus(x)
+        return softplus(x)
 
     def _latex(self, printer):
         return r"\operatorname{softplus}\left(%s\right)" % printer.doprint(self.args[0])
@@ -329,13 +347,13 @@ class Sigmoid(ArrayFunction):
     helpers = (H._sigmoid,)
 
     def indexed(self, j, tr):
-        return D.sigmoid(tr(self.args[0], j))
+        return sigmoid(tr(self.args[0], j))
 
     def fdiff(self, argindex=1):
         return Sigmoid(self.args[0]) * (1 - Sigmoid(self.args[0]))
 
     def _eval_rewrite_as_elementary(self, x, **kwargs):
-        return D.sigmoid(x)
+        return sigmoid(x)
 
     def _latex(self, printer):
         return r"\sigma\left(%s\right)" % printer.doprint(self.args[0])
@@ -353,9 +371,6 @@ class AccurateRowSum(RowSum):
 
     def _numpycode(self, printer):
         return f"_accurate_sum({printer.doprint(self.args[0])}, axis={printer.axis})"
-
-
-BW = sp.Symbol("BW", real=True)  # logsumexp weights b_j of any sign, rows x T
 
 
 class AccurateSumExcept(SumExceptMax):
@@ -407,23 +422,42 @@ class SignSum(ArrayFunction):
         return f"numpy.sign({x} + {y})"
 
 
-_SCALARS = {ZB: D.z, YB: D.yb, PW: D.pw}
+# --------------------------------------------------------------------------- index notation
+#: array symbol -> what it is in index notation: an IndexedBase (component j of it) or
+#: an expression (the same for every j: an index column such as the target c, a scalar)
+MEANINGS: dict = {}
+#: the index that names the (first) argmax of the logits A, as its assumption states
+_ARGMAX: list = [None]
+
+
+def define_arrays(meanings: dict, argmax: sp.Symbol | None = None) -> None:
+    """Register what array symbols mean in index notation, for :func:`to_indexed`: a
+    vector (an IndexedBase: component ``j``) or an expression the same for every ``j``
+    (an index column, a scalar); ``argmax`` is the index that the content's assumption
+    "a_k is a largest logit" names, the index form of ``RowArgmax(A)``. Registering a
+    symbol again replaces its meaning.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive.functions import RowSum, define_arrays, to_indexed
+    >>> from derive.symbols import j
+    >>> G = sp.Symbol("G", real=True)
+    >>> define_arrays({G: sp.IndexedBase("g")})
+    >>> to_indexed(RowSum(G) - G, j)
+    -g[j] + Sum(g[s], (s, 1, T))
+    """
+    MEANINGS.update(meanings)
+    if argmax is not None:
+        _ARGMAX[0] = argmax
 
 
 def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
-    """Component ``j`` of an array expression, in the notation of the definitions."""
-    if expr == A:
-        return D.a[j]
-    if expr == Y:
-        return D.y[j]
-    if expr == U:
-        return D.u[j]
-    if expr == BW:
-        return D.bw[j]
-    if expr in _SCALARS:
-        return _SCALARS[expr]
-    if expr == C:
-        return D.c
+    """Component ``j`` of an array expression, in the notation :func:`define_arrays`
+    registered."""
+    meaning = MEANINGS.get(expr)
+    if meaning is not None:
+        return meaning[j] if isinstance(meaning, sp.IndexedBase) else meaning
     if isinstance(expr, ArrayFunction):
         return expr.indexed(j, to_indexed)
     if not expr.args:

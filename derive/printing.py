@@ -3,14 +3,20 @@ documents.
 
 The derivations build their steps as SymPy expressions, sometimes unevaluated
 (``evaluate=False``) so that a step shows the change its justification names. Nothing
-here evaluates them again: :func:`display` abbreviates (Z, S_j, a_j) and renames
-summation indices with evaluation off, and :class:`MathPrinter` negates and orders
-factors without re-evaluating.
+here evaluates them again: :func:`display` applies the content's abbreviations and
+renames summation indices with evaluation off, and :class:`MathPrinter` negates and
+orders factors without re-evaluating.
+
+What is notation of a particular content -- that a sum of exponentials reads Z, which
+assumption goes without saying -- is not written here: content adds it to
+:data:`NOTATION` with :func:`extend_notation` (tuples extended by concatenation,
+tables merged), as the built-in :mod:`derive.softmax` does.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy import KroneckerDelta, Sum
@@ -18,7 +24,8 @@ from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
 from . import engine
-from .softmax import definitions as D
+from . import symbols as sym
+from .symbols import CLASSES, FEATURES
 
 # --------------------------------------------------------------------------- printing math
 # How a formula is printed is decided here and nowhere else. The derivations build their
@@ -26,14 +33,69 @@ from .softmax import definitions as D
 # shows the change its justification names; everything below keeps such forms as they
 # were written: the abbreviations are applied with evaluation off, and the printer
 # negates and orders factors without re-evaluating them.
-_Zsym = sp.Symbol("Z")
-_S = sp.IndexedBase("S")
-_ZB = sp.IndexedBase("Z")
-_gamma = sp.Symbol("gamma", integer=True, positive=True)
 
-#: the names a summation index gets, by what it runs over, in order of preference
-#: (the notation table's names: classes j, k, i, l; features n; samples beta, gamma)
-BOUND_NAMES = {D.T: (D.j, D.k, D.i, D.l, D.r, D.s), D.N: (D.n, D.q), D.B: (D.beta, _gamma)}
+
+@dataclass
+class Notation:
+    """The notation of the reports beyond SymPy's LaTeX, as data that content extends.
+
+    * ``abbreviations`` -- functions ``expr -> expr`` that :func:`display` applies in
+      order (after writing out short concrete sums, before naming summation indices);
+      each must rebuild with evaluation off (:func:`walk` does);
+    * ``index_names`` -- what a summation index over a range (``T``, ``N``, ...) is
+      called, in order of preference; a sum over 1..T prints as ``\\sum_j``;
+    * ``kept_names`` -- names a derivation may choose for a summation index and keep;
+    * ``delta_order`` -- which index of ``delta_{..}`` prints first (the running one);
+    * ``late_bases`` -- IndexedBases whose components print after other scalars in a
+      product (``y_j a_j``: weights and labels before logits and outputs);
+    * ``unstated`` -- assumptions true throughout, which reports do not list;
+    * ``phrases`` -- ``(plain, latex)`` replacements that set the formulas in assumption
+      texts as math, applied in order.
+    """
+
+    abbreviations: tuple = ()
+    index_names: dict = field(default_factory=dict)
+    kept_names: tuple = ()
+    delta_order: tuple = ()
+    late_bases: tuple = ()
+    unstated: tuple = ()
+    phrases: tuple = ()
+
+    def extend(self, **parts) -> None:
+        """Concatenate to the tuples and merge into the table named by ``parts``."""
+        for name, value in parts.items():
+            if name not in self.__dataclass_fields__:
+                raise TypeError(f"Notation has no part {name!r}; the parts are "
+                                f"{', '.join(self.__dataclass_fields__)}")
+            current = getattr(self, name)
+            setattr(self, name, {**current, **value} if isinstance(current, dict) else current + tuple(value))
+
+
+#: the notation in force: the machinery's index names, extended by content
+NOTATION = Notation(index_names={CLASSES: (sym.j, sym.k, sym.i, sym.l, sym.r, sym.s),
+                                 FEATURES: (sym.n, sym.q)},
+                    kept_names=(sym.i, sym.j, sym.k, sym.l, sym.n),
+                    delta_order=(sym.i, sym.j, sym.l, sym.k, sym.r, sym.s))
+
+
+def extend_notation(**parts) -> None:
+    """Add to the notation of the reports (see :class:`Notation` for the parts): tuples
+    are extended by concatenation, ``index_names`` merged. Content calls it once, when
+    it is imported.
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> from derive import extend_notation
+    >>> from derive.printing import tex, walk
+    >>> from derive.symbols import s
+    >>> g, G = sp.IndexedBase("g"), sp.Symbol("G")
+    >>> g_total = sp.Sum(g[s], (s, 1, 9))
+    >>> extend_notation(abbreviations=(lambda e: walk(e, lambda x: G if x == g_total else None),))
+    >>> print(tex(sp.log(g_total)))
+    \\log G
+    """
+    NOTATION.extend(**parts)
 
 
 def _neg(term: sp.Expr) -> sp.Expr:
@@ -54,7 +116,7 @@ def _textbook_rank(factor: sp.Expr) -> float:
         return 0.5
     if isinstance(factor, sp.Pow) and not factor.exp.is_negative:
         return _textbook_rank(factor.base)
-    if isinstance(factor, sp.Indexed) and factor.base.label in (_S.label, D.a.label):
+    if isinstance(factor, sp.Indexed) and factor.base.label in tuple(b.label for b in NOTATION.late_bases):
         return 1.5  # y_j a_j, v_j S_j: weights and labels before logits and outputs
     if isinstance(factor, (sp.Symbol, sp.Indexed, KroneckerDelta)) or isinstance(factor, sp.Pow):
         return 1
@@ -128,12 +190,12 @@ class MathPrinter(LatexPrinter):
                     if isinstance(_neg(other), KroneckerDelta) and var in _neg(other).args:
                         skip = [x for x in _neg(other).args if x != var][0]
                         kept = [f for f in sp.Mul.make_args(body) if f is not factor]
-                        rest = sp.Integer(1) if not kept else _product(kept)
+                        rest = sp.Integer(1) if not kept else product(kept)
                         return (r"\sum_{%s \ne %s} %s" % (self._print(var), self._print(skip),
                                                            self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)))
-            if lo == 1 and hi in BOUND_NAMES:
+            if lo == 1 and hi in NOTATION.index_names:
                 return r"\sum_{%s} %s" % (self._print(var), self.parenthesize(body, PRECEDENCE["Mul"], strict=True))
-        if all(lo == 1 and hi in BOUND_NAMES for _, lo, hi in expr.limits):  # nested sums
+        if all(lo == 1 and hi in NOTATION.index_names for _, lo, hi in expr.limits):  # nested sums
             signs = " ".join(r"\sum_{%s}" % self._print(var) for var, _, _ in reversed(expr.limits))
             return r"%s %s" % (signs, self.parenthesize(expr.function, PRECEDENCE["Mul"], strict=True))
         return super()._print_Sum(expr)
@@ -184,12 +246,9 @@ def _decimal(number: sp.Rational) -> str:
     return text if den == 1 and sp.Rational(text) == number else ""
 
 
-_DELTA_ORDER = (D.i, D.j, D.l, D.k, D.r, D.s, D.beta, D.c, D.p, D.q)
-
-
 def _delta_rank(index):
-    return (_DELTA_ORDER.index(index) if index in _DELTA_ORDER else
-            len(_DELTA_ORDER) + (1 if index.is_Number else 0))
+    order = NOTATION.delta_order
+    return order.index(index) if index in order else len(order) + (1 if index.is_Number else 0)
 
 
 def _is_unevaluated(expr: sp.Basic) -> bool:
@@ -199,21 +258,17 @@ def _is_unevaluated(expr: sp.Basic) -> bool:
 
 
 def display(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
-    """Abbreviate for reading, without evaluating: a_u for the FC logit
-    sum_n W_un x_n + b_u, Z for the partition function, S_u for e^{a_u}/Z; then give
-    each summation index the notation table's name (j first), avoiding ``taken``."""
+    """Abbreviate for reading, without evaluating: the content's abbreviations
+    (:attr:`Notation.abbreviations`; the built-in ones write Z for the partition
+    function, S_u for e^{a_u}/Z); then give each summation index the notation table's
+    name (j first), avoiding ``taken``."""
     # a sum over a handful of concrete terms (the two classes of the binary loss) reads
     # better written out
     expr = expr.replace(lambda e: isinstance(e, Sum) and len(e.limits) == 1 and all(
         lim[1].is_Integer and lim[2].is_Integer and lim[2] - lim[1] < 5 for lim in e.limits)
         and e.has(sp.Piecewise), _write_out)
-    partition = D.partition()
-    batch = expr.has(D.X)
-    expr = _walk(expr, lambda e: _fc_logit(e) or (_Zsym if e == partition else None))
-    if batch:  # Z_beta, S_{beta r}
-        expr = _walk(expr, _batch_partition)
-        expr = _walk(expr, _fold_batch_softmax)
-    expr = _walk(expr, _abbreviate_softmax)
+    for abbreviate in NOTATION.abbreviations:
+        expr = abbreviate(expr)
     return rename_bound(expr, frozenset(taken) | expr.free_symbols)
 
 
@@ -226,16 +281,16 @@ def _write_out(total: Sum) -> sp.Expr:
     var, lo, hi = total.limits[0]
     body = total.function.replace(sp.exp, _Exp)
     terms = [body.xreplace({var: sp.Integer(u)}) for u in range(int(lo), int(hi) + 1)]
-    terms = [_walk(t, lambda e: sp.exp(e.args[0], evaluate=False) if isinstance(e, _Exp) else None)
+    terms = [walk(t, lambda e: sp.exp(e.args[0], evaluate=False) if isinstance(e, _Exp) else None)
              for t in terms]
     return sp.Add(*terms, evaluate=False)
 
 
-def _walk(expr: sp.Expr, rule) -> sp.Expr:
+def walk(expr: sp.Expr, rule: Callable) -> sp.Expr:
     """Apply ``rule`` bottom-up (it returns a replacement or None); rebuild the tree with
     evaluation off, so that unevaluated steps keep their form."""
     if isinstance(expr, sp.Basic) and expr.args and (not expr.is_Atom or isinstance(expr, sp.Indexed)):
-        args = [_walk(arg, rule) for arg in expr.args]
+        args = [walk(arg, rule) for arg in expr.args]
         if args != list(expr.args):
             expr = _rebuild(expr, args)
     new = rule(expr)
@@ -248,64 +303,21 @@ def _rebuild(expr: sp.Basic, args: list) -> sp.Basic:
     return expr.func(*args)
 
 
-def _fc_logit(e):
-    """sum_n W_un x_n + b_u (or a batch row sum_n W_un X_vn + b_u) -> a_u (a_vu)."""
-    if not isinstance(e, sp.Add) or len(e.args) != 2:
-        return None
-    bias = [t for t in e.args if isinstance(t, sp.Indexed) and t.base == D.b]
-    if not bias:
-        return None
-    row = bias[0].indices[0]
-    if e == D.fc_logit(row):
-        return D.a[row]
-    rows = [t.indices[0] for t in e.atoms(sp.Indexed) if t.base == D.X]
-    if rows and e == D.batch_logit(rows[0], row):
-        return D.a[rows[0], row]
-    return None
-
-
-def _batch_partition(e):
-    """Sum_r e^{a_{v r}} -> Z_v."""
-    if (isinstance(e, Sum) and isinstance(e.function, sp.exp)
-            and isinstance(e.function.args[0], sp.Indexed) and e.function.args[0].base == D.a
-            and len(e.function.args[0].indices) == 2 and e.function.args[0].indices[1] == e.limits[0][0]):
-        return _ZB[e.function.args[0].indices[0]]
-    return None
-
-
-def _fold_batch_softmax(product):
-    """e^{a_{v u}} / Z_v -> S_{v u} in a product."""
-    if not isinstance(product, sp.Mul):
-        return None
-    factors = list(product.args)
-    for f in factors:
-        if isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed) and len(f.args[0].indices) == 2:
-            row, col = f.args[0].indices
-            if sp.Pow(_ZB[row], -1) in factors:
-                factors.remove(f)
-                factors.remove(sp.Pow(_ZB[row], -1))
-                return _product(factors + [_S[row, col]])
-    return None
-
-
-_KEPT = (D.i, D.j, D.k, D.l, D.n, D.beta)
-
-
 def rename_bound(expr: sp.Expr, taken: frozenset) -> sp.Expr:
-    """Give every summation index the first name of :data:`BOUND_NAMES` not in ``taken``
+    """Give every summation index the first name of ``NOTATION.index_names`` not in ``taken``
     (nor bound by an enclosing sum); the tree is rebuilt with evaluation off."""
     if not isinstance(expr, sp.Basic) or not expr.args:
         return expr
     if isinstance(expr, Sum):
         body, limits = expr.function, []
         for var, lo, hi in reversed(expr.limits):  # outermost first
-            names = BOUND_NAMES.get(D.T if hi.is_Integer else hi, (var,))
+            names = NOTATION.index_names.get(CLASSES if hi.is_Integer else hi, (var,))
             free = body.free_symbols - {var}
-            if var in _KEPT and var in names and var not in taken and var not in free:
+            if var in NOTATION.kept_names and var in names and var not in taken and var not in free:
                 name = var  # the derivation chose a name of the notation table: keep it
             else:
                 name = next((n for n in names if n not in taken and n not in free), var)
-            body = _walk(body, lambda e, var=var, name=name: name if e == var else None)
+            body = walk(body, lambda e, var=var, name=name: name if e == var else None)
             taken = taken | {name}
             limits.insert(0, (name, lo, hi))
         return Sum(rename_bound(body, taken), *limits)
@@ -313,24 +325,9 @@ def rename_bound(expr: sp.Expr, taken: frozenset) -> sp.Expr:
     return _rebuild(expr, args) if args != list(expr.args) else expr
 
 
-def _product(factors: list) -> sp.Expr:
+def product(factors: list) -> sp.Expr:
+    """The product of ``factors`` as written (unevaluated; one factor is itself)."""
     return factors[0] if len(factors) == 1 else sp.Mul(*factors, evaluate=False)
-
-
-def _abbreviate_softmax(product):
-    """In a product, e^{a_u} Z^{-1} -> S_u (once)."""
-    if not isinstance(product, sp.Mul):
-        return None
-    factors = list(product.args)
-    if sp.Pow(_Zsym, -1) not in factors:
-        return None
-    for f in factors:
-        if isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed) and f.args[0].base == D.a:
-            at = factors.index(f)
-            factors[at] = _S[f.args[0].indices[0]]
-            factors.remove(sp.Pow(_Zsym, -1))
-            return _product(factors)
-    return None
 
 
 _PRINTER = MathPrinter()
@@ -382,24 +379,14 @@ def render_derivation(d: engine.Derivation) -> Rendered:
     rel = REL_TEX[last.rel] if all(s.rel in ("=", last.rel) for s in d.steps[1:]) else lines[-1][0]
     boxed_index = f"{start} {rel} {result}" if len(start) + len(result) < 160 else f"{result}"
     return Rendered(d.title, d.key, lines, start, boxed_index, d.matrix,
-                    [a.latex or a.text for a in d.assumptions if a is not D.REAL_LOGITS])
+                    [a.latex or a.text for a in d.assumptions
+                     if not any(a is unstated for unstated in NOTATION.unstated)])
 
 
 def _mathify(text):
     """Assumption texts are plain: set the formulas in them as math."""
-    replacements = [("y_j >= 0 and sum_j y_j = 1", r"$y_j \ge 0$ and $\sum_j y_j = 1$"),
-                    ("p_j >= 0 and sum_j p_j = 1", r"$p_j \ge 0$ and $\sum_j p_j = 1$"),
-                    ("y_j = delta_jc", r"$y_j = \delta_{jc}$"), ("i != j", r"$i \ne j$"),
-                    ("q_j = S_j", r"$q_j = S_j$"),
-                    ("a_k = max_j a_j", r"$a_k = \max_j a_j$"),
-                    ("a_j > a_k, written a_j = a_k + delta with delta > 0",
-                     r"$a_j > a_k$, written $a_j = a_k + \delta$ with $\delta > 0$"),
-                    ("a_j, features x_n, weights W_pq and biases b_p",
-                     r"$a_j$, features $x_n$, weights $W_{pq}$ and biases $b_p$"),
-                    ("1..T", r"$1..T$"), ("1..N", r"$1..N$"), (" y is", " $y$ is"), (" p is", " $p$ is"),
-                    (" q is", " $q$ is"), (" c:", " $c$:"), ("(k is", "($k$ is")]
     text = " " + text
-    for old, new in replacements:
+    for old, new in NOTATION.phrases:
         text = text.replace(old, new)
     return text.strip()
 

@@ -37,6 +37,12 @@ FEATURES = sp.Symbol("N", integer=True, positive=True)
 #: every index symbol that may appear free in a derivation -> the size it ranges up to
 INDEX_RANGES: dict = {}
 
+# the notation table's index names: over the classes i, j, k, l (free) and r, s
+# (summation), over the features n, q. Plain symbols: content that lets one of them
+# appear free registers its range (``INDEX_RANGES``, or :func:`index`).
+i, j, k, l, r, s = sp.symbols("i j k l r s", integer=True, positive=True)  # noqa: E741 - the textbook's l
+n, q = sp.symbols("n q", integer=True, positive=True)
+
 
 def index(name: str, upto: sp.Symbol = CLASSES) -> sp.Symbol:
     """A free index symbol ranging over 1..``upto`` (the classes by default).

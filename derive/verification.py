@@ -85,12 +85,14 @@ class Verification:
     Examples
     --------
     >>> import numpy as np
-    >>> from derive import Verification, verify_function
-    >>> from derive.softmax import definitions as D
-    >>> def naive_lse(a):
-    ...     return np.log(np.sum(np.exp(a), axis=-1, keepdims=True))
-    >>> check = Verification("lse", naive_lse, D.logsumexp(), D.T, args=(D.a,), bound=4)
-    >>> verify_function(check).passed
+    >>> import sympy as sp
+    >>> from derive import Verification, vector, verify_function
+    >>> from derive.symbols import CLASSES as T, s
+    >>> g = vector("g", lambda rng: rng.normal(0, 1))
+    >>> def naive_lse(x):
+    ...     return np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
+    >>> lse = sp.log(sp.Sum(sp.exp(g[s]), (s, 1, T)))
+    >>> verify_function(Verification("lse", naive_lse, lse, T, args=(g,), bound=4)).passed
     True
     """
 
@@ -201,10 +203,12 @@ def reference(expr: sp.Expr, env: dict, digits: int = DIGITS):
 
     Examples
     --------
+    >>> import sympy as sp
     >>> from derive import reference
-    >>> from derive.softmax import definitions as D
-    >>> row = {D.T: 2, D.a[1]: 0.0, D.a[2]: 0.0}
-    >>> float(reference(D.logsumexp(), row))  # log 2
+    >>> from derive.symbols import CLASSES as T, s
+    >>> g = sp.IndexedBase("g")
+    >>> row = {T: 2, g[1]: 0.0, g[2]: 0.0}
+    >>> float(reference(sp.log(sp.Sum(sp.exp(g[s]), (s, 1, T))), row))  # log 2
     0.6931471805599453
     """
     with mpmath.workdps(digits):
@@ -251,13 +255,15 @@ def verify_function(spec: Verification) -> Result:
     Examples
     --------
     >>> import numpy as np
-    >>> from derive import Verification, verify_function
-    >>> from derive.softmax import definitions as D
-    >>> def max_shift(a):
-    ...     m = a.max(axis=-1, keepdims=True)
-    ...     return m + np.log(np.sum(np.exp(a - m), axis=-1, keepdims=True))
-    >>> result = verify_function(Verification("lse", max_shift, D.logsumexp(), D.T, args=(D.a,)))
-    >>> result.max_ulp <= 4
+    >>> import sympy as sp
+    >>> from derive import Verification, vector, verify_function
+    >>> from derive.symbols import CLASSES as T, s
+    >>> g = vector("g", lambda rng: rng.normal(0, 1))
+    >>> def max_shift(x):
+    ...     m = x.max(axis=-1, keepdims=True)
+    ...     return m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+    >>> lse = sp.log(sp.Sum(sp.exp(g[s]), (s, 1, T)))
+    >>> verify_function(Verification("lse", max_shift, lse, T, args=(g,))).max_ulp <= 4
     True
     """
     tic = time.perf_counter()

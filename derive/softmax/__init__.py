@@ -6,7 +6,9 @@ Written against the public face of :mod:`derive`, as a user's catalogue would be
   ``y``, true class ``c``, class count ``T``; ``softmax``, ``softmax_loss``, ...);
 * :mod:`derive.softmax.catalogue` -- the derivations, by section;
 * :mod:`derive.softmax.kernels` -- the array-level stable forms and the kernels of
-  ``numeric/_kernels.py``.
+  ``numeric/_kernels.py``;
+* :mod:`derive.softmax.notation` -- what the kernels' arrays are in index notation and
+  how the reports abbreviate (registered on import).
 
 ``CATALOGUE`` (built on first use) is the :class:`derive.Catalogue` that
 ``python -m derive`` runs when no ``--catalogue`` is given. A user's catalogue cites
@@ -15,6 +17,8 @@ its derivations as lemmas by key (``Catalogue("mine", uses=[CATALOGUE])``).
 from __future__ import annotations
 
 import functools
+
+from . import notation  # noqa: F401 - registers the kernels' arrays and the reports' notation
 
 
 @functools.lru_cache(maxsize=1)
@@ -27,7 +31,7 @@ def _catalogue():
     cat.kernels = list(kernels.KERNELS)
     cat.built_in = True
     cat.stages = {"generate": stages.generate_stage, "verify": stages.verify_stage,
-                  "report": stages.report_stage}
+                  "report": stages.report_stage, "gradient": stages.gradient_stage}
     return cat
 
 

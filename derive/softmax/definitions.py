@@ -27,17 +27,17 @@ import mpmath
 import sympy as sp
 from sympy import Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
-from .. import symbols
-from ..symbols import CLASSES, FEATURES, Assumption, Distinct
+from .. import functions, symbols
+from ..symbols import CLASSES, FEATURES, Assumption, Distinct, i, j, k, l, n, q, r, s  # noqa: E741
 
 # --------------------------------------------------------------------------- symbols
 T = CLASSES  #: number of classes
 B = sp.Symbol("B", integer=True, positive=True)  #: batch size
 N = FEATURES  #: number of features
 
-# index symbols: free ones (i, j, l, c, k, p, q) and summation dummies (n, r, s)
-i, j, l, c, k, p, q = sp.symbols("i j l c k p q", integer=True, positive=True)  # noqa: E741 - the textbook's l
-n, r, s = sp.symbols("n r s", integer=True, positive=True)
+# index symbols: free ones (i, j, l, c, k, p, q) and summation dummies (n, r, s); the
+# machinery's notation table names all but the true class c and the row p of W
+c, p = sp.symbols("c p", integer=True, positive=True)
 beta = sp.Symbol("beta", integer=True, positive=True)  #: a sample of the batch
 
 a = IndexedBase("a", real=True)  #: logits, length T
@@ -139,13 +139,12 @@ def two_class(z_: sp.Expr = z) -> Callable[[sp.Expr], sp.Expr]:
 
 
 def sigmoid(z_: sp.Expr = z) -> sp.Expr:
-    """sigma(z) = 1 / (1 + e^{-z})."""
-    return 1 / (1 + exp(-z_))
+    """sigma(z) = 1 / (1 + e^{-z}) (the formula of the array function Sigmoid)."""
+    return functions.sigmoid(z_)
 
 
-def softplus(x_: sp.Expr) -> sp.Expr:
-    """softplus(x) = log(1 + e^x)."""
-    return log(1 + exp(x_))
+#: softplus(x) = log(1 + e^x) (the formula of the array function Softplus)
+softplus = functions.softplus
 
 
 def binary_cross_entropy(z_: sp.Expr = z, y_: sp.Expr = yb, pw_: sp.Expr = 1) -> sp.Expr:

@@ -21,10 +21,6 @@ from .. import codegen
 from ..codegen import Claim, Kernel
 from ..engine import Derivation, Step
 from ..functions import (
-    BW,
-    PW,
-    YB,
-    ZB,
     A,
     AccurateRowSum,
     AccurateSumExcept,
@@ -42,12 +38,12 @@ from ..functions import (
     Softplus,
     SumExceptMax,
     Take,
-    U,
     Y,
     ZeroTimes,
 )
 from . import catalogue
 from . import definitions as D
+from .notation import BW, PW, YB, ZB, U
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 TARGET = ROOT / "numeric" / "_kernels.py"
