@@ -3,9 +3,10 @@
 * The reference is the definition itself -- the SymPy expressions of
   :mod:`derive.definitions` printed for mpmath by ``lambdify`` -- evaluated from the
   exact float inputs at a precision chosen from the row (:func:`digits_for`), never a
-  second hand-written formula. The gradient reference is the proved S - y, itself
-  checked against high-precision central differences of the reference loss
-  (:func:`reference_fd_check`).
+  second hand-written formula. The gradient references are the catalogue's proved
+  results (dL/da = S - e_c for a one-hot label, S sum_j u_j - u for any weights,
+  soft labels included), evaluated the same way; S - e_c is itself checked against
+  high-precision central differences of the reference loss (:func:`reference_fd_check`).
 * Errors are in ULPs of the correctly rounded reference, with an absolute floor at the
   smallest normal number (:func:`ulp_error`).
 * :func:`check_grads` is the one float64 directional finite-difference checker.
@@ -51,6 +52,48 @@ def _summand(expr):
     (outer,) = [total for total in expr.atoms(sp.Sum) if total != _PARTITION]
     return expr.xreplace({outer: outer.function})
 
+
+def _proved_result(key: str) -> sp.Expr:
+    """The result (last step) of the catalogue's derivation ``key``."""
+    from .catalogue import by_key
+    return by_key()[key].result
+
+
+class RowFormula:
+    """A proved expression in the class index ``index``, evaluated per row with mpmath:
+    each sum that does not depend on ``index`` (Z, sum_j u_j) once per row, not once
+    per class. ``formula(vectors, index_value)`` is the value; ``formula.largest_term``
+    the largest magnitude among its terms (the scale of a gradient's error bound:
+    max(S_j sum u, u_j) for S_j sum u - u_j). Vectors are 1-based lists, as in the
+    definitions."""
+
+    def __init__(self, expr: sp.Expr, vectors: tuple, index: sp.Symbol, others: tuple = ()):
+        sums = sorted((total for total in expr.atoms(sp.Sum) if index not in total.free_symbols),
+                      key=sp.default_sort_key)
+        names = [sp.Symbol(f"_sum{n}") for n in range(len(sums))]
+        body = expr.xreplace(dict(zip(sums, names)))
+        row_args = [*vectors, *others, D.T]
+        self._sums = [lambdify(row_args, total, "mpmath") for total in sums]
+        args = [*vectors, *others, index, *names]
+        self._value = lambdify(args, body, "mpmath")
+        self._terms = [lambdify(args, term, "mpmath") for term in sp.Add.make_args(body)]
+
+    def row(self, *values, T: int) -> tuple:
+        """The per-row sums of the row ``values`` (vectors, then the other symbols)."""
+        return tuple(total(*values, T) for total in self._sums)
+
+    def __call__(self, values: tuple, sums: tuple, idx: int):
+        return self._value(*values, idx, *sums)
+
+    def largest_term(self, values: tuple, sums: tuple, idx: int):
+        return max(abs(term(*values, idx, *sums)) for term in self._terms)
+
+
+#: dL/da_i for a one-hot label at c (S_i - delta_ic) and for any weights u, soft
+#: labels included (S_i sum_j u_j - u_i: a soft label sums to 1 only to within
+#: rounding, so the reference keeps sum_j y_j), as the catalogue proves them
+_GRAD_ONE_HOT = RowFormula(_proved_result("loss_gradient_one_hot"), (D.a,), D.i, (D.c,))
+_GRAD_WEIGHTED = RowFormula(_proved_result("loss_gradient_weighted"), (D.a, D.u), D.i)
 
 _REF = {
     "partition": lambdify([D.a, D.T], _PARTITION, "mpmath"),
@@ -123,20 +166,26 @@ def reference_row(row: np.ndarray, target: int | None = None,
         if target is not None:
             y = [None] + [mpmath.mpf(int(j == target)) for j in range(T)]
             ref.loss_index = loss(y)
-            ref.grad_index = [soft_max[j] - y[j + 1] for j in range(T)]
+            values = (a, target + 1)
+            sums = _GRAD_ONE_HOT.row(*values, T=T)
+            ref.grad_index = [_GRAD_ONE_HOT(values, sums, j) for j in range(1, T + 1)]
         if soft is not None:
             y = [None] + [mpmath.mpf(float(v)) for v in soft]
-            mass = mpmath.fsum(y[1:])  # 1 only within a tolerance: dL/da = S sum y - y
             ref.loss_soft = loss(y)
-            ref.grad_soft = [soft_max[j] * mass - y[j + 1] for j in range(T)]
-            ref.grad_soft_scale = [max(abs(soft_max[j] * mass), abs(y[j + 1])) for j in range(T)]
+            ref.grad_soft, ref.grad_soft_scale = _weighted_gradient(a, y, T)
         if weighted is not None:  # u = w y' (class weights, label smoothing): any u >= 0
             u = [None] + [v if isinstance(v, mpmath.mpf) else mpmath.mpf(float(v)) for v in weighted]
-            total = mpmath.fsum(u[1:])
             ref.loss_weighted = loss(u)
-            ref.grad_weighted = [soft_max[j] * total - u[j + 1] for j in range(T)]
-            ref.grad_weighted_scale = [max(abs(soft_max[j] * total), abs(u[j + 1])) for j in range(T)]
+            ref.grad_weighted, ref.grad_weighted_scale = _weighted_gradient(a, u, T)
     return ref
+
+
+def _weighted_gradient(a: list, u: list, T: int) -> tuple[list, list]:
+    """The proved S_j sum u - u_j for every class, and its error scale max(S_j sum u, u_j)."""
+    values = (a, u)
+    sums = _GRAD_WEIGHTED.row(*values, T=T)
+    return ([_GRAD_WEIGHTED(values, sums, j) for j in range(1, T + 1)],
+            [_GRAD_WEIGHTED.largest_term(values, sums, j) for j in range(1, T + 1)])
 
 
 def reference_fd_check(row: np.ndarray, target: int, h_digits: int = 25) -> float:
@@ -482,6 +531,9 @@ def _fingerprint() -> str:
     sources = [inspect.getsource(f) for f in (digits_for, reference_row, exact_parts, _row_parts,
                                               Case.weighted_exact)]
     sources += [inspect.getsource(f) for f in _REF.values()]
+    sources += [inspect.getsource(f) for formula in (_GRAD_ONE_HOT, _GRAD_WEIGHTED)
+                for f in (*formula._sums, formula._value, *formula._terms)]
+    sources += [inspect.getsource(f) for f in (RowFormula, _weighted_gradient)]
     sources += [str(MIN_DIGITS), mpmath.__version__, repr(_FIELDS), repr(_TINY_SHIFT)]
     return hashlib.sha256("\n".join(sources).encode()).hexdigest()
 
@@ -660,8 +712,7 @@ class Progress:
 
 # --------------------------------------------------------------------------- binary loss
 def _proved(key: str):
-    from .catalogue import by_key
-    return lambdify([D.z, D.yb, D.pw], by_key()[key].result, "mpmath")
+    return lambdify([D.z, D.yb, D.pw], _proved_result(key), "mpmath")
 
 
 # the binary loss in the form the catalogue proves equal to PyTorch's definition, and
@@ -757,23 +808,30 @@ def _lse_b_cases(rng, rows: int) -> dict[str, tuple]:
     }
 
 
+#: the definitions of SciPy's logsumexp(a, b=b): log|sum_j b_j e^{a_j}| and the sum itself
+_LSE_B = lambdify([D.a, D.bw, D.T], D.weighted_logsumexp(), "mpmath")
+_PARTITION_B = lambdify([D.a, D.bw, D.T], D.weighted_partition(), "mpmath")
+
+
 def reference_lse_b(row: np.ndarray, weights: np.ndarray) -> tuple:
     """(log|sum b e^a|, sign, error scale |m| + |log|s|| + sum_{j != k} |b_j| e^{a_j - m} / |s|)
-    from the exact inputs, in mpmath (digits enough for the cancellation of b of both signs)."""
+    from the exact inputs: the definitions in mpmath (digits enough for the cancellation
+    of b of both signs); s = sum_j b_j e^{a_j - m}, m the largest logit with b_j != 0."""
     used = weights != 0
     digits = digits_for(row[used]) + 40
     with mpmath.workdps(digits):
-        a = [mpmath.mpf(float(v)) for v in row[used]]
-        bw = [mpmath.mpf(float(v)) for v in weights[used]]
-        top = max(range(len(a)), key=lambda i: a[i])
-        m = a[top]
-        terms = [bj * mpmath.exp(aj - m) for aj, bj in zip(a, bw)]
-        total = mpmath.fsum(terms)
+        a = [None] + [mpmath.mpf(float(v)) for v in row[used]]  # 1-based, as in the definitions
+        bw = [None] + [mpmath.mpf(float(v)) for v in weights[used]]
+        T = len(a) - 1
+        total = _PARTITION_B(a, bw, T)
         if total == 0:
             return mpmath.mpf("-inf"), 0.0, mpmath.mpf(0)
-        rest = mpmath.fsum(abs(t) for i, t in enumerate(terms) if i != top)
-        value = m + mpmath.log(abs(total))
-        return value, float(mpmath.sign(total)), abs(m) + abs(mpmath.log(abs(total))) + rest / abs(total)
+        top = max(range(1, T + 1), key=lambda i: a[i])
+        m = a[top]
+        scaled = total * mpmath.exp(-m)
+        rest = mpmath.fsum(abs(bw[i]) * mpmath.exp(a[i] - m) for i in range(1, T + 1) if i != top)
+        return (_LSE_B(a, bw, T), float(mpmath.sign(total)),
+                abs(m) + abs(mpmath.log(abs(scaled))) + rest / abs(scaled))
 
 
 def _lse_b_impls():
