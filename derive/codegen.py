@@ -325,6 +325,8 @@ def print_full(st: Statement, printer: KernelPrinter) -> str:
             left = p(head) if k == 0 else out
             parts.append(f"numpy.{op}({left}, {p(term)}, out={out})")
         return "; ".join(parts)
+    if isinstance(e, sp.Pow):  # x**2, x**-1, x**(1/2): one NumPy power into the buffer
+        return f"numpy.power({p(e.base)}, {p(e.exp)}, out={out})"
     raise NotImplementedError(f"no buffered printing for {type(e).__name__}: {e}")
 
 

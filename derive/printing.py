@@ -62,13 +62,17 @@ class Notation:
     phrases: tuple = ()
 
     def extend(self, **parts) -> None:
-        """Concatenate to the tuples and merge into the table named by ``parts``."""
+        """Concatenate to the tuples (an entry already there is not added twice) and
+        merge into the table named by ``parts``."""
         for name, value in parts.items():
             if name not in self.__dataclass_fields__:
                 raise TypeError(f"Notation has no part {name!r}; the parts are "
                                 f"{', '.join(self.__dataclass_fields__)}")
             current = getattr(self, name)
-            setattr(self, name, {**current, **value} if isinstance(current, dict) else current + tuple(value))
+            if isinstance(current, dict):
+                setattr(self, name, {**current, **value})
+            else:
+                setattr(self, name, current + tuple(item for item in value if item not in current))
 
 
 #: the notation in force: the machinery's index names, extended by content
@@ -87,13 +91,15 @@ def extend_notation(**parts) -> None:
     --------
     >>> import sympy as sp
     >>> from derive import extend_notation
-    >>> from derive.printing import tex, walk
-    >>> from derive.symbols import s
-    >>> g, G = sp.IndexedBase("g"), sp.Symbol("G")
-    >>> g_total = sp.Sum(g[s], (s, 1, 9))
-    >>> extend_notation(abbreviations=(lambda e: walk(e, lambda x: G if x == g_total else None),))
-    >>> print(tex(sp.log(g_total)))
-    \\log G
+    >>> from derive.printing import tex
+    >>> H = sp.Symbol("H", integer=True, positive=True)  # a number of heads
+    >>> h, t = sp.symbols("h t", integer=True, positive=True)
+    >>> g = sp.IndexedBase("g")
+    >>> print(tex(sp.Sum(g[t], (t, 1, H))))
+    \\sum_{t=1}^{H} g_{t}
+    >>> extend_notation(index_names={H: (h,)})  # a sum over the heads runs over h
+    >>> print(tex(sp.Sum(g[t], (t, 1, H))))
+    \\sum_{h} g_{h}
     """
     NOTATION.extend(**parts)
 

@@ -108,3 +108,31 @@ def test_the_generated_module_carries_its_output_shapes_and_the_runtime_uses_the
         results = kernel(a.copy(), *args)
         results = results if isinstance(results, tuple) else (results,)
         assert [r.shape == a.shape for r in results] == list(full), name
+
+
+def test_a_row_kernel_with_a_power_of_the_logits_is_printed_and_computes_it(tmp_path):
+    """A user's kernel lam/2 sum_j a_j^2, lam a_j (an L2 penalty on the logits): the
+    full-shape a_j^2 gets a buffered statement (it raised NotImplementedError for Pow)."""
+    import importlib.util
+
+    import numpy as np
+
+    from derive import Claim, Kernel, scalar, write_module
+    from derive.softmax import definitions as D
+
+    lam = scalar("lam", lambda rng: rng.uniform(0.1, 2.0), positive=True)
+    loss = lam / 2 * sp.Sum(D.a[D.s] ** 2, (D.s, 1, D.T))
+    kernel = Kernel("l2", (F.A, lam), (lam / 2 * F.RowSum(F.A ** 2), F.A ** 3),
+                    "lam/2 sum_j a_j^2 and a_j^3",
+                    (Claim("kernel_l2", "Kernel l2", (), loss, "definition", ()),
+                     Claim("kernel_cube", "Kernel cube", (), D.a[D.j] ** 3, "definition", ())))
+    path = tmp_path / "l2_kernels.py"
+    ok, message = write_module([kernel], path)
+    assert ok, message
+    spec = importlib.util.spec_from_file_location("l2_kernels", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    a = np.array([[1.0, -2.0, 3.0], [0.5, 0.0, -4.0]])
+    total, cube = module.l2(a, 0.5)
+    assert np.array_equal(total[:, 0], 0.25 * np.sum(a * a, axis=-1))
+    assert np.array_equal(cube, a ** 3)

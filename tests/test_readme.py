@@ -41,7 +41,7 @@ def test_the_public_examples_run():
     import importlib
 
     for name in ("derive", "derive.symbols", "derive.engine", "derive.registry", "derive.codegen",
-                 "derive.functions", "derive.verification", "derive.measure", "derive.publish",
+                 "derive.functions", "derive.printing", "derive.verification", "derive.measure", "derive.publish",
                  "derive.testing"):
         failed, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert failed == 0, name
