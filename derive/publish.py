@@ -64,6 +64,14 @@ def build_report(title: str, derivations, results=(), out_dir=".", name: str = "
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     derivations, results = list(derivations), list(results)
+    paths = [out_dir / f"{name}.md", out_dir / f"{name}.tex"]
+    paths[0].write_text("\n".join(_markdown(title, derivations, results, sections, intro)) + "\n")
+    paths[1].write_text("\n".join(_latex(title, derivations, results, sections, intro)) + "\n")
+    return paths
+
+
+def _markdown(title: str, derivations: list, results: list, sections, intro: str) -> list[str]:
+    """The lines of the Markdown report (see :func:`build_report`)."""
     md = [f"# {title}", ""]
     if intro:
         md += [intro, ""]
@@ -82,7 +90,11 @@ def build_report(title: str, derivations, results=(), out_dir=".", name: str = "
                "loss's reference (high precision), and the function against float64 "
                "directional differences of the loss function (relative).", ""]
         md += _table_md(results)
-    md += ["", f"Versions: {_versions()}."]
+    return md + ["", f"Versions: {_versions()}."]
+
+
+def _latex(title: str, derivations: list, results: list, sections, intro: str) -> list[str]:
+    """The lines of the LaTeX report (see :func:`build_report`)."""
     tex = [r"\documentclass{article}", r"\usepackage{amsmath,amssymb}",
            r"\usepackage[margin=2cm]{geometry}", rf"\title{{{why_tex(title)}}}", r"\date{}",
            r"\begin{document}", r"\maketitle"]
@@ -95,8 +107,4 @@ def build_report(title: str, derivations, results=(), out_dir=".", name: str = "
         tex += _derivation_tex(d)
     if results:
         tex += [r"\section*{Verification}"] + _table_tex(results)
-    tex += [why_tex(f"Versions: {_versions()}."), r"\end{document}"]
-    paths = [out_dir / f"{name}.md", out_dir / f"{name}.tex"]
-    paths[0].write_text("\n".join(md) + "\n")
-    paths[1].write_text("\n".join(tex) + "\n")
-    return paths
+    return tex + [why_tex(f"Versions: {_versions()}."), r"\end{document}"]
