@@ -157,7 +157,7 @@ def kernel_proofs(specs) -> list[Derivation]:
     return proofs
 
 
-def prove_kernels(specs, numeric: bool = True) -> list[engine.DerivationReport]:
+def prove_kernels(specs, numeric: bool = True) -> list[engine.DerivationCheck]:
     """Check the proof of every output of every kernel (raises a StepRejected on the
     first failure)."""
     return [engine.check(proof, numeric=numeric) for proof in kernel_proofs(specs)]

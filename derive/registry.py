@@ -149,7 +149,7 @@ def check_all(derivations: Iterable[Derivation], seed: int = engine.DEFAULT_SEED
     >>> _ = cat.derivation("square", "A square", [Step((x + 1) ** 2, "definition"),
     ...                                          Step(x ** 2 + 2 * x + 1, "expand")])
     >>> [type(outcome).__name__ for _, outcome in check_all(cat)]
-    ['DerivationReport']
+    ['DerivationCheck']
     """
     out = []
     for d in derivations:

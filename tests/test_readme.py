@@ -19,7 +19,7 @@ def test_the_readme_example_runs_as_written(capsys):
     code = re.search(r"```python\n(.*?)```", _section(), re.S).group(1)
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     printed = capsys.readouterr().out
-    assert "['DerivationReport', 'DerivationReport']" in printed
+    assert "['DerivationCheck', 'DerivationCheck']" in printed
     assert "rejected at T =" in printed
     assert "('mine', " in printed and "True)" in printed and "False)" not in printed
 

@@ -65,7 +65,7 @@ def test_a_toy_loss_through_every_stage_by_the_api(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cat = derive.load_catalogue(str(tmp_path / "toy.py"))
     outcomes = derive.check_all(cat)
-    assert [type(o).__name__ for _, o in outcomes] == ["DerivationReport"]
+    assert [type(o).__name__ for _, o in outcomes] == ["DerivationCheck"]
     ok, message = derive.write_module(cat.kernels, tmp_path / "gen" / "toy_kernels.py", cat.title)
     assert ok and (tmp_path / "gen" / "toy_kernels.py").is_file(), message
     import importlib.util

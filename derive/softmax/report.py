@@ -710,7 +710,7 @@ def update_readme(data) -> bool:
     start, end = README_MARK
     if start not in text or end not in text:
         return False
-    rep = verify.Report(results=[verify.Result(r["implementation"], r["function"], r["category"],
+    rep = verify.VerificationTable(results=[verify.Result(r["implementation"], r["function"], r["category"],
                                                r["inputs"], math.inf if r["max_ulp"] is None else r["max_ulp"],
                                                r["bound"]) for r in data["results"]])
     new = text[:text.index(start) + len(start)] + "\n" + verify.table(rep) + "\n" + text[text.index(end):]

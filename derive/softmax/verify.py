@@ -647,7 +647,10 @@ def measure(impl: dict, case: Case, exact: dict[str, np.ndarray]) -> dict[str, t
 
 
 @dataclass
-class Report:
+class VerificationTable:
+    """The suite's outcome: a :class:`Result` per implementation, function and input
+    category (:func:`table` prints it), the extra checks and the time taken."""
+
     results: list[Result] = field(default_factory=list)
     checks: dict = field(default_factory=dict)
     seconds: float = 0.0
@@ -658,7 +661,7 @@ class Report:
 
 
 def run(thorough: bool = False, seed: int = None, out=sys.stdout,
-        only: tuple[str, ...] = (), jobs: int | None = None) -> Report:
+        only: tuple[str, ...] = (), jobs: int | None = None) -> VerificationTable:
     """Evaluate the suite for every implementation; the contract applies to 'numeric'.
 
     The reference rows are computed in ``jobs`` processes (default: every core) and kept
@@ -668,7 +671,7 @@ def run(thorough: bool = False, seed: int = None, out=sys.stdout,
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
     start = time.perf_counter()
     impls = implementations()
-    report = Report()
+    report = VerificationTable()
     rng = np.random.default_rng(seed)
     cases = {name: (maker(rng, thorough_rows if thorough else rows))
              for name, (maker, rows, thorough_rows) in SUITE.items()
@@ -902,7 +905,7 @@ def extra_checks(rng) -> dict:
 
 
 # --------------------------------------------------------------------------- output
-def table(report: Report, implementations_shown=("numeric", "max-shift", "scipy.special")) -> str:
+def table(report: VerificationTable, implementations_shown=("numeric", "max-shift", "scipy.special")) -> str:
     """Markdown: function x category -> max ULP of each implementation, bound, pass."""
     shown = [name for name in implementations_shown
              if any(r.implementation == name for r in report.results)]
@@ -931,7 +934,7 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
 
 
-def to_json(report: Report) -> str:
+def to_json(report: VerificationTable) -> str:
     data = {
         "results": [dict(implementation=r.implementation, function=r.function, category=r.category,
                          inputs=r.inputs, max_ulp=(None if math.isinf(r.max_ulp) else round(r.max_ulp, 3)),
