@@ -6,7 +6,12 @@ Written against the public face of :mod:`derive`, as a user's catalogue would be
   ``y``, true class ``c``, class count ``T``; ``softmax``, ``softmax_loss``, ...);
 * :mod:`derive.softmax.catalogue` -- the derivations, by section;
 * :mod:`derive.softmax.kernels` -- the array-level stable forms and the kernels of
-  ``numeric/_kernels.py``.
+  ``numeric/_kernels.py``;
+* :mod:`derive.softmax.rules` -- the rewrite rules and rule sets with which
+  :func:`derive.gradient` closes a gradient in S = softmax(a) (and the names
+  ``python -m derive gradient`` reads);
+* :mod:`derive.softmax.automatic` -- the catalogue's gradient results derived
+  automatically.
 
 ``CATALOGUE`` (built on first use) is the :class:`derive.Catalogue` that
 ``python -m derive`` runs when no ``--catalogue`` is given. A user's catalogue cites
@@ -20,12 +25,13 @@ import functools
 @functools.lru_cache(maxsize=1)
 def _catalogue():
     from ..registry import Catalogue
-    from . import catalogue, kernels, stages
+    from . import catalogue, kernels, rules, stages
 
     cat = Catalogue("softmax", "Softmax, the softmax loss and cross entropy")
     cat.add(*catalogue.build())
     cat.kernels = list(kernels.KERNELS)
     cat.built_in = True
+    cat.language = rules.LANGUAGE
     cat.stages = {"generate": stages.generate_stage, "verify": stages.verify_stage,
                   "report": stages.report_stage}
     return cat

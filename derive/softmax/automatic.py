@@ -1,32 +1,34 @@
 """The catalogue's gradient results, derived automatically.
 
-Content, not machinery: the built-in losses handed to :func:`derive.gradient.gradient`
-with the catalogue's own assumptions, each paired with the hand-written derivation of the
-same result (:mod:`derive.catalogue`) whose boxed matrix form it carries. Every automatic
+Content, not machinery: the built-in losses handed to :func:`derive.gradient` with the
+catalogue's own assumptions and rule sets (:mod:`derive.softmax.rules`), each paired with
+the hand-written derivation of the same result (:mod:`derive.softmax.catalogue`) whose
+boxed matrix form it carries. Every automatic
 chain is checked by the engine like a hand-written one, and :func:`agreement` states, as
 a derivation of its own, that the two results are equal -- so the reports can show both
 chains with the same boxed result.
 """
 from __future__ import annotations
 
-from . import gradient as G
-from .engine import Derivation, Step
-from .softmax import catalogue
-from .softmax import definitions as D
-from .softmax.definitions import W, a, b, i, j, p, q, x, y
+from ..engine import Derivation, Step
+from ..gradient import GradientDerivation, gradient
+from . import catalogue
+from . import definitions as D
+from . import rules as R
+from .definitions import W, a, b, i, j, p, q, x, y
 
 #: (key of the hand-written derivation, loss, variable, assumptions, rules)
 PLAN = [
-    ("loss_gradient", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), G.DEFAULT_RULES),
-    ("loss_gradient_one_hot", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.ONE_HOT), G.DEFAULT_RULES),
-    ("jacobian", D.softmax(j), a[i], (D.REAL_LOGITS,), G.DEFAULT_RULES),
-    ("fc_grad_W", D.softmax_loss(y, D.fc_logit), W[p, q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES),
-    ("fc_grad_b", D.softmax_loss(y, D.fc_logit), b[p], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES),
-    ("fc_grad_x", D.softmax_loss(y, D.fc_logit), x[q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES),
+    ("loss_gradient", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), R.RULES),
+    ("loss_gradient_one_hot", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.ONE_HOT), R.RULES),
+    ("jacobian", D.softmax(j), a[i], (D.REAL_LOGITS,), R.RULES),
+    ("fc_grad_W", D.softmax_loss(y, D.fc_logit), W[p, q], (D.REAL_LOGITS, D.SOFT_LABEL), R.FC_RULES),
+    ("fc_grad_b", D.softmax_loss(y, D.fc_logit), b[p], (D.REAL_LOGITS, D.SOFT_LABEL), R.FC_RULES),
+    ("fc_grad_x", D.softmax_loss(y, D.fc_logit), x[q], (D.REAL_LOGITS, D.SOFT_LABEL), R.FC_RULES),
 ]
 
 
-def build(check: bool = True, keys=None) -> dict[str, G.GradientDerivation]:
+def build(check: bool = True, keys=None) -> dict[str, GradientDerivation]:
     """{key of the hand-written derivation: its automatic counterpart}, each checked
     (unless ``check`` is False), titled and boxed like the hand-written one; ``keys``
     selects some."""
@@ -36,13 +38,13 @@ def build(check: bool = True, keys=None) -> dict[str, G.GradientDerivation]:
         if keys is not None and key not in keys:
             continue
         written = hand[key]
-        out[key] = G.gradient(loss, wrt, assumptions, rules, key=f"{key}_automatic",
+        out[key] = gradient(loss, wrt, assumptions, rules, key=f"{key}_automatic",
                               title=f"{written.title} (automatic)", matrix=written.matrix,
                               min_classes=written.min_classes, section=written.section, check=check)
     return out
 
 
-def agreement(key: str, automatic: G.GradientDerivation) -> Derivation:
+def agreement(key: str, automatic: GradientDerivation) -> Derivation:
     """The hand-written result of ``key`` equals the automatic one, as a derivation to
     check (under the automatic one's assumptions, which define S)."""
     written = catalogue.by_key()[key]
