@@ -47,6 +47,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import sympy as sp
 from sympy import Derivative, Indexed, IndexedBase, KroneckerDelta, Sum, exp
@@ -615,8 +616,11 @@ def readable(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
 class GradientDerivation(Derivation):
     """A derivation produced by :func:`gradient`: ``closed`` says whether its result is
     a closed form (otherwise the last step is the last form reached), ``rules`` names
-    the rules that fired, in order, ``automatic`` marks it for reports."""
+    the rules that fired, in order, ``automatic`` marks it for reports, and
+    ``folds_names`` tells the printer to show the named quantities where a step folds
+    them, not before."""
 
+    folds_names: ClassVar[bool] = True
     closed: bool = False
     rules: tuple = ()
     parts: list = field(default_factory=list)  # derivations made on the way (chain rule)

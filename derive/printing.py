@@ -198,10 +198,12 @@ def _is_unevaluated(expr: sp.Basic) -> bool:
         return expr.func(*expr.args) != expr
 
 
-def display(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
+def display(expr: sp.Expr, taken: frozenset = frozenset(), names: bool = True) -> sp.Expr:
     """Abbreviate for reading, without evaluating: a_u for the FC logit
-    sum_n W_un x_n + b_u, Z for the partition function, S_u for e^{a_u}/Z; then give
-    each summation index the notation table's name (j first), avoiding ``taken``."""
+    sum_n W_un x_n + b_u, Z for the partition function, S_u for e^{a_u}/Z (not with
+    ``names`` False: a derivation that folds the names itself, step by step, shows
+    them where it folds them); then give each summation index the notation table's
+    name (j first), avoiding ``taken``."""
     # a sum over a handful of concrete terms (the two classes of the binary loss) reads
     # better written out
     expr = expr.replace(lambda e: isinstance(e, Sum) and len(e.limits) == 1 and all(
@@ -212,8 +214,10 @@ def display(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
     expr = _walk(expr, lambda e: _fc_logit(e) or (_Zsym if e == partition else None))
     if batch:  # Z_beta, S_{beta r}
         expr = _walk(expr, _batch_partition)
-        expr = _walk(expr, _fold_batch_softmax)
-    expr = _walk(expr, _abbreviate_softmax)
+        if names:
+            expr = _walk(expr, _fold_batch_softmax)
+    if names:
+        expr = _walk(expr, _abbreviate_softmax)
     return rename_bound(expr, frozenset(taken) | expr.free_symbols)
 
 
@@ -336,9 +340,9 @@ def _abbreviate_softmax(product):
 _PRINTER = MathPrinter()
 
 
-def tex(expr: sp.Expr, taken: frozenset = frozenset()) -> str:
+def tex(expr: sp.Expr, taken: frozenset = frozenset(), names: bool = True) -> str:
     """The LaTeX of ``expr`` as the reports print it (see :func:`display`)."""
-    return _PRINTER.doprint(display(expr, taken))
+    return _PRINTER.doprint(display(expr, taken, names))
 
 
 def why_tex(text: str) -> str:
@@ -372,11 +376,14 @@ REL_TEX = {"=": "=", ">": ">", ">=": r"\ge", "<": "<", "<=": r"\le", "~": r"\app
 def render_derivation(d: engine.Derivation) -> Rendered:
     # a summation index never takes the name of an index free anywhere in the derivation
     taken = frozenset().union(*(step.expr.free_symbols for step in d.steps))
+    # a derivation that folds e^{a_j}/Z into S_j by a step of its own (derive.gradient's)
+    # says so (folds_names): abbreviated before it, that step would print its line again
+    names = not getattr(d, "folds_names", False)
     lines = []
     for step in d.steps[1:]:
-        rhs = tex(step.expr, taken) if step.rel != "~" else f"{float(step.expr):.{step.decimals}f}"
+        rhs = tex(step.expr, taken, names) if step.rel != "~" else f"{float(step.expr):.{step.decimals}f}"
         lines.append((REL_TEX[step.rel], rhs, step.why))
-    start = tex(d.start, taken)
+    start = tex(d.start, taken, names)
     last = d.steps[-1]
     result = lines[-1][1]
     rel = REL_TEX[last.rel] if all(s.rel in ("=", last.rel) for s in d.steps[1:]) else lines[-1][0]
