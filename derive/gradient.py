@@ -628,6 +628,24 @@ class GradientDerivation(Derivation):
     report: engine.DerivationReport | None = None
     automatic: bool = True
 
+    @property
+    def definitions(self) -> tuple:
+        """The assumption that defines the named quantities (one :class:`Definitions`),
+        as a tuple to add to the assumptions of a derivation or claim that cites this
+        one as a lemma (a lemma's assumptions must be made where it is cited); () when
+        the rules define nothing."""
+        return tuple(h for h in self.assumptions if isinstance(h, Definitions))
+
+    @property
+    def unfolded(self) -> sp.Expr:
+        """The result with every named quantity replaced by its definition (S_j by
+        e^{a_j}/sum_k e^{a_k}): the form to state where the names are not assumed, such
+        as a kernel's claim or a verification's reference."""
+        for assumption in self.assumptions:
+            if isinstance(assumption, Definitions):
+                return assumption.rewrite(self.result)
+        return self.result
+
 
 def is_closed(expr: sp.Expr, context: Context) -> bool:
     """No derivative left, and no Define of the rule set finds ``expr`` open (what its

@@ -1,18 +1,21 @@
 """Temperature-scaled softmax loss (knowledge distillation): L = -log softmax(a/tau)_c.
 
-Its gradient is (S(a/tau) - y)/tau. One file: the symbol tau with its sampler, the
-derivations, the kernels (the built-in stable forms with A replaced by A/tau) and their
-verification. Run every stage with
+Its gradient (S(a/tau) - y)/tau is derived, not typed: ``gradient`` differentiates the
+loss and closes the form in S = softmax(a/tau) by named rules, every step checked by
+``prove``, and the gradient kernel is the array form of that derived result (the
+built-in stable forms with A replaced by A/tau). One file: the symbol tau with its
+sampler, the derivations, the kernels and their verification. Run every stage with
 
     python -m derive all --catalogue examples/temperature.py --out DIR
 """
-from sympy import Derivative, KroneckerDelta, exp, log
+from sympy import Derivative, exp, log
 from sympy.codegen.cfunctions import log1p
 
-from derive import Catalogue, Claim, Kernel, Step, Verification, scalar
+from derive import Catalogue, Claim, Kernel, Step, Verification, gradient, scalar
 from derive.softmax import CATALOGUE as SOFTMAX
 from derive.softmax import definitions as D
-from derive.softmax.kernels import GRAD_INDEX, NLL_INDEX, A, C
+from derive.softmax.kernels import NLL_INDEX, A, C, array_form
+from derive.softmax.rules import rule_set, softmax_of
 
 a, c, j, k, T = D.a, D.c, D.j, D.k, D.T
 tau = scalar("tau", lambda rng: rng.uniform(0.25, 4.0), positive=True)
@@ -26,8 +29,9 @@ def scaled(idx):
 S = lambda idx: D.softmax(idx, scaled)  # noqa: E731 - S_j(a/tau), read like the math
 LSE = D.logsumexp(scaled)
 LOSS = -log(S(c))
-GRAD = (S(j) - KroneckerDelta(j, c)) / tau
 HOT = (D.ONE_HOT,)
+#: the rules that close a gradient in S = softmax(a/tau)
+RULES = rule_set(softmax_of(scaled, "softmax_tau", r"definition of $S_j = e^{a_j/\tau} / \sum_k e^{a_k/\tau}$"))
 
 CATALOGUE = Catalogue("temperature", "Temperature-scaled softmax loss", uses=[SOFTMAX], intro=(
     "The distillation loss $L = -\\log \\operatorname{softmax}(a/\\tau)_c$ with temperature "
@@ -38,12 +42,11 @@ CATALOGUE.derivation("temperature_loss", r"The loss: $L = \log \sum_j e^{a_j/\ta
     Step(LSE - a[c] / tau, r"$\log(e^{a_c/\tau}/Z) = a_c/\tau - \log Z$"),
 ], HOT)
 
-CATALOGUE.derivation("temperature_gradient",
-                     r"Gradient: $\partial L/\partial a_j = (S_j(a/\tau) - \delta_{jc})/\tau$", [
-    Step(Derivative(LOSS, a[j]), "the derivative to find"),
-    Step(Derivative(LSE - a[c] / tau, a[j]), "the previous result", lemma="temperature_loss"),
-    Step(GRAD, r"chain rule: $\partial (a_s/\tau)/\partial a_j = \delta_{sj}/\tau$"),
-], HOT)
+# derived, not typed: (S_j - delta_jc)/tau, each produced step checked by `prove`
+GRADIENT = CATALOGUE.add(gradient(
+    LOSS, a[j], (D.REAL_LOGITS,), RULES, key="temperature_gradient", check=False,
+    title=r"Gradient: $\partial L/\partial a_j = (S_j(a/\tau) - \delta_{jc})/\tau$ (automatic)"))
+GRAD = GRADIENT.unfolded  # the closed form with S_j(a/tau) written out
 
 CATALOGUE.derivation("temperature_gradient_sums_to_zero", r"The gradient sums to zero", [
     Step(D.Sum(GRAD.subs(j, D.n), (D.n, 1, T)), r"sum over $j$"),
@@ -56,11 +59,12 @@ REST = D.sum_except(lambda u: exp(scaled(u) - scaled(k)), k)  # sum_{j != k} e^{
 LOSS_CLAIM = Claim("kernel_temperature_loss", r"Kernel temperature\_nll $= L$", TOP, LOSS,
                    "definition", ("temperature_loss",),
                    via=(Step((a[k] - a[c]) / tau + log1p(REST), r"shift by $a_k/\tau$, split off its term"),))
-GRAD_CLAIM = Claim("kernel_temperature_grad", r"Kernel temperature\_grad $= \partial L/\partial a_j$", TOP,
+GRAD_CLAIM = Claim("kernel_temperature_grad", r"Kernel temperature\_grad $= \partial L/\partial a_j$",
+                   TOP + GRADIENT.definitions,
                    Derivative(LOSS, a[j]), "the derivative", ("temperature_gradient",),
-                   via=(Step(GRAD, "the gradient, proved above", lemma="temperature_gradient"),))
+                   via=(Step(GRAD, "the gradient, derived above", lemma="temperature_gradient"),))
 NLL_TAU = NLL_INDEX.xreplace({A: A / tau})
-GRAD_TAU = GRAD_INDEX.xreplace({A: A / tau}) / tau
+GRAD_TAU = array_form(GRADIENT.result, logits=A / tau)  # the derived form over the stable forms
 LOSS_KERNEL = CATALOGUE.kernel(Kernel("temperature_nll", (A, C, tau), (NLL_TAU,),
                                       "L = (m - a_c)/tau + log1p(s') with m, s' of a/tau.", (LOSS_CLAIM,)))
 GRAD_KERNEL = CATALOGUE.kernel(Kernel("temperature_grad", (A, C, tau), (GRAD_TAU,),
