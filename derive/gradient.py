@@ -126,7 +126,7 @@ class Rule:
     >>> d = gradient(-sp.log(D.w[D.c] * D.softmax(D.c)), D.a[D.i], (D.REAL_LOGITS,),
     ...              (split,) + R.RULES)
     >>> d.rules[0], d.result
-    ('log_of_weighted', S[i] - KroneckerDelta(c, i))
+    ('log_of_weighted', -KroneckerDelta(c, i) + S[i])
     """
 
     name: str
@@ -770,7 +770,7 @@ def jacobian(component: Callable[[sp.Expr], sp.Expr], wrt: IndexedBase, row: sp.
     >>> from derive.softmax import definitions as D, rules as R
     >>> d = jacobian(D.softmax, D.a, D.j, D.i, (D.REAL_LOGITS,), R.RULES)
     >>> d.result
-    S[j]*(-S[i] + KroneckerDelta(i, j))
+    (KroneckerDelta(i, j) - S[i])*S[j]
     """
     return gradient(component(row), wrt[column], assumptions, rules, **options)
 
