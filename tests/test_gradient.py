@@ -276,3 +276,28 @@ def test_the_machinery_names_no_softmax_content():
     imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     assert imported and not [name for name in imported if "softmax" in name]
+
+
+def test_the_soft_label_gradient_uses_sum_y_is_one():
+    derivation = gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), R.RULES, check=False)
+    used = [step.why for step in derivation.steps if step.why.endswith("[rule assumptions]")]
+    assert used and used[0].startswith(D.SOFT_LABEL.text)
+
+
+def test_the_focal_closed_form_needs_two_classes():
+    # the closed form divides by 1 - S_c, which is 0 at T = 1 (S_c = 1): stated for T = 1
+    # too, the checker finds a step with no value there; from T = 2 on it holds
+    focal = -(1 - D.softmax(c)) ** GAMMA * log(D.softmax(c))
+    with pytest.raises(engine.StepUndefined, match=r"(?s)T = 1,.*a division by zero"):
+        gradient(focal, a[i], (D.REAL_LOGITS,), R.RULES, min_classes=1)
+
+
+def test_array_form_maps_the_derived_form_onto_the_stable_kernels():
+    from derive.softmax.kernels import GRAD_INDEX, L1P, SOFTMAX, A, M, array_form
+
+    z_loss = gradient(D.softmax_loss() + LAMBDA * LOG_Z ** 2, a[j], (D.REAL_LOGITS, D.ONE_HOT), R.RULES,
+                      check=False)
+    assert z_loss.result.has(S) and not z_loss.unfolded.has(S)
+    assert sp.expand(array_form(z_loss.result) - (GRAD_INDEX + 2 * LAMBDA * (M + L1P) * SOFTMAX)) == 0
+    with pytest.raises(ValueError, match="no array form for y"):
+        array_form(S[j] - y[j])
