@@ -293,7 +293,7 @@ def test_the_focal_closed_form_needs_two_classes():
 
 
 def test_array_form_maps_the_derived_form_onto_the_stable_kernels():
-    from derive.softmax.kernels import GRAD_INDEX, L1P, SOFTMAX, A, M, array_form
+    from derive.softmax.kernels import GRAD_INDEX, L1P, SOFTMAX, M, array_form
 
     z_loss = gradient(D.softmax_loss() + LAMBDA * LOG_Z ** 2, a[j], (D.REAL_LOGITS, D.ONE_HOT), R.RULES,
                       check=False)
