@@ -3,7 +3,7 @@
 Its gradient (S(a/tau) - y)/tau is derived, not typed: ``gradient`` differentiates the
 loss and closes the form in S = softmax(a/tau) by named rules, every step checked by
 ``prove``, and the gradient kernel is the array form of that derived result (the
-built-in stable forms with A replaced by A/tau). One file: the symbol tau with its
+built-in stable forms of the shifted, then scaled logits (a_j - m)/tau). One file: the symbol tau with its
 sampler, the derivations, the kernels and their verification. Run every stage with
 
     python -m derive all --catalogue examples/temperature.py --out DIR
