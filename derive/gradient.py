@@ -544,7 +544,7 @@ class ChainRule(Rule):
         h = sp.Symbol("h", integer=True, positive=True)
         inner = part.start.variables[0].indices[0]
         return (rf"chain rule through {self.why}: $\partial L/\partial a_h = "
-                rf"{sp.latex(part.result.xreplace({inner: h}))}$ (derived automatically: {part.key})")
+                rf"{sp.latex(part.result.xreplace({inner: h}))}$, itself derived automatically")
 
 
 

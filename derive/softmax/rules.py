@@ -217,7 +217,7 @@ D_LOG_PARTITION = Rule("d_log_partition",
                        r"$\partial \log Z/\partial v = \sum_r e^{g_r}\,\partial g_r/\partial v \,/\, Z$ "
                        r"(so $\partial \log Z/\partial a_i = S_i$)", _d_log_partition, _diff_log_partition)
 #: the softmax S_j = e^{a_j} / sum_k e^{a_k}
-SOFTMAX = softmax_of(lambda u: D.a[u], "softmax", r"definition of $S_j = e^{a_j} / \sum_k e^{a_k}$")
+SOFTMAX = softmax_of(lambda u: D.a[u], "softmax", r"the definition $S_j = e^{a_j} / \sum_k e^{a_k}$")
 #: sum_j S_j = 1 for a name defined as a softmax
 UNIT_SUM = Rule("sums_to_one", r"softmax outputs sum to one: $\sum_j S_j = 1$",
                 lambda e: isinstance(e, Sum), lambda e, context: _unit_sum(e, context) or e,
