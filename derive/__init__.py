@@ -16,6 +16,12 @@ The public face (``from derive import ...``):
   kernels are in index notation), :func:`write_module`;
 * verification -- :class:`Verification`, :class:`Inputs`, :data:`DEFAULT_INPUTS`,
   :func:`verify_function`, :func:`reference`, :func:`ulp_error`, :func:`check_grads`;
+* automatic gradients -- :func:`gradient` (a loss in, a checked chain of produced
+  steps out, closed form or not), :func:`jacobian`, and the rules it applies:
+  :class:`Rule` (a named rewrite with its justification), :class:`Define` (a named
+  quantity such as S), collected in tuples extended by concatenation; the softmax
+  content's sets are :mod:`derive.softmax.rules`; :class:`Language` is how
+  ``python -m derive gradient`` reads a loss in a content's names;
 * reports -- :func:`build_report`, :func:`extend_notation` (one's abbreviations and
   index names in the printed formulas).
 
@@ -27,6 +33,7 @@ derive all [--catalogue FILE] [--out DIR]`` runs them in that order.
 from .codegen import Claim, Kernel, write_module
 from .engine import Derivation, Step, StepFalse, StepRejected, StepUnproved, check
 from .functions import ArrayFunction, define_arrays
+from .gradient import Define, Language, Rule, gradient, jacobian
 from .measure import check_grads, ulp_error
 from .printing import extend_notation
 from .publish import build_report
@@ -38,9 +45,10 @@ from .verification import DEFAULT_INPUTS, Inputs, Verification, reference, verif
 __version__ = "0.1.0"
 
 __all__ = [
-    "Assumption", "ArrayFunction", "Catalogue", "Claim", "DEFAULT_INPUTS", "Derivation",
-    "Inputs", "Kernel", "MissingSampler", "Step", "StepFalse", "StepRejected",
+    "Assumption", "ArrayFunction", "Catalogue", "Claim", "DEFAULT_INPUTS", "Define", "Derivation",
+    "Inputs", "Kernel", "Language", "MissingSampler", "Rule", "Step", "StepFalse", "StepRejected",
     "StepUnproved", "Verification", "build_report", "check", "check_all", "check_grads",
-    "define_arrays", "derivation_tests", "extend_notation", "load_catalogue", "reference",
-    "scalar", "vector", "ulp_error", "verify_function", "write_module",
+    "define_arrays", "derivation_tests", "extend_notation", "gradient", "jacobian",
+    "load_catalogue", "reference", "scalar", "vector", "ulp_error", "verify_function",
+    "write_module",
 ]

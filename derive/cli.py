@@ -233,14 +233,65 @@ def _report_user(args, catalogue) -> int:
     return 0
 
 
+def _language(catalogue):
+    """The gradient language of ``catalogue`` or of the first catalogue it uses that has
+    one; else the built-in content's."""
+    todo, seen = [catalogue], set()
+    while todo:
+        cat = todo.pop(0)
+        if id(cat) in seen:
+            continue
+        seen.add(id(cat))
+        if getattr(cat, "language", None) is not None:
+            return cat.language
+        todo += list(cat.uses)
+    from .registry import load_catalogue
+
+    return load_catalogue(None).language
+
+
 def cmd_gradient(args) -> int:
-    """The catalogue's own command that derives a gradient automatically (the built-in
-    content has one: ``CATALOGUE.stages["gradient"]``)."""
-    catalogue = _catalogue(args)
-    if "gradient" not in catalogue.stages:
-        print(f"FAIL the catalogue {catalogue.name!r} has no gradient command", file=sys.stderr)
+    """Derive d(loss)/d(wrt) with the content's rules and print the checked chain."""
+    from . import engine
+    from .gradient import gradient
+
+    language = _language(_catalogue(args))
+    if args.names or args.loss is None:
+        print(language.names)
+        return 0 if args.names else 2
+    try:
+        question = language.read(args.loss, args.wrt or language.wrt, args.labels or language.labels[0])
+    except ValueError as err:
+        print(f"FAIL {err}", file=sys.stderr)
         return 2
-    return catalogue.stages["gradient"](args, None)
+    tic = time.perf_counter()
+    try:
+        derivation = gradient(question.loss, question.wrt, question.assumptions, question.rules,
+                              min_classes=args.min_classes)
+    except engine.StepRejected as err:
+        print("FAIL a produced step was rejected:\n     " + str(err).replace("\n", "\n     "))
+        return 1
+    pretty = language.pretty
+    print(f"d/d{question.wrt} of {pretty(question.loss)}   (Z: the sum of exponentials in the "
+          "definition of S; a: W x + b where the loss goes through the FC layer)")
+    print("assumptions: " + "; ".join(engine.plain(h.text) for h in derivation.assumptions))
+    for part in derivation.parts:
+        print(f"first, {engine.plain(part.title)}:")
+        _print_chain(part, pretty, engine, indent="    ")
+        print("then:")
+    _print_chain(derivation, pretty, engine)
+    state = "closed form" if derivation.closed else "NOT closed: the last form reached"
+    print(f"{state}: {pretty(derivation.result)}   ({len(derivation.steps) - 1} steps, "
+          f"each checked; {time.perf_counter() - tic:.1f}s)")
+    return 0 if derivation.closed else 3
+
+
+def _print_chain(derivation, pretty, engine, indent=""):
+    print(f"{indent}   {pretty(derivation.start)}")
+    report = derivation.report
+    for step, checked in zip(derivation.steps[1:], report.steps if report else []):
+        print(f"{indent} = {pretty(step.expr)}\n{indent}       \u2713 {engine.plain(step.why)}  "
+              f"[{checked.symbolic}; {checked.instances} instances]")
 
 
 def cmd_all(args) -> int:
@@ -294,20 +345,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.set_defaults(func=cmd_report)
     grad = sub.add_parser(
         "gradient", help="derive a gradient automatically, every step checked",
-        description="Derive d(loss)/d(wrt): SymPy differentiates, named rewrite rules close the "
-                    "form in S = softmax(a), y and your symbols, and the proof engine checks every "
-                    "step. Names in LOSS: vectors a, y, x, W, b, u, w; free indices i j k l c p q; "
-                    "summation indices r s n; sizes T, N; scalars tau (> 0), lam (real), gamma (>= 0), "
-                    "eps; S(j) = softmax(a)_j, softmax(j, tau) = softmax(a/tau)_j, Z = sum_k e^(a_k), "
-                    "logZ = log Z, fc(j) = (W x + b)_j, delta(i, j), Sum(f, (s, 1, T)), log, exp; "
-                    "L = -sum_j y_j log S_j. Exit 0: closed; 3: not closed (last form shown); "
-                    "1: a step rejected; 2: bad input.")
-    grad.add_argument("loss", help='the loss, e.g. "L + lam*logZ**2"; put -- before a loss that '
-                                   'starts with a minus: -- "-log(S(c))"')
-    grad.add_argument("--wrt", default="a",
-                      help="a (a[i]), W (W[p, q]), b (b[p]), x (x[q]: through a = W x + b), or a component")
-    grad.add_argument("--labels", choices=("soft", "onehot", "none"), default="soft",
-                      help="y is a probability vector (soft, default), one-hot at c, or nothing assumed")
+        description="Derive d(loss)/d(wrt): SymPy differentiates, the content's named rewrite rules "
+                    "close the form (for the built-in softmax content: in S = softmax(a), y and your "
+                    "symbols), and the proof engine checks every step. The names a loss may use are "
+                    "the content's (the catalogue's language; the built-in softmax one by default): "
+                    "--names lists them. Exit 0: closed; 3: not closed (last form shown); 1: a step "
+                    "rejected; 2: bad input.")
+    grad.add_argument("loss", nargs="?", help='the loss, e.g. "L + lam*logZ**2"; put -- before a '
+                                              'loss that starts with a minus: -- "-log(S(c))"')
+    grad.add_argument("--names", action="store_true",
+                      help="list the names a loss may use (and --wrt, --labels) and stop")
+    grad.add_argument("--wrt", default=None,
+                      help="the variable (built-in content: a, W, b, x or a component; default a)")
+    grad.add_argument("--labels", default=None,
+                      help="what the target is (built-in content: soft (default), onehot or none)")
     grad.add_argument("--min-classes", type=int, default=1,
                       help="the smallest T the statement is checked for (e.g. 2 for the focal loss)")
     grad.set_defaults(func=cmd_gradient)
@@ -315,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     everything.set_defaults(func=cmd_all, only=[], check=True, thorough=False, json=None, pdf=False)
     everything.add_argument("--jobs", type=int, default=None,
                             help="processes for the proofs and the reference rows (default: every core)")
-    for command in (prove, gen, ver, rep, everything):
+    for command in (prove, gen, ver, rep, grad, everything):
         _common(command)
     return parser
 

@@ -288,11 +288,6 @@ class DerivationCheck:
     class_counts: tuple = ()
 
 
-#: the former name, still in an annotation of derive/gradient.py (issue 14 edits that
-#: module now); remove once it says DerivationCheck
-DerivationReport = DerivationCheck
-
-
 # --------------------------------------------------------------------------- symbolic side
 # integers and nothing more: a summation variable is bounded by its own limits only
 _BOUND = [sp.Symbol(f"_k{height}", integer=True) for height in range(12)]

@@ -1,19 +1,20 @@
 """Automatic gradients: SymPy differentiates, named rewrite rules close the form, the
 engine checks every step.
 
-``gradient(loss, wrt)`` returns an :class:`engine.Derivation` whose steps are produced,
+The machinery only: it names no quantity of anyone's content. ``gradient(loss, wrt,
+assumptions, rules)`` returns an :class:`engine.Derivation` whose steps are produced,
 not typed:
 
 1. the derivative to find, ``Derivative(loss, wrt)``;
-2. rewrites of its body that make differentiation short (``log S_j = a_j - log Z``,
-   linearity of sums, what the assumptions state such as ``sum_j y_j = 1``), the
-   linearity of the derivative, known derivatives (``d log Z / d a_i = S_i``), then
-   SymPy's ``diff`` for what is left (bound variables renamed first, as the engine
-   does, so a summation index is never confused with a free one);
+2. rewrites of its body that make differentiation short (linearity of sums, what the
+   assumptions state such as ``sum_j y_j = 1``, the linearity of the derivative, the
+   content's known derivatives), then SymPy's ``diff`` for what is left (bound
+   variables renamed first, as the engine does, so a summation index is never confused
+   with a free one);
 3. rewrites of the result, one step per rule: Kronecker-delta sums, the definitions of
-   the quantities the answer is stated in (``e^{a_j} / sum_k e^{a_k} -> S_j``), sums
-   of S that equal 1, collecting and factoring -- until the form is *closed*: no
-   derivative, no exponential and no logit left outside ``log Z``;
+   the quantities the answer is stated in (:class:`Define`), collecting and factoring --
+   until the form is *closed*: no derivative left and no Define of the rule set finding
+   what its name stands for still written out (:func:`is_closed`);
 4. :func:`engine.check` on the whole chain, exactly as for a hand-written one. A
    rejected step names the rule that produced it (its justification ends with
    ``[rule NAME]``).
@@ -22,17 +23,20 @@ Rewrite rules are data, as in SymPy's ``codegen/rewriting.py``: a :class:`Rule` 
 name, a justification, a pattern (a SymPy expression with ``Wild`` s, or a callable
 matcher) and a replacement (an expression in those wilds, or a callable). Rule sets are
 tuples in priority order -- at each step the first rule that changes the expression
-fires -- and users extend them by concatenation::
+fires -- and users extend them by concatenation. This module holds the rules that know
+nothing of a content (:data:`RULES`: assumptions, linearity, Kronecker deltas, counting,
+``diff``); the softmax content's rules and sets (the definition of S, ``log S_j = a_j -
+log Z``, ``d log Z/da_i = S_i``, the FC layer) are :mod:`derive.softmax.rules`::
 
     P = IndexedBase("P")  # the user's own quantity, P_j = S_j - y_j
-    MY_RULES = DEFAULT_RULES + (Define("residual", "definition of $P_j$", base=P,
+    MY_RULES = SOFTMAX_RULES + (Define("residual", "definition of $P_j$", base=P,
                                        body=lambda u: S[u] - y[u]),)
 
 A :class:`Define` rule names a quantity (``S``, or a user's own): it folds the
 quantity's definition into its name outside derivatives, and it becomes an assumption
 of the derivation (its rewrite unfolds the name for the symbolic check, its sampler
 computes the quantity's values from the instance for the numeric one), so a result
-stated in S is checked against the definition of S.
+stated in the name is checked against the definition.
 
 Where no rule applies and the form is not closed, the derivation says so
 (``closed`` is False, the title ends with "not closed") and its last step is the last
@@ -43,17 +47,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import sympy as sp
-from sympy import Derivative, Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
+from sympy import Derivative, Indexed, IndexedBase, KroneckerDelta, Sum, exp
 
 from . import engine, symbols
 from .engine import Derivation, Step
-from .softmax import definitions as D
-from .symbols import scalar
+from .symbols import Assumption
 
 Matcher = Callable[[sp.Basic], bool]
-
 
 # --------------------------------------------------------------------------- machinery
 @dataclass(frozen=True)
@@ -105,12 +108,25 @@ class Rule:
     moves the variable, not the name). ``why`` is the step's justification (LaTeX
     allowed); the step says ``[rule NAME]`` after it.
 
-    Example -- a user's rule with a pattern (it must be true: the checker rejects the
-    step it produces otherwise, naming the rule)::
+    A rule must be true: the checker rejects the step it produces otherwise, naming
+    the rule.
 
-        w = sp.Wild("w")
-        EXP_LOG = Rule("exp_log", r"$e^{\\log w} = w$", sp.exp(sp.log(w)), w)
-        rules = (EXP_LOG,) + DEFAULT_RULES
+    Examples
+    --------
+    A user's rule by a pattern -- the log of a product with a class weight splits
+    (w_c > 0) -- put before the softmax content's rules; it fires first and its step
+    is checked like any other:
+
+    >>> import sympy as sp
+    >>> from derive import Rule, gradient
+    >>> from derive.softmax import definitions as D, rules as R
+    >>> u = sp.Wild("u")
+    >>> split = Rule("log_of_weighted", r"$\\log (w_c u) = \\log w_c + \\log u$",
+    ...              sp.log(D.w[D.c] * u), sp.log(D.w[D.c]) + sp.log(u))
+    >>> d = gradient(-sp.log(D.w[D.c] * D.softmax(D.c)), D.a[D.i], (D.REAL_LOGITS,),
+    ...              (split,) + R.RULES)
+    >>> d.rules[0], d.result
+    ('log_of_weighted', -KroneckerDelta(c, i) + S[i])
     """
 
     name: str
@@ -209,22 +225,37 @@ class Define(Rule):
     products (``e^{a_i} x_q / Z^2 e^{a_c} -> S_i S_c x_q``). Every Define of a rule set
     is an assumption of the derivation (:class:`Definitions`), so a result stated in
     the name is checked against the definition. A definition may use the names defined
-    before it in the rule set.
+    before it in the rule set. ``size`` is the range of the name's index (1..size: the
+    classes by default). ``is_open(define, expr)``, if given, says whether ``expr``
+    still holds what the name stands for written out (for the softmax S: an
+    exponential, or a logit outside ``log Z``); a form is closed only when no Define
+    of the rule set finds it open (:func:`is_closed`).
 
-    Example -- the softmax of logits scaled by a temperature tau::
+    Examples
+    --------
+    The user's own quantity, the residual P_j = S_j - y_j, folded into its name after
+    the softmax content's rules have closed the form:
 
-        TAU = sp.Symbol("tau", positive=True)
-        S_TAU = Define("softmax_tau", r"$S_j = e^{a_j/\\tau} / \\sum_k e^{a_k/\\tau}$",
-                       base=IndexedBase("S"), body=lambda u: softmax(u, lambda v: a[v] / TAU))
+    >>> import sympy as sp
+    >>> from derive import Define, gradient
+    >>> from derive.softmax import definitions as D, rules as R
+    >>> P = sp.IndexedBase("P", real=True)
+    >>> residual = Define("residual", r"definition of $P_j = S_j - y_j$", base=P,
+    ...                   body=lambda u: R.S[u] - D.y[u])
+    >>> gradient(D.softmax_loss(), D.a[D.i], (D.REAL_LOGITS, D.SOFT_LABEL),
+    ...          R.RULES + (residual,)).result
+    P[i]
     """
 
     inside_derivatives: bool = False
     base: IndexedBase | None = None
     body: Callable | None = None
+    size: sp.Expr = symbols.CLASSES
+    is_open: Callable | None = None
 
     @property
     def template(self) -> sp.Expr:
-        return engine.canonical_bound(self.body(_SLOT))
+        return engine.canonical_bound(self.body(SLOT))
 
     def apply(self, expr, context):
         return self.fold(expr, context, self.inside_derivatives)
@@ -232,7 +263,7 @@ class Define(Rule):
     def fold(self, expr, context=None, inside_derivatives=False):
         """``expr`` with every instance of the definition folded into the name."""
         wild = sp.Wild("u_", properties=[lambda e: e.is_Symbol or e.is_Integer])
-        pattern = self.template.xreplace({_SLOT: wild})
+        pattern = self.template.xreplace({SLOT: wild})
         parts = _factors(pattern) if isinstance(pattern, sp.Mul) else None
 
         def one(e, _context):
@@ -274,7 +305,7 @@ class Protected(Rule):
         return self.rule.why
 
 
-_SLOT = sp.Symbol("slot_", integer=True, positive=True)  # the index a template is written in
+SLOT = sp.Symbol("slot_", integer=True, positive=True)  # the index a template is written in
 
 
 def _fold_terms(total, pattern, wild, base):
@@ -327,7 +358,7 @@ def _takes(available, needed) -> bool:
 
 
 @dataclass(frozen=True, repr=False)
-class Definitions(D.Assumption):
+class Definitions(Assumption):
     """The definitions of a rule set's named quantities, as one assumption.
 
     Its rewrite unfolds every name (the latest definition first, so that names defined
@@ -351,7 +382,7 @@ class Definitions(D.Assumption):
 
     def sample(self, env):
         for define in self.defines:
-            for sym in sorted(define.body(_SLOT).free_symbols, key=sp.default_sort_key):
+            for sym in sorted(define.body(SLOT).free_symbols, key=sp.default_sort_key):
                 # a scalar of the definition (a temperature) is drawn now, by the sampler
                 # it was declared with, as the engine draws any other (it keeps this value)
                 if isinstance(sym, sp.Symbol) and not sym.is_integer and sym not in env:
@@ -360,32 +391,8 @@ class Definitions(D.Assumption):
                 env[define.base[idx]] = engine.evaluate(define.body(sp.Integer(idx)), env)
 
 
+
 # --------------------------------------------------------------------------- matchers
-def _is_partition(e) -> bool:
-    """A sum of exponentials over one index, sum_r e^{g_r}: positive when non-empty."""
-    return isinstance(e, Sum) and len(e.limits) == 1 and isinstance(e.function, exp)
-
-
-def _is_inverse_partition(f, any_power: bool = False) -> bool:
-    """1 / sum_r e^{g_r} (or, with ``any_power``, any negative integer power of it)."""
-    if not (isinstance(f, sp.Pow) and _is_partition(f.base)):
-        return False
-    return f.exp == -1 or (any_power and f.exp.is_Integer and f.exp < 0)
-
-
-def _log_of_softmax(e) -> bool:
-    if not (isinstance(e, log) and isinstance(e.args[0], sp.Mul)):
-        return False
-    factors = sp.Mul.make_args(e.args[0])
-    return (any(isinstance(f, exp) for f in factors) and any(_is_inverse_partition(f) for f in factors)
-            and all(isinstance(f, exp) or _is_inverse_partition(f) for f in factors))
-
-
-def _split_log_of_softmax(e, _context):
-    """log(e^u / sum_r e^{g_r}) = u - log sum_r e^{g_r} (the denominator is positive)."""
-    return sp.Add(*(f.args[0] if isinstance(f, exp) else -log(f.base) for f in sp.Mul.make_args(e.args[0])))
-
-
 def _splittable_sum(e) -> bool:
     if not isinstance(e, Sum) or len(e.limits) != 1:
         return False
@@ -416,7 +423,7 @@ def _delta_partner(e):
     for f in sp.Mul.make_args(e.function):
         if isinstance(f, KroneckerDelta) and var in f.args:
             other = f.args[0] if f.args[1] == var else f.args[1]
-            if other in D.INDEX_RANGES and lo == 1 and hi == D.INDEX_RANGES[other]:
+            if other in symbols.INDEX_RANGES and lo == 1 and hi == symbols.INDEX_RANGES[other]:
                 return f, other
     return None
 
@@ -450,76 +457,6 @@ def _split_derivative(e, _context):
     return total
 
 
-def _d_log_partition(e) -> bool:
-    return (isinstance(e, Derivative) and len(e.variables) == 1 and isinstance(e.expr, log)
-            and _is_partition(e.expr.args[0]))
-
-
-def _diff_log_partition(e, _context):
-    """d log sum_r e^{g_r} / dv = sum_r e^{g_r} dg_r/dv / sum_r e^{g_r}."""
-    total, var = e.expr.args[0], e.variables[0]
-    (r_, lo, hi), = total.limits
-    g = total.function.args[0]
-    return Sum(exp(g) * sp.diff(g, var), (r_, lo, hi)) / total
-
-
-def _softmax_names(context) -> list:
-    """The names defined as a softmax e^{g_u} / sum_r e^{g_r} (of any logits g)."""
-    names = []
-    for define in context.defines:
-        num, den = sp.fraction(define.template)
-        if isinstance(num, exp) and _is_partition(den):
-            names.append(define)
-    return names
-
-
-def _unit_sum(e, context):
-    if not (isinstance(e, Sum) and len(e.limits) == 1 and isinstance(e.function, Indexed)):
-        return None
-    var, lo, hi = e.limits[0]
-    if any(e.function.base == d.base for d in _softmax_names(context)) \
-            and e.function.indices == (var,) and (lo, hi) == (1, D.T):
-        return sp.Integer(1)
-    return None
-
-
-def _fold_log(e, context):
-    """u_j - log sum_r e^{u_r} -> log N_j for a name N defined as softmax(u), inside
-    a sum of terms (the rest kept)."""
-    if not isinstance(e, sp.Add):
-        return None
-    for define in _softmax_names(context):
-        num, den = sp.fraction(define.template)
-        g = num.args[0]
-        wild = sp.Wild("u_", properties=[lambda x: x.is_Symbol or x.is_Integer])
-        pattern = g.xreplace({_SLOT: wild})
-        if -log(den) not in e.args:
-            continue
-        for term in e.args:
-            found = term.match(pattern)
-            if found is not None and wild in found:
-                return e - term + log(den) + log(define.base[found[wild]])
-    return None
-
-
-def _into_sum(e) -> bool:
-    """(sum_r f_r) / Z with f_r holding e^{g_r}: the factor 1/Z may move inside."""
-    if not isinstance(e, sp.Mul):
-        return False
-    sums = [f for f in e.args if isinstance(f, Sum) and len(f.limits) == 1 and f.function.has(exp)]
-    return bool(sums) and any(_is_inverse_partition(f, any_power=True) for f in e.args)
-
-
-def _move_into_sum(e, _context):
-    """c sum_r f_r = sum_r c f_r for c free of r (renamed apart first)."""
-    target = next(f for f in e.args if isinstance(f, Sum) and len(f.limits) == 1 and f.function.has(exp))
-    outside = [f for f in e.args if f is not target]
-    var = target.limits[0][0]
-    if any(var in f.free_symbols for f in outside):
-        return None
-    return Sum(target.function * sp.Mul(*outside), target.limits[0])
-
-
 def _merge_sums(expr):
     """c_1 sum_r f_r + c_2 sum_r g_r = sum_r (c_1 f_r + c_2 g_r) over the same limits."""
     expr = engine.canonical_bound(expr)
@@ -548,12 +485,6 @@ class _Tidy(Rule):
         return sp.factor_terms(_merge_sums(collected))
 
 
-def _distributable(e) -> bool:
-    """(f + g) / Z with an exponential in f + g: distributing lets e^{a_u}/Z become S_u."""
-    return (isinstance(e, sp.Mul) and any(_is_inverse_partition(f) for f in e.args)
-            and any(isinstance(f, sp.Add) and f.has(exp) for f in e.args))
-
-
 def _constant_sum(e) -> bool:
     return isinstance(e, Sum) and len(e.limits) == 1 and e.limits[0][0] not in e.function.free_symbols
 
@@ -562,47 +493,6 @@ def _count(e, _context):
     """sum_{v=lo}^{hi} f = (hi - lo + 1) f for f free of v (a non-empty range)."""
     _, lo, hi = e.limits[0]
     return e.function * (hi - lo + 1)
-
-
-def _logit_inverse(define, u):
-    """a_u in terms of log S_u and log Z, for S = softmax(g) with g linear in a_u."""
-    num, den = sp.fraction(define.template)
-    g = num.args[0]
-    logits = [item for item in g.atoms(Indexed) if _SLOT in item.indices]
-    if len(logits) != 1:
-        return None
-    slot = sp.Dummy("t")
-    g_t = g.xreplace({logits[0]: slot})
-    if not g_t.is_polynomial(slot) or sp.degree(g_t, slot) != 1:
-        return None
-    # g(a_u) = log S_u + log Z  =>  a_u = (log S_u + log Z - g(0)) / g'(0)
-    slope, offset = sp.diff(g_t, slot), g_t.xreplace({slot: 0})
-    value = (log(define.base[u]) + log(den) - offset) / slope
-    return logits[0].xreplace({_SLOT: u}), value
-
-
-def _unfold_logit(e, context):
-    for define in _softmax_names(context):
-        for u in e.indices:
-            found = _logit_inverse(define, u)
-            if found is not None and found[0] == e:
-                return found[1]
-    return None
-
-
-class _UnfoldLogits(Rule):
-    """Last resort when logits are left: a_u = log S_u + log Z (S = softmax(a)), for
-    the logits outside exponentials (those inside are the partition function's own)."""
-
-    def apply(self, expr, context):
-        def walk(e):
-            if isinstance(e, Indexed):
-                return _unfold_logit(e, context) or e
-            if not isinstance(e, sp.Basic) or e.is_Atom or isinstance(e, (exp, Derivative)):
-                return e
-            args = [walk(arg) for arg in e.args]
-            return e if all(x is y for x, y in zip(args, e.args)) else e.func(*args)
-        return walk(expr)
 
 
 @dataclass(frozen=True)
@@ -630,8 +520,11 @@ class ChainRule(Rule):
                 return None
             if any(outer.has(item.base) for item in self.layer.template.atoms(Indexed)):
                 return None  # the variable's vector is also used outside the layer
-            free = [sym for sym in (D.l, D.j, D.k, D.i, D.c) if sym not in outer.free_symbols
-                    and D.INDEX_RANGES[sym] == D.T]
+            size = self.layer.size
+            free = [sym for sym, upto in symbols.INDEX_RANGES.items()
+                    if upto == size and sym not in outer.free_symbols]
+            if not free:
+                return None  # no free index left to state dL/da_h in
             inner = free[0]
             plain_assumptions = tuple(h for h in context.assumptions if not isinstance(h, Definitions))
             part = gradient(outer, self.layer.base[inner], plain_assumptions, self.rules,
@@ -643,7 +536,7 @@ class ChainRule(Rule):
                 return None
             context.parts.append(part)
             h = sp.Symbol("h", integer=True, positive=True)
-            return Sum(part.result.xreplace({inner: h}) * Derivative(self.layer.body(h), var), (h, 1, D.T))
+            return Sum(part.result.xreplace({inner: h}) * Derivative(self.layer.body(h), var), (h, 1, size))
         return _rewrite(expr, one, context, True)
 
     def justification(self, before, after, context):
@@ -651,12 +544,16 @@ class ChainRule(Rule):
         h = sp.Symbol("h", integer=True, positive=True)
         inner = part.start.variables[0].indices[0]
         return (rf"chain rule through {self.why}: $\partial L/\partial a_h = "
-                rf"{sp.latex(part.result.xreplace({inner: h}))}$ (derived automatically: {part.key})")
+                rf"{sp.latex(part.result.xreplace({inner: h}))}$, itself derived automatically")
 
 
-# --------------------------------------------------------------------------- rule sets
-#: log(e^u / sum_r e^{g_r}) = u - log sum_r e^{g_r}
-LOG_OF_SOFTMAX = Rule("log_softmax", r"$\log S_j = a_j - \log Z$", _log_of_softmax, _split_log_of_softmax)
+
+
+# --------------------------------------------------------------------------- rules
+#: what the assumptions state, each by its own rewrite
+ASSUMPTIONS = ByAssumptions()
+#: SymPy's diff
+DIFFERENTIATE = Differentiate()
 #: linearity of a sum
 SUM_LINEARITY = Rule("sum_linearity", r"linearity of $\sum$: constant factors move out",
                      _splittable_sum, _split_sum)
@@ -666,96 +563,49 @@ DELTA_SUM = Rule("delta_sum", r"$\sum_v f_v \delta_{vu} = f_u$: only the term $v
 #: d(f + g) = df + dg, d(c f) = c df
 DERIVATIVE_LINEARITY = Rule("derivative_linearity", r"linearity of $\partial$",
                             _linear_derivative, _split_derivative)
-#: d log Z / da_i = S_i (for Z = sum_r e^{g_r}: sum_r e^{g_r} dg_r/dv / Z)
-D_LOG_PARTITION = Rule("d_log_partition",
-                       r"$\partial \log Z/\partial v = \sum_r e^{g_r}\,\partial g_r/\partial v \,/\, Z$ "
-                       r"(so $\partial \log Z/\partial a_i = S_i$)", _d_log_partition, _diff_log_partition)
-#: every assumption's own rewrite
-ASSUMPTIONS = ByAssumptions()
-#: SymPy's diff
-DIFFERENTIATE = Differentiate()
-#: the softmax S_j = e^{a_j} / sum_k e^{a_k}
-S = IndexedBase("S", real=True)
-SOFTMAX = Define("softmax", r"definition of $S_j = e^{a_j} / \sum_k e^{a_k}$", base=S,
-                 body=lambda u: D.softmax(u))
-#: sum_j S_j = 1 for a name defined as a softmax
-UNIT_SUM = Rule("sums_to_one", r"softmax outputs sum to one: $\sum_j S_j = 1$",
-                lambda e: isinstance(e, Sum), lambda e, context: _unit_sum(e, context) or e,
-                inside_derivatives=False)
-#: (sum_r f_r) / Z = sum_r f_r / Z, so that e^{g_r} / Z can become S_r inside
-INTO_SUM = Rule("into_sum", r"a factor that does not depend on the summation index moves into $\sum$",
-                _into_sum, lambda e, context: _move_into_sum(e, context) or e, inside_derivatives=False)
-#: (f + g) / Z = f / Z + g / Z
-DISTRIBUTE = Rule("distribute", "multiply out over $1/Z$", _distributable,
-                  lambda e, _c: sp.expand_mul(e, deep=False), inside_derivatives=False)
 #: sum_{v=1}^{T} f = T f for f free of v
 COUNT = Rule("count", r"$\sum_{v=1}^{T} f = T f$ for $f$ free of $v$", _constant_sum, _count)
-#: a_u = log S_u + log Z, when logits are left and nothing else applies
-UNFOLD_LOGITS = _UnfoldLogits("unfold_logits",
-                              r"$a_j = \log S_j + \log Z$ (the definition of $S_j$, solved for $a_j$)",
-                              inside_derivatives=False)
-#: u_j - log sum_r e^{u_r} = log S_j
-FOLD_LOG_SOFTMAX = Rule("fold_log_softmax", r"$a_j - \log Z = \log S_j$",
-                        lambda e: isinstance(e, sp.Add), lambda e, context: _fold_log(e, context) or e,
-                        inside_derivatives=False)
-#: the fully connected layer a_u = sum_n W_un x_n + b_u, as a named quantity
-FC_LAYER = Define("fc_layer", r"$a = W x + b$: $a_j = \sum_n W_{jn} x_n + b_j$", base=D.a,
-                  body=D.fc_logit)
 #: collect and factor (the cosmetic last step of a closed form)
 TIDY = _Tidy("collect", "collect the terms and factor what is common")
 
-#: how a body is prepared for differentiation, and the derivatives known in closed form
-BEFORE_DIFF = (ASSUMPTIONS, LOG_OF_SOFTMAX, DELTA_SUM, SUM_LINEARITY, COUNT, DERIVATIVE_LINEARITY,
-               D_LOG_PARTITION)
-#: differentiation of whatever derivative is left
+#: the rules that know no content, in priority order: how a body is prepared for
+#: differentiation, then SymPy's diff (a content puts its own rules around these)
+BEFORE_DIFF = (ASSUMPTIONS, DELTA_SUM, SUM_LINEARITY, COUNT, DERIVATIVE_LINEARITY)
 DIFF = (DIFFERENTIATE,)
-#: closing the result: the names, sums that equal one, logs of softmax outputs
-AFTER_DIFF = (SOFTMAX, UNIT_SUM, FOLD_LOG_SOFTMAX, INTO_SUM, DISTRIBUTE)
-#: the last resort when logits are left: a_u = log S_u + log Z
-LAST_RESORT = (UNFOLD_LOGITS,)
+RULES = BEFORE_DIFF + DIFF
 
 
-def rule_set(softmax: Define = SOFTMAX, layer: Define | None = None) -> tuple:
-    """The default rules, in priority order, with ``softmax`` as the definition of S
-    (the softmax of other logits: :func:`softmax_of`) and, given a ``layer`` (such as
-    :data:`FC_LAYER`), the chain rule through it: the layer defined before S, sums
-    kept from splitting its instances, and dL/da derived on its own."""
-    after = tuple(softmax if rule is SOFTMAX else rule for rule in AFTER_DIFF)
-    if layer is None:
-        return BEFORE_DIFF + DIFF + after + LAST_RESORT
-    chain = ChainRule(f"chain_{layer.name}", layer.why, layer=layer, rules=rule_set(softmax))
+def through(layer: Define, rules: tuple, first: tuple = (), after: tuple = ()) -> tuple:
+    """A rule set for a loss of a layer's outputs, by the chain rule: the layer defined
+    first (its instances folded into its name), then ``first`` (rules that bring the
+    body to a sum of terms), sums kept from splitting the layer's instances, the chain
+    rule (dL/d layer derived on its own with ``rules``), then ``after`` (the layer's own
+    derivative and the rest)."""
+    chain = ChainRule(f"chain_{layer.name}", layer.why, layer=layer, rules=tuple(rules))
     linearity = Protected(SUM_LINEARITY.name, SUM_LINEARITY.why, rule=SUM_LINEARITY, define=layer)
-    # the body is brought to sum-of-terms form with the layer whole, then the chain rule
-    # fires; the assumptions (y_j = delta_jc, ...) are the sub-derivation's business
-    first = (layer, LOG_OF_SOFTMAX, linearity, chain)
-    rest = tuple(rule for rule in BEFORE_DIFF if rule not in (LOG_OF_SOFTMAX, SUM_LINEARITY))
-    return first + rest + DIFF + after + LAST_RESORT
-
-
-#: the default rule set, in priority order (the first rule that changes the form fires)
-DEFAULT_RULES = rule_set()
-#: the rule set for a loss of the FC layer's logits: the body simplified, then the chain
-#: rule through a = Wx + b (dL/da derived on its own), then as for the logits
-FC_RULES = rule_set(layer=FC_LAYER)
+    return (layer, *first, linearity, chain, *after)
 
 
 # --------------------------------------------------------------------------- driver
-_READABLE = {D.T: (D.s, D.r, sp.Symbol("t", integer=True, positive=True)),
-             D.N: (D.n, sp.Symbol("m", integer=True, positive=True))}
+_CLASS_NAMES = sp.symbols("s r t", integer=True, positive=True)
+_FEATURE_NAMES = sp.symbols("n m", integer=True, positive=True)
+#: the names a summation variable gets, by the size it runs up to
+BOUND_NAMES = {symbols.CLASSES: _CLASS_NAMES, symbols.FEATURES: _FEATURE_NAMES}
 
 
 def readable(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
     """The same expression with its summation variables given readable names (s, r
-    over classes, n over features) that are free nowhere in it: a renaming of bound
-    variables, so the value is unchanged (the engine renames them back to check)."""
+    over classes, n over features: :data:`BOUND_NAMES`) that are free nowhere in it: a
+    renaming of bound variables, so the value is unchanged (the engine renames them
+    back to check)."""
     if not isinstance(expr, sp.Basic) or expr.is_Atom:
         return expr
     taken = taken | frozenset(expr.free_symbols) if not taken else taken
     if isinstance(expr, Sum) and len(expr.limits) == 1:
         var, lo, hi = expr.limits[0]
-        choices = [sym for sym in _READABLE.get(hi, ()) if sym not in taken and lo == 1]
+        choices = [sym for sym in BOUND_NAMES.get(hi, ()) if sym not in taken and lo == 1]
         body = expr.function
-        if choices and var not in _READABLE.get(hi, ()):
+        if choices and var not in BOUND_NAMES.get(hi, ()):
             body, var = body.xreplace({var: choices[0]}), choices[0]
         return Sum(readable(body, taken | {var}), (var, lo, hi))
     args = [readable(arg, taken) for arg in expr.args]
@@ -766,36 +616,53 @@ def readable(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
 class GradientDerivation(Derivation):
     """A derivation produced by :func:`gradient`: ``closed`` says whether its result is
     a closed form (otherwise the last step is the last form reached), ``rules`` names
-    the rules that fired, in order, ``automatic`` marks it for reports."""
+    the rules that fired, in order, ``automatic`` marks it for reports, and
+    ``folds_names`` tells the printer to show the named quantities where a step folds
+    them, not before."""
 
+    folds_names: ClassVar[bool] = True
     closed: bool = False
     rules: tuple = ()
     parts: list = field(default_factory=list)  # derivations made on the way (chain rule)
     seconds: float = 0.0
-    report: engine.DerivationReport | None = None
+    report: engine.DerivationCheck | None = None
     automatic: bool = True
+
+    @property
+    def definitions(self) -> tuple:
+        """The assumption that defines the named quantities (one :class:`Definitions`),
+        as a tuple to add to the assumptions of a derivation or claim that cites this
+        one as a lemma (a lemma's assumptions must be made where it is cited); () when
+        the rules define nothing."""
+        return tuple(h for h in self.assumptions if isinstance(h, Definitions))
+
+    @property
+    def unfolded(self) -> sp.Expr:
+        """The result with every named quantity replaced by its definition (S_j by
+        e^{a_j}/sum_k e^{a_k}): the form to state where the names are not assumed, such
+        as a kernel's claim or a verification's reference."""
+        for assumption in self.assumptions:
+            if isinstance(assumption, Definitions):
+                return assumption.rewrite(self.result)
+        return self.result
 
 
 def is_closed(expr: sp.Expr, context: Context) -> bool:
-    """No derivative, no exponential and no logit left outside ``log Z``: the form is in
-    the named quantities (S), the target and the user's own symbols."""
+    """No derivative left, and no Define of the rule set finds ``expr`` open (what its
+    name stands for still written out): the form is in the named quantities, the
+    target and the user's own symbols."""
     if expr.has(Derivative):
         return False
-    logits, partitions = set(), set()
-    for define in _softmax_names(context):
-        logits |= {item.base for item in define.template.atoms(Indexed)}
-        partitions.add(engine.canonical_bound(sp.fraction(define.template)[1]))
-    bare = engine.canonical_bound(expr).replace(
-        lambda e: isinstance(e, log) and e.args[0] in partitions, lambda e: sp.Integer(1))
-    return not bare.has(exp) and not any(item.base in logits for item in bare.atoms(Indexed))
+    return not any(define.is_open is not None and define.is_open(define, expr)
+                   for define in context.defines)
 
 
 def _title(wrt) -> str:
     return rf"$\partial L/\partial {sp.latex(wrt)}$ (automatic)"
 
 
-def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = (D.REAL_LOGITS,),
-             rules: Sequence[Rule] = DEFAULT_RULES, *, key: str = "", title: str = "",
+def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[Assumption] = (),
+             rules: Sequence[Rule] = RULES, *, key: str = "", title: str = "",
              matrix: str = "", min_classes: int = 1, section: str = "", check: bool = True,
              max_steps: int = 40, finish: bool = True) -> GradientDerivation:
     """The derivative of ``loss`` with respect to ``wrt``, derived step by step.
@@ -803,20 +670,42 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = 
     Starts from ``Derivative(loss, wrt)`` and applies ``rules`` (a tuple in priority
     order: at each step the first rule that changes the form fires, one step per
     firing, never returning to a form seen before) until none applies; a closed result
-    gets a last "collect and factor" step (``finish``). With ``check`` (the default)
-    :func:`engine.check` then checks every step under ``assumptions`` plus the
-    definitions of the rule set's named quantities, and the report is kept in
-    ``.report``; a false step raises :class:`engine.StepRejected` naming the rule.
+    (:func:`is_closed`) gets a last "collect and factor" step (``finish``). With
+    ``check`` (the default) :func:`derive.check` then checks every step under
+    ``assumptions`` plus the definitions of the rule set's named quantities (the
+    numeric half on instances with T >= ``min_classes``, the derivative by finite
+    differences), and the report is kept in ``.report``; a false step raises
+    :class:`derive.StepFalse` naming the rule (``[rule NAME]``).
 
-    ``loss`` may use the names the rules define (``S[c]``): they are unfolded into
-    their definitions before differentiating, because the numeric check of a
-    derivative moves the variable, not the names.
+    ``rules`` defaults to :data:`RULES`, which know no content (assumptions,
+    linearity, Kronecker deltas, SymPy's diff); the softmax content's sets are
+    :data:`derive.softmax.rules.RULES` (dL/da closed in S = softmax(a)),
+    ``FC_RULES`` (through a = W x + b) and ``rule_set(softmax_of(...))`` (another
+    softmax, such as that of a/tau). ``loss`` may use the names the rules define
+    (``S[c]``): they are unfolded into their definitions before differentiating,
+    because the numeric check of a derivative moves the variable, not the names.
+
+    Where no rule applies and the form is not closed, ``closed`` is False, the title
+    ends with "not closed" and the last step is the last form reached (still
+    checked). ``seconds`` is the time taken, the check included.
 
     Examples
     --------
-    >>> from derive.softmax import definitions as D
-    >>> from derive.gradient import gradient
-    >>> d = gradient(D.softmax_loss(), D.a[D.i], (D.REAL_LOGITS, D.SOFT_LABEL))
+    A loss of the user's own vector, with the rules that know no content:
+
+    >>> import sympy as sp
+    >>> from derive import gradient, vector
+    >>> from derive.symbols import CLASSES as T
+    >>> g = vector("g", lambda rng: rng.normal(0, 2))
+    >>> s, i = sp.Symbol("s", integer=True, positive=True), sp.Symbol("i", integer=True, positive=True)
+    >>> d = gradient(sp.Sum(g[s] ** 2, (s, 1, T)), g[i])
+    >>> d.result, d.closed, d.rules
+    (2*g[i], True, ('diff', 'delta_sum'))
+
+    The softmax loss with soft labels, closed in S by the softmax content's rules:
+
+    >>> from derive.softmax import definitions as D, rules as R
+    >>> d = gradient(D.softmax_loss(), D.a[D.i], (D.REAL_LOGITS, D.SOFT_LABEL), R.RULES)
     >>> d.result, d.closed
     (S[i] - y[i], True)
     """
@@ -865,81 +754,60 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[D.Assumption] = 
     return derivation
 
 
-def jacobian(component: Callable[[sp.Expr], sp.Expr], wrt: IndexedBase = D.a, row: sp.Symbol = D.j,
-             column: sp.Symbol = D.i, assumptions: Sequence[D.Assumption] = (D.REAL_LOGITS,),
-             rules: Sequence[Rule] = DEFAULT_RULES, **options) -> GradientDerivation:
-    """The entry (row, column) of the Jacobian of a vector function: d f_row / d wrt_column.
+def jacobian(component: Callable[[sp.Expr], sp.Expr], wrt: IndexedBase, row: sp.Symbol,
+             column: sp.Symbol, assumptions: Sequence[Assumption] = (),
+             rules: Sequence[Rule] = RULES, **options) -> GradientDerivation:
+    """The entry (row, column) of the Jacobian of a vector function, d f_row / d wrt_column,
+    derived by :func:`gradient` (``options`` as there).
 
-    ``component(u)`` is the function's u-th output. For the softmax,
-    ``jacobian(D.softmax)`` derives S_j (delta_ij - S_i)."""
+    ``component(u)`` is the function's u-th output.
+
+    Examples
+    --------
+    The softmax Jacobian, S_j (delta_ij - S_i):
+
+    >>> from derive import jacobian
+    >>> from derive.softmax import definitions as D, rules as R
+    >>> d = jacobian(D.softmax, D.a, D.j, D.i, (D.REAL_LOGITS,), R.RULES)
+    >>> d.result
+    (KroneckerDelta(i, j) - S[i])*S[j]
+    """
     return gradient(component(row), wrt[column], assumptions, rules, **options)
 
 
-# --------------------------------------------------------------------------- the user's symbols
-TAU = scalar("tau", lambda rng: rng.uniform(0.05, 4.0), positive=True)  #: a temperature (positive)
-#: a weight of an auxiliary term (any real; SymPy's spelling "lamda" prints as lambda)
-LAMBDA = scalar("lamda", lambda rng: rng.normal(0.0, 3.0))
-GAMMA = scalar("gamma", lambda rng: rng.uniform(0.0, 4.0), nonnegative=True)  #: a focusing parameter
+# --------------------------------------------------------------------------- the command line
+@dataclass(frozen=True)
+class Question:
+    """A gradient to derive, as a :class:`Language` read it from the command line."""
+
+    loss: sp.Expr
+    wrt: sp.Expr
+    assumptions: tuple
+    rules: tuple
 
 
-def softmax_of(logits: Callable[[sp.Expr], sp.Expr], name: str, text: str) -> Define:
-    """A Define rule naming the softmax of the given logits S (for a rule set that
-    replaces :data:`SOFTMAX`), e.g. ``softmax_of(lambda u: a[u] / TAU, ...)``."""
-    return Define(name, text, base=S, body=lambda u: D.softmax(u, logits))
+@dataclass(frozen=True)
+class Language:
+    """How ``python -m derive gradient "<loss>" --wrt V --labels L`` reads a loss in a
+    content's names: ``read(loss, wrt, labels) -> Question`` (a ValueError, naming the
+    bad text, for what it cannot read), ``pretty(expr) -> str`` for the terminal,
+    ``names`` (the help text listing the names a loss may use), ``labels`` (the
+    ``--labels`` choices, the first the default) and the default ``wrt``.
 
+    A catalogue registers its language as ``catalogue.language``; the command uses the
+    first it finds in the catalogue and those it uses (the built-in softmax
+    catalogue's, :data:`derive.softmax.rules.LANGUAGE`, by default).
 
-#: S = softmax(a / tau): the softmax of a temperature-scaled loss
-SOFTMAX_TAU = softmax_of(lambda u: D.a[u] / TAU, "softmax_tau",
-                         r"definition of $S_j = e^{a_j/\tau} / \sum_k e^{a_k/\tau}$")
-#: the rule set of a temperature-scaled loss
-TAU_RULES = rule_set(SOFTMAX_TAU)
+    Examples
+    --------
+    >>> from derive.softmax.rules import LANGUAGE
+    >>> question = LANGUAGE.read("L", "a", "soft")
+    >>> question.wrt, len(question.assumptions)
+    (a[i], 2)
+    """
 
-
-def _is_logit_partition(e) -> bool:
-    """sum_r e^{a_r / k} for a k free of r: the partition function of a softmax of a."""
-    if not _is_partition(e):
-        return False
-    var, arg = e.limits[0][0], e.function.args[0]
-    return arg.has(D.a[var]) and not (arg / D.a[var]).has(var)
-
-
-def pretty(expr: sp.Expr) -> str:
-    """A one-line plain form for terminals: the FC layer's sum_n W_jn x_n + b_j written
-    a[j], partition functions sum_r e^{a_r/k} written Z (for reading only: the steps
-    keep their full form)."""
-    if expr.has(D.W):
-        expr = readable(FC_LAYER.fold(expr, inside_derivatives=True))
-    return sp.sstr(expr.replace(_is_logit_partition, lambda e: sp.Symbol("Z")))
-
-
-#: the names ``python -m derive gradient`` accepts in a loss expression
-def cli_namespace(flags: dict) -> dict:
-    """Names for parsing a loss: vectors a, y, x, W, b, u, w; indices i j k l c p q
-    (free) and r s n (for sums); sizes T, N; scalars tau (> 0), lam (real), gamma
-    (>= 0), eps; functions S(j) (softmax of a), softmax(j, tau) (softmax of a/tau,
-    which makes S that softmax), Z (sum_k e^{a_k}), logZ, fc(j) (W x + b at j),
-    delta(i, j), Sum, log, exp; L (the softmax loss -sum_j y_j log S_j)."""
-    def scaled_softmax(idx, scale=1):
-        if scale != 1:
-            flags["scale"] = scale
-        return D.softmax(idx, lambda u: D.a[u] / scale)
-    names = {"a": D.a, "y": D.y, "x": D.x, "W": D.W, "b": D.b, "u": D.u, "w": D.w,
-             "T": D.T, "N": D.N, "tau": TAU, "lam": LAMBDA, "gamma": GAMMA, "eps": D.eps,
-             "S": D.softmax, "softmax": scaled_softmax, "Z": D.partition(), "logZ": D.logsumexp(),
-             "fc": D.fc_logit, "delta": KroneckerDelta, "Sum": Sum, "log": log, "exp": exp,
-             "L": D.softmax_loss()}
-    names.update({sym.name: sym for sym in (D.i, D.j, D.k, D.l, D.c, D.p, D.q, D.r, D.s, D.n)})
-    return names
-
-
-def parse_loss(text: str) -> tuple[sp.Expr, dict]:
-    """A loss expression in the names of :func:`cli_namespace`; (expression, flags)."""
-    from sympy.parsing.sympy_parser import parse_expr
-
-    flags: dict = {}
-    try:
-        expr = parse_expr(text, local_dict=cli_namespace(flags))
-    except Exception as err:  # noqa: BLE001 - any parse failure is reported with the text
-        raise ValueError(f"cannot parse the loss {text!r}: {type(err).__name__}: {err} "
-                         "(python -m derive gradient --help lists the names)") from None
-    return expr, flags
+    read: Callable[[str, str, str], Question]
+    pretty: Callable[[sp.Expr], str] = sp.sstr
+    names: str = ""
+    labels: tuple = ("none",)
+    wrt: str = ""

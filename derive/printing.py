@@ -42,6 +42,9 @@ class Notation:
     * ``abbreviations`` -- functions ``expr -> expr`` that :func:`display` applies in
       order (after writing out short concrete sums, before naming summation indices);
       each must rebuild with evaluation off (:func:`walk` does);
+    * ``names`` -- the same, for abbreviations that fold a defined quantity into its
+      name (e^{a_u}/Z -> S_u), applied after ``abbreviations``; skipped for a
+      derivation that folds the name by a step of its own (``folds_names``);
     * ``index_names`` -- what a summation index over a range (``T``, ``N``, ...) is
       called, in order of preference; a sum over 1..T prints as ``\\sum_j``;
     * ``kept_names`` -- names a derivation may choose for a summation index and keep;
@@ -54,6 +57,7 @@ class Notation:
     """
 
     abbreviations: tuple = ()
+    names: tuple = ()
     index_names: dict = field(default_factory=dict)
     kept_names: tuple = ()
     delta_order: tuple = ()
@@ -263,17 +267,20 @@ def _is_unevaluated(expr: sp.Basic) -> bool:
         return expr.func(*expr.args) != expr
 
 
-def display(expr: sp.Expr, taken: frozenset = frozenset()) -> sp.Expr:
+def display(expr: sp.Expr, taken: frozenset = frozenset(), names: bool = True) -> sp.Expr:
     """Abbreviate for reading, without evaluating: the content's abbreviations
-    (:attr:`Notation.abbreviations`; the built-in ones write Z for the partition
-    function, S_u for e^{a_u}/Z); then give each summation index the notation table's
+    (:attr:`Notation.abbreviations`; the built-in ones write a_u for the FC logit and
+    Z for the partition function), then its names (:attr:`Notation.names`; the
+    built-in ones write S_u for e^{a_u}/Z) unless ``names`` is False (a derivation
+    that folds the names itself, step by step, shows them where it folds them); then
+    give each summation index the notation table's
     name (j first), avoiding ``taken``."""
     # a sum over a handful of concrete terms (the two classes of the binary loss) reads
     # better written out
     expr = expr.replace(lambda e: isinstance(e, Sum) and len(e.limits) == 1 and all(
         lim[1].is_Integer and lim[2].is_Integer and lim[2] - lim[1] < 5 for lim in e.limits)
         and e.has(sp.Piecewise), _write_out)
-    for abbreviate in NOTATION.abbreviations:
+    for abbreviate in NOTATION.abbreviations + (NOTATION.names if names else ()):
         expr = abbreviate(expr)
     return rename_bound(expr, frozenset(taken) | expr.free_symbols)
 
@@ -339,9 +346,9 @@ def product(factors: list) -> sp.Expr:
 _PRINTER = MathPrinter()
 
 
-def tex(expr: sp.Expr, taken: frozenset = frozenset()) -> str:
+def tex(expr: sp.Expr, taken: frozenset = frozenset(), names: bool = True) -> str:
     """The LaTeX of ``expr`` as the reports print it (see :func:`display`)."""
-    return _PRINTER.doprint(display(expr, taken))
+    return _PRINTER.doprint(display(expr, taken, names))
 
 
 def why_tex(text: str) -> str:
@@ -375,11 +382,14 @@ REL_TEX = {"=": "=", ">": ">", ">=": r"\ge", "<": "<", "<=": r"\le", "~": r"\app
 def render_derivation(d: engine.Derivation) -> Rendered:
     # a summation index never takes the name of an index free anywhere in the derivation
     taken = frozenset().union(*(step.expr.free_symbols for step in d.steps))
+    # a derivation that folds e^{a_j}/Z into S_j by a step of its own (derive.gradient's)
+    # says so (folds_names): abbreviated before it, that step would print its line again
+    names = not getattr(d, "folds_names", False)
     lines = []
     for step in d.steps[1:]:
-        rhs = tex(step.expr, taken) if step.rel != "~" else f"{float(step.expr):.{step.decimals}f}"
+        rhs = tex(step.expr, taken, names) if step.rel != "~" else f"{float(step.expr):.{step.decimals}f}"
         lines.append((REL_TEX[step.rel], rhs, step.why))
-    start = tex(d.start, taken)
+    start = tex(d.start, taken, names)
     last = d.steps[-1]
     result = lines[-1][1]
     rel = REL_TEX[last.rel] if all(s.rel in ("=", last.rel) for s in d.steps[1:]) else lines[-1][0]

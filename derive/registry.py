@@ -55,6 +55,9 @@ class Catalogue:
         self.sections: list[tuple[str, str]] = []
         #: stages a catalogue runs its own way (the built-in one): name -> function(args)
         self.stages: dict = {}
+        #: how ``python -m derive gradient`` reads a loss in this content's names
+        #: (a :class:`derive.Language`; None: that of a catalogue it uses)
+        self.language = None
 
     # ---------------------------------------------------------------- derivations
     def lookup(self, key: str) -> Derivation:

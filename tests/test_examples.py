@@ -63,3 +63,31 @@ def test_a_naive_focal_kernel_fails_the_bound_the_generated_one_meets(tmp_path):
     theirs = verify_function(dataclasses.replace(loss, function=naive, inputs=dominant))
     assert ours.max_ulp <= 4
     assert theirs.max_ulp > 4
+
+
+def test_the_temperature_gradient_shifts_before_it_scales(tmp_path):
+    """Scaling first (a_j/tau - m/tau) rounds the exponent to (|a_j| + |m|)/tau ULP-halves:
+    thousands of ULPs for logits near 1000, far past the 64 ULP that the generated kernel,
+    which shifts first ((a_j - m)/tau), meets on the same inputs."""
+    import dataclasses
+    import importlib.util
+
+    cat = load_catalogue(str(EXAMPLES / "temperature.py"))
+    assert cli.main(["generate", "--catalogue", str(EXAMPLES / "temperature.py"), "--out", str(tmp_path)]) == 0
+    spec = importlib.util.spec_from_file_location("temperature_kernels", tmp_path / "temperature_kernels.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def scale_first(a, c, tau):
+        x = a / tau
+        e = np.exp(x - x.max(axis=-1, keepdims=True))
+        g = e / e.sum(axis=-1, keepdims=True)
+        np.put_along_axis(g, c, np.take_along_axis(g, c, -1) - 1, -1)
+        return g / tau
+
+    offset = (Inputs("offset logits near 1000", lambda rng: 1000 + rng.normal(0, 2, (12, 6))),)
+    grad = dataclasses.replace(bind(cat.verifications[1], module), inputs=offset)
+    ours = verify_function(grad)
+    theirs = verify_function(dataclasses.replace(grad, function=scale_first))
+    assert ours.max_ulp <= grad.bound == 64
+    assert theirs.max_ulp > 64

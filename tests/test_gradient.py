@@ -15,39 +15,47 @@ import pytest
 import sympy as sp
 from sympy import KroneckerDelta, Sum, log
 
-from derive import engine
-from derive import gradient as G
-from derive.gradient import GAMMA, LAMBDA, TAU, S
+from derive import Define, Rule, engine, gradient, jacobian, scalar
+from derive.gradient import DELTA_SUM, Definitions
 from derive.softmax import definitions as D
+from derive.softmax import rules as R
 from derive.softmax.definitions import T, W, a, b, c, i, j, p, q, s, x, y
+from derive.softmax.rules import S
+
+# the user's symbols, declared as a user's catalogue declares them (examples/*.py)
+TAU = scalar("tau", lambda rng: rng.uniform(0.05, 4.0), positive=True)
+LAMBDA = scalar("lamda", lambda rng: rng.normal(0.0, 3.0))  # SymPy prints "lamda" as lambda
+GAMMA = scalar("gamma", lambda rng: rng.uniform(0.0, 4.0), nonnegative=True)
+TAU_RULES = R.rule_set(R.softmax_of(lambda u: a[u] / TAU, "softmax_tau",
+                                    r"definition of $S_j = e^{a_j/\tau} / \sum_k e^{a_k/\tau}$"))
 
 FC_LOSS = D.softmax_loss(y, D.fc_logit)
 LOG_Z = log(D.partition())
 
 #: (key, loss, variable, assumptions, rules, min_classes, the closed form expected)
 CASES = [
-    ("soft", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), G.DEFAULT_RULES, 1, S[i] - y[i]),
-    ("one_hot", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.ONE_HOT), G.DEFAULT_RULES, 1,
+    ("soft", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), R.RULES, 1, S[i] - y[i]),
+    ("one_hot", D.softmax_loss(), a[i], (D.REAL_LOGITS, D.ONE_HOT), R.RULES, 1,
      S[i] - KroneckerDelta(i, c)),
-    ("jacobian", D.softmax(j), a[i], (D.REAL_LOGITS,), G.DEFAULT_RULES, 1,  # == G.jacobian(D.softmax)
+    ("jacobian", D.softmax(j), a[i], (D.REAL_LOGITS,), R.RULES, 1,  # == jacobian(D.softmax, a, j, i)
      S[j] * (KroneckerDelta(i, j) - S[i])),
-    ("fc_W", FC_LOSS, W[p, q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1, (S[p] - y[p]) * x[q]),
-    ("fc_b", FC_LOSS, b[p], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1, S[p] - y[p]),
-    ("fc_x", FC_LOSS, x[q], (D.REAL_LOGITS, D.SOFT_LABEL), G.FC_RULES, 1,
+    ("fc_W", FC_LOSS, W[p, q], (D.REAL_LOGITS, D.SOFT_LABEL), R.FC_RULES, 1, (S[p] - y[p]) * x[q]),
+    ("fc_b", FC_LOSS, b[p], (D.REAL_LOGITS, D.SOFT_LABEL), R.FC_RULES, 1, S[p] - y[p]),
+    ("fc_x", FC_LOSS, x[q], (D.REAL_LOGITS, D.SOFT_LABEL), R.FC_RULES, 1,
      Sum(W[s, q] * (S[s] - y[s]), (s, 1, T))),
-    ("fc_x_one_hot", FC_LOSS, x[q], (D.REAL_LOGITS, D.ONE_HOT), G.FC_RULES, 1,
+    ("fc_x_one_hot", FC_LOSS, x[q], (D.REAL_LOGITS, D.ONE_HOT), R.FC_RULES, 1,
      Sum(W[s, q] * S[s], (s, 1, T)) - W[c, q]),  # W^T (S - e_c)
     ("temperature", D.softmax_loss(y, lambda u: a[u] / TAU), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
-     G.TAU_RULES, 1, (S[i] - y[i]) / TAU),
+     TAU_RULES, 1, (S[i] - y[i]) / TAU),
     ("temperature_one_hot", -log(D.softmax(c, lambda u: a[u] / TAU)), a[i], (D.REAL_LOGITS,),
-     G.TAU_RULES, 1, (S[i] - KroneckerDelta(i, c)) / TAU),
+     TAU_RULES, 1, (S[i] - KroneckerDelta(i, c)) / TAU),
     ("z_loss", D.softmax_loss() + LAMBDA * LOG_Z ** 2, a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
-     G.DEFAULT_RULES, 1, S[i] - y[i] + 2 * LAMBDA * LOG_Z * S[i]),
+     R.RULES, 1, S[i] - y[i] + 2 * LAMBDA * LOG_Z * S[i]),
     # d/da_i of -(1 - S_c)^gamma log S_c, from d S_c/d a_i = S_c (delta_ic - S_i):
     # gamma (1 - S_c)^(gamma - 1) S_c (delta_ic - S_i) log S_c - (1 - S_c)^gamma (delta_ic - S_i);
     # 1/(1 - S_c) appears, so T >= 2 (at T = 1, S_c = 1)
     ("focal", -(1 - D.softmax(c)) ** GAMMA * log(D.softmax(c)), a[i], (D.REAL_LOGITS,),
-     G.DEFAULT_RULES, 2,
+     R.RULES, 2,
      GAMMA * (1 - S[c]) ** (GAMMA - 1) * S[c] * (KroneckerDelta(i, c) - S[i]) * log(S[c])
      - (1 - S[c]) ** GAMMA * (KroneckerDelta(i, c) - S[i])),
 ]
@@ -63,7 +71,7 @@ def same(result, expected) -> bool:
                          ids=[case[0] for case in CASES])
 def test_the_closed_form_is_derived_and_every_step_checked(key, loss, wrt, assumptions, rules,
                                                            min_classes, expected):
-    derivation = G.gradient(loss, wrt, assumptions, rules, key=f"auto_{key}", min_classes=min_classes)
+    derivation = gradient(loss, wrt, assumptions, rules, key=f"auto_{key}", min_classes=min_classes)
     assert derivation.closed, f"not closed: {derivation.result}"
     assert same(derivation.result, expected), derivation.result
     assert derivation.start == sp.Derivative(loss, wrt)
@@ -73,28 +81,28 @@ def test_the_closed_form_is_derived_and_every_step_checked(key, loss, wrt, assum
         assert step.why.endswith(f"[rule {derivation.rules[checked.number - 1]}]")
         assert checked.symbolic and checked.instances >= 2 * len(report.class_counts)
     assert "diff" in derivation.rules  # SymPy differentiated; nothing was typed
-    if rules is G.FC_RULES:  # by the chain rule, dL/da derived (and checked) on its own
+    if rules is R.FC_RULES:  # by the chain rule, dL/da derived (and checked) on its own
         assert "chain_fc_layer" in derivation.rules
         (part,) = derivation.parts
         assert part.closed and part.report is not None and part.result.has(S)
     # stated in the named quantity S and checked against its definition
-    assert derivation.result.has(S) and any(isinstance(h, G.Definitions) for h in derivation.assumptions)
+    assert derivation.result.has(S) and any(isinstance(h, Definitions) for h in derivation.assumptions)
 
 
 def test_focal_with_gamma_zero_is_the_softmax_loss_gradient():
     loss = (-(1 - D.softmax(c)) ** GAMMA * log(D.softmax(c))).subs(GAMMA, 0)
-    derivation = G.gradient(loss, a[i], (D.REAL_LOGITS,))
+    derivation = gradient(loss, a[i], (D.REAL_LOGITS,), R.RULES)
     assert derivation.closed and same(derivation.result, S[i] - KroneckerDelta(i, c))
 
 
 def test_the_hessian_is_the_gradient_of_the_derived_gradient():
-    first = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), check=False)
-    second = G.gradient(first.result, a[D.l], (D.REAL_LOGITS, D.SOFT_LABEL))  # S unfolded first
+    first = gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), R.RULES, check=False)
+    second = gradient(first.result, a[D.l], (D.REAL_LOGITS, D.SOFT_LABEL), R.RULES)  # S unfolded first
     assert second.closed and same(second.result, S[i] * (KroneckerDelta(i, D.l) - S[D.l]))
 
 
 def test_label_smoothing_counts_the_classes():
-    derivation = G.gradient(D.softmax_loss(D.smoothed()), a[i], (D.REAL_LOGITS, D.SOFT_LABEL))
+    derivation = gradient(D.softmax_loss(D.smoothed()), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), R.RULES)
     assert derivation.closed and "count" in derivation.rules
     assert same(derivation.result, S[i] - D.smoothed()(i))
 
@@ -106,10 +114,10 @@ def _log_softmax_wrong_sign(e, _context):
     return sp.Add(*(f.args[0] if isinstance(f, sp.exp) else log(f.base) for f in factors))
 
 
-WRONG_LOG = G.Rule("log_softmax_sign_error", r"$\log S_j = a_j + \log Z$",
-                   G.LOG_OF_SOFTMAX.pattern, _log_softmax_wrong_sign)
-WRONG_DELTA = G.Rule("delta_sum_keeps_the_sum", r"$\sum_v f_v \delta_{vu} = \sum_v f_v$",
-                     G.DELTA_SUM.pattern, lambda e, _c: Sum(e.function.replace(
+WRONG_LOG = Rule("log_softmax_sign_error", r"$\log S_j = a_j + \log Z$",
+                   R.LOG_OF_SOFTMAX.pattern, _log_softmax_wrong_sign)
+WRONG_DELTA = Rule("delta_sum_keeps_the_sum", r"$\sum_v f_v \delta_{vu} = \sum_v f_v$",
+                     DELTA_SUM.pattern, lambda e, _c: Sum(e.function.replace(
                          lambda f: isinstance(f, KroneckerDelta), lambda f: 1), *e.limits))
 
 
@@ -117,36 +125,48 @@ _w = sp.Wild("w")
 # a pattern, not a matcher (log w = log 2w would be wrong too, but harmless here: it
 # shifts the loss by the constant -log 2 sum_j y_j, so the derivative is unchanged and
 # the checker rightly accepts that step)
-WRONG_WILD = G.Rule("log_doubles", r"$\log w = 2 \log w$", log(_w), 2 * log(_w))
+WRONG_WILD = Rule("log_doubles", r"$\log w = 2 \log w$", log(_w), 2 * log(_w))
 
 
 @pytest.mark.parametrize("wrong, number", [(WRONG_LOG, 1), (WRONG_DELTA, None), (WRONG_WILD, 1)],
                          ids=["log_sign", "delta", "wild_pattern"])
 def test_a_wrong_rule_is_rejected_at_its_step_by_name(wrong, number):
-    produced = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
-                          (wrong,) + G.DEFAULT_RULES, check=False)
+    produced = gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
+                          (wrong,) + R.RULES, check=False)
     assert wrong.name in produced.rules
     first = produced.rules.index(wrong.name) + 1
     assert number is None or first == number
     with pytest.raises(engine.StepFalse) as caught:
-        G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), (wrong,) + G.DEFAULT_RULES)
+        gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), (wrong,) + R.RULES)
     assert caught.value.number == first
     assert f"[rule {wrong.name}]" in str(caught.value)
     assert "the concrete check fails on the instance" in str(caught.value)
 
 
 # --------------------------------------------------------------------------- honesty
-def test_without_the_definition_of_s_the_form_is_not_closed_and_says_so():
-    rules = tuple(r for r in G.DEFAULT_RULES if r is not G.SOFTMAX)
-    derivation = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), rules)
+def test_a_form_the_rules_cannot_close_says_so():
+    # the softplus log(1 + e^{a_c}): no rule writes e^{a_c}/(1 + e^{a_c}) in S
+    derivation = gradient(log(1 + sp.exp(a[c])), a[i], (D.REAL_LOGITS,), R.RULES)
     assert not derivation.closed
     assert "not closed" in derivation.title
-    assert derivation.result.has(sp.exp)  # e^{a_i}/Z - y_i: true, checked, not in S
+    assert derivation.result.has(sp.exp)  # true, checked, not in S
     assert derivation.report is not None  # what was reached is still checked
 
 
+def test_closedness_is_the_contents():
+    # without the definition of S the rule set states nothing to close in: the machinery
+    # calls a form without derivatives closed, and the result is e^{a_i}/Z - y_i
+    rules = tuple(r for r in R.RULES if r is not R.SOFTMAX)
+    derivation = gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), rules, check=False)
+    assert derivation.result.has(sp.exp) and not derivation.result.has(S)
+    assert not any(isinstance(h, Definitions) for h in derivation.assumptions)
+    # with it, the same form is open (an exponential is left) until S is folded in
+    assert R.SOFTMAX.is_open(R.SOFTMAX, derivation.result)
+    assert not R.SOFTMAX.is_open(R.SOFTMAX, S[i] - y[i] + LAMBDA * log(D.partition()) * S[i])
+
+
 def test_without_the_assumption_sum_y_is_not_replaced():
-    derivation = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS,))
+    derivation = gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS,), R.RULES)
     assert derivation.closed
     assert same(derivation.result, S[i] * Sum(y[s], (s, 1, T)) - y[i])
 
@@ -154,10 +174,10 @@ def test_without_the_assumption_sum_y_is_not_replaced():
 def test_a_users_pattern_rule_fires_and_is_checked():
     # log of a product of positive factors splits: a user's rule, by a pattern
     u = sp.Wild("u")
-    split = G.Rule("log_of_weighted", r"$\log (w_c u) = \log w_c + \log u$ ($w_c > 0$)",
+    split = Rule("log_of_weighted", r"$\log (w_c u) = \log w_c + \log u$ ($w_c > 0$)",
                    log(D.w[c] * u), log(D.w[c]) + log(u))
     loss = -log(D.w[c] * D.softmax(c))  # a class weight inside the log
-    derivation = G.gradient(loss, a[i], (D.REAL_LOGITS,), (split,) + G.DEFAULT_RULES)
+    derivation = gradient(loss, a[i], (D.REAL_LOGITS,), (split,) + R.RULES)
     assert derivation.rules[0] == "log_of_weighted" and derivation.closed
     assert same(derivation.result, S[i] - KroneckerDelta(i, c))
 
@@ -165,10 +185,10 @@ def test_a_users_pattern_rule_fires_and_is_checked():
 def test_a_users_rule_extends_a_set_by_concatenation():
     # the user's own quantity: P_j = S_j - y_j, the residual, folded by a Define
     residual = sp.IndexedBase("P", real=True)
-    mine = G.Define("residual", r"definition of $P_j = S_j - y_j$", base=residual,
+    mine = Define("residual", r"definition of $P_j = S_j - y_j$", base=residual,
                     body=lambda u: S[u] - y[u])
-    derivation = G.gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
-                            G.DEFAULT_RULES + (mine,))
+    derivation = gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL),
+                            R.RULES + (mine,))
     assert derivation.result == residual[i] and derivation.closed
     assert derivation.rules[-1] == "residual"
 
@@ -208,7 +228,7 @@ def test_cli_says_when_the_form_is_not_closed_and_rejects_bad_input():
 
 
 def test_jacobian_of_the_softmax():
-    derivation = G.jacobian(D.softmax, check=False)
+    derivation = jacobian(D.softmax, a, j, i, (D.REAL_LOGITS,), R.RULES, check=False)
     assert derivation.start == sp.Derivative(D.softmax(j), a[i])
     assert derivation.closed and same(derivation.result, S[j] * (KroneckerDelta(i, j) - S[i]))
 
@@ -216,8 +236,8 @@ def test_jacobian_of_the_softmax():
 def test_the_definitions_are_keyed_by_content_not_by_address():
     # the engine caches proved links by the repr of the assumptions; a lambda's address
     # can be reused by a different lambda once the first is collected
-    first = G.Definitions("S", (G.softmax_of(lambda u: a[u] / TAU, "s", "S"),))
-    second = G.Definitions("S", (G.softmax_of(lambda u: 2 * a[u] / TAU, "s", "S"),))
+    first = Definitions("S", (R.softmax_of(lambda u: a[u] / TAU, "s", "S"),))
+    second = Definitions("S", (R.softmax_of(lambda u: 2 * a[u] / TAU, "s", "S"),))
     assert "0x" not in repr(first) and repr(first) != repr(second)
 
 
@@ -233,13 +253,37 @@ def test_the_readme_example_runs_as_written(capsys):
 
 
 # --------------------------------------------------------------------------- the catalogue
-@pytest.mark.parametrize("key", [entry[0] for entry in __import__("derive.automatic").automatic.PLAN])
+@pytest.mark.parametrize("key", [entry[0] for entry in __import__("derive.softmax.automatic").softmax.automatic.PLAN])
 def test_the_automatic_catalogue_results_equal_the_hand_written_ones(key):
-    from derive import automatic
-    from derive.softmax import catalogue
+    from derive.softmax import automatic, catalogue
 
     # the chains themselves are checked above (CASES: the same losses and rules)
     derived = automatic.build(check=False, keys=(key,))[key]
     assert derived.closed and derived.matrix == catalogue.by_key()[key].matrix
     assert derived.title.endswith("(automatic)")
     engine.check(automatic.agreement(key, derived))  # the same boxed result, checked
+
+
+def test_the_soft_label_gradient_uses_sum_y_is_one():
+    derivation = gradient(D.softmax_loss(), a[i], (D.REAL_LOGITS, D.SOFT_LABEL), R.RULES, check=False)
+    used = [step.why for step in derivation.steps if step.why.endswith("[rule assumptions]")]
+    assert used and used[0].startswith(D.SOFT_LABEL.text)
+
+
+def test_the_focal_closed_form_needs_two_classes():
+    # the closed form divides by 1 - S_c, which is 0 at T = 1 (S_c = 1): stated for T = 1
+    # too, the checker finds a step with no value there; from T = 2 on it holds
+    focal = -(1 - D.softmax(c)) ** GAMMA * log(D.softmax(c))
+    with pytest.raises(engine.StepUndefined, match=r"(?s)T = 1,.*a division by zero"):
+        gradient(focal, a[i], (D.REAL_LOGITS,), R.RULES, min_classes=1)
+
+
+def test_array_form_maps_the_derived_form_onto_the_stable_kernels():
+    from derive.softmax.kernels import GRAD_INDEX, L1P, SOFTMAX, M, array_form
+
+    z_loss = gradient(D.softmax_loss() + LAMBDA * LOG_Z ** 2, a[j], (D.REAL_LOGITS, D.ONE_HOT), R.RULES,
+                      check=False)
+    assert z_loss.result.has(S) and not z_loss.unfolded.has(S)
+    assert sp.expand(array_form(z_loss.result) - (GRAD_INDEX + 2 * LAMBDA * (M + L1P) * SOFTMAX)) == 0
+    with pytest.raises(ValueError, match="no array form for y"):
+        array_form(S[j] - y[j])

@@ -13,15 +13,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: machinery modules still allowed to import derive.softmax, each with why. Only these
-#: two: issue 14 moves their softmax content (the rule sets and the automatic
-#: catalogue) into derive/softmax/, after which this allow-list is emptied.
-ALLOWED_CONTENT_IMPORTS = {
-    "gradient.py",  # issue 14: its softmax rules move to derive/softmax/
-    "automatic.py",  # issue 14: its softmax derivations move to derive/softmax/
-}
-
-
 def imported_modules(path: Path, package: str) -> set[str]:
     """Every module an ``import`` or ``from ... import`` anywhere in ``path`` names,
     absolute (relative imports resolved against ``package``, the file's package);
@@ -49,8 +40,6 @@ def _names_content(modules: set[str]) -> set[str]:
 def test_the_machinery_never_imports_the_built_in_content():
     offenders = {}
     for path in sorted((ROOT / "derive").glob("*.py")):
-        if path.name in ALLOWED_CONTENT_IMPORTS:
-            continue
         bad = _names_content(imported_modules(path, "derive"))
         if bad:
             offenders[path.name] = sorted(bad)
@@ -66,14 +55,6 @@ def test_the_layering_check_sees_every_form_of_import(tmp_path):
         assert _names_content(imported_modules(module, "derive")), line
     module.write_text("from .symbols import j\nfrom . import engine\nimport sympy\n")
     assert not _names_content(imported_modules(module, "derive"))
-
-
-def test_the_allow_list_names_only_modules_that_still_need_it():
-    # an entry whose module no longer imports derive.softmax is stale: remove it
-    stale = [name for name in ALLOWED_CONTENT_IMPORTS
-             if (ROOT / "derive" / name).exists()
-             and not _names_content(imported_modules(ROOT / "derive" / name, "derive"))]
-    assert not stale, f"remove from ALLOWED_CONTENT_IMPORTS: {stale}"
 
 
 def test_numeric_never_imports_derive():

@@ -9,6 +9,12 @@ import derive
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+def test_your_own_derivations_starts_from_gradient():
+    code = re.search(r"```python\n(.*?)```", _section(), re.S).group(1)
+    first = code.index("gradient(")
+    assert first < code.index("Catalogue(") and first < code.index("Kernel(") and first < code.index("check(")
+
+
 def _section() -> str:
     text = README.read_text()
     start = text.index("## Your own derivations")
@@ -19,6 +25,8 @@ def test_the_readme_example_runs_as_written(capsys):
     code = re.search(r"```python\n(.*?)```", _section(), re.S).group(1)
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     printed = capsys.readouterr().out
+    assert "beta*S[j] True" in printed  # the gradient derived, closed, every step checked
+    assert "[rule softmax]" in printed
     assert "['DerivationCheck', 'DerivationCheck']" in printed
     assert "rejected at T =" in printed
     assert "('mine', " in printed and "True)" in printed and "False)" not in printed
@@ -41,7 +49,8 @@ def test_the_public_examples_run():
     import importlib
 
     for name in ("derive", "derive.symbols", "derive.engine", "derive.registry", "derive.codegen",
-                 "derive.functions", "derive.printing", "derive.verification", "derive.measure", "derive.publish",
-                 "derive.testing"):
+                 "derive.functions", "derive.printing", "derive.verification", "derive.measure",
+                 "derive.publish", "derive.testing", "derive.gradient", "derive.softmax.rules",
+                 "derive.softmax.kernels"):
         failed, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert failed == 0, name

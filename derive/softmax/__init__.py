@@ -9,6 +9,11 @@ Written against the public face of :mod:`derive`, as a user's catalogue would be
   ``numeric/_kernels.py``;
 * :mod:`derive.softmax.notation` -- what the kernels' arrays are in index notation and
   how the reports abbreviate (registered on import).
+* :mod:`derive.softmax.rules` -- the rewrite rules and rule sets with which
+  :func:`derive.gradient` closes a gradient in S = softmax(a) (and the names
+  ``python -m derive gradient`` reads);
+* :mod:`derive.softmax.automatic` -- the catalogue's gradient results derived
+  automatically.
 
 ``CATALOGUE`` (built on first use) is the :class:`derive.Catalogue` that
 ``python -m derive`` runs when no ``--catalogue`` is given. A user's catalogue cites
@@ -24,14 +29,15 @@ from . import notation  # noqa: F401 - registers the kernels' arrays and the rep
 @functools.lru_cache(maxsize=1)
 def _catalogue():
     from ..registry import Catalogue
-    from . import catalogue, kernels, stages
+    from . import catalogue, kernels, rules, stages
 
     cat = Catalogue("softmax", "Softmax, the softmax loss and cross entropy")
     cat.add(*catalogue.build())
     cat.kernels = list(kernels.KERNELS)
     cat.built_in = True
+    cat.language = rules.LANGUAGE
     cat.stages = {"generate": stages.generate_stage, "verify": stages.verify_stage,
-                  "report": stages.report_stage, "gradient": stages.gradient_stage}
+                  "report": stages.report_stage}
     return cat
 
 

@@ -529,11 +529,16 @@ SECTIONS = (_probability, _jacobian, _losses, _gradient, _fc_layer, _stable_form
 
 
 def build() -> list[Derivation]:
-    """All derivations of the catalogue, in report order (section by section)."""
-    cat = [d for section in SECTIONS for d in section()]
+    """All derivations of the catalogue, in report order (section by section), then the
+    gradient results derived automatically (:mod:`derive.softmax.automatic`) and that
+    each agrees with its hand-written chain."""
+    from . import automatic
+
+    cat = _cite_by_key([d for section in SECTIONS for d in section()])
+    cat += automatic.derivations({d.key: d for d in cat})
     keys = [d.key for d in cat]
     assert len(keys) == len(set(keys)), "duplicate derivation keys"
-    return _cite_by_key(cat)
+    return cat
 
 
 def _cite_by_key(cat: list[Derivation]) -> list[Derivation]:

@@ -246,6 +246,15 @@ LEARNER = Document(
             Proof("fc_grad_W"),
             Proof("fc_grad_b"),
             Proof("fc_grad_x"),
+            Text("The same results can be derived rather than typed. Given only the loss and the "
+                 "variable, derive.gradient lets SymPy differentiate and then applies named rewrite "
+                 "rules, one step each -- the justification ends with the rule's name -- until the "
+                 "form is closed in $S$ and $y$; every produced step is checked exactly like the "
+                 "hand-written ones, and the boxed results are the same. Derived automatically, the "
+                 "soft-label gradient and the gradient by the weights (the developer document has all "
+                 "six, with a check that each equals its hand-written result):"),
+            Proof("loss_gradient_automatic"),
+            Proof("fc_grad_W_automatic"),
         )),
         Section("6. One example end to end", "worked", (
             Text("A small layer with $N = 4$ features and $T = 3$ classes, true class $c = 2$. Every "
@@ -279,8 +288,8 @@ DEVELOPERS = Document(
              "layer, softmax, the loss, cross entropy and the gradient. This one holds the rest of the "
              "catalogue -- the stable forms behind the generated code, the Hessian, class weights, "
              "ignored targets, label smoothing, reductions, the binary loss and the FC layer on a "
-             "batch -- then the proved kernels with their code and the full verification table. "
-             "Every derivation is checked as described there."),
+             "batch, the gradients derived automatically -- then the proved kernels with their code "
+             "and the full verification table. Every derivation is checked as described there."),
         Block("notation"),
         Block("assumptions"),
     ),
@@ -308,6 +317,21 @@ DEVELOPERS = Document(
         Section("The FC layer and the loss on a batch", "fcbatch", (
             Proof("fc_batch_grad_W"), Proof("fc_batch_grad_b"), Proof("fc_batch_grad_x"),
             Proof("fc_batch_grad_W_chunks"),
+        )),
+        Section("Gradients derived automatically", "automatic", (
+            Text("The gradient results of the learner's document, derived by derive.gradient from the "
+                 "loss alone (derive/softmax/automatic.py): SymPy differentiates, named rewrite rules "
+                 "(derive/softmax/rules.py; each step's justification ends with its rule's name) close "
+                 "the form in $S$, $y$ and the user's symbols, and the engine checks every produced "
+                 "step as it checks a hand-written one. Through the FC layer the chain rule cites "
+                 "$\\partial L/\\partial a$, itself derived automatically. Each is followed by the "
+                 "check that its result equals the hand-written one."),
+            Proof("loss_gradient_automatic"), Proof("loss_gradient_agreement"),
+            Proof("loss_gradient_one_hot_automatic"), Proof("loss_gradient_one_hot_agreement"),
+            Proof("jacobian_automatic"), Proof("jacobian_agreement"),
+            Proof("fc_grad_W_automatic"), Proof("fc_grad_W_agreement"),
+            Proof("fc_grad_b_automatic"), Proof("fc_grad_b_agreement"),
+            Proof("fc_grad_x_automatic"), Proof("fc_grad_x_agreement"),
         )),
         Section("From the proofs to the code", "kernels", (
             Text("Each generated kernel is itself proved equal to the definition: its index form is the "

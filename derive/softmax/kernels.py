@@ -17,7 +17,7 @@ import sympy as sp
 from sympy import Derivative, KroneckerDelta
 from sympy.codegen.cfunctions import log1p
 
-from .. import codegen
+from .. import codegen, engine
 from ..codegen import Claim, Kernel
 from ..engine import Derivation, Step
 from ..functions import (
@@ -89,6 +89,65 @@ LSE_B_SIGN = SignSum(BW_K, TAIL_BW)
 # make their term 0 even where softplus is infinite
 BCE = ZeroTimes(PW * YB, Softplus(-ZB)) + ZeroTimes(1 - YB, Softplus(ZB))
 BCE_GRAD = ZeroTimes(1 - YB, Sigmoid(ZB)) - ZeroTimes(PW * YB, Sigmoid(-ZB))
+
+
+def array_form(closed: sp.Expr, logits: sp.Expr = A, j: sp.Symbol = D.j, c: sp.Symbol = D.c) -> sp.Expr:
+    """The array expression, over the stable forms above, of a closed form in S (a
+    result of :func:`derive.gradient` with the rules of :mod:`derive.softmax.rules`,
+    stated at the output index ``j`` with the target ``c``), for S the softmax of the
+    array ``logits`` (``A``, or ``A / tau`` for a softmax of scaled logits).
+
+    Each piece becomes its stable form: ``S_j - delta_jc`` the gradient of the softmax
+    loss (no cancellation at the true class; a pair of terms S_j and -delta_jc of a sum
+    is grouped, a term (1 + u) S_j beside -delta_jc multiplied out first), ``S_j`` the
+    softmax, ``1 - S_c`` without cancellation, ``S_c``, ``log S_c`` (-the loss) and
+    ``log Z`` (m + log1p(s'), for ``logits`` A). What has no array form (another
+    index, a sum left) is a ValueError naming it.
+
+    Examples
+    --------
+    >>> from derive import gradient
+    >>> from derive.softmax import definitions as D, rules as R
+    >>> from derive.softmax.kernels import GRAD_INDEX, array_form
+    >>> d = gradient(D.softmax_loss(), D.a[D.j], (D.REAL_LOGITS, D.ONE_HOT), R.RULES, check=False)
+    >>> d.result, array_form(d.result) == GRAD_INDEX
+    (-KroneckerDelta(c, j) + S[j], True)
+    """
+    from .rules import S
+
+    scaled = (lambda e: e) if logits is A else (lambda e: e.xreplace({A: logits}))
+    delta, grad, soft = KroneckerDelta(j, c), scaled(GRAD_INDEX), scaled(SOFTMAX)
+    table = {S[j] - delta: grad, delta - S[j]: -grad, S[j]: soft, S[c]: Take(soft, C),
+             1 - S[c]: scaled(-TRUE_CLASS), sp.log(S[c]): -scaled(NLL_INDEX)}
+    if logits is A:
+        table[engine.canonical_bound(sp.log(D.partition()))] = M + L1P
+
+    def walk(e):
+        if e in table:
+            return table[e]
+        if isinstance(e, sp.log) and e.has(sp.Sum) and engine.canonical_bound(e) in table:
+            return table[engine.canonical_bound(e)]  # log Z, whatever its summation variable
+        if isinstance(e, sp.Add):
+            terms = list(e.args)
+            for sign_ in (1, -1):
+                if -sign_ * delta in terms and sign_ * S[j] not in terms:  # (1 + u) S_j - delta_jc
+                    terms = [t for term in terms for t in sp.Add.make_args(
+                        sp.expand_mul(term, deep=False) if term.has(S[j]) else term)]
+                if -sign_ * delta in terms and sign_ * S[j] in terms:
+                    terms.remove(-sign_ * delta)
+                    terms.remove(sign_ * S[j])
+                    terms.append(sign_ * sp.Symbol("grad_"))
+            return sp.Add(*(walk(t) for t in terms)).xreplace({sp.Symbol("grad_"): grad})
+        if not e.args or isinstance(e, sp.Indexed):
+            return e
+        return e.func(*(walk(arg) for arg in e.args))
+
+    out = walk(closed)
+    left = [atom for atom in out.atoms(sp.Indexed, KroneckerDelta, sp.Sum)]
+    if left:
+        raise ValueError(f"array_form: no array form for {', '.join(map(str, left))} in {closed} "
+                         "(the table has S_j - delta_jc, S_j, S_c, 1 - S_c, log S_c and log Z)")
+    return out
 
 
 @functools.lru_cache(maxsize=1)

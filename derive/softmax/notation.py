@@ -94,12 +94,19 @@ def _abbreviate_softmax(factors_of):
 
 def abbreviate(expr: sp.Expr) -> sp.Expr:
     """a_u for the FC logit, Z for the partition function (Z_v per sample of a batch),
-    S_u for e^{a_u}/Z, without evaluating."""
+    without evaluating."""
     partition = D.partition()
     batch = expr.has(D.X)
     expr = walk(expr, lambda e: _fc_logit(e) or (Z if e == partition else None))
-    if batch:  # Z_beta, S_{beta r}
+    if batch:  # Z_beta
         expr = walk(expr, _batch_partition)
+    return expr
+
+
+def name_softmax(expr: sp.Expr) -> sp.Expr:
+    """S_u for e^{a_u}/Z (S_vu for e^{a_vu}/Z_v in a batch, where :func:`abbreviate`
+    wrote Z_v), without evaluating."""
+    if expr.has(Z_ROW):
         expr = walk(expr, _fold_batch_softmax)
     return walk(expr, _abbreviate_softmax)
 
@@ -117,6 +124,6 @@ PHRASES = (("y_j >= 0 and sum_j y_j = 1", r"$y_j \ge 0$ and $\sum_j y_j = 1$"),
            ("1..T", r"$1..T$"), ("1..N", r"$1..N$"), (" y is", " $y$ is"), (" p is", " $p$ is"),
            (" q is", " $q$ is"), (" c:", " $c$:"), ("(k is", "($k$ is"))
 
-extend_notation(abbreviations=(abbreviate,), index_names={D.B: (D.beta, _gamma)},
+extend_notation(abbreviations=(abbreviate,), names=(name_softmax,), index_names={D.B: (D.beta, _gamma)},
                 kept_names=(D.beta,), delta_order=(D.beta, D.c, D.p, D.q),
                 late_bases=(S, D.a), unstated=(D.REAL_LOGITS,), phrases=PHRASES)

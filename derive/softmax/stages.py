@@ -1,4 +1,4 @@
-"""The built-in content's own generate, verify and report stages, and its gradient command.
+"""The built-in content's own generate, verify and report stages.
 
 The built-in catalogue keeps its generated module inside the package
 (``numeric/_kernels.py``, compared byte for byte), measures it against its own suite and
@@ -79,66 +79,3 @@ def report_stage(args, where: Path | None) -> int:
     for line in lines:
         print(line)
     return 0
-
-
-_WRT = {"a": "a[i]", "W": "W[p, q]", "b": "b[p]", "x": "x[q]"}
-
-
-def gradient_stage(args, where: Path | None) -> int:
-    """``python -m derive gradient``: derive d(loss)/d(wrt) with the default rule set
-    and print the checked chain (``where`` is unused: it writes nothing)."""
-    import sympy as sp
-
-    from .. import engine
-    from .. import gradient as G
-    from . import definitions as D
-
-    try:
-        loss, flags = G.parse_loss(args.loss)
-        wrt, _ = G.parse_loss(_WRT.get(args.wrt, args.wrt))
-    except ValueError as err:
-        print(f"FAIL {err}", file=sys.stderr)
-        return 2
-    if not isinstance(wrt, sp.Indexed):
-        print(f"FAIL --wrt must be a component such as a[i] or W[p, q], or one of "
-              f"{', '.join(_WRT)}; got {args.wrt!r}", file=sys.stderr)
-        return 2
-    softmax = G.SOFTMAX
-    if flags.get("scale") is not None:
-        scale = flags["scale"]
-        softmax = G.softmax_of(lambda u: D.a[u] / scale, "softmax_scaled",
-                               rf"definition of $S_j = e^{{a_j/{scale}}} / \sum_k e^{{a_k/{scale}}}$")
-    layer = None
-    if wrt.base in (D.W, D.b, D.x):  # through the FC layer: a = W x + b
-        layer = G.FC_LAYER
-        loss = loss.replace(lambda e: isinstance(e, sp.Indexed) and e.base == D.a,
-                            lambda e: D.fc_logit(e.indices[0]))
-    rules = G.rule_set(softmax, layer)
-    labels = {"soft": (D.SOFT_LABEL,), "onehot": (D.ONE_HOT,), "none": ()}[args.labels]
-    tic = time.perf_counter()
-    try:
-        derivation = G.gradient(loss, wrt, (D.REAL_LOGITS, *labels), rules,
-                                min_classes=args.min_classes)
-    except engine.StepRejected as err:
-        print("FAIL a produced step was rejected:\n     " + str(err).replace("\n", "\n     "))
-        return 1
-    print(f"d/d{wrt} of {G.pretty(loss)}   (Z: the sum of exponentials in the definition of S; "
-          "a: W x + b where the loss goes through the FC layer)")
-    print("assumptions: " + "; ".join(engine.plain(h.text) for h in derivation.assumptions))
-    for part in derivation.parts:
-        print(f"first, {engine.plain(part.title)}:")
-        _print_chain(part, G, engine, indent="    ")
-        print("then:")
-    _print_chain(derivation, G, engine)
-    state = "closed form" if derivation.closed else "NOT closed: the last form reached"
-    print(f"{state}: {G.pretty(derivation.result)}   ({len(derivation.steps) - 1} steps, "
-          f"each checked; {time.perf_counter() - tic:.1f}s)")
-    return 0 if derivation.closed else 3
-
-
-def _print_chain(derivation, G, engine, indent=""):
-    print(f"{indent}   {G.pretty(derivation.start)}")
-    report = derivation.report
-    for step, checked in zip(derivation.steps[1:], report.steps if report else []):
-        print(f"{indent} = {G.pretty(step.expr)}\n{indent}       \u2713 {engine.plain(step.why)}  "
-              f"[{checked.symbolic}; {checked.instances} instances]")
