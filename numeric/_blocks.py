@@ -22,6 +22,7 @@ value depends on its own row only.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 
@@ -51,7 +52,7 @@ _free: list = []
 _calls = threading.local()
 
 
-def _take_scratch(count: int, shape: tuple) -> list[np.ndarray]:
+def take_scratch(count: int, shape: tuple) -> list[np.ndarray]:
     """``count`` float64 arrays of ``shape`` owned by the caller until given back."""
     try:
         key, arrays = _free.pop()
@@ -62,9 +63,9 @@ def _take_scratch(count: int, shape: tuple) -> list[np.ndarray]:
     return arrays
 
 
-def _give_back(count: int, shape: tuple, arrays: list[np.ndarray]) -> None:
+def give_back(count: int, shape: tuple, arrays: list[np.ndarray]) -> None:
     """Keep ``arrays`` for later calls if they are small and few sets are kept."""
-    if count <= MAX_SCRATCH and 8 * int(np.prod(shape)) <= BLOCK_BYTES:
+    if count <= MAX_SCRATCH and 8 * math.prod(shape) <= BLOCK_BYTES:
         _free.append(((count, shape), arrays))
         while len(_free) > KEEP_SETS:
             try:
@@ -128,7 +129,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
         """The kernel on some rows; results written into ``out_parts``."""
         n = a_part.shape[0]
         need = count + (1 + sum(full) if narrow else 0)
-        scratch = _take_scratch(need, (block, classes))
+        scratch = take_scratch(need, (block, classes))
         try:  # the scratch is this computation's alone until given back
             if narrow:  # widen the block, compute in float64, round each result once
                 wide = scratch[count][:n]
@@ -145,7 +146,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
                 if narrow or not f:
                     np.copyto(out, res, casting="same_kind")
         finally:
-            _give_back(need, (block, classes), scratch)
+            give_back(need, (block, classes), scratch)
 
     def work(begin: int) -> None:
         end = min(begin + block, rows)

@@ -460,7 +460,75 @@ def _mean_denominator(kind, tgt, ignored, weight):
     return np.ones(rows), float(rows)
 
 
+#: at most this many logits take the direct path of :func:`_plain_small` (one call of
+#: the kernel on the whole array); larger calls go through the cache blocks and threads
+#: of :mod:`numeric._blocks`, which pay for themselves only there
+SMALL_ELEMENTS = _blocks.THREAD_MIN_ELEMENTS
+#: the kernels' moderate form (e^a e^-m) needs every logit in [-MODERATE, MODERATE]
+MODERATE = 708.0
+_PLAIN_KERNELS = {"loss": _kernels.nll_index, "grad": _kernels.nll_index_grad,
+                  "both": _kernels.nll_index_with_grad}
+
+
+def _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction):
+    """The common small call -- 2-D C-contiguous float logits with every value in
+    [-708, 708], integer targets all in [0, T), no weight, no smoothing, nothing
+    ignored -- as one call of the generated kernel on the whole array: bit for bit
+    what the general path computes (the same kernel, moderate form), without its
+    per-call machinery (blocks, non-finite row scans, option objects). Returns None
+    when the call is not of that kind (or is bad input): the general path then
+    handles it and raises its errors. The checks are a handful of reductions: a
+    finite, moderate min and max of the logits (also false for NaN) and of the
+    targets."""
+    if (weight is not None or type(label_smoothing) not in (float, int) or label_smoothing != 0
+            or type(reduction) is not str or reduction not in _REDUCTIONS):
+        return None
+    arr = logits if type(logits) is np.ndarray else np.asarray(logits)
+    tgt = target if type(target) is np.ndarray else np.asarray(target)
+    if (arr.ndim != 2 or axis not in (-1, 1) or arr.dtype.type not in _FLOATS
+            or not arr.flags.c_contiguous or not 0 < arr.size <= SMALL_ELEMENTS
+            or tgt.dtype.kind not in "iu" or tgt.shape != arr.shape[:1]):
+        return None
+    rows, classes = arr.shape
+    low, high = int(tgt.min()), int(tgt.max())
+    if low < 0 or high >= classes:
+        return None
+    if ignore_index is not None and (type(ignore_index) is not int or low <= ignore_index <= high):
+        return None  # (an ignore_index among the targets: the general path masks those rows)
+    if not (-MODERATE <= arr.min() and arr.max() <= MODERATE):  # (NaN fails too)
+        return None
+    dtype = arr.dtype
+    wide = arr if dtype == np.float64 else arr.astype(np.float64)
+    kernel = _PLAIN_KERNELS[want]
+    count = _kernels.SCRATCH[kernel.__name__]
+    scratch = _blocks.take_scratch(count, arr.shape)
+    try:
+        grad_out = np.empty(arr.shape) if want != "loss" else None
+        out = [None, grad_out] if want == "both" else [grad_out]
+        results = kernel(wide, tgt.astype(np.int64, copy=False).reshape(rows, 1), out=out,
+                         scratch=scratch, moderate=True)
+    finally:
+        _blocks.give_back(count, arr.shape, scratch)
+    loss, grad = (results if want == "both" else
+                  (results, None) if want == "loss" else (None, results))
+    if reduction == "none":
+        loss = None if loss is None else _finish(loss[:, 0], dtype)
+    else:
+        total = float(np.sum(loss)) if loss is not None else 0.0
+        if reduction == "sum":
+            loss = _scalar(total, dtype)
+        else:
+            loss = _scalar(total / rows, dtype)
+            if grad is not None:
+                grad /= rows
+    grad = None if grad is None else _finish(grad, dtype)
+    return (loss, grad) if want == "both" else (loss if want == "loss" else grad)
+
+
 def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction):
+    fast = _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction)
+    if fast is not None:
+        return fast
     arr, dtype = _logits_array(logits, keep=True)
     if arr.ndim == 0:
         raise ValueError("logits must have a class axis; got a 0-d array")
