@@ -888,36 +888,12 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     >>> float(loss)  # all logits 0: log 4
     1.3862943611198906
     """
-    arrays = [np.asarray(x), np.asarray(W)] + ([] if b is None else [np.asarray(b)])
-    dtype = _linear_dtype(*arrays)
-    xs, _ = _logits_array(x, "x")
-    Ws, _ = _logits_array(W, "W")
-    if xs.ndim < 1 or Ws.ndim != 2:
-        raise ValueError(f"x must be (..., N) and W (T, N); got x {xs.shape}, W {Ws.shape}")
-    if xs.shape[-1] != Ws.shape[1]:
-        raise ValueError(f"x has {xs.shape[-1]} features but W has {Ws.shape[1]} columns "
-                         f"(x {xs.shape}, W {Ws.shape}; W is T x N)")
-    if b is None:
-        bs = np.zeros(Ws.shape[0])
-    else:
-        bs, _ = _logits_array(b, "b")
-        if bs.shape != (Ws.shape[0],):
-            raise ValueError(f"b must have shape ({Ws.shape[0]},), one bias per class; got {bs.shape}")
-    classes = Ws.shape[0]
-    lead = xs.shape[:-1]
+    xs, Ws, bs, dtype = _linear_inputs(x, W, b)
+    classes, lead = Ws.shape[0], xs.shape[:-1]
     flat = xs.reshape(-1, xs.shape[-1])
     rows = flat.shape[0]
-    if chunk is None:
-        chunk = max(1, LINEAR_CHUNK_BYTES // (8 * max(classes, 1)))
-    elif isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, numbers.Integral):
-        raise TypeError(f"chunk must be a positive int (rows per chunk) or None; got {chunk!r}")
-    elif chunk < 1:
-        raise ValueError(f"chunk must be at least 1 row; got {chunk}")
-    tgt = np.asarray(target)
-    if tgt.dtype.kind in "iu" and tgt.shape == lead:
-        tgt = tgt.reshape(-1)
-    elif tgt.dtype.kind == "f" and tgt.shape == lead + (classes,):
-        tgt = tgt.reshape(-1, classes)
+    chunk = _chunk_rows(chunk, classes)
+    tgt = _linear_targets(target, lead, classes)
     # the targets and options checked once for the whole batch (errors name batch rows)
     kind, rows_tgt, ignored, weight, eps, reduction = _prepared_targets(
         tgt, (rows, classes), 1, classes, weight, ignore_index, label_smoothing, reduction)
@@ -930,29 +906,88 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     product = np.empty(Ws.shape) if rows > chunk else None
     for start in range(0, rows, chunk):
         part = slice(start, min(start + chunk, rows))
-        logits = flat[part] @ Ws.T
-        logits += bs
-        losses[part], grad = _cross_entropy(logits, tgt[part], -1, "both", weight, ignore_index,
-                                            eps, "none")
-        del logits
-        grad = np.asarray(grad, dtype=np.float64)
-        if reduction == "mean":
-            if denom:
-                grad /= denom
-            else:  # d(0/0): NaN in counted rows, 0 in ignored ones (as unchunked)
-                grad[counted[part] > 0] = np.nan
-        if product is None:
-            np.matmul(grad.T, flat[part], out=dW)
-        else:
-            np.matmul(grad.T, flat[part], out=product)
-            dW += product
-        db += grad.sum(axis=0)
-        # (W^T G^T)^T, not G W: for few rows and many classes OpenBLAS takes G W (K = T)
-        # several times slower (measured 94 s against 17 s per 4096 rows at T = 50257)
-        dx[part] = (Ws.T @ grad.T).T
+        losses[part], grad = _chunk_loss_and_gradient(
+            flat[part], Ws, bs, tgt[part], (weight, ignore_index, eps), reduction, denom, counted[part])
+        _accumulate_chunk(grad, flat[part], Ws, dW, db, dx[part], product)
     if reduction == "none":
         loss = _finish(losses.reshape(lead), dtype)
     else:
         total = float(np.sum(losses))
         loss = _scalar(total if reduction == "sum" else (total / denom if denom else np.nan), dtype)
     return loss, _finish(dx.reshape(xs.shape), dtype), _finish(dW, dtype), _finish(db, dtype)
+
+
+def _linear_inputs(x, W, b):
+    """(x, W, b as float64 arrays, the result dtype), validated: x (..., N), W (T, N),
+    b (T,) or None (zeros)."""
+    arrays = [np.asarray(x), np.asarray(W)] + ([] if b is None else [np.asarray(b)])
+    dtype = _linear_dtype(*arrays)
+    xs, _ = _logits_array(x, "x")
+    Ws, _ = _logits_array(W, "W")
+    if xs.ndim < 1 or Ws.ndim != 2:
+        raise ValueError(f"x must be (..., N) and W (T, N); got x {xs.shape}, W {Ws.shape}")
+    if xs.shape[-1] != Ws.shape[1]:
+        raise ValueError(f"x has {xs.shape[-1]} features but W has {Ws.shape[1]} columns "
+                         f"(x {xs.shape}, W {Ws.shape}; W is T x N)")
+    if b is None:
+        return xs, Ws, np.zeros(Ws.shape[0]), dtype
+    bs, _ = _logits_array(b, "b")
+    if bs.shape != (Ws.shape[0],):
+        raise ValueError(f"b must have shape ({Ws.shape[0]},), one bias per class; got {bs.shape}")
+    return xs, Ws, bs, dtype
+
+
+def _chunk_rows(chunk, classes):
+    """Rows per chunk: ``chunk`` validated, or (None) as many as make
+    :data:`LINEAR_CHUNK_BYTES` of float64 logits."""
+    if chunk is None:
+        return max(1, LINEAR_CHUNK_BYTES // (8 * max(classes, 1)))
+    if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, numbers.Integral):
+        raise TypeError(f"chunk must be a positive int (rows per chunk) or None; got {chunk!r}")
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1 row; got {chunk}")
+    return int(chunk)
+
+
+def _linear_targets(target, lead, classes):
+    """The targets with the batch axes of x flattened into one (class indices: rows;
+    probabilities: rows x T); any other shape is left for the checks to name."""
+    tgt = np.asarray(target)
+    if tgt.dtype.kind in "iu" and tgt.shape == lead:
+        return tgt.reshape(-1)
+    if tgt.dtype.kind == "f" and tgt.shape == lead + (classes,):
+        return tgt.reshape(-1, classes)
+    return tgt
+
+
+def _chunk_loss_and_gradient(x_part, Ws, bs, tgt_part, options, reduction, denom, counted):
+    """(per-row losses, G = dL/d logits in float64) for one chunk of rows: the logits
+    x W^T + b and :func:`cross_entropy_with_grad` of them, G scaled for "mean" as the
+    whole batch's loss is (by its denominator; NaN in counted rows when it is 0)."""
+    weight, ignore_index, eps = options
+    logits = x_part @ Ws.T
+    logits += bs
+    losses, grad = _cross_entropy(logits, tgt_part, -1, "both", weight, ignore_index, eps, "none")
+    del logits
+    grad = np.asarray(grad, dtype=np.float64)
+    if reduction == "mean":
+        if denom:
+            grad /= denom
+        else:  # d(0/0): NaN in counted rows, 0 in ignored ones (as unchunked)
+            grad[counted > 0] = np.nan
+    return losses, grad
+
+
+def _accumulate_chunk(grad, x_part, Ws, dW, db, dx_part, product):
+    """dW += G^T x, db += the column sums of G (``fc_batch_grad_W_chunks``) and the
+    chunk's rows of dx = G W. ``product`` is the buffer for G^T x (None: the one
+    chunk is the whole batch, written into dW directly)."""
+    if product is None:
+        np.matmul(grad.T, x_part, out=dW)
+    else:
+        np.matmul(grad.T, x_part, out=product)
+        dW += product
+    db += grad.sum(axis=0)
+    # (W^T G^T)^T, not G W: for few rows and many classes OpenBLAS takes G W (K = T)
+    # several times slower (measured 94 s against 17 s per 4096 rows at T = 50257)
+    dx_part[...] = (Ws.T @ grad.T).T
