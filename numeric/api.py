@@ -145,20 +145,27 @@ def _row_kinds(rows):
 def _run(kernel, rows, *extra, special=None, dtype=np.float64):
     """Run the generated kernel ``kernel`` (a function of ``_kernels``) on rows, treating +inf rows by their
     limit (the +inf entries become 0, the rest -inf) and leaving rows of only -inf to
-    ``special``, called as ``special(neginf_rows, posinf_rows, *results)``."""
+    ``special``, called as ``special(neginf_rows, posinf_rows, *results)``.
+
+    The kernel runs first: when every logit was moderate (the blocks check that
+    anyway), no row is special and the input is not scanned again. Otherwise the
+    rows are classified, and if some hold +inf or only -inf the kernel runs again on
+    a copy with those rows replaced (the price of non-finite input, not of the common
+    call)."""
     full = _kernels.OUTPUTS[kernel.__name__]  # which results have the logits' shape
-    posinf, neginf, nan = _row_kinds(rows)
-    if posinf.any() or neginf.any():
-        rows = rows.copy()
-        hit = rows[posinf]
-        rows[posinf] = np.where(hit == np.inf, 0.0, -np.inf)  # equal, unbounded logits
-        rows[neginf] = 0.0  # placeholder; filled by ``special`` below
-    results = _blocks.run(kernel, rows, extra, full, dtype)
-    if posinf.any() or neginf.any():
-        special(np.flatnonzero(neginf), np.flatnonzero(posinf), *results)
-    if nan.any():  # a NaN row is NaN, whatever the kernel made of it (one class: 1)
-        for r in results:
-            r[nan] = np.nan
+    results, moderate = _blocks.run(kernel, rows, extra, full, dtype)
+    if not moderate:
+        posinf, neginf, nan = _row_kinds(rows)
+        if posinf.any() or neginf.any():
+            rows = rows.copy()
+            hit = rows[posinf]
+            rows[posinf] = np.where(hit == np.inf, 0.0, -np.inf)  # equal, unbounded logits
+            rows[neginf] = 0.0  # placeholder; filled by ``special`` below
+            results, _ = _blocks.run(kernel, rows, extra, full, dtype)
+            special(np.flatnonzero(neginf), np.flatnonzero(posinf), *results)
+        if nan.any():  # a NaN row is NaN, whatever the kernel made of it (one class: 1)
+            for r in results:
+                r[nan] = np.nan
     results = [r[:, 0] if not f else r for r, f in zip(results, full)]
     return results[0] if len(results) == 1 else tuple(results)
 
