@@ -886,8 +886,9 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     ``fc_batch_grad_W_chunks``). Each row's loss, gradient and dx row are those of the
     unchunked computation; dW and db may differ from it in the last bits (another order
     of summation). What a call holds beyond its inputs and outputs is the chunk's
-    logits and gradient, plus float64 copies of x and W (and a float64 dW) when those
-    are float32.
+    logits and gradient, a buffer for G_C^T x_C one tile of classes at a time (both
+    about :data:`LINEAR_CHUNK_BYTES`), plus float64 copies of x and W (and a float64
+    dW) when those are float32.
 
     Examples
     --------
