@@ -46,6 +46,10 @@ FUNCTIONS = ["cross_entropy_with_grad", "softmax", "log_softmax"]
 
 
 def _torch():
+    # PyTorch's OpenMP threads otherwise spin for a while after each call, on the core
+    # the next candidate runs on (measured: every candidate timed after PyTorch slowed
+    # by up to 2x on this 2-core machine, PyTorch itself 30-270x the max-shift)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except (ImportError, OSError):
@@ -158,8 +162,9 @@ def small_table(impls, repeats, rng) -> list[str]:
     for shape in SMALL:
         a = rng.normal(0, 3, size=shape)
         c = rng.integers(0, shape[1], shape[0])
-        calls = {name: (lambda fn=impl["cross_entropy_with_grad"]: fn(a, c)) for name, impl in impls.items()}
-        calls.update({name: (lambda fn=fn: fn(a, c)) for name, fn in loss_only.items()})
+        calls = {name: (lambda fn=impl["cross_entropy_with_grad"], a=a, c=c: fn(a, c))
+                 for name, impl in impls.items()}
+        calls.update({name: (lambda fn=fn, a=a, c=c: fn(a, c)) for name, fn in loss_only.items()})
         med = interleaved(calls, repeats, a.size)
         ratio = lambda n, base="max-shift", med=med: med[n] / med[base]  # noqa: E731
         mark = lambda r: f"**{r:.2f}**" if r <= 1.0 else f"{r:.2f}"  # noqa: E731
