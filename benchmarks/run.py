@@ -46,6 +46,10 @@ FUNCTIONS = ["cross_entropy_with_grad", "softmax", "log_softmax"]
 
 
 def _torch():
+    # PyTorch's OpenMP threads otherwise spin for a while after each call, on the core
+    # the next candidate runs on (measured: every candidate timed after PyTorch slowed
+    # by up to 2x on this 2-core machine, PyTorch itself 30-270x the max-shift)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except (ImportError, OSError):
@@ -140,17 +144,35 @@ def bench(shape, dtype, function, impls, repeats, rng):
     return med, mem
 
 
+def max_shift_loss(a, c):
+    """The loss alone by the plain max-shift, as a hand-written loop computes it."""
+    m = a.max(axis=-1, keepdims=True)
+    return (np.log(np.exp(a - m).sum(axis=-1)) + m[:, 0]) - a[np.arange(a.shape[0]), c]
+
+
 def small_table(impls, repeats, rng) -> list[str]:
+    """Fused loss + gradient against the six-line max-shift (and SciPy, PyTorch), and
+    the loss alone (``cross_entropy``) against the max-shift's loss alone."""
     others = [n for n in impls if n not in ("numeric", "max-shift")]
-    head = (["N x T", "max-shift", "numeric (x max-shift)"] + [f"{n} (x max-shift)" for n in others])
+    head = (["N x T", "max-shift", "numeric (x max-shift)"] + [f"{n} (x max-shift)" for n in others]
+            + ["loss only: max-shift", "numeric.cross_entropy (x max-shift)"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    loss_only = {"max-shift loss": max_shift_loss,
+                 "numeric loss": lambda a, c: numeric.cross_entropy(a, c, reduction="none")}
     for shape in SMALL:
-        med, _ = bench(shape, np.float64, "cross_entropy_with_grad", impls, repeats, rng)
-        ratio = lambda n, med=med: med[n] / med["max-shift"]  # noqa: E731
-        mark = "**" if ratio("numeric") <= 1.0 else ""
+        a = rng.normal(0, 3, size=shape)
+        c = rng.integers(0, shape[1], shape[0])
+        calls = {name: (lambda fn=impl["cross_entropy_with_grad"], a=a, c=c: fn(a, c))
+                 for name, impl in impls.items()}
+        calls.update({name: (lambda fn=fn, a=a, c=c: fn(a, c)) for name, fn in loss_only.items()})
+        med = interleaved(calls, repeats, a.size)
+        ratio = lambda n, base="max-shift", med=med: med[n] / med[base]  # noqa: E731
+        mark = lambda r: f"**{r:.2f}**" if r <= 1.0 else f"{r:.2f}"  # noqa: E731
         cells = [f"{shape[0]} x {shape[1]}", _us(med["max-shift"]),
-                 f"{mark}{ratio('numeric'):.2f}{mark} ({_us(med['numeric'])})"]
+                 f"{mark(ratio('numeric'))} ({_us(med['numeric'])})"]
         cells += [f"{ratio(n):.2f}" for n in others]
+        cells += [_us(med["max-shift loss"]),
+                  f"{mark(ratio('numeric loss', 'max-shift loss'))} ({_us(med['numeric loss'])})"]
         lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
     return lines
@@ -236,18 +258,29 @@ def main(argv=None) -> int:
                         help="float64 fused loss+grad only, 5 repeats, no vocabulary-sized table")
     parser.add_argument("--no-vocab", action="store_true", help="skip the vocabulary-sized table")
     parser.add_argument("--write", action="store_true", help="write benchmarks/results.md and the README table")
+    parser.add_argument("--only", choices=("small", "large", "vocab"),
+                        help="one table only (for measuring while working; not with --write)")
     args = parser.parse_args(argv)
     impls = candidates()
     rng = np.random.default_rng(0)
     dtypes = [np.float64] if args.quick else DTYPES
     functions = ["cross_entropy_with_grad"] if args.quick else FUNCTIONS
     repeats = 5 if args.quick else args.repeats
-    parts = ["## Small batches: fused loss + gradient, float64, time as a multiple of the "
-             "plain max-shift (target <= 1)\n", *small_table(impls, repeats, rng),
-             "\n## Large shapes: multiples of one np.copyto and of one np.exp pass over the "
-             "same logits (target <= 1.5 exp passes at T >= 1000, <= 2.5 at 65536 x 32)\n",
-             *large_table(impls, repeats, rng, functions, dtypes)]
-    if not (args.quick or args.no_vocab):
+    want = {args.only} if args.only else {"small", "large", "vocab"}
+    if args.quick or args.no_vocab:
+        want.discard("vocab")
+    if args.write and want != {"small", "large", "vocab"}:
+        parser.error("--write needs every table (no --only, --quick or --no-vocab)")
+    parts = []
+    if "small" in want:
+        parts += ["## Small batches: float64, reduction=\"none\", time as a multiple of the plain "
+                  "max-shift's (target <= 1): fused loss + gradient, and the loss alone\n",
+                  *small_table(impls, repeats, rng)]
+    if "large" in want:
+        parts += ["\n## Large shapes: multiples of one np.copyto and of one np.exp pass over the "
+                  "same logits (target <= 1.5 exp passes at T >= 1000, <= 2.5 at 65536 x 32)\n",
+                  *large_table(impls, repeats, rng, functions, dtypes)]
+    if "vocab" in want:
         parts += ["\n## Vocabulary-sized linear cross entropy (loss, dx, dW, db), medians of "
                   f"{max(3, repeats // 5)} rounds\n", *vocab_table(max(3, repeats // 5), rng)]
     table = "\n".join(parts)

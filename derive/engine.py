@@ -41,7 +41,9 @@ about exact arithmetic, so numerical stability (shifting by the maximum rather t
 by any other logit, which is exact either way) is measured by verification, not
 proved here. That is why the symbolic half is still required, and why verification
 exists. A link accepted once in a process is not checked again when it recurs with
-the same everything (:data:`_LINKS_PROVED`).
+the same everything (:data:`_LINKS_PROVED`); with :data:`MEMO_VARIABLE` set to a
+directory, neither in any process that shares it (the test suite's session: one
+proof, reused by its workers and the command lines it runs).
 
 A rejected step raises a :class:`StepRejected`: :class:`StepFalse` with a
 counterexample (T, the values, both sides), :class:`StepUnproved` when every instance
@@ -53,7 +55,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import itertools
+import os
 import re
 import time
 import zlib
@@ -1188,6 +1192,43 @@ _LEMMAS_PROVED: set = set()
 _LINKS_PROVED: dict = {}
 
 
+#: environment variable naming a directory where accepted links are remembered for
+#: every process that shares it (the test suite sets it for its session only; a link
+#: is remembered only after both halves passed, keyed by everything its check depends
+#: on, so a changed or mutated step is never found there)
+MEMO_VARIABLE = "DERIVE_PROOF_MEMO"
+
+
+def _memo_path(link) -> str | None:
+    folder = os.environ.get(MEMO_VARIABLE)
+    if not folder:
+        return None
+    return os.path.join(folder, hashlib.sha256(repr(link).encode()).hexdigest())
+
+
+def _remembered(link):
+    """(how, count) of a link accepted before, in this process or a sharing one; else None."""
+    if link in _LINKS_PROVED:
+        return _LINKS_PROVED[link]
+    path = _memo_path(link)
+    if path is None or not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as memo:
+        how, _, count = memo.read().rpartition("\n")
+    _LINKS_PROVED[link] = (how, int(count))
+    return _LINKS_PROVED[link]
+
+
+def _remember(link, how: str, count: int) -> None:
+    _LINKS_PROVED[link] = (how, count)
+    path = _memo_path(link)
+    if path is not None:
+        spare = f"{path}.{os.getpid()}"
+        with open(spare, "w", encoding="utf-8") as memo:
+            memo.write(f"{how}\n{count}")
+        os.replace(spare, path)  # whole or absent for a reader in another process
+
+
 def fingerprint(derivation: Derivation) -> tuple:
     """Everything a check depends on: key, assumptions, min_classes and every step
     (expression, relation, decimals, cited lemmas)."""
@@ -1281,8 +1322,9 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
         tic = time.perf_counter()
         link = (context, base + number, sp.srepr(prev), sp.srepr(this.expr), this.rel,
                 this.decimals, tuple(fingerprint(lemma) for lemma in this.lemmas))
-        if link in _LINKS_PROVED:  # the very same link, checked before in this process
-            how, count = _LINKS_PROVED[link]
+        remembered = _remembered(link)  # the very same link, checked before
+        if remembered is not None:
+            how, count = remembered
             report.steps.append(StepCheck(number, this.why, this.rel, how, count,
                                            time.perf_counter() - tic, counts if numeric else ()))
             continue
@@ -1299,7 +1341,7 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
             if count < expected:
                 raise reject(StepUndefined, f"checked on {count} instances of the {expected} required")
         how = _symbolic_half(derivation, prev, this, reject, count, counts, numeric)
-        _LINKS_PROVED[link] = (how, count)
+        _remember(link, how, count)
         report.steps.append(StepCheck(number, this.why, this.rel, how, count,
                                        time.perf_counter() - tic, counts if numeric else ()))
     report.seconds = time.perf_counter() - start

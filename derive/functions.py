@@ -124,7 +124,7 @@ class Take(ArrayFunction):
 
     nargs = 2
     helper_name = "_take"
-    helpers = (H._take, H._put)
+    helpers = (H._flat_index, H._take, H._put)
 
     def indexed(self, j, tr):
         return tr(self.args[0], tr(self.args[1], j))  # the index column: c or k
@@ -217,7 +217,7 @@ class SumExceptMax(ArrayFunction):
 
     nargs = 2
     helper_name = "_sum_except"
-    helpers = (H._sum_except,)
+    helpers = (H._row_sum, H._sum_except)
 
     def indexed(self, j, tr):
         e, skip = self.args

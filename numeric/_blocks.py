@@ -22,6 +22,7 @@ value depends on its own row only.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import threading
 
@@ -51,7 +52,7 @@ _free: list = []
 _calls = threading.local()
 
 
-def _take_scratch(count: int, shape: tuple) -> list[np.ndarray]:
+def take_scratch(count: int, shape: tuple) -> list[np.ndarray]:
     """``count`` float64 arrays of ``shape`` owned by the caller until given back."""
     try:
         key, arrays = _free.pop()
@@ -62,9 +63,9 @@ def _take_scratch(count: int, shape: tuple) -> list[np.ndarray]:
     return arrays
 
 
-def _give_back(count: int, shape: tuple, arrays: list[np.ndarray]) -> None:
+def give_back(count: int, shape: tuple, arrays: list[np.ndarray]) -> None:
     """Keep ``arrays`` for later calls if they are small and few sets are kept."""
-    if count <= MAX_SCRATCH and 8 * int(np.prod(shape)) <= BLOCK_BYTES:
+    if count <= MAX_SCRATCH and 8 * math.prod(shape) <= BLOCK_BYTES:
         _free.append(((count, shape), arrays))
         while len(_free) > KEEP_SETS:
             try:
@@ -103,7 +104,7 @@ def _in_parallel(work, starts) -> None:
 
 
 def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
-        dtype=np.float64) -> list[np.ndarray]:
+        dtype=np.float64) -> tuple[list[np.ndarray], bool]:
     """Run ``kernel`` (a function of the generated module) on the rows of ``a`` (C-contiguous, rows x T; float16 and
     float32 blocks are widened to float64 one block at a time) and return results of
     ``dtype``, each rounded once from float64.
@@ -114,12 +115,15 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
     up to m = 1022 ln 2 ~ 708.40; above, its lost digits cost up to 4.3 ULP): the kernel may form
     e^(a - m) as e^a e^-m; the other rows take the TwoSum form. A block checks its
     smallest and largest logit first, so only mixed blocks look at single rows.
+
+    Returns the results and whether every logit was moderate (then no row holds a
+    NaN or an infinity, and the caller needs no scan of its own for them).
     """
     rows, classes = a.shape
     outs = [np.empty((rows, classes), dtype) if f else np.empty((rows, 1), dtype) for f in full]
     narrow = a.dtype != np.float64 or dtype != np.float64
     if rows == 0:
-        return outs
+        return outs, True
     count = K.SCRATCH[kernel.__name__]
     block = max(1, min(rows, BLOCK_BYTES // (8 * classes)))
     starts = range(0, rows, block)
@@ -128,7 +132,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
         """The kernel on some rows; results written into ``out_parts``."""
         n = a_part.shape[0]
         need = count + (1 + sum(full) if narrow else 0)
-        scratch = _take_scratch(need, (block, classes))
+        scratch = take_scratch(need, (block, classes))
         try:  # the scratch is this computation's alone until given back
             if narrow:  # widen the block, compute in float64, round each result once
                 wide = scratch[count][:n]
@@ -145,7 +149,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
                 if narrow or not f:
                     np.copyto(out, res, casting="same_kind")
         finally:
-            _give_back(need, (block, classes), scratch)
+            give_back(need, (block, classes), scratch)
 
     def work(begin: int) -> None:
         end = min(begin + block, rows)
@@ -155,6 +159,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
         if -708.0 <= part.min() and part.max() <= 708.0:  # all moderate (and no NaN)
             compute(part, extra_parts, out_parts, True)
             return
+        immoderate.append(begin)  # (list.append: atomic under the GIL)
         compute(part, extra_parts, out_parts, False)
         # rows that are moderate by themselves get the moderate form too, so that a
         # row's result never depends on the other rows of its block
@@ -169,6 +174,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
     # a call made while another is running on this thread (from a signal handler) runs
     # on this thread alone: starting a thread inside Thread.start of the interrupted call
     # breaks CPython's threading bookkeeping (KeyError in _limbo, seen in the tests)
+    immoderate = []  # blocks with a logit outside [-708, 708] (or NaN)
     depth = getattr(_calls, "depth", 0)
     _calls.depth = depth + 1
     try:
@@ -180,4 +186,4 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
                     work(begin)
     finally:
         _calls.depth = depth
-    return outs
+    return outs, not immoderate

@@ -145,20 +145,27 @@ def _row_kinds(rows):
 def _run(kernel, rows, *extra, special=None, dtype=np.float64):
     """Run the generated kernel ``kernel`` (a function of ``_kernels``) on rows, treating +inf rows by their
     limit (the +inf entries become 0, the rest -inf) and leaving rows of only -inf to
-    ``special``, called as ``special(neginf_rows, posinf_rows, *results)``."""
+    ``special``, called as ``special(neginf_rows, posinf_rows, *results)``.
+
+    The kernel runs first: when every logit was moderate (the blocks check that
+    anyway), no row is special and the input is not scanned again. Otherwise the
+    rows are classified, and if some hold +inf or only -inf the kernel runs again on
+    a copy with those rows replaced (the price of non-finite input, not of the common
+    call)."""
     full = _kernels.OUTPUTS[kernel.__name__]  # which results have the logits' shape
-    posinf, neginf, nan = _row_kinds(rows)
-    if posinf.any() or neginf.any():
-        rows = rows.copy()
-        hit = rows[posinf]
-        rows[posinf] = np.where(hit == np.inf, 0.0, -np.inf)  # equal, unbounded logits
-        rows[neginf] = 0.0  # placeholder; filled by ``special`` below
-    results = _blocks.run(kernel, rows, extra, full, dtype)
-    if posinf.any() or neginf.any():
-        special(np.flatnonzero(neginf), np.flatnonzero(posinf), *results)
-    if nan.any():  # a NaN row is NaN, whatever the kernel made of it (one class: 1)
-        for r in results:
-            r[nan] = np.nan
+    results, moderate = _blocks.run(kernel, rows, extra, full, dtype)
+    if not moderate:
+        posinf, neginf, nan = _row_kinds(rows)
+        if posinf.any() or neginf.any():
+            rows = rows.copy()
+            hit = rows[posinf]
+            rows[posinf] = np.where(hit == np.inf, 0.0, -np.inf)  # equal, unbounded logits
+            rows[neginf] = 0.0  # placeholder; filled by ``special`` below
+            results, _ = _blocks.run(kernel, rows, extra, full, dtype)
+            special(np.flatnonzero(neginf), np.flatnonzero(posinf), *results)
+        if nan.any():  # a NaN row is NaN, whatever the kernel made of it (one class: 1)
+            for r in results:
+                r[nan] = np.nan
     results = [r[:, 0] if not f else r for r, f in zip(results, full)]
     return results[0] if len(results) == 1 else tuple(results)
 
@@ -460,7 +467,77 @@ def _mean_denominator(kind, tgt, ignored, weight):
     return np.ones(rows), float(rows)
 
 
+#: at most this many logits take the direct path of :func:`_plain_small` (one call of
+#: the kernel on the whole array); larger calls go through the cache blocks and threads
+#: of :mod:`numeric._blocks`, which pay for themselves only there
+SMALL_ELEMENTS = _blocks.THREAD_MIN_ELEMENTS
+#: the kernels' moderate form (e^a e^-m) needs every logit in [-MODERATE, MODERATE]
+MODERATE = 708.0
+_PLAIN_KERNELS = {"loss": _kernels.nll_index, "grad": _kernels.nll_index_grad,
+                  "both": _kernels.nll_index_with_grad}
+
+
+def _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction):
+    """The common small call -- 2-D C-contiguous float logits with every value in
+    [-708, 708], integer targets all in [0, T), no weight, no smoothing, nothing
+    ignored -- as one call of the generated kernel on the whole array: bit for bit
+    what the general path computes (the same kernel, moderate form), without its
+    per-call machinery (blocks, non-finite row scans, option objects). Returns None
+    when the call is not of that kind (or is bad input): the general path then
+    handles it and raises its errors. The checks are a handful of reductions: a
+    finite, moderate min and max of the logits (also false for NaN) and of the
+    targets."""
+    if (weight is not None or type(label_smoothing) not in (float, int) or label_smoothing != 0
+            or type(reduction) is not str or reduction not in _REDUCTIONS):
+        return None
+    arr = logits if type(logits) is np.ndarray else np.asarray(logits)
+    tgt = target if type(target) is np.ndarray else np.asarray(target)
+    if (arr.ndim != 2 or axis not in (-1, 1) or arr.dtype.type not in _FLOATS
+            or not arr.flags.c_contiguous or not 0 < arr.size <= SMALL_ELEMENTS
+            or tgt.dtype.kind not in "iu" or tgt.shape != arr.shape[:1]):
+        return None
+    rows, classes = arr.shape
+    # one reduction: as unsigned integers, negative targets are huge
+    unsigned = tgt.view(tgt.dtype.str.replace("i", "u")) if tgt.dtype.kind == "i" else tgt
+    if int(unsigned.max()) >= classes:
+        return None
+    if ignore_index is not None and (type(ignore_index) is not int or (
+            0 <= ignore_index < classes and (tgt == ignore_index).any())):
+        return None  # (an ignore_index among the targets: the general path masks those rows)
+    if not (-MODERATE <= arr.min() and arr.max() <= MODERATE):  # (NaN fails too)
+        return None
+    dtype = arr.dtype
+    wide = arr if dtype == np.float64 else arr.astype(np.float64)
+    kernel = _PLAIN_KERNELS[want]
+    count = _kernels.SCRATCH[kernel.__name__]
+    scratch = _blocks.take_scratch(count, arr.shape)
+    try:
+        grad_out = np.empty(arr.shape) if want != "loss" else None
+        out = [None, grad_out] if want == "both" else [grad_out]
+        results = kernel(wide, tgt.astype(np.int64, copy=False).reshape(rows, 1), out=out,
+                         scratch=scratch, moderate=True)
+    finally:
+        _blocks.give_back(count, arr.shape, scratch)
+    loss, grad = (results if want == "both" else
+                  (results, None) if want == "loss" else (None, results))
+    if reduction == "none":
+        loss = None if loss is None else _finish(loss[:, 0], dtype)
+    else:
+        total = float(np.sum(loss)) if loss is not None else 0.0
+        if reduction == "sum":
+            loss = _scalar(total, dtype)
+        else:
+            loss = _scalar(total / rows, dtype)
+            if grad is not None:
+                grad /= rows
+    grad = None if grad is None else _finish(grad, dtype)
+    return (loss, grad) if want == "both" else (loss if want == "loss" else grad)
+
+
 def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction):
+    fast = _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction)
+    if fast is not None:
+        return fast
     arr, dtype = _logits_array(logits, keep=True)
     if arr.ndim == 0:
         raise ValueError("logits must have a class axis; got a 0-d array")
@@ -809,8 +886,9 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     ``fc_batch_grad_W_chunks``). Each row's loss, gradient and dx row are those of the
     unchunked computation; dW and db may differ from it in the last bits (another order
     of summation). What a call holds beyond its inputs and outputs is the chunk's
-    logits and gradient, plus float64 copies of x and W (and a float64 dW) when those
-    are float32.
+    logits and gradient, a buffer for G_C^T x_C one tile of classes at a time (both
+    about :data:`LINEAR_CHUNK_BYTES`), plus float64 copies of x and W (and a float64
+    dW) when those are float32.
 
     Examples
     --------
@@ -820,6 +898,40 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     >>> float(loss)  # all logits 0: log 4
     1.3862943611198906
     """
+    xs, Ws, bs, dtype = _linear_inputs(x, W, b)
+    classes, lead = Ws.shape[0], xs.shape[:-1]
+    flat = xs.reshape(-1, xs.shape[-1])
+    rows = flat.shape[0]
+    chunk = _chunk_rows(chunk, classes)
+    tgt = _linear_targets(target, lead, classes)
+    # the targets and options checked once for the whole batch (errors name batch rows)
+    kind, rows_tgt, ignored, weight, eps, reduction = _prepared_targets(
+        tgt, (rows, classes), 1, classes, weight, ignore_index, label_smoothing, reduction)
+    counted, denom = _mean_denominator(kind, rows_tgt, ignored, weight)
+    losses = np.empty(rows)
+    dx = np.empty(flat.shape)
+    dW = np.zeros(Ws.shape)
+    db = np.zeros(classes)
+    # one buffer for every chunk's G^T x, a tile of classes at a time (a new T x N
+    # array per chunk cost page faults; a whole T x N one, as much memory as dW)
+    tile = max(1, LINEAR_CHUNK_BYTES // (8 * max(Ws.shape[1], 1)))
+    product = np.empty((min(tile, classes), Ws.shape[1])) if rows > chunk else None
+    for start in range(0, rows, chunk):
+        part = slice(start, min(start + chunk, rows))
+        losses[part], grad = _chunk_loss_and_gradient(
+            flat[part], Ws, bs, tgt[part], (weight, ignore_index, eps), reduction, denom, counted[part])
+        _accumulate_chunk(grad, flat[part], Ws, dW, db, dx[part], product)
+    if reduction == "none":
+        loss = _finish(losses.reshape(lead), dtype)
+    else:
+        total = float(np.sum(losses))
+        loss = _scalar(total if reduction == "sum" else (total / denom if denom else np.nan), dtype)
+    return loss, _finish(dx.reshape(xs.shape), dtype), _finish(dW, dtype), _finish(db, dtype)
+
+
+def _linear_inputs(x, W, b):
+    """(x, W, b as float64 arrays, the result dtype), validated: x (..., N), W (T, N),
+    b (T,) or None (zeros)."""
     arrays = [np.asarray(x), np.asarray(W)] + ([] if b is None else [np.asarray(b)])
     dtype = _linear_dtype(*arrays)
     xs, _ = _logits_array(x, "x")
@@ -830,61 +942,69 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
         raise ValueError(f"x has {xs.shape[-1]} features but W has {Ws.shape[1]} columns "
                          f"(x {xs.shape}, W {Ws.shape}; W is T x N)")
     if b is None:
-        bs = np.zeros(Ws.shape[0])
-    else:
-        bs, _ = _logits_array(b, "b")
-        if bs.shape != (Ws.shape[0],):
-            raise ValueError(f"b must have shape ({Ws.shape[0]},), one bias per class; got {bs.shape}")
-    classes = Ws.shape[0]
-    lead = xs.shape[:-1]
-    flat = xs.reshape(-1, xs.shape[-1])
-    rows = flat.shape[0]
+        return xs, Ws, np.zeros(Ws.shape[0]), dtype
+    bs, _ = _logits_array(b, "b")
+    if bs.shape != (Ws.shape[0],):
+        raise ValueError(f"b must have shape ({Ws.shape[0]},), one bias per class; got {bs.shape}")
+    return xs, Ws, bs, dtype
+
+
+def _chunk_rows(chunk, classes):
+    """Rows per chunk: ``chunk`` validated, or (None) as many as make
+    :data:`LINEAR_CHUNK_BYTES` of float64 logits."""
     if chunk is None:
-        chunk = max(1, LINEAR_CHUNK_BYTES // (8 * max(classes, 1)))
-    elif isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, numbers.Integral):
+        return max(1, LINEAR_CHUNK_BYTES // (8 * max(classes, 1)))
+    if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, numbers.Integral):
         raise TypeError(f"chunk must be a positive int (rows per chunk) or None; got {chunk!r}")
-    elif chunk < 1:
+    if chunk < 1:
         raise ValueError(f"chunk must be at least 1 row; got {chunk}")
+    return int(chunk)
+
+
+def _linear_targets(target, lead, classes):
+    """The targets with the batch axes of x flattened into one (class indices: rows;
+    probabilities: rows x T); any other shape is left for the checks to name."""
     tgt = np.asarray(target)
     if tgt.dtype.kind in "iu" and tgt.shape == lead:
-        tgt = tgt.reshape(-1)
-    elif tgt.dtype.kind == "f" and tgt.shape == lead + (classes,):
-        tgt = tgt.reshape(-1, classes)
-    # the targets and options checked once for the whole batch (errors name batch rows)
-    kind, rows_tgt, ignored, weight, eps, reduction = _prepared_targets(
-        tgt, (rows, classes), 1, classes, weight, ignore_index, label_smoothing, reduction)
-    counted, denom = _mean_denominator(kind, rows_tgt, ignored, weight)
-    losses = np.empty(rows)
-    dx = np.empty(flat.shape)
-    dW = np.zeros(Ws.shape)
-    db = np.zeros(classes)
-    # one buffer for every chunk's G^T x (a new T x N array per chunk cost page faults)
-    product = np.empty(Ws.shape) if rows > chunk else None
-    for start in range(0, rows, chunk):
-        part = slice(start, min(start + chunk, rows))
-        logits = flat[part] @ Ws.T
-        logits += bs
-        losses[part], grad = _cross_entropy(logits, tgt[part], -1, "both", weight, ignore_index,
-                                            eps, "none")
-        del logits
-        grad = np.asarray(grad, dtype=np.float64)
-        if reduction == "mean":
-            if denom:
-                grad /= denom
-            else:  # d(0/0): NaN in counted rows, 0 in ignored ones (as unchunked)
-                grad[counted[part] > 0] = np.nan
-        if product is None:
-            np.matmul(grad.T, flat[part], out=dW)
-        else:
-            np.matmul(grad.T, flat[part], out=product)
-            dW += product
-        db += grad.sum(axis=0)
-        # (W^T G^T)^T, not G W: for few rows and many classes OpenBLAS takes G W (K = T)
-        # several times slower (measured 94 s against 17 s per 4096 rows at T = 50257)
-        dx[part] = (Ws.T @ grad.T).T
-    if reduction == "none":
-        loss = _finish(losses.reshape(lead), dtype)
+        return tgt.reshape(-1)
+    if tgt.dtype.kind == "f" and tgt.shape == lead + (classes,):
+        return tgt.reshape(-1, classes)
+    return tgt
+
+
+def _chunk_loss_and_gradient(x_part, Ws, bs, tgt_part, options, reduction, denom, counted):
+    """(per-row losses, G = dL/d logits in float64) for one chunk of rows: the logits
+    x W^T + b and :func:`cross_entropy_with_grad` of them, G scaled for "mean" as the
+    whole batch's loss is (by its denominator; NaN in counted rows when it is 0)."""
+    weight, ignore_index, eps = options
+    logits = x_part @ Ws.T
+    logits += bs
+    losses, grad = _cross_entropy(logits, tgt_part, -1, "both", weight, ignore_index, eps, "none")
+    del logits
+    grad = np.asarray(grad, dtype=np.float64)
+    if reduction == "mean":
+        if denom:
+            grad /= denom
+        else:  # d(0/0): NaN in counted rows, 0 in ignored ones (as unchunked)
+            grad[counted > 0] = np.nan
+    return losses, grad
+
+
+def _accumulate_chunk(grad, x_part, Ws, dW, db, dx_part, product):
+    """dW += G^T x, db += the column sums of G (``fc_batch_grad_W_chunks``) and the
+    chunk's rows of dx = G W. ``product`` is the buffer for G^T x, filled for one
+    tile of classes (its rows) at a time (None: the one chunk is the whole batch,
+    written into dW directly)."""
+    if product is None:
+        np.matmul(grad.T, x_part, out=dW)
     else:
-        total = float(np.sum(losses))
-        loss = _scalar(total if reduction == "sum" else (total / denom if denom else np.nan), dtype)
-    return loss, _finish(dx.reshape(xs.shape), dtype), _finish(dW, dtype), _finish(db, dtype)
+        tile = product.shape[0]
+        for first in range(0, dW.shape[0], tile):
+            last = min(first + tile, dW.shape[0])
+            part = product[:last - first]
+            np.matmul(grad[:, first:last].T, x_part, out=part)
+            dW[first:last] += part
+    db += grad.sum(axis=0)
+    # (W^T G^T)^T, not G W: for few rows and many classes OpenBLAS takes G W (K = T)
+    # several times slower (measured 94 s against 17 s per 4096 rows at T = 50257)
+    dx_part[...] = (Ws.T @ grad.T).T

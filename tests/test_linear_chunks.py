@@ -101,3 +101,32 @@ def test_memory_is_bounded_by_the_chunk_not_by_the_logits():
     assert peak(chunk=chunk) < 0.1 * full
     assert peak(chunk=B) > 1.5 * full
     assert api.LINEAR_CHUNK_BYTES // (8 * T) >= 1  # the default takes whole rows
+
+
+def test_dW_is_accumulated_a_tile_of_classes_at_a_time(monkeypatch):
+    """The buffer for each chunk's G^T x holds a tile of classes, not all T of them
+    (at T = 50257, N = 768 a whole one is 309 MB, as much as dW): with tiles of 3
+    classes of T = 10 (and of 1), the results are those of the unchunked computation."""
+    rng = np.random.default_rng(7)
+    B, N, T = 11, 4, 10
+    x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)), rng.normal(size=T)
+    target = rng.integers(0, T, B)
+    want = _unchunked(x, W, b, target)
+    for tile in (3, 1):
+        monkeypatch.setattr(api, "LINEAR_CHUNK_BYTES", 8 * N * tile)  # tile classes of N features
+        got = numeric.linear_cross_entropy(x, W, b, target, chunk=4)
+        for mine, theirs in zip(got, want):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-13, atol=1e-15)
+    # and the buffer is a tile: peak memory well below one T x N float64 array
+    B, N, T = 64, 256, 4096
+    x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)) / 16, rng.normal(size=T)
+    target = rng.integers(0, T, B)
+    monkeypatch.setattr(api, "LINEAR_CHUNK_BYTES", 8 * N * 128)  # 128-class tiles; chunks of 8 rows
+    numeric.linear_cross_entropy(x, W, b, target, chunk=8)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    out = numeric.linear_cross_entropy(x, W, b, target, chunk=8)
+    _, top = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    extra = top - sum(np.asarray(o).nbytes for o in out)
+    assert extra < 0.5 * T * N * 8, f"{extra / 2**20:.1f} MB beyond the outputs"
