@@ -661,6 +661,30 @@ def _title(wrt) -> str:
     return rf"$\partial L/\partial {sp.latex(wrt)}$ (automatic)"
 
 
+def _rewrite_steps(expr: sp.Expr, rules: Sequence[Rule], context: Context,
+                   max_steps: int) -> tuple[list[Step], list[str]]:
+    """The chain from ``expr``: at each step the first rule of ``rules`` that changes
+    the form to one not seen before fires (a rule SymPy cannot apply does not); stops
+    when none does or at ``max_steps``. Returns the steps and the names of the rules
+    that fired, in order."""
+    steps, fired, seen = [Step(expr, "the derivative to find")], [], {expr}
+    while len(steps) < max_steps:
+        for rule in rules:
+            try:
+                new = rule.apply(expr, context)
+            except Exception:  # noqa: BLE001, S112 - a rule SymPy cannot apply does not fire
+                continue
+            if new != expr and new not in seen:
+                break
+        else:
+            break
+        steps.append(Step(readable(new), f"{rule.justification(expr, new, context)} [rule {rule.name}]"))
+        fired.append(rule.name)
+        seen.add(new)
+        expr = new
+    return steps, fired
+
+
 def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[Assumption] = (),
              rules: Sequence[Rule] = RULES, *, key: str = "", title: str = "",
              matrix: str = "", min_classes: int = 1, section: str = "", check: bool = True,
@@ -716,22 +740,8 @@ def gradient(loss: sp.Expr, wrt: sp.Expr, assumptions: Sequence[Assumption] = ()
     context = Context(wrt, every, defines, key=key or "gradient", check=check, min_classes=min_classes)
     if definitions is not None:
         loss = definitions.rewrite(loss)
-    expr = Derivative(readable(loss), wrt)
-    steps, fired, seen = [Step(expr, "the derivative to find")], [], {expr}
-    while len(steps) < max_steps:
-        for rule in rules:
-            try:
-                new = rule.apply(expr, context)
-            except Exception:  # noqa: BLE001, S112 - a rule SymPy cannot apply does not fire
-                continue
-            if new != expr and new not in seen:
-                break
-        else:
-            break
-        steps.append(Step(readable(new), f"{rule.justification(expr, new, context)} [rule {rule.name}]"))
-        fired.append(rule.name)
-        seen.add(new)
-        expr = new
+    steps, fired = _rewrite_steps(Derivative(readable(loss), wrt), rules, context, max_steps)
+    expr = steps[-1].expr
     closed = is_closed(expr, context)
     if closed and finish:
         tidy = TIDY.apply(expr, context)
