@@ -545,51 +545,16 @@ def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoot
     rows, batch_shape, classes = _to_rows(arr, (ax,))
     kind, tgt, ignored, weight, eps, reduction = _prepared_targets(
         target, arr.shape, ax, classes, weight, ignore_index, label_smoothing, reduction)
-
-    # what the kernels see: integer targets, or u = w ((1 - eps) y + eps / T) >= 0, whose
-    # loss sum_j u_j (-log S_j) has the gradient S sum_j u_j - u (probability targets
-    # too: a row of y sums to 1 only within a tolerance, and the gradient is that of the
-    # loss computed)
     plain_index = kind == "index" and eps == 0.0
-    if plain_index:
-        family, extra = "index", tgt
-    elif kind == "index":  # u_j = w_j eps / T off the target, w_c (1 - eps + eps / T) at it
-        off = _smoothed_weighted(np.zeros(classes), eps, classes, weight)
-        on = _smoothed_weighted(np.ones(classes), eps, classes, weight)
-        extra = np.empty((rows.shape[0], classes))
-        extra[:] = off
-        extra[np.arange(rows.shape[0]), tgt[:, 0]] = on[tgt[:, 0]]
-        family = "weighted"
-    else:
-        extra = _smoothed_weighted(tgt, eps, classes, weight) if (eps or weight is not None) else tgt
-        family = "weighted"
+    family, extra = _kernel_targets(kind, tgt, eps, weight, rows.shape[0], classes)
 
-    def special(idx, _posinf, *outs):
-        """Rows of only -inf: each class has -log S_j = +inf, so the loss is +inf where
-        the row's target mass is positive and 0 where it is 0 (0 * inf = 0, the rule
-        everywhere); the gradient S sum u - u is -u (-y)."""
-        if want in ("loss", "both"):
-            if family == "index":
-                outs[0][idx] = np.inf
-            else:
-                outs[0][idx] = np.where(extra[idx].sum(axis=1, keepdims=True) > 0, np.inf, 0.0)
-        if want in ("grad", "both"):
-            grad = outs[-1]
-            if family == "index":
-                grad[idx] = 0.0
-                grad[idx, extra[idx, 0]] = -1.0
-            else:
-                grad[idx] = -extra[idx]
-
-    need = want
     # results are rounded to the caller's dtype in the kernels, unless more arithmetic
     # follows here (weights, ignored rows, reductions): then at the end
     post = (plain_index and weight is not None) or ignored is not None or reduction != "none"
-    results = _run(_KERNELS[family, need], rows, extra, special=special,
+    results = _run(_KERNELS[family, want], rows, extra, special=_only_neg_inf_rows(family, extra, want),
                    dtype=np.float64 if post else dtype)
     results = results if isinstance(results, tuple) else (results,)
-    names = ("loss", "grad") if need == "both" else (need,)
-    got = dict(zip(names, results))
+    got = dict(zip(("loss", "grad") if want == "both" else (want,), results))
     loss, grad = got.get("loss"), got.get("grad")
     row_scale = None  # per-row factor: w_c for weighted integer targets, 0 if ignored
     if plain_index and weight is not None:
@@ -603,24 +568,65 @@ def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoot
         if grad is not None:
             grad = _zero_times(row_scale[:, None], grad)
     if reduction != "none":
-        counted, denom = _mean_denominator(kind, tgt, ignored, weight)
-        total = float(np.sum(loss)) if loss is not None else 0.0
-        if reduction == "sum":
-            loss = _scalar(total, dtype)
-        elif denom:
-            loss = _scalar(total / denom, dtype)
-            if grad is not None:
-                grad = grad / denom
-        else:  # a mean over nothing (all ignored, or all weights 0): NaN, as in PyTorch
-            loss = _scalar(np.nan, dtype)
-            if grad is not None:  # d(0/0): NaN in counted rows, 0 in ignored ones
-                grad[counted > 0] = np.nan
+        loss, grad = _reduced(loss, grad, reduction, dtype, _mean_denominator(kind, tgt, ignored, weight))
     outs = []
     if want in ("loss", "both"):
         outs.append(_finish(loss.reshape(batch_shape), dtype) if reduction == "none" else loss)
     if want in ("grad", "both"):
         outs.append(_finish(_from_rows(grad, arr.shape, (ax,), batch_shape), dtype))
     return tuple(outs) if want == "both" else outs[0]
+
+
+def _kernel_targets(kind, tgt, eps, weight, n_rows, classes):
+    """(kernel family, its target array): integer targets as they are, or
+    u = w ((1 - eps) y + eps / T) >= 0, whose loss sum_j u_j (-log S_j) has the gradient
+    S sum_j u_j - u (probability targets too: a row of y sums to 1 only within a
+    tolerance, and the gradient is that of the loss computed)."""
+    if kind == "index" and eps == 0.0:
+        return "index", tgt
+    if kind == "index":  # u_j = w_j eps / T off the target, w_c (1 - eps + eps / T) at it
+        off = _smoothed_weighted(np.zeros(classes), eps, classes, weight)
+        on = _smoothed_weighted(np.ones(classes), eps, classes, weight)
+        extra = np.empty((n_rows, classes))
+        extra[:] = off
+        extra[np.arange(n_rows), tgt[:, 0]] = on[tgt[:, 0]]
+        return "weighted", extra
+    return "weighted", (_smoothed_weighted(tgt, eps, classes, weight) if (eps or weight is not None) else tgt)
+
+
+def _only_neg_inf_rows(family, extra, want):
+    """The fix for rows of only -inf: each class has -log S_j = +inf, so the loss is
+    +inf where the row's target mass is positive and 0 where it is 0 (0 * inf = 0, the
+    rule everywhere); the gradient S sum u - u is -u (-y)."""
+    def special(idx, _posinf, *outs):
+        if want in ("loss", "both"):
+            if family == "index":
+                outs[0][idx] = np.inf
+            else:
+                outs[0][idx] = np.where(extra[idx].sum(axis=1, keepdims=True) > 0, np.inf, 0.0)
+        if want in ("grad", "both"):
+            grad = outs[-1]
+            if family == "index":
+                grad[idx] = 0.0
+                grad[idx, extra[idx, 0]] = -1.0
+            else:
+                grad[idx] = -extra[idx]
+    return special
+
+
+def _reduced(loss, grad, reduction, dtype, counted_denom):
+    """The "sum" or "mean" of the per-row losses (and the gradient of the mean); a mean
+    over nothing (all ignored, or all weights 0) is NaN, as in PyTorch, with a NaN
+    gradient in counted rows and 0 in ignored ones (d(0/0))."""
+    counted, denom = counted_denom
+    total = float(np.sum(loss)) if loss is not None else 0.0
+    if reduction == "sum":
+        return _scalar(total, dtype), grad
+    if denom:
+        return _scalar(total / denom, dtype), (grad / denom if grad is not None else None)
+    if grad is not None:
+        grad[counted > 0] = np.nan
+    return _scalar(np.nan, dtype), grad
 
 
 # --------------------------------------------------------------------------- exact u
