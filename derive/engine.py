@@ -21,8 +21,9 @@ justification. What "checked" means, exactly:
     rejection too.
 (b) **Symbolic half.** SymPy shows the relation for symbolic T under the assumptions
     (:func:`symbolic_check`): successively stronger normal forms of the difference,
-    then, where the sides branch on index equalities (Piecewise, Kronecker deltas of
-    free indices), the same for every case. Summation variables are renamed to symbols
+    and, where the sides branch on index equalities (Piecewise, Kronecker deltas of
+    free indices), the same for every case (tried before SymPy's simplify of the
+    whole difference, the slowest form). Summation variables are renamed to symbols
     that are integers and nothing else; each sum's range is used inside its own body
     only; ``log`` products are split only where the factors are provably positive; a
     sum is positive only if it is provably non-empty for every T >= ``min_classes``.
@@ -473,12 +474,23 @@ def normal_forms(expr: sp.Expr, assumptions, min_classes: int = 1) -> Iterable[t
     A stage that SymPy itself fails on (simplify has internal errors on some nested
     sums) is skipped: skipping can only make the check weaker, never unsound.
     """
+    return ((name, form) for name, form in _ladder(expr, assumptions, min_classes) if form is not None)
+
+
+#: the last normal form before SymPy's simplify: the forms up to here are rewrites and
+#: expansion (well under a second on a kernel's form); simplify can take minutes on a
+#: large expression that branches on indices, which a case split makes small
+LAST_QUICK_FORM = "expand"
+
+
+def _ladder(expr: sp.Expr, assumptions, min_classes: int = 1):
+    """Every stage of :func:`normal_forms`: (name, form), form None where SymPy failed."""
     use = _apply(assumptions)
     stages = [
         ("evaluate", lambda e: canonical_bound(use(_doit(e)))),
         ("linearity of sums, log rules",
          lambda e: sp.expand(_doit(canonical_bound(use(_split_sums(_expand_log(e, min_classes))))))),
-        ("expand", lambda e: sp.expand(canonical_bound(
+        (LAST_QUICK_FORM, lambda e: sp.expand(canonical_bound(
             use(_split_sums(sp.expand(sp.powsimp(sp.expand(e), combine="exp"))))))),
         ("simplify", lambda e: canonical_bound(use(sp.simplify(e)))),
         ("simplify after assumptions",
@@ -488,6 +500,7 @@ def normal_forms(expr: sp.Expr, assumptions, min_classes: int = 1) -> Iterable[t
         try:
             expr = stage(expr)
         except Exception:  # noqa: S112, BLE001 - a SymPy failure only skips this (optional) stage
+            yield name, None
             continue
         yield name, expr
 
@@ -635,14 +648,31 @@ def _cases(pairs, keep):
         yield mapping, facts, text
 
 
-def _closes(diff, rel, assumptions, min_classes) -> str | None:
-    for name, form in normal_forms(diff, assumptions, min_classes):
-        if rel == "=" and _is_zero(form):
+def _shows(form, rel, min_classes) -> bool:
+    """True if the normal form ``form`` of the difference shows ``rel``."""
+    if rel == "=":
+        return _is_zero(form)
+    if rel in (">", "<"):
+        return sign(form, min_classes) == "pos"
+    return rel in (">=", "<=") and sign(form, min_classes) in ("pos", "nonneg")
+
+
+def _attempt(diff, rel, assumptions, min_classes):
+    """The normal forms of ``diff`` in turn, each as (name, whether it shows ``rel``);
+    computed only as far as they are asked for."""
+    for name, form in _ladder(diff, assumptions, min_classes):
+        yield name, form is not None and _shows(form, rel, min_classes)
+
+
+def _first_shown(attempt, last: str | None = None) -> str | None:
+    """The name of the first form of ``attempt`` that shows the relation, or None;
+    with ``last``, no form after the one of that name is computed (the rest of
+    ``attempt`` can be asked for later)."""
+    for name, shown in attempt:
+        if shown:
             return name
-        if rel in (">", "<") and sign(form, min_classes) == "pos":
-            return name
-        if rel in (">=", "<=") and sign(form, min_classes) in ("pos", "nonneg"):
-            return name
+        if name == last:
+            break
     return None
 
 
@@ -654,10 +684,13 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
                    lemma=None, min_classes: int = 1) -> str | None:
     """Name of the normal form that shows ``prev <rel> this``, or None.
 
-    ``lemma``: a cited derivation or a tuple of them (applied in order). When the
-    direct attempt fails and a side branches on the equality of free indices (a
-    Piecewise on ``j = c``, a Kronecker delta of two free indices), the step is tried
-    in every case: equal indices are identified, distinct ones make their deltas 0.
+    ``lemma``: a cited derivation or a tuple of them (applied in order). Where a side
+    branches on the equality of free indices (a Piecewise on ``j = c``, a Kronecker
+    delta of two free indices), the step is also tried in every case: equal indices
+    are identified, distinct ones make their deltas 0. The order is by cost: the quick
+    normal forms of the whole difference (up to :data:`LAST_QUICK_FORM`), then every
+    case, then SymPy's simplify on the whole (on a branching kernel form it can spend
+    minutes and still fail where each case closes in a fraction of a second).
     """
     if rel == "~":
         return None  # a rounding is checked numerically only
@@ -665,9 +698,17 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
     prev, this = canonical_bound(prev), canonical_bound(this)
     left, right = _apply_lemmas(prev, lemmas), _apply_lemmas(this, lemmas)
     diff = left - right if rel in ("=", ">", ">=") else right - left
-    how = _closes(diff, rel, assumptions, min_classes)
-    if how is not None or not (prev.has(Piecewise) or this.has(Piecewise)):
-        return how
+    whole = _attempt(diff, rel, assumptions, min_classes)
+    how = _first_shown(whole, last=LAST_QUICK_FORM)
+    if how is None and (prev.has(Piecewise) or this.has(Piecewise)):
+        how = _by_cases(prev, this, rel, assumptions, lemmas, min_classes)
+    return how if how is not None else _first_shown(whole)
+
+
+def _by_cases(prev, this, rel, assumptions, lemmas, min_classes) -> str | None:
+    """The text 'by cases (...)' naming the normal form that shows each case; None if a
+    case fails, or if the sides branch on no pair of indices or on more than
+    :data:`MAX_CASE_PAIRS`."""
     pairs = _index_pairs(prev) + [p for p in _index_pairs(this) if p not in _index_pairs(prev)]
     if not pairs or len(pairs) > MAX_CASE_PAIRS:
         return None
@@ -697,7 +738,7 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
             sides.append(_apply_lemmas(refine_ranges(side), case_lemmas))
         left, right = sides
         diff = left - right if rel in ("=", ">", ">=") else right - left
-        how = _closes(diff, rel, case_assumptions, min_classes)
+        how = _first_shown(_attempt(diff, rel, case_assumptions, min_classes))
         if how is None:
             return None
         names.append(f"{text}: {how}")

@@ -454,6 +454,36 @@ def test_a_step_that_branches_on_indices_is_shown_by_cases():
         engine.check(chain("branch", Step(prev, "gradient"), Step(bad, "wrong branch")))
 
 
+def test_a_branching_step_is_split_into_cases_before_the_whole_is_simplified(monkeypatch):
+    # SymPy's simplify of a difference that branches on indices can take minutes and
+    # still fail (on the focal gradient kernel: about 110 s in cancel) where every case
+    # closes at once: the cases come first, simplify of the whole only if they fail
+    simplified = []
+    real = sp.simplify
+
+    def recording(expr, *args, **kwargs):
+        simplified.append(expr)
+        return real(expr, *args, **kwargs)
+    monkeypatch.setattr(sp, "simplify", recording)
+    prev = S(j) - KroneckerDelta(j, c)
+    good = sp.Piecewise((S(c) - 1, sp.Eq(j, c)), (S(j), True))
+    assert engine.symbolic_check(prev, good, "=", (D.REAL_LOGITS,)).startswith("by cases")
+    assert not [e for e in simplified if e.has(sp.Piecewise)]
+    # still the last resort: branches on more pairs of indices than are split into cases,
+    # or on no pair at all, are simplified whole
+    one = sp.sin(a[j]) ** 2 + sp.cos(a[j]) ** 2
+    many = sp.Piecewise((one, sp.Eq(i, j) & sp.Eq(j, c) & sp.Eq(c, k) & sp.Eq(k, D.l)), (1, True))
+    assert len(engine._index_pairs(many)) > engine.MAX_CASE_PAIRS
+    assert engine.symbolic_check(many, sp.Integer(1), "=", (D.REAL_LOGITS,)) == "simplify"
+    signed = sp.Piecewise((one, a[j] > 0), (1, True))
+    assert engine.symbolic_check(signed, sp.Integer(1), "=", (D.REAL_LOGITS,)) == "simplify"
+    # and a false branch is rejected by every route
+    bad = sp.Piecewise((S(c) + 1, sp.Eq(j, c)), (S(j), True))
+    simplified.clear()
+    assert engine.symbolic_check(prev, bad, "=", (D.REAL_LOGITS,)) is None
+    assert [e for e in simplified if e.has(sp.Piecewise)]  # the whole was tried too
+
+
 def test_every_pattern_of_equal_and_distinct_indices_is_checked():
     # a branchy formula is checked on each branch for sure: beside the random draws, one
     # instance per partition of the free class indices (j, c, k: 5 patterns, Bell(3))
