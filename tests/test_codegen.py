@@ -37,6 +37,12 @@ def test_generate_check_detects_a_stale_file(tmp_path):
     assert target.read_text() == SK.TARGET.read_text()
 
 
+#: the two tests below prove the same kernels: on one worker, the second finds the first's
+#: links in the session's proof memo (conftest) instead of proving them again
+KERNEL_PROOFS = pytest.mark.xdist_group("kernel-proofs")
+
+
+@KERNEL_PROOFS
 def test_generate_check_cli_passes_on_the_committed_file():
     out = subprocess.run([sys.executable, "-m", "derive", "generate", "--check"], cwd=ROOT,
                          capture_output=True, text=True)
@@ -44,6 +50,7 @@ def test_generate_check_cli_passes_on_the_committed_file():
     assert "is up to date" in out.stdout
 
 
+@KERNEL_PROOFS
 def test_kernels_are_proved_against_the_catalogue():
     reports = SK.prove_kernels()
     assert {r.derivation.key for r in reports} >= {"kernel_logsumexp", "kernel_softmax",

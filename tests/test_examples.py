@@ -13,6 +13,18 @@ from derive.verification import Inputs, bind
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
+def _generated(name: str, out: Path):
+    """The example's catalogue and its kernels module, generated into ``out`` by the CLI
+    and imported from there."""
+    import importlib.util
+
+    assert cli.main(["generate", "--catalogue", str(EXAMPLES / f"{name}.py"), "--out", str(out)]) == 0
+    spec = importlib.util.spec_from_file_location(f"{name}_kernels", out / f"{name}_kernels.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return load_catalogue(str(EXAMPLES / f"{name}.py")), module
+
+
 # proof-style tests, one per derivation of the focal-loss example (the one-line helper)
 test_focal_derivation = derivation_tests(load_catalogue(str(EXAMPLES / "focal.py")))
 
@@ -40,12 +52,7 @@ def test_focal_with_gamma_zero_is_the_softmax_loss():
 def test_a_naive_focal_kernel_fails_the_bound_the_generated_one_meets(tmp_path):
     """1 - S_c by subtraction loses its digits when S_c ~ 1: the same Verification with
     the naive function exceeds the 4 ULP that the generated kernel meets."""
-    cat = load_catalogue(str(EXAMPLES / "focal.py"))
-    assert cli.main(["generate", "--catalogue", str(EXAMPLES / "focal.py"), "--out", str(tmp_path)]) == 0
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("focal_kernels", tmp_path / "focal_kernels.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    cat, module = _generated("focal", tmp_path)
 
     def naive(a, c, gamma):
         s = np.exp(a - a.max(axis=-1, keepdims=True))
@@ -70,13 +77,8 @@ def test_the_temperature_gradient_shifts_before_it_scales(tmp_path):
     thousands of ULPs for logits near 1000, far past the 64 ULP that the generated kernel,
     which shifts first ((a_j - m)/tau), meets on the same inputs."""
     import dataclasses
-    import importlib.util
 
-    cat = load_catalogue(str(EXAMPLES / "temperature.py"))
-    assert cli.main(["generate", "--catalogue", str(EXAMPLES / "temperature.py"), "--out", str(tmp_path)]) == 0
-    spec = importlib.util.spec_from_file_location("temperature_kernels", tmp_path / "temperature_kernels.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    cat, module = _generated("temperature", tmp_path)
 
     def scale_first(a, c, tau):
         x = a / tau
