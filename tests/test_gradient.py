@@ -239,6 +239,10 @@ def test_cli_says_when_the_form_is_not_closed_and_rejects_bad_input():
     assert bad.returncode == 2 and "cannot parse the loss" in bad.stderr
     wrt = run_cli("L", "--wrt", "2")
     assert wrt.returncode == 2 and "--wrt must be a component" in wrt.stderr
+    # a name the content does not define is bad input, named, before anything is derived
+    # (it was read as a new symbol, and the check failed later for want of its sampler)
+    unknown = run_cli("L + foo*a[i]")
+    assert unknown.returncode == 2 and "unknown name" in unknown.stderr and "'foo'" in unknown.stderr
 
 
 def test_jacobian_of_the_softmax():

@@ -321,11 +321,21 @@ def cli_namespace(flags: dict) -> dict:
 
 def parse_loss(text: str) -> tuple[sp.Expr, dict]:
     """A loss expression in the names of :func:`cli_namespace`; (expression, flags)."""
-    from sympy.parsing.sympy_parser import parse_expr
+    from sympy.parsing.sympy_parser import (
+        auto_number,
+        factorial_notation,
+        lambda_notation,
+        parse_expr,
+        repeated_decimals,
+    )
 
     flags: dict = {}
-    try:
-        expr = parse_expr(text, local_dict=cli_namespace(flags))
+    try:  # SymPy's standard transformations without auto_symbol: an unknown name is an error
+        expr = parse_expr(text, local_dict=cli_namespace(flags), transformations=(
+            lambda_notation, auto_number, repeated_decimals, factorial_notation))
+    except NameError as err:  # a name the content does not define (it has no sampler either)
+        raise ValueError(f"unknown name in the loss {text!r}: {err} (python -m derive gradient "
+                         "--names lists the names a loss may use)") from None
     except Exception as err:  # noqa: BLE001 - any parse failure is reported with the text
         raise ValueError(f"cannot parse the loss {text!r}: {type(err).__name__}: {err} "
                          "(python -m derive gradient --help lists the names)") from None
