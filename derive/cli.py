@@ -272,8 +272,8 @@ def cmd_gradient(args) -> int:
         print("FAIL a produced step was rejected:\n     " + str(err).replace("\n", "\n     "))
         return 1
     pretty = language.pretty
-    print(f"d/d{question.wrt} of {pretty(question.loss)}   (Z: the sum of exponentials in the "
-          "definition of S; a: W x + b where the loss goes through the FC layer)")
+    legend = language.legend(question)
+    print(f"d/d{question.wrt} of {pretty(question.loss)}" + (f"   ({legend})" if legend else ""))
     print("assumptions: " + "; ".join(engine.plain(h.text) for h in derivation.assumptions))
     for part in derivation.parts:
         print(f"first, {engine.plain(part.title)}:")

@@ -802,7 +802,8 @@ class Language:
     content's names: ``read(loss, wrt, labels) -> Question`` (a ValueError, naming the
     bad text, for what it cannot read), ``pretty(expr) -> str`` for the terminal,
     ``names`` (the help text listing the names a loss may use), ``labels`` (the
-    ``--labels`` choices, the first the default) and the default ``wrt``.
+    ``--labels`` choices, the first the default), the default ``wrt`` and
+    ``legend(question) -> str`` (what the printed names mean).
 
     A catalogue registers its language as ``catalogue.language``; the command uses the
     first it finds in the catalogue and those it uses (the built-in softmax
@@ -821,3 +822,5 @@ class Language:
     names: str = ""
     labels: tuple = ("none",)
     wrt: str = ""
+    #: what the printed names of a question mean (printed after the question), or ""
+    legend: Callable[[Question], str] = lambda _question: ""

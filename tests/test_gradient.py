@@ -229,6 +229,8 @@ def test_cli_prints_the_checked_chain_and_the_closed_form():
     assert done.returncode == 0, done.stderr
     assert "closed form: (-KroneckerDelta(c, i) + S[i])/tau" in done.stdout
     assert "[rule diff]" in done.stdout and "\u2713" in done.stdout
+    # the content's legend: Z always; the FC layer only where the question goes through it
+    assert "(Z: the sum of exponentials" in done.stdout and "FC layer" not in done.stdout
 
 
 def test_cli_says_when_the_form_is_not_closed_and_rejects_bad_input():

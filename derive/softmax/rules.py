@@ -372,8 +372,16 @@ def read(loss_text: str, wrt_text: str, labels: str) -> Question:
 
 
 #: how ``python -m derive gradient`` reads a loss in the softmax content's names
+def legend(question: Question) -> str:
+    """What the printed names mean: Z always, a = W x + b where the question goes
+    through the FC layer."""
+    through = question.wrt.base in (D.W, D.b, D.x)
+    return "Z: the sum of exponentials in the definition of S" + (
+        "; a: W x + b, the FC layer the loss goes through" if through else "")
+
+
 LANGUAGE = Language(
-    read, pretty, labels=tuple(_LABELS), wrt="a",
+    read, pretty, labels=tuple(_LABELS), wrt="a", legend=legend,
     names="Names in LOSS: vectors a, y, x, W, b, u, w; free indices i j k l c p q; summation "
           "indices r s n; sizes T, N; scalars tau (> 0), lam (real), gamma (>= 0), eps; "
           "S(j) = softmax(a)_j, softmax(j, tau) = softmax(a/tau)_j, Z = sum_k e^(a_k), "
