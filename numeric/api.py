@@ -522,14 +522,8 @@ def _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothi
                   (results, None) if want == "loss" else (None, results))
     if reduction == "none":
         loss = None if loss is None else _finish(loss[:, 0], dtype)
-    else:
-        total = float(np.sum(loss)) if loss is not None else 0.0
-        if reduction == "sum":
-            loss = _scalar(total, dtype)
-        else:
-            loss = _scalar(total / rows, dtype)
-            if grad is not None:
-                grad /= rows
+    else:  # every row counts: the mean divides by the number of rows
+        loss, grad = _reduced(loss, grad, reduction, dtype, (None, rows))
     grad = None if grad is None else _finish(grad, dtype)
     return (loss, grad) if want == "both" else (loss if want == "loss" else grad)
 
