@@ -11,6 +11,10 @@ process, every link accepted in this session is remembered in a temporary direct
 (:data:`derive.engine.MEMO_VARIABLE`) that the workers and the command lines the
 tests run share: each link is proved once per session. A false or changed step is
 never found there (the key is the whole link), so every rejection test still runs.
+
+The groups need pytest-xdist to see them: it reads a group from the ``@name`` it appends
+to a test's node id, which pytest 9.2 no longer lets it write (:func:`_join_group`);
+tests/test_scheduling.py fails when a group is lost.
 """
 import os
 import shutil
@@ -45,10 +49,39 @@ def pytest_unconfigure(config):
         os.environ.pop(engine.MEMO_VARIABLE, None)
 
 
-def pytest_collection_modifyitems(items):
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook of the same name
+def pytest_collection_modifyitems(config, items):
     for item in items:
         callspec = getattr(item, "callspec", None)
         derivation = callspec.params.get("derivation") if callspec else None
         key = getattr(derivation, "key", None)
         if key is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(f"derivation-{key}"))
+    if config.getvalue("loadgroup"):  # a pytest-xdist worker under --dist loadgroup
+        for item in items:
+            _join_group(item)
+
+
+def _join_group(item) -> None:
+    """Put ``item`` in its xdist_group the way pytest-xdist does: ``@name`` at the end of
+    its node id, which the scheduler reads. pytest-xdist 3.8 writes that suffix to
+    ``item._nodeid``, which pytest 9.2 no longer reads (it keeps a structured ``item._id``;
+    pytest-xdist issue #1386): every group was then silently ignored and the tests that
+    share proofs ran on both workers at once, each proving the same links. The groups the
+    hook above adds come after xdist's hook in any case. Idempotent: an id that already
+    ends with the suffix is left alone."""
+    names = sorted({str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                    for mark in item.iter_markers("xdist_group")})
+    if not names:
+        return
+    suffix = "@" + "_".join(names)
+    nodeid = item.nodeid
+    if nodeid.endswith(suffix):
+        return
+    if "@" in nodeid.rpartition("]")[2]:  # xdist's suffix for fewer groups: replace it
+        nodeid = nodeid[:nodeid.rindex("@")]
+    structured = getattr(item, "_id", None)
+    if structured is not None and hasattr(type(structured), "parse"):  # pytest >= 9.2
+        item._id = type(structured).parse(nodeid + suffix)
+    else:
+        item._nodeid = nodeid + suffix
