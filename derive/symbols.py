@@ -18,6 +18,7 @@ states), its ``sample`` adjusts a concrete instance so that the hypothesis holds
 """
 from __future__ import annotations
 
+import functools
 import keyword
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass
@@ -179,14 +180,15 @@ def how_to_declare(atom) -> str:
 def draw_declared(env, exprs, rng) -> None:
     """Give ``env`` a value for every declared symbol and vector component ``exprs`` use
     that it has none for (vectors: components 1..T)."""
-    for atom in sorted(_used(exprs), key=sp.default_sort_key):
+    for atom in _used(exprs):
         draw = _SAMPLERS.get(atom)
         if draw is None:
             continue
         if isinstance(atom, sp.IndexedBase):
             for idx in range(1, env.T + 1):
-                if atom[idx] not in env:
-                    env[atom[idx]] = _mpf(draw(rng))
+                item = component(atom, (idx,))
+                if item not in env:
+                    env[item] = _mpf(draw(rng))
         elif atom not in env:
             env[atom] = _mpf(draw(rng))
 
@@ -194,7 +196,7 @@ def draw_declared(env, exprs, rng) -> None:
 def missing(env, exprs) -> list:
     """Real scalars and vectors that ``exprs`` use and ``env`` cannot give a value for."""
     out = []
-    for atom in sorted(_used(exprs), key=sp.default_sort_key):
+    for atom in _used(exprs):
         if isinstance(atom, sp.IndexedBase):
             if not any(isinstance(key, sp.Indexed) and key.base == atom for key in env):
                 out.append(atom)
@@ -203,13 +205,35 @@ def missing(env, exprs) -> list:
     return out
 
 
-def _used(exprs) -> set:
+def _used(exprs) -> tuple:
+    """The declared-or-not symbols and vectors ``exprs`` use, in a fixed order (the
+    order values are drawn in). Asked for every instance of every step with the same
+    chain: remembered per chain (expressions are immutable)."""
+    return _used_in(tuple(exprs))
+
+
+@functools.lru_cache(maxsize=1024)
+def _used_in(exprs: tuple) -> tuple:
     found = set()
     for expr in exprs:
         bases = {item.base for item in expr.atoms(sp.Indexed)}
         labels = {base.label for base in bases}
         found |= bases | {sym for sym in expr.free_symbols
                           if isinstance(sym, sp.Symbol) and sym not in labels}
+    return tuple(sorted(found, key=sp.default_sort_key))
+
+
+_COMPONENTS: dict = {}
+
+
+def component(base: sp.IndexedBase, idx: tuple) -> sp.Indexed:
+    """``base[idx]`` for a tuple of integer indices, made once per process: SymPy takes
+    about 30 microseconds to build an Indexed (it deduces its assumptions), a numeric
+    check reads hundreds of thousands of components, and an Indexed is immutable."""
+    key = (base, idx)
+    found = _COMPONENTS.get(key)
+    if found is None:
+        found = _COMPONENTS[key] = base[idx] if len(idx) > 1 else base[idx[0]]
     return found
 
 
