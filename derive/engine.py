@@ -71,6 +71,7 @@ import sympy as sp
 from sympy import Derivative, Indexed, KroneckerDelta, Piecewise, Sum
 from sympy.codegen.cfunctions import log1p
 from sympy.concrete.expr_with_limits import ExprWithLimits
+from sympy.core.operations import AssocOp
 
 from . import symbols
 
@@ -414,12 +415,38 @@ def _elementary(expr):
     return expr.replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0]))
 
 
+@functools.lru_cache(maxsize=4096)
+def _sum_doit(total: Sum) -> sp.Expr:
+    """``total.doit()``, remembered: SymPy tries every summation algorithm it has on a sum
+    it cannot close (a sum over a symbolic T), which takes tenths of a second, and the
+    same sums recur in every step of a derivation and in every derivation of a layer."""
+    return total.doit()
+
+
+def _doit_remembering_sums(expr):
+    """``expr.doit()``: the same recursion as SymPy's (each node's own ``doit`` where it
+    has one), with the value of every sum outside such a node from :func:`_sum_doit`."""
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
+        return expr
+    if isinstance(expr, Sum):
+        return _sum_doit(expr)
+    own = type(expr).doit
+    if own is sp.Basic.doit:
+        return expr.func(*[_doit_remembering_sums(arg) for arg in expr.args])
+    if own is AssocOp.doit:
+        return expr.func(*[_doit_remembering_sums(arg) for arg in expr.args], evaluate=True)
+    if own is Derivative.doit:  # SymPy's Derivative.doit, its body's sums remembered
+        done = expr.func(_doit_remembering_sums(expr.expr), *expr.variable_count, evaluate=True)
+        return done.doit(evaluate=True) if done != expr and done.has(Derivative) else done
+    return expr.doit()  # a Piecewise, a Product...: as SymPy does it
+
+
 def _doit(expr):
     # renaming bound variables first keeps SymPy from confusing a summation index
     # with a free index of the same name (diff(Sum(a[j]**2, (j, 1, T)), a[j]))
     expr = canonical_bound(_elementary(expr))
     for _ in range(4):
-        new = refine_ranges(expr.doit())
+        new = refine_ranges(_doit_remembering_sums(expr))
         if new == expr:
             break
         expr = new
@@ -835,10 +862,11 @@ def _instances(derivation: Derivation, seed: int, counts: tuple):
     assumptions cannot be drawn or a symbol has no sampler."""
     rng = np.random.default_rng(seed)
     exprs = [step.expr for step in derivation.steps]
+    labels = _labels(exprs)
     for n_classes in counts:
         for _ in range(SAMPLES_PER_T):
             env = symbols.new_instance(rng, n_classes, int(rng.integers(1, 4)))
-            problem = _complete(env, derivation, exprs, rng)
+            problem = _complete(env, derivation, exprs, rng, labels)
             yield (None, problem) if problem else (env, None)
             if problem:
                 return
@@ -854,13 +882,20 @@ def _instances(derivation: Derivation, seed: int, counts: tuple):
             for block, value in zip(blocks, values):
                 for sym in block:
                     env[sym] = int(value)
-            problem = _complete(env, derivation, exprs, rng)
+            problem = _complete(env, derivation, exprs, rng, labels)
             yield (None, problem) if problem else (env, None)
             if problem:
                 return
 
 
-def _complete(env, derivation: Derivation, exprs: list, rng) -> str | None:
+def _labels(exprs) -> list:
+    """The labels of the vectors (``a`` of ``a[j]``), which are real symbols too, in the
+    order they are given values."""
+    return sorted({sym for e in exprs for sym in e.free_symbols
+                   if isinstance(sym, sp.Symbol) and not sym.is_integer}, key=lambda sym: sym.name)
+
+
+def _complete(env, derivation: Derivation, exprs: list, rng, labels: list) -> str | None:
     """Draw the declared symbols, let every assumption adjust ``env``; the reason the
     instance cannot be completed, or None."""
     symbols.draw_declared(env, exprs, rng)
@@ -875,9 +910,7 @@ def _complete(env, derivation: Derivation, exprs: list, rng) -> str | None:
     # the labels of the vectors (a of a[j]) are real symbols too: each gets a value as it
     # always has (never used), so the instances stay the ones every derivation has been
     # checked on (the random stream is unchanged)
-    labels = {sym for e in exprs for sym in e.free_symbols
-              if isinstance(sym, sp.Symbol) and not sym.is_integer and sym not in env}
-    for sym in sorted(labels, key=lambda sym: sym.name):
+    for sym in (sym for sym in labels if sym not in env):
         env[sym] = mpmath.mpf(rng.normal(0.0, 3.0) if not sym.is_nonnegative else rng.uniform(0.0, 4.0))
     return None
 
@@ -921,6 +954,13 @@ def _as_int(value, what) -> int:
     return int(mpmath.nint(value))
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _free_symbols(expr) -> frozenset:
+    """``expr.free_symbols``, which SymPy recomputes on every call (a walk of the whole
+    tree); the evaluator asks for it on every node, for every instance."""
+    return frozenset(expr.free_symbols)
+
+
 class _Evaluator:
     """Evaluates a SymPy expression on a concrete instance with mpmath.
 
@@ -946,9 +986,12 @@ class _Evaluator:
                               "instance (an index outside its range?)")
 
     def ev(self, expr, scope):
-        free = expr.free_symbols
-        key = (expr, tuple(sorted(((s, v) for s, v in scope.items() if s in free),
-                                  key=lambda item: item[0].name)))
+        if scope:  # the summation variables the value depends on
+            free = _free_symbols(expr)
+            key = (expr, tuple(sorted(((s, v) for s, v in scope.items() if s in free),
+                                      key=lambda item: item[0].name)))
+        else:
+            key = (expr, ())
         if key in self.memo:
             return self.memo[key]
         value = self._ev(expr, scope)
@@ -962,7 +1005,7 @@ class _Evaluator:
 
     def key_of(self, item: Indexed, scope):
         idx = tuple(self.index(i, scope) for i in item.indices)
-        return item.base[idx] if len(idx) > 1 else item.base[idx[0]]
+        return symbols.component(item.base, idx)
 
     def _ev(self, expr, scope):
         if expr.is_Integer:
@@ -1074,14 +1117,23 @@ class _Evaluator:
         return mpmath.diff(f, points, orders)
 
 
-def evaluate(expr: sp.Expr, env: symbols.Instance):
-    """``expr`` on a concrete instance, with mpmath at :data:`DIGITS` digits.
+def evaluator(env: symbols.Instance) -> _Evaluator:
+    """An evaluator for several expressions on one instance (pass it to
+    :func:`evaluate`): what they have in common (a sum over the classes, say) is
+    evaluated once. Only while ``env`` keeps the values it had: a value changed after an
+    evaluation would not be seen (values added are: a missing one was never remembered)."""
+    return _Evaluator(env)
+
+
+def evaluate(expr: sp.Expr, env: symbols.Instance, using: _Evaluator | None = None):
+    """``expr`` on a concrete instance, with mpmath at :data:`DIGITS` digits
+    (``using``: an :func:`evaluator` of ``env`` shared with other expressions).
 
     Raises :class:`EvaluationError` when it has no finite value there (a missing
     component such as a[0] or y[T + 1], log 0, a division by zero)."""
     with mpmath.workdps(DIGITS):
         try:
-            return +_Evaluator(env)(expr)
+            return +(using if using is not None else _Evaluator(env))(expr)
         except EvaluationError:
             raise
         except Exception as err:  # whatever fails, the instance has no value
@@ -1193,10 +1245,10 @@ def numeric_check(prev, step: Step, derivation: Derivation, seed: int,
     for env, trouble in _instances(derivation, seed, counts):
         if trouble:
             return count, NumericFailure("undefined", trouble)
-        sides = []
+        sides, shared = [], _Evaluator(env)  # what both sides hold is evaluated once
         for name, expr in (("previous", prev), ("this", this)):
             try:
-                sides.append(evaluate(expr, env))
+                sides.append(evaluate(expr, env, shared))
             except EvaluationError as err:
                 where = _format(_describe(env, [expr]))
                 return count, NumericFailure(

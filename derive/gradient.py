@@ -387,8 +387,9 @@ class Definitions(Assumption):
                 # it was declared with, as the engine draws any other (it keeps this value)
                 if isinstance(sym, sp.Symbol) and not sym.is_integer and sym not in env:
                     symbols.draw_declared(env, [sym], env.rng)
+            shared = engine.evaluator(env)  # the sums every component holds, once
             for idx in range(1, env.T + 1):
-                env[define.base[idx]] = engine.evaluate(define.body(sp.Integer(idx)), env)
+                env[define.base[idx]] = engine.evaluate(define.body(sp.Integer(idx)), env, shared)
 
 
 

@@ -45,3 +45,47 @@ def test_a_false_step_is_never_found_in_the_memo(tmp_path, monkeypatch):
         engine.check(wrong)
     assert len(list(tmp_path.iterdir())) == 1  # only the accepted link
     assert sp.srepr(wrong.steps[1].expr) != sp.srepr(SQUARE.steps[1].expr)
+
+
+# --------------------------------------------------------------------------- the engine's
+# process-wide memories of pure functions (no step is accepted from them): SymPy's value
+# of a sum, a component a[3], the free symbols of a node
+def test_doit_with_remembered_sums_is_sympys_doit():
+    from derive.softmax.definitions import T, a, i, s
+
+    forms = [sp.Derivative(sp.log(sp.Sum(sp.exp(a[s]), (s, 1, T))), a[i]),
+             sp.Sum(s, (s, 1, T)) + sp.Sum(s ** 2, (s, 1, T)) * sp.Sum(a[s], (s, 1, T)),
+             sp.Sum(s, (s, 1, T - 1)),  # the same body, other limits: another value
+             sp.exp(sp.Sum(sp.KroneckerDelta(s, i) * a[s], (s, 1, T)))]
+    first = [engine._doit_remembering_sums(form) for form in forms]
+    again = [engine._doit_remembering_sums(form) for form in forms]  # from memory
+    assert first == again == [form.doit() for form in forms]
+    assert first[2] != sp.Sum(s, (s, 1, T)).doit()
+
+
+def test_a_changed_step_misses_the_remembered_sums():
+    """A true step is proved and the sums of its sides remembered; the same step with its
+    result changed is still not shown by the symbolic half (nor accepted by the whole)."""
+    from derive.softmax.definitions import T, a, s
+
+    start = Step(sp.Sum(a[s] + 1, (s, 1, T)), "definition")
+    true = Derivation("memo_sums", "Linearity, for the memo", (), [
+        start, Step(sp.Sum(a[s], (s, 1, T)) + T, "linearity")])
+    assert engine.check(true, numeric=False).steps[0].symbolic
+    wrong = Derivation("memo_sums", "Linearity, for the memo", (), [
+        start, Step(sp.Sum(a[s], (s, 1, T)) + T + 1, "linearity, one too many")])
+    with pytest.raises(engine.StepUnproved, match="step 1"):
+        engine.check(wrong, numeric=False)
+    with pytest.raises(engine.StepFalse, match="step 1"):
+        engine.check(wrong)
+
+
+def test_sides_that_share_a_sum_are_still_told_apart():
+    """The numeric half evaluates what both sides hold once: a difference outside it shows."""
+    from derive.softmax.definitions import T, a, s
+
+    total = sp.log(sp.Sum(sp.exp(a[s]), (s, 1, T)))
+    wrong = Derivation("memo_shared", "Shared sums, for the memo", (), [
+        Step(total ** 2, "definition"), Step(total ** 2 + sp.Rational(1, 10 ** 20), "off by 1e-20")])
+    with pytest.raises(engine.StepFalse, match="step 1"):
+        engine.check(wrong)
