@@ -44,7 +44,9 @@ proved here. That is why the symbolic half is still required, and why verificati
 exists. A link accepted once in a process is not checked again when it recurs with
 the same everything (:data:`_LINKS_PROVED`); with :data:`MEMO_VARIABLE` set to a
 directory, neither in any process that shares it (the test suite's session: one
-proof, reused by its workers and the command lines it runs).
+proof, reused by its workers and the command lines it runs). Likewise a step that
+SymPy has shown is not shown again, in whatever derivation it recurs (:data:`_SHOWN`;
+the numeric half still runs on that derivation's own instances).
 
 A rejected step raises a :class:`StepRejected`: :class:`StepFalse` with a
 counterexample (T, the values, both sides), :class:`StepUnproved` when every instance
@@ -722,6 +724,19 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
     if rel == "~":
         return None  # a rounding is checked numerically only
     lemmas = () if lemma is None else (tuple(lemma) if isinstance(lemma, (tuple, list)) else (lemma,))
+    key = ("shown", sp.srepr(prev), sp.srepr(this), rel, tuple(repr(h) for h in assumptions),
+           tuple(fingerprint(lem) for lem in lemmas), min_classes,
+           _depends_on([prev, this, *(e for lem in lemmas for e in (lem.start, lem.result))]))
+    how = _remembered(key, _SHOWN)
+    if how is None:
+        how = _shown(prev, this, rel, assumptions, lemmas, min_classes)
+        if how is not None:
+            _remember(key, how, _SHOWN)
+    return how
+
+
+def _shown(prev, this, rel, assumptions, lemmas: tuple, min_classes: int) -> str | None:
+    """:func:`symbolic_check`, not remembered."""
     prev, this = canonical_bound(prev), canonical_bound(this)
     left, right = _apply_lemmas(prev, lemmas), _apply_lemmas(this, lemmas)
     diff = left - right if rel in ("=", ">", ">=") else right - left
@@ -1292,34 +1307,81 @@ _LINKS_PROVED: dict = {}
 MEMO_VARIABLE = "DERIVE_PROOF_MEMO"
 
 
-def _memo_path(link) -> str | None:
+#: steps SymPy has shown, keyed by everything the symbolic half depends on (both sides,
+#: the relation, the assumptions, min_classes, the cited lemmas, the ranges of the
+#: indices): the name of the normal form that showed it. No seed: the same step in
+#: another derivation (or under another key) is the same symbolic question. Only a
+#: step shown is remembered, and the numeric half runs on every derivation's own
+#: instances still.
+_SHOWN: dict = {}
+
+
+def _memo_path(key) -> str | None:
     folder = os.environ.get(MEMO_VARIABLE)
     if not folder:
         return None
-    return os.path.join(folder, hashlib.sha256(repr(link).encode()).hexdigest())
+    kind = "shown" if key[0] == "shown" else "link"  # a step shown, a link accepted
+    return os.path.join(folder, f"{kind}-{hashlib.sha256(repr(key).encode()).hexdigest()}")
 
 
-def _remembered(link):
-    """(how, count) of a link accepted before, in this process or a sharing one; else None."""
-    if link in _LINKS_PROVED:
-        return _LINKS_PROVED[link]
-    path = _memo_path(link)
+def _remembered(key, memory: dict | None = None):
+    """What was remembered for ``key`` (a link accepted: (how, count); a step shown: how)
+    in this process or a sharing one; else None."""
+    memory = _LINKS_PROVED if memory is None else memory
+    if key in memory:
+        return memory[key]
+    path = _memo_path(key)
     if path is None or not os.path.exists(path):
         return None
     with open(path, encoding="utf-8") as memo:
-        how, _, count = memo.read().rpartition("\n")
-    _LINKS_PROVED[link] = (how, int(count))
-    return _LINKS_PROVED[link]
+        text = memo.read()
+    if memory is _LINKS_PROVED:
+        how, _, count = text.rpartition("\n")
+        memory[key] = (how, int(count))
+    else:
+        memory[key] = text
+    return memory[key]
 
 
-def _remember(link, how: str, count: int) -> None:
-    _LINKS_PROVED[link] = (how, count)
-    path = _memo_path(link)
+def _remember(key, how: str, count_or_memory: int | dict = 0) -> None:
+    if isinstance(count_or_memory, dict):
+        memory, text = count_or_memory, how
+        memory[key] = how
+    else:
+        memory, text = _LINKS_PROVED, f"{how}\n{count_or_memory}"
+        memory[key] = (how, count_or_memory)
+    path = _memo_path(key)
     if path is not None:
         spare = f"{path}.{os.getpid()}"
         with open(spare, "w", encoding="utf-8") as memo:
-            memo.write(f"{how}\n{count}")
+            memo.write(text)
         os.replace(spare, path)  # whole or absent for a reader in another process
+
+
+def _sampler_print(draw) -> tuple:
+    """What a declared sampler computes, as far as its code shows it: its bytecode,
+    constants, names and captured numbers (not its address or the module it is written
+    in, so that the same lambda written in two processes is the same sampler)."""
+    code = getattr(draw, "__code__", None)
+    if code is None:
+        return (repr(draw),)
+    cells = tuple(repr(cell.cell_contents) if isinstance(cell.cell_contents, (int, float, str, tuple))
+                  else type(cell.cell_contents).__name__ for cell in (draw.__closure__ or ()))
+    return (code.co_code, repr(code.co_consts), code.co_names, repr(draw.__defaults__), cells)
+
+
+def _depends_on(exprs) -> tuple:
+    """What a check of ``exprs`` depends on beyond their text: the range of every index
+    they hold (an index ranges over 1..T, or 1..N: facts the symbolic half uses) and the
+    sampler of every declared symbol they use (what the numeric half draws)."""
+    found = set()
+    for expr in exprs:
+        found |= expr.atoms(sp.Symbol)
+    ranges = tuple(sorted((sp.srepr(sym), sp.srepr(symbols.INDEX_RANGES[sym]))
+                          for sym in found if sym in symbols.INDEX_RANGES))
+    drawn = tuple((sp.srepr(atom), _sampler_print(symbols.sampler(atom)))
+                  for atom in symbols._used(exprs) if symbols.sampler(atom) is not None)
+    return ranges, drawn
 
 
 def fingerprint(derivation: Derivation) -> tuple:
@@ -1414,7 +1476,8 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
         prev, this = steps[number - 1].expr, steps[number]
         tic = time.perf_counter()
         link = (context, base + number, sp.srepr(prev), sp.srepr(this.expr), this.rel,
-                this.decimals, tuple(fingerprint(lemma) for lemma in this.lemmas))
+                this.decimals, tuple(fingerprint(lemma) for lemma in this.lemmas),
+                _depends_on([prev, this.expr]))
         remembered = _remembered(link)  # the very same link, checked before
         if remembered is not None:
             how, count = remembered

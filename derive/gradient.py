@@ -529,7 +529,10 @@ class ChainRule(Rule):
             inner = free[0]
             plain_assumptions = tuple(h for h in context.assumptions if not isinstance(h, Definitions))
             part = gradient(outer, self.layer.base[inner], plain_assumptions, self.rules,
-                            key=f"{context.key}_through_{self.name}", check=context.check,
+                            # one key for every use of this rule: the same dL/da (the
+                            # FC layer's, for W, b and x) is then the same derivation,
+                            # checked once per process (or test session)
+                            key=f"{self.name}_part", check=context.check,
                             min_classes=context.min_classes,
                             title=rf"$\partial L/\partial a_{inner}$ for the chain rule through "
                                   rf"{self.layer.why} (automatic)")

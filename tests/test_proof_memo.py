@@ -21,7 +21,8 @@ def test_a_link_proved_in_one_process_is_remembered_for_another(tmp_path, monkey
     monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
     monkeypatch.setattr(engine, "_LINKS_PROVED", {})
     first = engine.check(SQUARE)
-    assert len(list(tmp_path.iterdir())) == 1
+    assert len(list(tmp_path.glob("link-*"))) == 1
+    assert [p.read_text() for p in tmp_path.glob("shown-*")] == [first.steps[0].symbolic]
     # a fresh process finds it: the check reports the remembered normal form without
     # running either half (the numeric half would take > 0 instances to run)
     code = ("import time, sympy as sp\n"
@@ -43,7 +44,8 @@ def test_a_false_step_is_never_found_in_the_memo(tmp_path, monkeypatch):
         Step((X + 1) ** 2, "definition"), Step(X ** 2 + X + 1, "expand")])
     with pytest.raises(StepRejected, match="step 1"):
         engine.check(wrong)
-    assert len(list(tmp_path.iterdir())) == 1  # only the accepted link
+    assert len(list(tmp_path.glob("link-*"))) == 1  # only the accepted link
+    assert len(list(tmp_path.glob("shown-*"))) == 1  # and its step, shown
     assert sp.srepr(wrong.steps[1].expr) != sp.srepr(SQUARE.steps[1].expr)
 
 
@@ -89,3 +91,36 @@ def test_sides_that_share_a_sum_are_still_told_apart():
         Step(total ** 2, "definition"), Step(total ** 2 + sp.Rational(1, 10 ** 20), "off by 1e-20")])
     with pytest.raises(engine.StepFalse, match="step 1"):
         engine.check(wrong)
+
+
+def test_a_step_shown_once_is_not_shown_again_but_still_checked_on_instances(monkeypatch):
+    """The same step under another key: SymPy's answer is remembered (the symbolic half
+    is not run again), the numeric half runs on that derivation's own instances."""
+    monkeypatch.setattr(engine, "_LINKS_PROVED", {})
+    monkeypatch.setattr(engine, "_SHOWN", {})
+    first = engine.check(SQUARE)
+    calls = []
+    real = engine._shown
+    monkeypatch.setattr(engine, "_shown", lambda *args: calls.append(args) or real(*args))
+    again = engine.check(Derivation("memo_square_again", SQUARE.title, (), SQUARE.steps))
+    assert not calls and again.steps[0].symbolic == first.steps[0].symbolic
+    assert again.steps[0].instances > 0
+    changed = Derivation("memo_square_again", SQUARE.title, (), [
+        SQUARE.steps[0], Step(X ** 2 + 2 * X + 2, "expand, one too many")])
+    with pytest.raises(engine.StepUnproved):
+        engine.check(changed, numeric=False)
+    assert len(calls) == 1  # the changed step was asked of SymPy
+
+
+def test_what_a_step_depends_on_beyond_its_text_is_in_its_key(monkeypatch):
+    """The range of an index and the sampler of a declared symbol change the key."""
+    from derive import symbols
+    from derive.softmax.definitions import N, T, a, j
+
+    before = engine._depends_on([a[j] + X])
+    monkeypatch.setitem(symbols.INDEX_RANGES, j, N)  # j over the features instead
+    assert engine._depends_on([a[j] + X]) != before
+    monkeypatch.setitem(symbols.INDEX_RANGES, j, T)
+    assert engine._depends_on([a[j] + X]) == before
+    monkeypatch.setitem(symbols._SAMPLERS, X, lambda rng: rng.normal(0, 3))  # another draw
+    assert engine._depends_on([a[j] + X]) != before
