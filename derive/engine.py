@@ -561,6 +561,20 @@ def _provably_nonnegative(expr) -> bool:
     return expr == 0 or expr.is_nonnegative is True
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _heads(expr) -> frozenset:
+    """The vectors (IndexedBase) and the kinds of node other than sums, products and
+    powers (Sum, exp, log, KroneckerDelta, ...) that ``expr`` holds: a pattern matches
+    only an expression that holds all of its own (a Wild holds none)."""
+    if not isinstance(expr, sp.Basic) or expr.is_Atom:
+        return frozenset()
+    found = {expr.base} if isinstance(expr, Indexed) else (
+        set() if isinstance(expr, (sp.Add, sp.Mul, sp.Pow)) else {type(expr)})
+    for arg in expr.args:
+        found |= _heads(arg)
+    return frozenset(found)
+
+
 def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
     """Replace every instance of the lemma's start expression by its result.
 
@@ -592,7 +606,15 @@ def apply_lemma(expr: sp.Expr, lemma: Derivation) -> sp.Expr:
             return _provably_nonnegative(lo - 1) and _provably_nonnegative(top - hi)
         return False
 
+    needed = _heads(pattern)
+    rigid = not isinstance(pattern, (sp.Add, sp.Mul, sp.Pow, sp.Wild))
+
     def instance(e, scope):
+        # what SymPy's match could never pair with the pattern (a sum of other vectors,
+        # a log where the start is a sum) is not asked of it: match is slow, and it is
+        # asked at every node of both sides
+        if (rigid and type(e) is not type(pattern)) or not needed <= _heads(e):
+            return None
         found = e.match(pattern)
         if found is None:
             return None
