@@ -25,13 +25,24 @@ def _generated(name: str, out: Path):
     return load_catalogue(str(EXAMPLES / f"{name}.py")), module
 
 
+#: the tests of one example run on one pytest-xdist worker, one after the other, so that
+#: what the first proves (its derivations, its kernels' claims) the later ones find in
+#: the proof memo instead of proving it again at the same time on the other worker
+FOCAL = pytest.mark.xdist_group("example-focal")
+TEMPERATURE = pytest.mark.xdist_group("example-temperature")
+
 # proof-style tests, one per derivation of the focal-loss example (the one-line helper)
-test_focal_derivation = derivation_tests(load_catalogue(str(EXAMPLES / "focal.py")))
+test_focal_derivation = FOCAL(derivation_tests(load_catalogue(str(EXAMPLES / "focal.py"))))
 
 
-@pytest.mark.parametrize("name", ["temperature", "focal", "zloss"])
+@pytest.mark.parametrize("name", [pytest.param("temperature", marks=TEMPERATURE),
+                                  pytest.param("focal", marks=FOCAL), "zloss"])
 def test_example_through_every_stage(name, tmp_path, capsys):
-    status = cli.main(["all", "--catalogue", str(EXAMPLES / f"{name}.py"), "--out", str(tmp_path)])
+    # one process: the proofs and reference rows in parallel processes are tested on
+    # their own (test_checker, test_accuracy); here two more processes would only
+    # compete with the other test worker for the two cores
+    status = cli.main(["all", "--jobs", "1", "--catalogue", str(EXAMPLES / f"{name}.py"),
+                       "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     assert status == 0, printed
     written = sorted(p.name for p in tmp_path.iterdir())
@@ -49,6 +60,7 @@ def test_focal_with_gamma_zero_is_the_softmax_loss():
     assert steps[-1].lemma.key == "loss_one_hot"
 
 
+@FOCAL
 def test_a_naive_focal_kernel_fails_the_bound_the_generated_one_meets(tmp_path):
     """1 - S_c by subtraction loses its digits when S_c ~ 1: the same Verification with
     the naive function exceeds the 4 ULP that the generated kernel meets."""
@@ -72,6 +84,7 @@ def test_a_naive_focal_kernel_fails_the_bound_the_generated_one_meets(tmp_path):
     assert theirs.max_ulp > 4
 
 
+@TEMPERATURE
 def test_the_temperature_gradient_shifts_before_it_scales(tmp_path):
     """Scaling first (a_j/tau - m/tau) rounds the exponent to (|a_j| + |m|)/tau ULP-halves:
     thousands of ULPs for logits near 1000, far past the 64 ULP that the generated kernel,

@@ -20,6 +20,7 @@ SQUARE = Derivation("memo_square", "A square, for the memo", (), [
 def test_a_link_proved_in_one_process_is_remembered_for_another(tmp_path, monkeypatch):
     monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
     monkeypatch.setattr(engine, "_LINKS_PROVED", {})
+    monkeypatch.setattr(engine, "_SHOWN", {})
     first = engine.check(SQUARE)
     assert len(list(tmp_path.glob("link-*"))) == 1
     assert [p.read_text() for p in tmp_path.glob("shown-*")] == [first.steps[0].symbolic]
@@ -39,6 +40,7 @@ def test_a_link_proved_in_one_process_is_remembered_for_another(tmp_path, monkey
 def test_a_false_step_is_never_found_in_the_memo(tmp_path, monkeypatch):
     monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
     monkeypatch.setattr(engine, "_LINKS_PROVED", {})
+    monkeypatch.setattr(engine, "_SHOWN", {})
     engine.check(SQUARE)
     wrong = Derivation("memo_square", "A square, for the memo", (), [
         Step((X + 1) ** 2, "definition"), Step(X ** 2 + X + 1, "expand")])
