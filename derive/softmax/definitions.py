@@ -246,9 +246,9 @@ class SoftmaxOutput(Assumption):
 
     def sample(self, env):
         with mpmath.workdps(INSTANCE_DIGITS):
-            total = mpmath.fsum(mpmath.exp(env[self.logits[idx]]) for idx in range(1, env.T + 1))
+            total = mpmath.fsum(mpmath.exp(env[_at(self.logits, idx)]) for idx in range(1, env.T + 1))
             for idx in range(1, env.T + 1):
-                env[self.vec[idx]] = mpmath.exp(env[self.logits[idx]]) / total
+                env[_at(self.vec, idx)] = mpmath.exp(env[_at(self.logits, idx)]) / total
 
 
 REAL_LOGITS = Assumption("all logits a_j, features x_n, weights W_pq and biases b_p are real")
@@ -270,6 +270,12 @@ def _mpf(value) -> mpmath.mpf:
 #: digits of the values of a concrete instance (exact relations such as
 #: sum_j y_j = 1 or a_j = a_k + delta hold to this precision)
 INSTANCE_DIGITS = 60
+
+
+def _at(base, *idx):
+    """``base[idx]`` for integer indices, each built once (:func:`derive.symbols.component`):
+    an instance sets thousands of components, SymPy takes ~30 us to build one."""
+    return symbols.component(base, tuple(int(i) for i in idx))
 
 
 class Instance(symbols.Instance):
@@ -305,24 +311,24 @@ class Instance(symbols.Instance):
             drawn[sym] = rng_sym
         for base in (a, v, P, Qv, y, b, bw):
             for idx in range(1, n_classes + 1):
-                self[base[idx]] = _mpf(rng.normal(0, 2.0))
+                self[_at(base, idx)] = _mpf(rng.normal(0, 2.0))
         for base in (u, w):
             for idx in range(1, n_classes + 1):
-                self[base[idx]] = _mpf(rng.uniform(0, 3.0))
+                self[_at(base, idx)] = _mpf(rng.uniform(0, 3.0))
         # no vector is normalised here: only an assumption (ProbabilityVector, OneHot)
         # makes one a probability vector, so a missing "sum_j p_j = 1" shows
         for idx in range(1, n_features + 1):
-            self[x[idx]] = _mpf(rng.normal(0, 1.0))
+            self[_at(x, idx)] = _mpf(rng.normal(0, 1.0))
             for row in range(1, n_classes + 1):
-                self[W[row, idx]] = _mpf(rng.normal(0, 0.7))
+                self[_at(W, row, idx)] = _mpf(rng.normal(0, 0.7))
         for sample in range(1, self.B + 1):
             for idx in range(1, n_features + 1):
-                self[X[sample, idx]] = _mpf(rng.normal(0, 1.0))
+                self[_at(X, sample, idx)] = _mpf(rng.normal(0, 1.0))
             for idx in range(1, n_classes + 1):
-                self[Yb[sample, idx]] = _mpf(rng.uniform(0, 1.0))
-                self[Ab[sample, idx]] = _mpf(rng.normal(0, 2.0))
+                self[_at(Yb, sample, idx)] = _mpf(rng.uniform(0, 1.0))
+                self[_at(Ab, sample, idx)] = _mpf(rng.normal(0, 2.0))
             # some samples ignored (rho = 0), never all: a mean over nothing is undefined
-            self[rho[sample]] = _mpf(rng.uniform(0.1, 2.0) if sample == 1 or rng.random() < 0.5 else 0.0)
+            self[_at(rho, sample)] = _mpf(rng.uniform(0.1, 2.0) if sample == 1 or rng.random() < 0.5 else 0.0)
         self[t] = _mpf(rng.normal(0, 5.0))
         self[m] = _mpf(rng.normal(0, 5.0))
         self[delta] = _mpf(rng.uniform(0.01, 4.0))
@@ -337,21 +343,21 @@ class Instance(symbols.Instance):
         with mpmath.workdps(INSTANCE_DIGITS):
             total = mpmath.fsum(weights)
             for idx in range(1, self.T + 1):
-                self[base[idx]] = weights[idx - 1] / total
+                self[_at(base, idx)] = weights[idx - 1] / total
 
     def one_hot(self, base, hot):
         where = int(hot) if isinstance(hot, (int, sp.Integer)) else self[hot]
         for idx in range(1, self.T + 1):
-            self[base[idx]] = _mpf(1 if idx == where else 0)
+            self[_at(base, idx)] = _mpf(1 if idx == where else 0)
 
     def make_argmax(self, base, top):
-        best = max(self[base[idx]] for idx in range(1, self.T + 1))
+        best = max(self[_at(base, idx)] for idx in range(1, self.T + 1))
         with mpmath.workdps(INSTANCE_DIGITS):
-            self[base[self[top]]] = best + _mpf(self.rng.uniform(0, 1.0))
+            self[_at(base, self[top])] = best + _mpf(self.rng.uniform(0, 1.0))
 
     def gap(self, base, above, below):
         with mpmath.workdps(INSTANCE_DIGITS):
-            self[base[self[above]]] = self[base[self[below]]] + self[delta]
+            self[_at(base, self[above])] = self[_at(base, self[below])] + self[delta]
 
 
 symbols.use_instance(Instance)
