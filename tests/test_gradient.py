@@ -224,6 +224,18 @@ def run_cli(*args):
                           check=False, capture_output=True, text=True, timeout=300)
 
 
+def run_here(capsys, *args):
+    """As :func:`run_cli`, in this process: ``python -m derive`` is ``sys.exit(main())``,
+    so the exit status is what ``main`` returns (a new interpreter costs a second or two
+    of imports per call; the tests above run the real command)."""
+    from derive import cli
+
+    capsys.readouterr()
+    status = cli.main(["gradient", *args])
+    printed = capsys.readouterr()
+    return subprocess.CompletedProcess(["derive", "gradient", *args], status, printed.out, printed.err)
+
+
 def test_cli_prints_the_checked_chain_and_the_closed_form():
     done = run_cli("--wrt", "a", "--", "-log(softmax(c, tau))")
     assert done.returncode == 0, done.stderr
@@ -233,17 +245,17 @@ def test_cli_prints_the_checked_chain_and_the_closed_form():
     assert "(Z: the sum of exponentials" in done.stdout and "FC layer" not in done.stdout
 
 
-def test_cli_says_when_the_form_is_not_closed_and_rejects_bad_input():
+def test_cli_says_when_the_form_is_not_closed_and_rejects_bad_input(capsys):
     softplus = run_cli("--labels", "none", "log(1 + exp(a[c]))")  # no rule for 1/(1 + e^u)
     assert softplus.returncode == 3, softplus.stderr
     assert "NOT closed: the last form reached: exp(a[c])*KroneckerDelta(c, i)/(exp(a[c]) + 1)" in softplus.stdout
-    bad = run_cli("L +* 2")
+    bad = run_here(capsys, "L +* 2")
     assert bad.returncode == 2 and "cannot parse the loss" in bad.stderr
-    wrt = run_cli("L", "--wrt", "2")
+    wrt = run_here(capsys, "L", "--wrt", "2")
     assert wrt.returncode == 2 and "--wrt must be a component" in wrt.stderr
     # a name the content does not define is bad input, named, before anything is derived
     # (it was read as a new symbol, and the check failed later for want of its sampler)
-    unknown = run_cli("L + foo*a[i]")
+    unknown = run_here(capsys, "L + foo*a[i]")
     assert unknown.returncode == 2 and "unknown name" in unknown.stderr and "'foo'" in unknown.stderr
 
 

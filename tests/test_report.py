@@ -12,6 +12,10 @@ import pytest
 from derive.softmax import catalogue, documents, report, verify
 
 pytest.importorskip("matplotlib")
+
+#: one worker runs this module's tests, so that the reports are written once for all of
+#: them (the module fixture below), not once on each worker
+pytestmark = pytest.mark.xdist_group("report")
 needs_tex = pytest.mark.skipif(report.tex_engine() is None,
                                reason="no TeX engine (apt-get install " + report.TEX_PACKAGES + ")")
 
