@@ -421,8 +421,37 @@ def _elementary(expr):
 def _sum_doit(total: Sum) -> sp.Expr:
     """``total.doit()``, remembered: SymPy tries every summation algorithm it has on a sum
     it cannot close (a sum over a symbolic T), which takes tenths of a second, and the
-    same sums recur in every step of a derivation and in every derivation of a layer."""
-    return total.doit()
+    same sums recur in every step of a derivation and in every derivation of a layer.
+    With :data:`MEMO_VARIABLE` set, also in the processes that share it (as SymPy's
+    printed form: a value that does not read back the same is not used)."""
+    path = _memo_path(("sum", sp.srepr(total))) if _only_sympy(total) else None
+    if path is not None and os.path.exists(path):
+        with open(path, encoding="utf-8") as memo:
+            text = memo.read()
+        try:
+            value = eval(text, _sympy_names())  # noqa: S307 - SymPy's own srepr, written below
+        except Exception:  # noqa: BLE001 - a name SymPy does not export: worked out here
+            value = None
+        if isinstance(value, sp.Basic) and sp.srepr(value) == text:
+            return value
+    value = total.doit()
+    if path is not None and not value.atoms(sp.Dummy):
+        _write(path, sp.srepr(value))
+    return value
+
+
+def _only_sympy(expr) -> bool:
+    """Every node of ``expr`` is of a SymPy class: then so is its value, and its printed
+    form reads back with SymPy's names alone (a class of a content's own, which could
+    share a name with one of SymPy's, is never written or read)."""
+    return all(type(node).__module__.startswith("sympy.") for node in sp.preorder_traversal(expr))
+
+
+@functools.lru_cache(maxsize=1)
+def _sympy_names() -> dict:
+    names: dict = {}
+    exec("from sympy import *", names)  # noqa: S102 - the names srepr writes
+    return names
 
 
 def _doit_remembering_sums(expr):
@@ -1342,7 +1371,7 @@ def _memo_path(key) -> str | None:
     folder = os.environ.get(MEMO_VARIABLE)
     if not folder:
         return None
-    kind = "shown" if key[0] == "shown" else "link"  # a step shown, a link accepted
+    kind = key[0] if key[0] in ("shown", "sum") else "link"  # a step shown, a sum, a link
     return os.path.join(folder, f"{kind}-{hashlib.sha256(repr(key).encode()).hexdigest()}")
 
 
@@ -1374,10 +1403,14 @@ def _remember(key, how: str, count_or_memory: int | dict = 0) -> None:
         memory[key] = (how, count_or_memory)
     path = _memo_path(key)
     if path is not None:
-        spare = f"{path}.{os.getpid()}"
-        with open(spare, "w", encoding="utf-8") as memo:
-            memo.write(text)
-        os.replace(spare, path)  # whole or absent for a reader in another process
+        _write(path, text)
+
+
+def _write(path: str, text: str) -> None:
+    spare = f"{path}.{os.getpid()}"
+    with open(spare, "w", encoding="utf-8") as memo:
+        memo.write(text)
+    os.replace(spare, path)  # whole or absent for a reader in another process
 
 
 def _sampler_print(draw) -> tuple:

@@ -126,3 +126,25 @@ def test_what_a_step_depends_on_beyond_its_text_is_in_its_key(monkeypatch):
     assert engine._depends_on([a[j] + X]) == before
     monkeypatch.setitem(symbols._SAMPLERS, X, lambda rng: rng.normal(0, 3))  # another draw
     assert engine._depends_on([a[j] + X]) != before
+
+
+def test_a_sum_worked_out_in_one_process_is_read_in_another(tmp_path, monkeypatch):
+    """SymPy's value of a sum goes to the session's memo as its printed form; another
+    process reads it back (here: the memory of this one bypassed); another sum misses it,
+    and a form that does not read back is worked out again."""
+    from derive.softmax.definitions import T
+
+    monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
+    work = engine._sum_doit.__wrapped__  # without this process's memory
+    k = sp.Symbol("memo_k", integer=True)
+    total = sp.Sum(k, (k, 1, T))
+    value = total.doit()  # T**2/2 + T/2
+    assert work(total) == value and value.has(T)
+    (written,) = tmp_path.glob("sum-*")
+    assert written.read_text() == sp.srepr(value)
+    written.write_text(sp.srepr(T ** 3))  # what is found is what is used
+    assert work(total) == T ** 3
+    other = sp.Sum(k, (k, 1, T - 1))  # other limits: not found
+    assert work(other) == other.doit() != value and len(list(tmp_path.glob("sum-*"))) == 2
+    written.write_text("Sum(Integer(1)")  # unreadable: worked out again
+    assert work(total) == value
