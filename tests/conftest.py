@@ -57,7 +57,7 @@ def pytest_collection_modifyitems(config, items):
         key = getattr(derivation, "key", None)
         if key is not None and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(f"derivation-{key}"))
-    if config.getvalue("loadgroup"):  # a pytest-xdist worker under --dist loadgroup
+    if getattr(config.option, "loadgroup", False):  # a pytest-xdist worker under --dist loadgroup
         for item in items:
             _join_group(item)
 
