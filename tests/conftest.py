@@ -49,6 +49,17 @@ def pytest_unconfigure(config):
         os.environ.pop(engine.MEMO_VARIABLE, None)
 
 
+@pytest.fixture(scope="session")
+def written_reports(tmp_path_factory):
+    """The built-in content's documents (.tex, .md and figures; no PDF), written once per
+    worker for the tests that read them (test_report, test_printed_steps: one xdist group)."""
+    from derive.softmax import report
+
+    out = tmp_path_factory.mktemp("reports")
+    report.report(pdf=False, out_dir=out, readme=False)
+    return out
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook of the same name
 def pytest_collection_modifyitems(config, items):
     for item in items:

@@ -59,11 +59,11 @@ def _tex_rows(tex: str) -> list[list[str]]:
     return chains
 
 
-def test_the_written_documents_have_no_repeated_lines(tmp_path):
-    report.report(pdf=False, out_dir=tmp_path, readme=False)
+@pytest.mark.xdist_group("report")  # with test_report: the documents are written once
+def test_the_written_documents_have_no_repeated_lines(written_reports):
     for name, parse in ((f"{report.NAME}.md", _md_rows), (f"{report.NAME}.tex", _tex_rows),
                         (f"{report.DEV_NAME}.md", _md_rows), (f"{report.DEV_NAME}.tex", _tex_rows)):
-        chains = parse((tmp_path / name).read_text())
+        chains = parse((written_reports / name).read_text())
         assert len(chains) > 10, name
         for chain in chains:
             for before, after in zip(chain, chain[1:]):

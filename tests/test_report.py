@@ -13,18 +13,16 @@ from derive.softmax import catalogue, documents, report, verify
 
 pytest.importorskip("matplotlib")
 
-#: one worker runs this module's tests, so that the reports are written once for all of
-#: them (the module fixture below), not once on each worker
+#: one worker runs this module's tests (and test_printed_steps' that reads the documents),
+#: so that the reports are written once for all of them, not once on each worker
 pytestmark = pytest.mark.xdist_group("report")
 needs_tex = pytest.mark.skipif(report.tex_engine() is None,
                                reason="no TeX engine (apt-get install " + report.TEX_PACKAGES + ")")
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reports")
-    report.report(pdf=False, out_dir=out, readme=False)
-    return out
+def written(written_reports):
+    return written_reports  # conftest: written once, also read by test_printed_steps
 
 
 def _outputs(out):
