@@ -471,15 +471,13 @@ def _mean_denominator(kind, tgt, ignored, weight):
 #: the kernel on the whole array); larger calls go through the cache blocks and threads
 #: of :mod:`numeric._blocks`, which pay for themselves only there
 SMALL_ELEMENTS = _blocks.THREAD_MIN_ELEMENTS
-#: the kernels' moderate form (e^a e^-m) needs every logit in [-MODERATE, MODERATE]
-MODERATE = 708.0
 _PLAIN_KERNELS = {"loss": _kernels.nll_index, "grad": _kernels.nll_index_grad,
                   "both": _kernels.nll_index_with_grad}
 
 
 def _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction):
     """The common small call -- 2-D C-contiguous float logits with every value in
-    [-708, 708], integer targets all in [0, T), no weight, no smoothing, nothing
+    the kernels' moderate range [-708, 600], integer targets all in [0, T), no weight, no smoothing, nothing
     ignored -- as one call of the generated kernel on the whole array: bit for bit
     what the general path computes (the same kernel, moderate form), without its
     per-call machinery (blocks, non-finite row scans, option objects). Returns None
@@ -504,7 +502,7 @@ def _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothi
     if ignore_index is not None and (type(ignore_index) is not int or (
             0 <= ignore_index < classes and (tgt == ignore_index).any())):
         return None  # (an ignore_index among the targets: the general path masks those rows)
-    if not (-MODERATE <= arr.min() and arr.max() <= MODERATE):  # (NaN fails too)
+    if not (_blocks.MODERATE_LOW <= arr.min() and arr.max() <= _blocks.MODERATE_HIGH):  # (NaN fails too)
         return None
     dtype = arr.dtype
     wide = arr if dtype == np.float64 else arr.astype(np.float64)
