@@ -369,12 +369,16 @@ def index_columns(expr) -> list:
 
 def _bind_flat_indices(expr, printer, first_arg) -> list[str]:
     """Lines that compute the flat index of each index column ``expr`` is the first to
-    use (``at_<column> = _flat_index(<logits>, <column>)``), bound in ``printer``."""
+    use (``at_<column> = <column>[:, 0] + starts``, with ``starts`` where each row of
+    the logits begins, computed once), bound in ``printer``."""
     lines = []
     for column in index_columns(expr):
         if column not in printer.flat_names:
+            if not printer.flat_names:
+                lines.append(f"    starts = numpy.arange(0, {first_arg}.size, {first_arg}.shape[-1])")
             printer.flat_names[column] = f"at_{column.name}"
-            lines.append(f"    at_{column.name} = _flat_index({first_arg}, {column.name})")
+            lines.append(f"    at_{column.name} = {column.name}[:, 0] + starts"
+                         f"  # _flat_index({first_arg}, {column.name})")
     return lines
 
 

@@ -34,8 +34,8 @@ def _take(x, at):
 
 
 def _put(x, at, v):
-    """x at the flat index ``at`` := v (a scalar or a column), in place."""
-    v = v[:, 0] if numpy.ndim(v) else v
+    """x at the flat index ``at`` := v (a float or a column), in place."""
+    v = v if isinstance(v, float) else v[:, 0]  # a Python or NumPy float, or a column
     if x.flags.c_contiguous:
         x.reshape(-1)[at] = v  # a view: x is written
     else:
@@ -89,9 +89,15 @@ def _sum_except(e, at):
     """sum_{j != k} e_j per row (k at the flat index ``at``), as a column; e_k is set
     to 0 for the sum, then to its exact value e^0 = 1 (the product form e^a e^-m may
     round it)."""
-    _put(e, at, 0.0)
+    if not e.flags.c_contiguous:
+        _put(e, at, 0.0)
+        tail = _row_sum(e)
+        _put(e, at, 1.0)
+        return tail
+    flat = e.reshape(-1)  # a view of e (written directly: a helper call per put costs
+    flat[at] = 0.0        # about a microsecond, which counts on small batches)
     tail = _row_sum(e)
-    _put(e, at, 1.0)
+    flat[at] = 1.0
     return tail
 
 
@@ -99,10 +105,17 @@ def _sum_except_keep(x, at):
     """sum_{j != k} x_j per row (k at the flat index ``at``), as a column; x_k is set to
     0 for the sum and then given back its value (x_k = e^{a_k} in the moderate forms,
     not 1)."""
-    kept = _take(x, at)
-    _put(x, at, 0.0)
+    if not x.flags.c_contiguous:
+        kept = _take(x, at)
+        _put(x, at, 0.0)
+        tail = _row_sum(x)
+        _put(x, at, kept)
+        return tail
+    flat = x.reshape(-1)  # a view of x
+    kept = flat.take(at)
+    flat[at] = 0.0
     tail = _row_sum(x)
-    _put(x, at, kept)
+    flat[at] = kept
     return tail
 
 
@@ -117,7 +130,10 @@ def _zero_safe_product(y, x, out=None):
 def _put_at_target(x, at, u):
     """x with its entry at the target c (at the flat index ``at``) replaced by u (x is
     changed in place)."""
-    _put(x, at, u)
+    if x.flags.c_contiguous and not isinstance(u, float):
+        x.reshape(-1)[at] = u[:, 0]  # (the common case without a second helper call)
+    else:
+        _put(x, at, u)
     return x
 
 

@@ -43,8 +43,8 @@ def _take(x, at):
 
 
 def _put(x, at, v):
-    """x at the flat index ``at`` := v (a scalar or a column), in place."""
-    v = v[:, 0] if numpy.ndim(v) else v
+    """x at the flat index ``at`` := v (a float or a column), in place."""
+    v = v if isinstance(v, float) else v[:, 0]  # a Python or NumPy float, or a column
     if x.flags.c_contiguous:
         x.reshape(-1)[at] = v  # a view: x is written
     else:
@@ -98,9 +98,15 @@ def _sum_except(e, at):
     """sum_{j != k} e_j per row (k at the flat index ``at``), as a column; e_k is set
     to 0 for the sum, then to its exact value e^0 = 1 (the product form e^a e^-m may
     round it)."""
-    _put(e, at, 0.0)
+    if not e.flags.c_contiguous:
+        _put(e, at, 0.0)
+        tail = _row_sum(e)
+        _put(e, at, 1.0)
+        return tail
+    flat = e.reshape(-1)  # a view of e (written directly: a helper call per put costs
+    flat[at] = 0.0        # about a microsecond, which counts on small batches)
     tail = _row_sum(e)
-    _put(e, at, 1.0)
+    flat[at] = 1.0
     return tail
 
 
@@ -108,10 +114,17 @@ def _sum_except_keep(x, at):
     """sum_{j != k} x_j per row (k at the flat index ``at``), as a column; x_k is set to
     0 for the sum and then given back its value (x_k = e^{a_k} in the moderate forms,
     not 1)."""
-    kept = _take(x, at)
-    _put(x, at, 0.0)
+    if not x.flags.c_contiguous:
+        kept = _take(x, at)
+        _put(x, at, 0.0)
+        tail = _row_sum(x)
+        _put(x, at, kept)
+        return tail
+    flat = x.reshape(-1)  # a view of x
+    kept = flat.take(at)
+    flat[at] = 0.0
     tail = _row_sum(x)
-    _put(x, at, kept)
+    flat[at] = kept
     return tail
 
 
@@ -126,7 +139,10 @@ def _zero_safe_product(y, x, out=None):
 def _put_at_target(x, at, u):
     """x with its entry at the target c (at the flat index ``at``) replaced by u (x is
     changed in place)."""
-    _put(x, at, u)
+    if x.flags.c_contiguous and not isinstance(u, float):
+        x.reshape(-1)[at] = u[:, 0]  # (the common case without a second helper call)
+    else:
+        _put(x, at, u)
     return x
 
 
@@ -194,14 +210,16 @@ def logsumexp(A, out=None, scratch=None, moderate=False):
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False]) if out is None else out
     if moderate:
-        t0 = numpy.argmax(A, axis=-1, keepdims=True)
-        at_t0 = _flat_index(A, t0)
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
         t1 = _take(A, at_t0)
         t2 = numpy.exp(A, out=scratch[0])
         t3 = t1 + numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t2, at_t0))
         return t3
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t3 = t1 + numpy.log1p(_sum_except(t2, at_t0))
@@ -222,15 +240,17 @@ def log_softmax(A, out=None, scratch=None, moderate=False):
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
     if moderate:
-        t0 = numpy.argmax(A, axis=-1, keepdims=True)
-        at_t0 = _flat_index(A, t0)
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
         t1 = _take(A, at_t0)
         t2 = numpy.exp(A, out=scratch[0])
         t3 = numpy.subtract(A, t1, out=scratch[1])
         t4 = numpy.subtract(t3, numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t2, at_t0)), out=out[0])
         return t4
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t3 = numpy.subtract(A, t1, out=scratch[1])
@@ -253,13 +273,15 @@ def softmax(A, out=None, scratch=None, moderate=False):
     out = _outputs(A, [True]) if out is None else out
     if moderate:
         t0 = numpy.exp(A, out=scratch[0])
-        t1 = numpy.argmax(A, axis=-1, keepdims=True)
-        at_t1 = _flat_index(A, t1)
+        t1 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
         t2 = numpy.exp(-_take(A, at_t1))
         t3 = numpy.multiply(t0, (t2 / (t2*_sum_except_keep(t0, at_t1) + 1)), out=out[0])
         return t3
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t2 = numpy.divide(t1, _sum_except(t1, at_t0) + 1, out=out[0])
     return t2
@@ -279,18 +301,20 @@ def nll_index(A, C, out=None, scratch=None, moderate=False):
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False]) if out is None else out
     if moderate:
-        t0 = numpy.argmax(A, axis=-1, keepdims=True)
-        at_t0 = _flat_index(A, t0)
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
         t1 = _take(A, at_t0)
         t2 = numpy.exp(A, out=scratch[0])
-        at_C = _flat_index(A, C)
+        at_C = C[:, 0] + starts  # _flat_index(A, C)
         t3 = (t1 - _take(A, at_C)) + numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t2, at_t0))
         return t3
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    at_C = _flat_index(A, C)
+    at_C = C[:, 0] + starts  # _flat_index(A, C)
     t3 = (t1 - _take(A, at_C)) + numpy.log1p(_sum_except(t2, at_t0))
     return t3
 
@@ -311,23 +335,25 @@ def nll_index_grad(A, C, out=None, scratch=None, moderate=False):
     out = _outputs(A, [True]) if out is None else out
     if moderate:
         t0 = numpy.exp(A, out=scratch[0])
-        t1 = numpy.argmax(A, axis=-1, keepdims=True)
-        at_t1 = _flat_index(A, t1)
+        t1 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
         t2 = numpy.exp(-_take(A, at_t1))
         t3 = t2*_sum_except_keep(t0, at_t1)
         t4 = t3 + 1
         t5 = numpy.multiply(t0, (t2 / t4), out=out[0])
-        at_C = _flat_index(A, C)
+        at_C = C[:, 0] + starts  # _flat_index(A, C)
         _put_at_target(t5, at_C, numpy.where(C == t1, -(t3 / t4), _take(t5, at_C) - 1))
         t6 = out[0]
         return t6
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t2 = _sum_except(t1, at_t0)
     t3 = t2 + 1
     t4 = numpy.divide(t1, t3, out=out[0])
-    at_C = _flat_index(A, C)
+    at_C = C[:, 0] + starts  # _flat_index(A, C)
     _put_at_target(t4, at_C, numpy.where(C == t0, -(t2 / t3), _take(t4, at_C) - 1))
     t5 = out[0]
     return t5
@@ -351,27 +377,29 @@ def nll_index_with_grad(A, C, out=None, scratch=None, moderate=False):
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, True]) if out is None else out
     if moderate:
-        t0 = numpy.argmax(A, axis=-1, keepdims=True)
-        at_t0 = _flat_index(A, t0)
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
         t1 = _take(A, at_t0)
         t2 = numpy.exp(A, out=scratch[0])
         t3 = numpy.exp(-t1)
         t4 = t3*_sum_except_keep(t2, at_t0)
         t5 = t4 + 1
         t6 = numpy.multiply(t2, (t3 / t5), out=out[1])
-        at_C = _flat_index(A, C)
+        at_C = C[:, 0] + starts  # _flat_index(A, C)
         t7 = (t1 - _take(A, at_C)) + numpy.log1p(t4)
         _put_at_target(t6, at_C, numpy.where(C == t0, -(t4 / t5), _take(t6, at_C) - 1))
         t8 = out[1]
         return t7, t8
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t3 = _sum_except(t2, at_t0)
     t4 = t3 + 1
     t5 = numpy.divide(t2, t4, out=out[1])
-    at_C = _flat_index(A, C)
+    at_C = C[:, 0] + starts  # _flat_index(A, C)
     t6 = (t1 - _take(A, at_C)) + numpy.log1p(t3)
     _put_at_target(t5, at_C, numpy.where(C == t0, -(t3 / t4), _take(t5, at_C) - 1))
     t7 = out[1]
@@ -391,8 +419,9 @@ def nll_soft(A, Y, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 5) if scratch is None else scratch
     out = _outputs(A, [False]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _take(A, at_t0)
     t2 = numpy.multiply(1/2, A, out=scratch[0])
     t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
@@ -413,8 +442,9 @@ def nll_soft_grad(A, Y, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t2 = numpy.negative(Y, out=scratch[1])
     t3 = numpy.divide(t1, _sum_except(t1, at_t0) + 1, out=scratch[2])
@@ -436,8 +466,9 @@ def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t3 = _sum_except(t2, at_t0)
@@ -462,8 +493,9 @@ def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t2 = numpy.divide(t1, _sum_except(t1, at_t0) + 1, out=scratch[1])
     t3 = numpy.multiply(t2, numpy.sum(U, axis=-1, keepdims=True), out=scratch[0])
@@ -485,8 +517,9 @@ def nll_weighted_with_grad(A, U, out=None, scratch=None, moderate=False):
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, True]) if out is None else out
     t0 = numpy.sum(U, axis=-1, keepdims=True)
-    t1 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t1 = _flat_index(A, t1)
+    t1 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
     t2 = _take(A, at_t1)
     t3 = _exp_difference(A, t2, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t4 = _sum_except(t3, at_t1)
@@ -504,16 +537,30 @@ def nll_u(A, U, out=None, scratch=None, moderate=False):
     """L = sum_j u_j (-log S_j) for any u >= 0 (probability targets, class weights,
     label smoothing: u = w y'), sum_j u_j accurate to about one rounding.
 
-    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 [kernel_nll_u].
+    Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 (moderate form) [kernel_nll_u_moderate].
 
     Expression: AccurateRowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    Moderate form: AccurateRowSum(U)*log1p(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     """
     scratch = _scratch(A, 5) if scratch is None else scratch
     out = _outputs(A, [False]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    if moderate:
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+        t1 = _take(A, at_t0)
+        t2 = numpy.multiply(1/2, A, out=scratch[0])
+        t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
+        t4 = _zero_safe_product(U, t3, scratch[0])
+        t5 = numpy.exp(A, out=scratch[1])
+        t6 = _accurate_sum(U, axis=-1)*numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t5, at_t0)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
+        return t6
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _take(A, at_t0)
     t2 = numpy.multiply(1/2, A, out=scratch[0])
     t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
@@ -527,16 +574,28 @@ def nll_u_grad(A, U, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j sum_i u_i - u_j, as e_j (sum_i u_i / (1 + s')) - u_j with the sum
     accurate to about one rounding.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel nll_u_grad = dL_u/da_j [kernel_grad_u].
+    Proved: Kernel nll_u_grad = dL_u/da_j (moderate form) [kernel_grad_u_moderate].
 
     Expression: -U + ExpDiff(A, Take(A, RowArgmax(A)))*Quotient(AccurateRowSum(U), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
+    Moderate form: -U + exp(A)*Quotient(exp(-Take(A, RowArgmax(A)))*AccurateRowSum(U), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    if moderate:
+        t0 = numpy.exp(A, out=scratch[0])
+        t1 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
+        t2 = numpy.exp(-_take(A, at_t1))
+        t3 = numpy.multiply(t0, ((t2*_accurate_sum(U, axis=-1)) / (t2*_sum_except_keep(t0, at_t1) + 1)), out=scratch[1])
+        t4 = numpy.subtract(t3, U, out=out[0])
+        return t4
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t2 = numpy.multiply(t1, (_accurate_sum(U, axis=-1) / (_sum_except(t1, at_t0) + 1)), out=scratch[1])
     t3 = numpy.subtract(t2, U, out=out[0])
@@ -546,19 +605,40 @@ def nll_u_grad(A, U, out=None, scratch=None, moderate=False):
 def nll_u_with_grad(A, U, out=None, scratch=None, moderate=False):
     """(nll_u, nll_u_grad) sharing one pass.
 
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 [kernel_nll_u].
     Proved: Kernel nll_u_grad = dL_u/da_j [kernel_grad_u].
+    Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 (moderate form) [kernel_nll_u_moderate].
+    Proved: Kernel nll_u_grad = dL_u/da_j (moderate form) [kernel_grad_u_moderate].
 
     Expression: AccurateRowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     Expression: -U + ExpDiff(A, Take(A, RowArgmax(A)))*Quotient(AccurateRowSum(U), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
+    Moderate form: AccurateRowSum(U)*log1p(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    Moderate form: -U + exp(A)*Quotient(exp(-Take(A, RowArgmax(A)))*AccurateRowSum(U), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, True]) if out is None else out
+    if moderate:
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+        t1 = _take(A, at_t0)
+        t2 = _accurate_sum(U, axis=-1)
+        t3 = numpy.exp(A, out=scratch[0])
+        t4 = numpy.exp(-t1)
+        t5 = t4*_sum_except_keep(t3, at_t0)
+        t6 = numpy.multiply(1/2, A, out=scratch[1])
+        t7 = numpy.subtract((1/2)*t1, t6, out=scratch[2])
+        t8 = _zero_safe_product(U, t7, scratch[1])
+        t9 = t2*numpy.log1p(t5) + 2*numpy.sum(t8, axis=-1, keepdims=True)
+        t10 = numpy.multiply(t3, ((t2*t4) / (t5 + 1)), out=scratch[1])
+        t11 = numpy.subtract(t10, U, out=out[1])
+        return t9, t11
     t0 = _accurate_sum(U, axis=-1)
-    t1 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t1 = _flat_index(A, t1)
+    t1 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
     t2 = _take(A, at_t1)
     t3 = _exp_difference(A, t2, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t4 = _sum_except(t3, at_t1)
@@ -586,8 +666,9 @@ def logsumexp_b(A, BW, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, False]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    at_t0 = _flat_index(A, t0)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
     t1 = _take(A, at_t0)
     t2 = _take(BW, at_t0)
     t4 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
