@@ -574,25 +574,14 @@ def nll_u_grad(A, U, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j sum_i u_i - u_j, as e_j (sum_i u_i / (1 + s')) - u_j with the sum
     accurate to about one rounding.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_u_grad = dL_u/da_j [kernel_grad_u].
-    Proved: Kernel nll_u_grad = dL_u/da_j (moderate form) [kernel_grad_u_moderate].
 
     Expression: -U + ExpDiff(A, Take(A, RowArgmax(A)))*Quotient(AccurateRowSum(U), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
-    Moderate form: -U + exp(A)*Quotient(exp(-Take(A, RowArgmax(A)))*AccurateRowSum(U), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    if moderate:
-        t0 = numpy.exp(A, out=scratch[0])
-        t1 = A.argmax(axis=-1)[:, None]
-        starts = numpy.arange(0, A.size, A.shape[-1])
-        at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
-        t2 = numpy.exp(-_take(A, at_t1))
-        t3 = numpy.multiply(t0, ((t2*_accurate_sum(U, axis=-1)) / (t2*_sum_except_keep(t0, at_t1) + 1)), out=scratch[1])
-        t4 = numpy.subtract(t3, U, out=out[0])
-        return t4
     t0 = A.argmax(axis=-1)[:, None]
     starts = numpy.arange(0, A.size, A.shape[-1])
     at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
@@ -615,7 +604,7 @@ def nll_u_with_grad(A, U, out=None, scratch=None, moderate=False):
     Expression: AccurateRowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     Expression: -U + ExpDiff(A, Take(A, RowArgmax(A)))*Quotient(AccurateRowSum(U), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
     Moderate form: AccurateRowSum(U)*log1p(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
-    Moderate form: -U + exp(A)*Quotient(exp(-Take(A, RowArgmax(A)))*AccurateRowSum(U), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
+    Moderate form: -U + ExpDiff(A, Take(A, RowArgmax(A)))*Quotient(AccurateRowSum(U), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, True]) if out is None else out
@@ -625,16 +614,15 @@ def nll_u_with_grad(A, U, out=None, scratch=None, moderate=False):
         at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
         t1 = _take(A, at_t0)
         t2 = _accurate_sum(U, axis=-1)
-        t3 = numpy.exp(A, out=scratch[0])
-        t4 = numpy.exp(-t1)
-        t5 = t4*_sum_except_keep(t3, at_t0)
-        t6 = numpy.multiply(1/2, A, out=scratch[1])
-        t7 = numpy.subtract((1/2)*t1, t6, out=scratch[2])
-        t8 = _zero_safe_product(U, t7, scratch[1])
-        t9 = t2*numpy.log1p(t5) + 2*numpy.sum(t8, axis=-1, keepdims=True)
-        t10 = numpy.multiply(t3, ((t2*t4) / (t5 + 1)), out=scratch[1])
-        t11 = numpy.subtract(t10, U, out=out[1])
-        return t9, t11
+        t3 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+        t4 = numpy.multiply(1/2, A, out=scratch[1])
+        t5 = numpy.subtract((1/2)*t1, t4, out=scratch[2])
+        t6 = _zero_safe_product(U, t5, scratch[1])
+        t7 = numpy.exp(A, out=scratch[2])
+        t8 = t2*numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t7, at_t0)) + 2*numpy.sum(t6, axis=-1, keepdims=True)
+        t9 = numpy.multiply(t3, (t2 / (_sum_except(t3, at_t0) + 1)), out=scratch[1])
+        t10 = numpy.subtract(t9, U, out=out[1])
+        return t8, t10
     t0 = _accurate_sum(U, axis=-1)
     t1 = A.argmax(axis=-1)[:, None]
     starts = numpy.arange(0, A.size, A.shape[-1])
