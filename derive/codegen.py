@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sympy as sp
@@ -99,11 +99,17 @@ class Kernel:
     doc: str
     claims: tuple = ()
     rows: bool = True  # a row kernel (buffered, run in blocks) or an elementwise one
+    #: the same outputs in a faster form that is accurate only for moderate logits (the
+    #: caller's ``moderate=True``), each proved against the same claims; () for none
+    moderate: tuple = ()
 
     def __post_init__(self):
         if len(self.claims) != len(self.outputs):
             raise ValueError(f"kernel {self.name!r}: {len(self.outputs)} outputs but "
                              f"{len(self.claims)} claims; every output needs its claim")
+        if self.moderate and len(self.moderate) != len(self.outputs):
+            raise ValueError(f"kernel {self.name!r}: {len(self.outputs)} outputs but "
+                             f"{len(self.moderate)} in its moderate form")
 
     @property
     def claim_list(self) -> tuple:
@@ -117,12 +123,21 @@ class Kernel:
 
     @property
     def proofs(self) -> tuple:
-        """One derivation per (output, claim), built from the printed expression."""
+        """One derivation per (output, claim), built from the printed expression; the
+        moderate form's under the claim's key and title marked as such."""
         found = []
         for output, claims in zip(self.outputs, self.claims):
             for claim in (claims if isinstance(claims, tuple) else (claims,)):
                 found.append(kernel_proof(claim, output))
+        for output, claims in zip(self.moderate, self.claims):
+            for claim in (claims if isinstance(claims, tuple) else (claims,)):
+                found.append(kernel_proof(moderate_claim(claim), output))
         return tuple(found)
+
+
+def moderate_claim(claim: Claim) -> Claim:
+    """``claim`` about the moderate form of an output (its own key and title)."""
+    return replace(claim, key=f"{claim.key}_moderate", title=f"{claim.title} (moderate form)")
 
 
 def kernel_proof(claim: Claim, output: sp.Expr) -> Derivation:
@@ -163,6 +178,11 @@ def prove_kernels(specs, numeric: bool = True) -> list[engine.DerivationCheck]:
     return [engine.check(proof, numeric=numeric) for proof in kernel_proofs(specs)]
 
 
+#: the range of logits the runtime calls "moderate" (``moderate=True``): e^a and e^-a
+#: are normal there, and so are T e^m and e^-m / T for any T below e^100
+MODERATE = (-708.0, 600.0)
+
+
 # --------------------------------------------------------------------------- printing
 class KernelPrinter(NumPyPrinter):
     """SymPy's NumPy printer, with ``numpy.`` as the module name and the class axis
@@ -172,6 +192,8 @@ class KernelPrinter(NumPyPrinter):
         super().__init__({"fully_qualified_modules": True, "inline": True,
                           "allow_unknown_functions": False})
         self.axis = axis
+        #: index column -> the name of its flat index in the kernel being printed
+        self.flat_names: dict = {}
 
     def _print_Symbol(self, expr):
         return expr.name
@@ -330,9 +352,43 @@ def print_full(st: Statement, printer: KernelPrinter) -> str:
     raise NotImplementedError(f"no buffered printing for {type(e).__name__}: {e}")
 
 
+#: the functions that address one entry per row through an index column (their second
+#: argument: the argmax, the targets), by its flat index
+_INDEXED = (Take, SumExceptMax, PutAt)
+
+
+def index_columns(expr) -> list:
+    """The index columns that ``expr`` addresses through the helpers, in order of use:
+    the ones that are names (after CSE) get their flat index computed once per call."""
+    found = []
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, _INDEXED) and isinstance(node.args[1], sp.Symbol) and node.args[1] not in found:
+            found.append(node.args[1])
+    return found
+
+
+def _bind_flat_indices(expr, printer, first_arg) -> list[str]:
+    """Lines that compute the flat index of each index column ``expr`` is the first to
+    use (``at_<column> = <column>[:, 0] + starts``, with ``starts`` where each row of
+    the logits begins, computed once), bound in ``printer``."""
+    lines = []
+    for column in index_columns(expr):
+        if column not in printer.flat_names:
+            if not printer.flat_names:
+                lines.append(f"    starts = numpy.arange(0, {first_arg}.size, {first_arg}.shape[-1])")
+            printer.flat_names[column] = f"at_{column.name}"
+            lines.append(f"    at_{column.name} = {column.name}[:, 0] + starts"
+                         f"  # _flat_index({first_arg}, {column.name})")
+    return lines
+
+
 def scratch_count(kernel: Kernel) -> int:
-    statements, results = to_statements(kernel.outputs)
-    return assign_buffers(statements, results)
+    counts = []
+    for outputs in (kernel.outputs, kernel.moderate):
+        if outputs:
+            statements, results = to_statements(outputs)
+            counts.append(assign_buffers(statements, results))
+    return max(counts)
 
 
 def _docstring(kernel: Kernel, extra=()) -> str:
@@ -356,38 +412,66 @@ def print_elementwise_kernel(kernel: Kernel, printer: KernelPrinter) -> str:
     return "\n".join(lines)
 
 
-def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None) -> str:
-    if not kernel.rows:
-        return print_elementwise_kernel(kernel, printer)
-    statements, results = to_statements(kernel.outputs)
+def _print_body(outputs, printer: KernelPrinter, first_arg, indent: str = "    "):
+    """The statements computing ``outputs`` into their buffers, and the return line:
+    (lines, scratch count, which results are shaped like the logits)."""
+    statements, results = to_statements(outputs)
     scratch = assign_buffers(statements, results)
-    args = ", ".join(str(arg) for arg in kernel.args)
-    fname = name or kernel.name
-    lines = [f"def {fname}({args}, out=None, scratch=None, moderate=False):"]
-    doc = [kernel.doc, ""]
-    doc += [f"out: {len(results)} arrays (or None) for the results; scratch: {scratch} arrays "
-            "shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) "
-            "as e^a e^-m, see _exp_difference).", ""]
-    for claim in kernel.claim_list:
-        doc.append(f"Proved: {engine.plain(claim.title)} [{claim.key}].")
-    doc.append("")
-    for out in kernel.outputs:
-        doc.append("Expression: " + sp.sstr(out))
-    lines.append(textwrap.indent('"""' + "\n".join(doc).strip() + '\n"""', " " * 4))
-    full_results = [is_full(r, {st.target: st.full for st in statements}) for r in results]
-    lines.append(f"    scratch = _scratch({kernel.args[0]}, {scratch}) if scratch is None else scratch")
-    lines.append(f"    out = _outputs({kernel.args[0]}, {full_results!r}) if out is None else out")
+    lines = []
+    printer.flat_names = {}
     for st in statements:
+        lines += _bind_flat_indices(st.expr, printer, first_arg)
         if st.full:
             code = print_full(st, printer)
             if isinstance(st.expr, PutAt) or ";" in code:
-                lines.append(f"    {code}" if ";" not in code else "    " + code.replace("; ", "\n    "))
+                lines += [f"    {part}" for part in code.split("; ")]
                 lines.append(f"    {st.target} = {st.buffer}")
             else:
                 lines.append(f"    {st.target} = {code}")
         else:
             lines.append(f"    {st.target} = {printer.doprint(st.expr)}")
+    for r in results:
+        lines += _bind_flat_indices(r, printer, first_arg)
     lines.append(f"    return {', '.join(printer.doprint(r) for r in results)}")
+    full = [is_full(r, {st.target: st.full for st in statements}) for r in results]
+    return [indent + line[4:] for line in lines], scratch, full
+
+
+def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None) -> str:
+    if not kernel.rows:
+        return print_elementwise_kernel(kernel, printer)
+    first = kernel.args[0]
+    body, scratch, full_results = _print_body(kernel.outputs, printer, first)
+    fast = []
+    if kernel.moderate:
+        fast, fast_scratch, fast_full = _print_body(kernel.moderate, printer, first, " " * 8)
+        if fast_full != full_results:
+            raise ValueError(f"kernel {kernel.name!r}: its moderate form has outputs of other shapes")
+        scratch = max(scratch, fast_scratch)
+    args = ", ".join(str(arg) for arg in kernel.args)
+    fname = name or kernel.name
+    lines = [f"def {fname}({args}, out=None, scratch=None, moderate=False):"]
+    doc = [kernel.doc, ""]
+    doc += [f"out: {len(full_results)} arrays (or None) for the results; scratch: {scratch} arrays "
+            f"shaped like the logits; moderate: every logit is in [{MODERATE[0]:g}, {MODERATE[1]:g}] "
+            + ("(then the moderate form below runs)." if kernel.moderate else
+               "(e^(a - m) as e^a e^-m, see _exp_difference)."), ""]
+    for claim in kernel.claim_list:
+        doc.append(f"Proved: {engine.plain(claim.title)} [{claim.key}].")
+    for claim in (kernel.claim_list if kernel.moderate else ()):
+        doc.append(f"Proved: {engine.plain(moderate_claim(claim).title)} [{moderate_claim(claim).key}].")
+    doc.append("")
+    for out in kernel.outputs:
+        doc.append("Expression: " + sp.sstr(out))
+    for out in kernel.moderate:
+        doc.append("Moderate form: " + sp.sstr(out))
+    lines.append(textwrap.indent('"""' + "\n".join(doc).strip() + '\n"""', " " * 4))
+    lines.append(f"    scratch = _scratch({first}, {scratch}) if scratch is None else scratch")
+    lines.append(f"    out = _outputs({first}, {full_results!r}) if out is None else out")
+    if fast:
+        lines.append("    if moderate:")
+        lines += fast
+    lines += body
     return "\n".join(lines)
 
 
@@ -399,7 +483,7 @@ def render(specs, header: str) -> str:
     kernels, and the tables ``SCRATCH`` (scratch arrays per row kernel) and ``OUTPUTS``
     (per kernel, which outputs are shaped like the logits rather than a column)."""
     specs = list(specs)
-    helpers = helpers_used([out for kernel in specs for out in kernel.outputs])
+    helpers = helpers_used([out for kernel in specs for out in kernel.outputs + kernel.moderate])
     parts = [header, BUFFER_HELPERS]
     parts += helpers
     parts += [print_kernel(kernel, KernelPrinter(-1)) for kernel in specs]

@@ -49,6 +49,15 @@ def operand(printer, arg) -> str:
     return text if (arg.is_Atom or isinstance(arg, Function)) else f"({text})"
 
 
+def flat_index(printer, x, k) -> str:
+    """The index column ``k`` printed as the flat index the helpers take (see
+    ``kernel_helpers._flat_index``): the name a row kernel bound it to once per call
+    (``printer.flat_names``, filled by the code generator), else computed in place
+    from the array ``x`` it indexes."""
+    name = getattr(printer, "flat_names", {}).get(k)
+    return name if name is not None else f"_flat_index({printer.doprint(x)}, {printer.doprint(k)})"
+
+
 class ArrayFunction(Function):
     """Base class: a function of whole arrays along the class axis (the last one).
 
@@ -99,7 +108,9 @@ class RowArgmax(ArrayFunction):
         return r"\operatorname{argmax}_j " + printer.doprint(self.args[0]) + "_j"
 
     def _numpycode(self, printer):
-        return f"numpy.argmax({printer.doprint(self.args[0])}, axis=-1, keepdims=True)"
+        # the method, not numpy.argmax(..., keepdims=True): 1-2 us less per call, which
+        # counts on small batches (issue 13)
+        return f"{operand(printer, self.args[0])}.argmax(axis=-1)[:, None]"
 
 
 class RowSum(ArrayFunction):
@@ -133,8 +144,8 @@ class Take(ArrayFunction):
         return printer.doprint(self.args[0]) + "_{" + printer.doprint(self.args[1]) + "}"
 
     def _numpycode(self, printer):
-        x, cls = (printer.doprint(arg) for arg in self.args)
-        return f"_take({x}, {cls}, {printer.axis})"
+        x, cls = self.args
+        return f"_take({printer.doprint(x)}, {flat_index(printer, x, cls)})"
 
 
 class DiffHi(ArrayFunction):
@@ -227,8 +238,21 @@ class SumExceptMax(ArrayFunction):
         return r"\sum_{j \ne k} " + printer.parenthesize(self.args[0], 1000)
 
     def _numpycode(self, printer):
-        e, k = (printer.doprint(arg) for arg in self.args)
-        return f"_sum_except({e}, {k}, axis={printer.axis})"
+        e, k = self.args
+        return f"_sum_except({printer.doprint(e)}, {flat_index(printer, e, k)})"
+
+
+class SumExcept(SumExceptMax):
+    """sum_{j != k} x_j for any terms x (e^{a_j} in the moderate forms, whose term k is
+    e^m, not 1): summed with the term k left out, which is then given back its value.
+    Arguments: x and the argmax column k."""
+
+    helper_name = "_sum_except_keep"
+    helpers = (H._row_sum, H._sum_except_keep)
+
+    def _numpycode(self, printer):
+        x, k = self.args
+        return f"_sum_except_keep({printer.doprint(x)}, {flat_index(printer, x, k)})"
 
 
 class Quotient(ArrayFunction):
@@ -305,8 +329,8 @@ class PutAt(ArrayFunction):
         return r"%s\big|_{c \leftarrow %s}" % (x, u)
 
     def _numpycode(self, printer):
-        x, c, u = (printer.doprint(arg) for arg in self.args)
-        return f"_put_at_target({x}, {c}, {u}, axis={printer.axis})"
+        x, c, u = self.args
+        return f"_put_at_target({printer.doprint(x)}, {flat_index(printer, x, c)}, {printer.doprint(u)})"
 
 
 def softplus(x: sp.Expr) -> sp.Expr:
@@ -382,8 +406,8 @@ class AccurateSumExcept(SumExceptMax):
     helpers = (H._accurate_sum_except,)
 
     def _numpycode(self, printer):
-        x, k = (printer.doprint(arg) for arg in self.args)
-        return f"_accurate_sum_except({x}, {k}, axis={printer.axis})"
+        x, k = self.args
+        return f"_accurate_sum_except({printer.doprint(x)}, {flat_index(printer, x, k)})"
 
 
 class LogAbsSum(ArrayFunction):
@@ -467,12 +491,12 @@ def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
 
 def helpers_used(exprs) -> list[str]:
     """NumPy sources of the helpers the expressions need, dependencies first."""
-    order = [Take, DiffLo, ExpDiff, SumExceptMax, ZeroTimes, PutAt, Softplus, Sigmoid, AccurateRowSum,
+    order = [Take, DiffLo, ExpDiff, SumExceptMax, SumExcept, ZeroTimes, PutAt, Softplus, Sigmoid, AccurateRowSum,
              AccurateSumExcept, LogAbsSum]
     used = {type(f) for e in exprs for f in e.atoms(ArrayFunction)} | {Take}
     if AccurateSumExcept in used:
         used.add(AccurateRowSum)
     if ExpDiff in used:
         used.add(DiffLo)
-    return ["\n\n\n".join(inspect.getsource(f).strip() for f in cls.helpers)
-            for cls in order if cls in used and cls.helpers]
+    functions = [f for cls in order if cls in used for f in cls.helpers]
+    return [inspect.getsource(f).strip() for f in dict.fromkeys(functions)]  # each once

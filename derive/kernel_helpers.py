@@ -17,27 +17,29 @@ def _outputs(a, full):
 
 
 def _flat_index(x, k):
-    """Where x[i, k_i] sits in x.reshape(-1), per row (x C-contiguous, k a column)."""
+    """Where x[i, k_i] sits in x.reshape(-1), per row (k a column): the form in which
+    _take, _put, _sum_except and _put_at_target receive an index column. A kernel
+    computes it once per index column (the argmax, the targets) and call; every
+    array of a row kernel has the logits' shape, so one flat index serves them all."""
     return k[:, 0] + numpy.arange(0, x.size, x.shape[-1])
 
 
-def _take(x, k, axis=-1):
-    """x at index k (a column) of the last axis, per row, as a column: one flat take
-    when x is C-contiguous (cheaper than two-array fancy indexing or
-    numpy.take_along_axis on short rows), else plain fancy indexing."""
+def _take(x, at):
+    """x at the flat index ``at`` (see _flat_index), one entry per row, as a column:
+    one flat take when x is C-contiguous (cheaper than two-array fancy indexing or
+    numpy.take_along_axis on short rows), else row and column from ``at``."""
     if x.flags.c_contiguous:
-        return x.reshape(-1).take(_flat_index(x, k))[:, None]
-    return x[numpy.arange(x.shape[0]), k[:, 0]][:, None]
+        return x.reshape(-1).take(at)[:, None]
+    return x[numpy.divmod(at, x.shape[-1])][:, None]
 
 
-def _put(x, k, v, axis=-1):
-    """x at index k (a column) of the last axis := v (a scalar or a column), in place."""
-    v = numpy.asarray(v)
-    v = v[:, 0] if v.ndim else v
+def _put(x, at, v):
+    """x at the flat index ``at`` := v (a float or a column), in place."""
+    v = v if isinstance(v, float) else v[:, 0]  # a Python or NumPy float, or a column
     if x.flags.c_contiguous:
-        x.reshape(-1)[_flat_index(x, k)] = v  # a view: x is written
+        x.reshape(-1)[at] = v  # a view: x is written
     else:
-        x[numpy.arange(x.shape[0]), k[:, 0]] = v
+        x[numpy.divmod(at, x.shape[-1])] = v
 
 
 def _difference_error(x, y, hi, z, out):
@@ -83,18 +85,37 @@ def _row_sum(x, axis=-1):
     return numpy.sum(x, axis=axis, keepdims=True)
 
 
-def _sum_except(e, k, axis=-1):
-    """sum_{j != k} e_j along ``axis``; e_k is set to 0 for the sum, then to its exact
-    value e^0 = 1 (the product form e^a e^-m may round it)."""
+def _sum_except(e, at):
+    """sum_{j != k} e_j per row (k at the flat index ``at``), as a column; e_k is set
+    to 0 for the sum, then to its exact value e^0 = 1 (the product form e^a e^-m may
+    round it)."""
     if not e.flags.c_contiguous:
-        _put(e, k, 0.0, axis)
-        tail = _row_sum(e, axis)
-        _put(e, k, 1.0, axis)
+        _put(e, at, 0.0)
+        tail = _row_sum(e)
+        _put(e, at, 1.0)
         return tail
-    flat, at = e.reshape(-1), _flat_index(e, k)  # (a view of e)
-    flat[at] = 0.0
-    tail = _row_sum(e, axis)
+    flat = e.reshape(-1)  # a view of e (written directly: a helper call per put costs
+    flat[at] = 0.0        # about a microsecond, which counts on small batches)
+    tail = _row_sum(e)
     flat[at] = 1.0
+    return tail
+
+
+def _sum_except_keep(x, at):
+    """sum_{j != k} x_j per row (k at the flat index ``at``), as a column; x_k is set to
+    0 for the sum and then given back its value (x_k = e^{a_k} in the moderate forms,
+    not 1)."""
+    if not x.flags.c_contiguous:
+        kept = _take(x, at)
+        _put(x, at, 0.0)
+        tail = _row_sum(x)
+        _put(x, at, kept)
+        return tail
+    flat = x.reshape(-1)  # a view of x
+    kept = flat.take(at)
+    flat[at] = 0.0
+    tail = _row_sum(x)
+    flat[at] = kept
     return tail
 
 
@@ -106,9 +127,13 @@ def _zero_safe_product(y, x, out=None):
     return out
 
 
-def _put_at_target(x, c, u, axis=-1):
-    """x with its entry at the target c replaced by u (x is changed in place)."""
-    _put(x, c, u, axis)
+def _put_at_target(x, at, u):
+    """x with its entry at the target c (at the flat index ``at``) replaced by u (x is
+    changed in place)."""
+    if x.flags.c_contiguous and not isinstance(u, float):
+        x.reshape(-1)[at] = u[:, 0]  # (the common case without a second helper call)
+    else:
+        _put(x, at, u)
     return x
 
 
@@ -145,11 +170,11 @@ def _accurate_sum(x, axis=-1):
     return numpy.where(plain, numpy.sum(x, axis=axis, keepdims=True), exact) if plain.any() else exact
 
 
-def _accurate_sum_except(x, k, axis=-1):
-    """sum_{j != k} x_j as a column, accurate to about one rounding (x_k is set to 0
-    in place: x is the kernel's own temporary)."""
-    _put(x, k, 0.0, axis)
-    return _accurate_sum(x, axis)
+def _accurate_sum_except(x, at):
+    """sum_{j != k} x_j (k at the flat index ``at``) as a column, accurate to about one
+    rounding (x_k is set to 0 in place: x is the kernel's own temporary)."""
+    _put(x, at, 0.0)
+    return _accurate_sum(x)
 
 
 def _log_abs_sum(x, y):

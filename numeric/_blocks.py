@@ -44,6 +44,12 @@ MAX_SCRATCH = 8
 KEEP_SETS = THREADS
 KEEP_BYTES = KEEP_SETS * MAX_SCRATCH * BLOCK_BYTES
 
+#: the logits the generated kernels call moderate (``moderate=True``, the range of
+#: derive.codegen.MODERATE): e^a and e^-a are normal for every a in it (e^-a is
+#: subnormal past 708.40, and its lost digits cost up to 4.3 ULP), and so are T e^m
+#: and e^-m / T for any T below e^100, which the moderate forms' row sums need
+MODERATE_LOW, MODERATE_HIGH = -708.0, 600.0
+
 #: scratch sets not in use, as ((count, shape), arrays). Only list.pop and
 #: list.append touch it (atomic under the GIL, and safe in a signal handler, which a
 #: lock would not be: the handler could wait for its own thread forever).
@@ -111,9 +117,9 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
 
     ``extra`` holds the per-row target arrays (C: rows x 1 int64, or Y: rows x T);
     ``full`` says which results have the logits' shape (the others are columns).
-    A row whose logits all lie in [-708, 708] is *moderate* (e^-m is normal only
-    up to m = 1022 ln 2 ~ 708.40; above, its lost digits cost up to 4.3 ULP): the kernel may form
-    e^(a - m) as e^a e^-m; the other rows take the TwoSum form. A block checks its
+    A row whose logits all lie in [MODERATE_LOW, MODERATE_HIGH] = [-708, 600] is
+    *moderate*: the kernel may form e^(a - m) as e^a e^-m, or take its moderate form
+    (the factor e^-m applied to row-level values); the other rows take the TwoSum form. A block checks its
     smallest and largest logit first, so only mixed blocks look at single rows.
 
     Returns the results and whether every logit was moderate (then no row holds a
@@ -156,7 +162,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
         part = a[begin:end]
         extra_parts = [x[begin:end] for x in extra]
         out_parts = [out[begin:end] for out in outs]
-        if -708.0 <= part.min() and part.max() <= 708.0:  # all moderate (and no NaN)
+        if MODERATE_LOW <= part.min() and part.max() <= MODERATE_HIGH:  # all moderate (and no NaN)
             compute(part, extra_parts, out_parts, True)
             return
         immoderate.append(begin)  # (list.append: atomic under the GIL)
@@ -164,7 +170,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
         # rows that are moderate by themselves get the moderate form too, so that a
         # row's result never depends on the other rows of its block
         with np.errstate(invalid="ignore"):
-            calm = np.flatnonzero((part.min(axis=1) >= -708.0) & (part.max(axis=1) <= 708.0))
+            calm = np.flatnonzero((part.min(axis=1) >= MODERATE_LOW) & (part.max(axis=1) <= MODERATE_HIGH))
         if calm.size:
             sub_outs = [np.empty((calm.size, out.shape[1]), dtype) for out in outs]
             compute(np.ascontiguousarray(part[calm]), [x[calm] for x in extra_parts], sub_outs, True)
@@ -174,7 +180,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
     # a call made while another is running on this thread (from a signal handler) runs
     # on this thread alone: starting a thread inside Thread.start of the interrupted call
     # breaks CPython's threading bookkeeping (KeyError in _limbo, seen in the tests)
-    immoderate = []  # blocks with a logit outside [-708, 708] (or NaN)
+    immoderate = []  # blocks with a logit outside [MODERATE_LOW, MODERATE_HIGH] (or NaN)
     depth = getattr(_calls, "depth", 0)
     _calls.depth = depth + 1
     try:

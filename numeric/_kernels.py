@@ -26,27 +26,29 @@ def _outputs(a, full):
 
 
 def _flat_index(x, k):
-    """Where x[i, k_i] sits in x.reshape(-1), per row (x C-contiguous, k a column)."""
+    """Where x[i, k_i] sits in x.reshape(-1), per row (k a column): the form in which
+    _take, _put, _sum_except and _put_at_target receive an index column. A kernel
+    computes it once per index column (the argmax, the targets) and call; every
+    array of a row kernel has the logits' shape, so one flat index serves them all."""
     return k[:, 0] + numpy.arange(0, x.size, x.shape[-1])
 
 
-def _take(x, k, axis=-1):
-    """x at index k (a column) of the last axis, per row, as a column: one flat take
-    when x is C-contiguous (cheaper than two-array fancy indexing or
-    numpy.take_along_axis on short rows), else plain fancy indexing."""
+def _take(x, at):
+    """x at the flat index ``at`` (see _flat_index), one entry per row, as a column:
+    one flat take when x is C-contiguous (cheaper than two-array fancy indexing or
+    numpy.take_along_axis on short rows), else row and column from ``at``."""
     if x.flags.c_contiguous:
-        return x.reshape(-1).take(_flat_index(x, k))[:, None]
-    return x[numpy.arange(x.shape[0]), k[:, 0]][:, None]
+        return x.reshape(-1).take(at)[:, None]
+    return x[numpy.divmod(at, x.shape[-1])][:, None]
 
 
-def _put(x, k, v, axis=-1):
-    """x at index k (a column) of the last axis := v (a scalar or a column), in place."""
-    v = numpy.asarray(v)
-    v = v[:, 0] if v.ndim else v
+def _put(x, at, v):
+    """x at the flat index ``at`` := v (a float or a column), in place."""
+    v = v if isinstance(v, float) else v[:, 0]  # a Python or NumPy float, or a column
     if x.flags.c_contiguous:
-        x.reshape(-1)[_flat_index(x, k)] = v  # a view: x is written
+        x.reshape(-1)[at] = v  # a view: x is written
     else:
-        x[numpy.arange(x.shape[0]), k[:, 0]] = v
+        x[numpy.divmod(at, x.shape[-1])] = v
 
 
 def _difference_error(x, y, hi, z, out):
@@ -92,18 +94,37 @@ def _row_sum(x, axis=-1):
     return numpy.sum(x, axis=axis, keepdims=True)
 
 
-def _sum_except(e, k, axis=-1):
-    """sum_{j != k} e_j along ``axis``; e_k is set to 0 for the sum, then to its exact
-    value e^0 = 1 (the product form e^a e^-m may round it)."""
+def _sum_except(e, at):
+    """sum_{j != k} e_j per row (k at the flat index ``at``), as a column; e_k is set
+    to 0 for the sum, then to its exact value e^0 = 1 (the product form e^a e^-m may
+    round it)."""
     if not e.flags.c_contiguous:
-        _put(e, k, 0.0, axis)
-        tail = _row_sum(e, axis)
-        _put(e, k, 1.0, axis)
+        _put(e, at, 0.0)
+        tail = _row_sum(e)
+        _put(e, at, 1.0)
         return tail
-    flat, at = e.reshape(-1), _flat_index(e, k)  # (a view of e)
-    flat[at] = 0.0
-    tail = _row_sum(e, axis)
+    flat = e.reshape(-1)  # a view of e (written directly: a helper call per put costs
+    flat[at] = 0.0        # about a microsecond, which counts on small batches)
+    tail = _row_sum(e)
     flat[at] = 1.0
+    return tail
+
+
+def _sum_except_keep(x, at):
+    """sum_{j != k} x_j per row (k at the flat index ``at``), as a column; x_k is set to
+    0 for the sum and then given back its value (x_k = e^{a_k} in the moderate forms,
+    not 1)."""
+    if not x.flags.c_contiguous:
+        kept = _take(x, at)
+        _put(x, at, 0.0)
+        tail = _row_sum(x)
+        _put(x, at, kept)
+        return tail
+    flat = x.reshape(-1)  # a view of x
+    kept = flat.take(at)
+    flat[at] = 0.0
+    tail = _row_sum(x)
+    flat[at] = kept
     return tail
 
 
@@ -115,9 +136,13 @@ def _zero_safe_product(y, x, out=None):
     return out
 
 
-def _put_at_target(x, c, u, axis=-1):
-    """x with its entry at the target c replaced by u (x is changed in place)."""
-    _put(x, c, u, axis)
+def _put_at_target(x, at, u):
+    """x with its entry at the target c (at the flat index ``at``) replaced by u (x is
+    changed in place)."""
+    if x.flags.c_contiguous and not isinstance(u, float):
+        x.reshape(-1)[at] = u[:, 0]  # (the common case without a second helper call)
+    else:
+        _put(x, at, u)
     return x
 
 
@@ -154,11 +179,11 @@ def _accurate_sum(x, axis=-1):
     return numpy.where(plain, numpy.sum(x, axis=axis, keepdims=True), exact) if plain.any() else exact
 
 
-def _accurate_sum_except(x, k, axis=-1):
-    """sum_{j != k} x_j as a column, accurate to about one rounding (x_k is set to 0
-    in place: x is the kernel's own temporary)."""
-    _put(x, k, 0.0, axis)
-    return _accurate_sum(x, axis)
+def _accurate_sum_except(x, at):
+    """sum_{j != k} x_j (k at the flat index ``at``) as a column, accurate to about one
+    rounding (x_k is set to 0 in place: x is the kernel's own temporary)."""
+    _put(x, at, 0.0)
+    return _accurate_sum(x)
 
 
 def _log_abs_sum(x, y):
@@ -174,72 +199,123 @@ def _log_abs_sum(x, y):
 def logsumexp(A, out=None, scratch=None, moderate=False):
     """log sum_j e^{a_j} = m + log1p(s'), one column per row.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel logsumexp = log sum_j e^{a_j} [kernel_logsumexp].
+    Proved: Kernel logsumexp = log sum_j e^{a_j} (moderate form) [kernel_logsumexp_moderate].
 
     Expression: Take(A, RowArgmax(A)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
+    Moderate form: Take(A, RowArgmax(A)) + log1p(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _take(A, t0, -1)
+    if moderate:
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+        t1 = _take(A, at_t0)
+        t2 = numpy.exp(A, out=scratch[0])
+        t3 = t1 + numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t2, at_t0))
+        return t3
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t3 = t1 + numpy.log1p(_sum_except(t2, t0, axis=-1))
+    t3 = t1 + numpy.log1p(_sum_except(t2, at_t0))
     return t3
 
 
 def log_softmax(A, out=None, scratch=None, moderate=False):
     """log S_j = (a_j - m) - log1p(s').
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel log_softmax = log S_j [kernel_log_softmax].
+    Proved: Kernel log_softmax = log S_j (moderate form) [kernel_log_softmax_moderate].
 
     Expression: DiffHi(A, Take(A, RowArgmax(A))) - log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
+    Moderate form: DiffHi(A, Take(A, RowArgmax(A))) - log1p(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _take(A, t0, -1)
+    if moderate:
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+        t1 = _take(A, at_t0)
+        t2 = numpy.exp(A, out=scratch[0])
+        t3 = numpy.subtract(A, t1, out=scratch[1])
+        t4 = numpy.subtract(t3, numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t2, at_t0)), out=out[0])
+        return t4
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t3 = numpy.subtract(A, t1, out=scratch[1])
-    t4 = numpy.subtract(t3, numpy.log1p(_sum_except(t2, t0, axis=-1)), out=out[0])
+    t4 = numpy.subtract(t3, numpy.log1p(_sum_except(t2, at_t0)), out=out[0])
     return t4
 
 
 def softmax(A, out=None, scratch=None, moderate=False):
     """S_j = e^{a_j - m} / (1 + s').
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel softmax = S_j [kernel_softmax].
+    Proved: Kernel softmax = S_j (moderate form) [kernel_softmax_moderate].
 
     Expression: Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
+    Moderate form: exp(A)*Quotient(exp(-Take(A, RowArgmax(A))), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t2 = numpy.divide(t1, _sum_except(t1, t0, axis=-1) + 1, out=out[0])
+    if moderate:
+        t0 = numpy.exp(A, out=scratch[0])
+        t1 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
+        t2 = numpy.exp(-_take(A, at_t1))
+        t3 = numpy.multiply(t0, (t2 / (t2*_sum_except_keep(t0, at_t1) + 1)), out=out[0])
+        return t3
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = numpy.divide(t1, _sum_except(t1, at_t0) + 1, out=out[0])
     return t2
 
 
 def nll_index(A, C, out=None, scratch=None, moderate=False):
     """L = (m - a_c) + log1p(s') for integer targets c (a column).
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
+    Proved: Kernel nll_index = L for a one-hot label (moderate form) [kernel_nll_index_moderate].
 
     Expression: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
+    Moderate form: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _take(A, t0, -1)
+    if moderate:
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+        t1 = _take(A, at_t0)
+        t2 = numpy.exp(A, out=scratch[0])
+        at_C = C[:, 0] + starts  # _flat_index(A, C)
+        t3 = (t1 - _take(A, at_C)) + numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t2, at_t0))
+        return t3
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t3 = (t1 - _take(A, C, -1)) + numpy.log1p(_sum_except(t2, t0, axis=-1))
+    at_C = C[:, 0] + starts  # _flat_index(A, C)
+    t3 = (t1 - _take(A, at_C)) + numpy.log1p(_sum_except(t2, at_t0))
     return t3
 
 
@@ -247,20 +323,38 @@ def nll_index_grad(A, C, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j - delta_jc: S_j off the true class; at the true class
     -s'/(1 + s') when c is the argmax (no cancellation when S_c ~ 1), else S_c - 1.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel nll_index_grad = dL/da_j for a one-hot label [kernel_nll_index_grad].
+    Proved: Kernel nll_index_grad = dL/da_j for a one-hot label (moderate form) [kernel_nll_index_grad_moderate].
 
     Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
+    Moderate form: PutAt(exp(A)*Quotient(exp(-Take(A, RowArgmax(A))), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))), C, SelectArgmax(C, RowArgmax(A), -Quotient(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))), Take(exp(A)*Quotient(exp(-Take(A, RowArgmax(A))), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))), C) - 1))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t2 = _sum_except(t1, t0, axis=-1)
+    if moderate:
+        t0 = numpy.exp(A, out=scratch[0])
+        t1 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
+        t2 = numpy.exp(-_take(A, at_t1))
+        t3 = t2*_sum_except_keep(t0, at_t1)
+        t4 = t3 + 1
+        t5 = numpy.multiply(t0, (t2 / t4), out=out[0])
+        at_C = C[:, 0] + starts  # _flat_index(A, C)
+        _put_at_target(t5, at_C, numpy.where(C == t1, -(t3 / t4), _take(t5, at_C) - 1))
+        t6 = out[0]
+        return t6
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = _sum_except(t1, at_t0)
     t3 = t2 + 1
     t4 = numpy.divide(t1, t3, out=out[0])
-    _put_at_target(t4, C, numpy.where(C == t0, -(t2 / t3), _take(t4, C, -1) - 1), axis=-1)
+    at_C = C[:, 0] + starts  # _flat_index(A, C)
+    _put_at_target(t4, at_C, numpy.where(C == t0, -(t2 / t3), _take(t4, at_C) - 1))
     t5 = out[0]
     return t5
 
@@ -268,24 +362,46 @@ def nll_index_grad(A, C, out=None, scratch=None, moderate=False):
 def nll_index_with_grad(A, C, out=None, scratch=None, moderate=False):
     """(nll_index, nll_index_grad) sharing one pass.
 
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel nll_index = L for a one-hot label [kernel_nll_index].
     Proved: Kernel nll_index_grad = dL/da_j for a one-hot label [kernel_nll_index_grad].
+    Proved: Kernel nll_index = L for a one-hot label (moderate form) [kernel_nll_index_moderate].
+    Proved: Kernel nll_index_grad = dL/da_j for a one-hot label (moderate form) [kernel_nll_index_grad_moderate].
 
     Expression: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)))
     Expression: PutAt(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C, SelectArgmax(C, RowArgmax(A), -Quotient(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), Take(Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1), C) - 1))
+    Moderate form: DiffHi(Take(A, RowArgmax(A)), Take(A, C)) + log1p(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
+    Moderate form: PutAt(exp(A)*Quotient(exp(-Take(A, RowArgmax(A))), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))), C, SelectArgmax(C, RowArgmax(A), -Quotient(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))), Take(exp(A)*Quotient(exp(-Take(A, RowArgmax(A))), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))), C) - 1))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _take(A, t0, -1)
+    if moderate:
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+        t1 = _take(A, at_t0)
+        t2 = numpy.exp(A, out=scratch[0])
+        t3 = numpy.exp(-t1)
+        t4 = t3*_sum_except_keep(t2, at_t0)
+        t5 = t4 + 1
+        t6 = numpy.multiply(t2, (t3 / t5), out=out[1])
+        at_C = C[:, 0] + starts  # _flat_index(A, C)
+        t7 = (t1 - _take(A, at_C)) + numpy.log1p(t4)
+        _put_at_target(t6, at_C, numpy.where(C == t0, -(t4 / t5), _take(t6, at_C) - 1))
+        t8 = out[1]
+        return t7, t8
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t3 = _sum_except(t2, t0, axis=-1)
+    t3 = _sum_except(t2, at_t0)
     t4 = t3 + 1
     t5 = numpy.divide(t2, t4, out=out[1])
-    t6 = (t1 - _take(A, C, -1)) + numpy.log1p(t3)
-    _put_at_target(t5, C, numpy.where(C == t0, -(t3 / t4), _take(t5, C, -1) - 1), axis=-1)
+    at_C = C[:, 0] + starts  # _flat_index(A, C)
+    t6 = (t1 - _take(A, at_C)) + numpy.log1p(t3)
+    _put_at_target(t5, at_C, numpy.where(C == t0, -(t3 / t4), _take(t5, at_C) - 1))
     t7 = out[1]
     return t6, t7
 
@@ -294,7 +410,7 @@ def nll_soft(A, Y, out=None, scratch=None, moderate=False):
     """L = sum_j y_j (-log S_j) for probability targets y (0 * inf = 0), and for any
     non-negative y (class weights, label smoothing: u = w y').
 
-    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
     Proved: Kernel nll_soft = -sum_j y_j log S_j for any y >= 0 [kernel_nll_soft_weighted].
@@ -303,20 +419,22 @@ def nll_soft(A, Y, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 5) if scratch is None else scratch
     out = _outputs(A, [False]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _take(A, t0, -1)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _take(A, at_t0)
     t2 = numpy.multiply(1/2, A, out=scratch[0])
     t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
     t4 = _zero_safe_product(Y, t3, scratch[0])
     t5 = _exp_difference(A, t1, scratch[1], scratch[2], scratch[3], scratch[4], moderate)
-    t6 = numpy.sum(Y, axis=-1, keepdims=True)*numpy.log1p(_sum_except(t5, t0, axis=-1)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
+    t6 = numpy.sum(Y, axis=-1, keepdims=True)*numpy.log1p(_sum_except(t5, at_t0)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
     return t6
 
 
 def nll_soft_grad(A, Y, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j - y_j.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft_grad = dL/da_j for a probability label [kernel_nll_soft_grad].
 
@@ -324,10 +442,12 @@ def nll_soft_grad(A, Y, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t2 = numpy.negative(Y, out=scratch[1])
-    t3 = numpy.divide(t1, _sum_except(t1, t0, axis=-1) + 1, out=scratch[2])
+    t3 = numpy.divide(t1, _sum_except(t1, at_t0) + 1, out=scratch[2])
     t4 = numpy.add(t2, t3, out=out[0])
     return t4
 
@@ -335,7 +455,7 @@ def nll_soft_grad(A, Y, out=None, scratch=None, moderate=False):
 def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
     """(nll_soft, nll_soft_grad) sharing one pass.
 
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_soft = H(y, S) [kernel_nll_soft].
     Proved: Kernel nll_soft = -sum_j y_j log S_j for any y >= 0 [kernel_nll_soft_weighted].
@@ -346,10 +466,12 @@ def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _take(A, t0, -1)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _take(A, at_t0)
     t2 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t3 = _sum_except(t2, t0, axis=-1)
+    t3 = _sum_except(t2, at_t0)
     t4 = numpy.multiply(1/2, A, out=scratch[1])
     t5 = numpy.subtract((1/2)*t1, t4, out=scratch[2])
     t6 = _zero_safe_product(Y, t5, scratch[1])
@@ -363,7 +485,7 @@ def nll_soft_with_grad(A, Y, out=None, scratch=None, moderate=False):
 def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j sum_i u_i - u_j.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_weighted_grad = dL_u/da_j [kernel_grad_weighted].
 
@@ -371,9 +493,11 @@ def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t2 = numpy.divide(t1, _sum_except(t1, t0, axis=-1) + 1, out=scratch[1])
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = numpy.divide(t1, _sum_except(t1, at_t0) + 1, out=scratch[1])
     t3 = numpy.multiply(t2, numpy.sum(U, axis=-1, keepdims=True), out=scratch[0])
     t4 = numpy.subtract(t3, U, out=out[0])
     return t4
@@ -382,7 +506,7 @@ def nll_weighted_grad(A, U, out=None, scratch=None, moderate=False):
 def nll_weighted_with_grad(A, U, out=None, scratch=None, moderate=False):
     """(nll_soft, nll_weighted_grad) sharing one pass: weighted or label-smoothed targets.
 
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_weighted = -sum_j u_j log S_j for any u >= 0 [kernel_nll_weighted].
     Proved: Kernel nll_weighted_grad = dL_u/da_j [kernel_grad_weighted].
@@ -393,10 +517,12 @@ def nll_weighted_with_grad(A, U, out=None, scratch=None, moderate=False):
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, True]) if out is None else out
     t0 = numpy.sum(U, axis=-1, keepdims=True)
-    t1 = numpy.argmax(A, axis=-1, keepdims=True)
-    t2 = _take(A, t1, -1)
+    t1 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
+    t2 = _take(A, at_t1)
     t3 = _exp_difference(A, t2, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t4 = _sum_except(t3, t1, axis=-1)
+    t4 = _sum_except(t3, at_t1)
     t5 = numpy.multiply(1/2, A, out=scratch[1])
     t6 = numpy.subtract((1/2)*t2, t5, out=scratch[2])
     t7 = _zero_safe_product(U, t6, scratch[1])
@@ -411,21 +537,36 @@ def nll_u(A, U, out=None, scratch=None, moderate=False):
     """L = sum_j u_j (-log S_j) for any u >= 0 (probability targets, class weights,
     label smoothing: u = w y'), sum_j u_j accurate to about one rounding.
 
-    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 5 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 [kernel_nll_u].
+    Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 (moderate form) [kernel_nll_u_moderate].
 
     Expression: AccurateRowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    Moderate form: AccurateRowSum(U)*log1p(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     """
     scratch = _scratch(A, 5) if scratch is None else scratch
     out = _outputs(A, [False]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _take(A, t0, -1)
+    if moderate:
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+        t1 = _take(A, at_t0)
+        t2 = numpy.multiply(1/2, A, out=scratch[0])
+        t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
+        t4 = _zero_safe_product(U, t3, scratch[0])
+        t5 = numpy.exp(A, out=scratch[1])
+        t6 = _accurate_sum(U, axis=-1)*numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t5, at_t0)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
+        return t6
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _take(A, at_t0)
     t2 = numpy.multiply(1/2, A, out=scratch[0])
     t3 = numpy.subtract((1/2)*t1, t2, out=scratch[1])
     t4 = _zero_safe_product(U, t3, scratch[0])
     t5 = _exp_difference(A, t1, scratch[1], scratch[2], scratch[3], scratch[4], moderate)
-    t6 = _accurate_sum(U, axis=-1)*numpy.log1p(_sum_except(t5, t0, axis=-1)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
+    t6 = _accurate_sum(U, axis=-1)*numpy.log1p(_sum_except(t5, at_t0)) + 2*numpy.sum(t4, axis=-1, keepdims=True)
     return t6
 
 
@@ -433,7 +574,7 @@ def nll_u_grad(A, U, out=None, scratch=None, moderate=False):
     """dL/da_j = S_j sum_i u_i - u_j, as e_j (sum_i u_i / (1 + s')) - u_j with the sum
     accurate to about one rounding.
 
-    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 1 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel nll_u_grad = dL_u/da_j [kernel_grad_u].
 
@@ -441,9 +582,11 @@ def nll_u_grad(A, U, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _exp_difference(A, _take(A, t0, -1), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t2 = numpy.multiply(t1, (_accurate_sum(U, axis=-1) / (_sum_except(t1, t0, axis=-1) + 1)), out=scratch[1])
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _exp_difference(A, _take(A, at_t0), scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+    t2 = numpy.multiply(t1, (_accurate_sum(U, axis=-1) / (_sum_except(t1, at_t0) + 1)), out=scratch[1])
     t3 = numpy.subtract(t2, U, out=out[0])
     return t3
 
@@ -451,21 +594,42 @@ def nll_u_grad(A, U, out=None, scratch=None, moderate=False):
 def nll_u_with_grad(A, U, out=None, scratch=None, moderate=False):
     """(nll_u, nll_u_grad) sharing one pass.
 
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (then the moderate form below runs).
 
     Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 [kernel_nll_u].
     Proved: Kernel nll_u_grad = dL_u/da_j [kernel_grad_u].
+    Proved: Kernel nll_u = -sum_j u_j log S_j for any u >= 0 (moderate form) [kernel_nll_u_moderate].
+    Proved: Kernel nll_u_grad = dL_u/da_j (moderate form) [kernel_grad_u_moderate].
 
     Expression: AccurateRowSum(U)*log1p(SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
     Expression: -U + ExpDiff(A, Take(A, RowArgmax(A)))*Quotient(AccurateRowSum(U), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
+    Moderate form: AccurateRowSum(U)*log1p(exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))) + 2*RowSum(ZeroTimes(U, DiffHi(Take(A, RowArgmax(A))/2, A/2)))
+    Moderate form: -U + ExpDiff(A, Take(A, RowArgmax(A)))*Quotient(AccurateRowSum(U), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, True]) if out is None else out
+    if moderate:
+        t0 = A.argmax(axis=-1)[:, None]
+        starts = numpy.arange(0, A.size, A.shape[-1])
+        at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+        t1 = _take(A, at_t0)
+        t2 = _accurate_sum(U, axis=-1)
+        t3 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
+        t4 = numpy.multiply(1/2, A, out=scratch[1])
+        t5 = numpy.subtract((1/2)*t1, t4, out=scratch[2])
+        t6 = _zero_safe_product(U, t5, scratch[1])
+        t7 = numpy.exp(A, out=scratch[2])
+        t8 = t2*numpy.log1p(numpy.exp(-t1)*_sum_except_keep(t7, at_t0)) + 2*numpy.sum(t6, axis=-1, keepdims=True)
+        t9 = numpy.multiply(t3, (t2 / (_sum_except(t3, at_t0) + 1)), out=scratch[1])
+        t10 = numpy.subtract(t9, U, out=out[1])
+        return t8, t10
     t0 = _accurate_sum(U, axis=-1)
-    t1 = numpy.argmax(A, axis=-1, keepdims=True)
-    t2 = _take(A, t1, -1)
+    t1 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
+    t2 = _take(A, at_t1)
     t3 = _exp_difference(A, t2, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
-    t4 = _sum_except(t3, t1, axis=-1)
+    t4 = _sum_except(t3, at_t1)
     t5 = numpy.multiply(1/2, A, out=scratch[1])
     t6 = numpy.subtract((1/2)*t2, t5, out=scratch[2])
     t7 = _zero_safe_product(U, t6, scratch[1])
@@ -480,7 +644,7 @@ def logsumexp_b(A, BW, out=None, scratch=None, moderate=False):
     s'_b = sum_{j != k} b_j e^{a_j - m} summed accurately and b_k + s'_b carried exactly
     into the log (SciPy's logsumexp with b=, return_sign=True).
 
-    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 708] (e^(a - m) as e^a e^-m, see _exp_difference).
+    out: 2 arrays (or None) for the results; scratch: 4 arrays shaped like the logits; moderate: every logit is in [-708, 600] (e^(a - m) as e^a e^-m, see _exp_difference).
 
     Proved: Kernel logsumexp_b = log |sum_j b_j e^{a_j}| [kernel_logsumexp_b].
     Proved: Kernel logsumexp_b sign = the sign of sum_j b_j e^{a_j} [kernel_logsumexp_b_sign].
@@ -490,12 +654,14 @@ def logsumexp_b(A, BW, out=None, scratch=None, moderate=False):
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [False, False]) if out is None else out
-    t0 = numpy.argmax(A, axis=-1, keepdims=True)
-    t1 = _take(A, t0, -1)
-    t2 = _take(BW, t0, -1)
+    t0 = A.argmax(axis=-1)[:, None]
+    starts = numpy.arange(0, A.size, A.shape[-1])
+    at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
+    t1 = _take(A, at_t0)
+    t2 = _take(BW, at_t0)
     t4 = _exp_difference(A, t1, scratch[0], scratch[1], scratch[2], scratch[3], moderate)
     t5 = numpy.multiply(BW, t4, out=scratch[1])
-    t3 = _accurate_sum_except(t5, t0, axis=-1)
+    t3 = _accurate_sum_except(t5, at_t0)
     t6 = t1 + _log_abs_sum(t2, t3)
     t7 = numpy.sign(t2 + t3)
     return t6, t7

@@ -471,22 +471,24 @@ def _mean_denominator(kind, tgt, ignored, weight):
 #: the kernel on the whole array); larger calls go through the cache blocks and threads
 #: of :mod:`numeric._blocks`, which pay for themselves only there
 SMALL_ELEMENTS = _blocks.THREAD_MIN_ELEMENTS
-#: the kernels' moderate form (e^a e^-m) needs every logit in [-MODERATE, MODERATE]
-MODERATE = 708.0
-_PLAIN_KERNELS = {"loss": _kernels.nll_index, "grad": _kernels.nll_index_grad,
-                  "both": _kernels.nll_index_with_grad}
+#: per ``want``: the kernel of the direct path and its scratch count
+_PLAIN_KERNELS = {want: (kernel, _kernels.SCRATCH[kernel.__name__]) for want, kernel in (
+    ("loss", _kernels.nll_index), ("grad", _kernels.nll_index_grad), ("both", _kernels.nll_index_with_grad))}
+#: signed integer dtype -> the unsigned one of its size (viewed so, negative targets are huge)
+_UNSIGNED: dict = {}
+_max, _min = np.maximum.reduce, np.minimum.reduce
 
 
 def _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction):
     """The common small call -- 2-D C-contiguous float logits with every value in
-    [-708, 708], integer targets all in [0, T), no weight, no smoothing, nothing
-    ignored -- as one call of the generated kernel on the whole array: bit for bit
-    what the general path computes (the same kernel, moderate form), without its
-    per-call machinery (blocks, non-finite row scans, option objects). Returns None
-    when the call is not of that kind (or is bad input): the general path then
-    handles it and raises its errors. The checks are a handful of reductions: a
-    finite, moderate min and max of the logits (also false for NaN) and of the
-    targets."""
+    the kernels' moderate range [-708, 600], integer targets all in [0, T), no weight,
+    no smoothing, nothing ignored -- as one call of the generated kernel on the whole
+    array: bit for bit what the general path computes (the same kernel, moderate
+    form), without its per-call machinery (blocks, non-finite row scans, option
+    objects). Returns None when the call is not of that kind (or is bad input): the
+    general path then handles it and raises its errors. The checks are three
+    reductions: the min and max of the logits (both fail for NaN) and the max of the
+    targets viewed as unsigned (negative ones become huge)."""
     if (weight is not None or type(label_smoothing) not in (float, int) or label_smoothing != 0
             or type(reduction) is not str or reduction not in _REDUCTIONS):
         return None
@@ -497,27 +499,30 @@ def _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothi
             or tgt.dtype.kind not in "iu" or tgt.shape != arr.shape[:1]):
         return None
     rows, classes = arr.shape
-    # one reduction: as unsigned integers, negative targets are huge
-    unsigned = tgt.view(tgt.dtype.str.replace("i", "u")) if tgt.dtype.kind == "i" else tgt
-    if int(unsigned.max()) >= classes:
+    if tgt.dtype.kind == "i":
+        unsigned = _UNSIGNED.get(tgt.dtype)
+        if unsigned is None:
+            unsigned = _UNSIGNED.setdefault(tgt.dtype, np.dtype(tgt.dtype.str.replace("i", "u")))
+        if _max(tgt.view(unsigned)) >= classes:
+            return None
+    elif _max(tgt) >= classes:
         return None
     if ignore_index is not None and (type(ignore_index) is not int or (
             0 <= ignore_index < classes and (tgt == ignore_index).any())):
         return None  # (an ignore_index among the targets: the general path masks those rows)
-    if not (-MODERATE <= arr.min() and arr.max() <= MODERATE):  # (NaN fails too)
-        return None
+    if not (_blocks.MODERATE_LOW <= _min(arr, None) and _max(arr, None) <= _blocks.MODERATE_HIGH):
+        return None  # (NaN fails too)
     dtype = arr.dtype
     wide = arr if dtype == np.float64 else arr.astype(np.float64)
-    kernel = _PLAIN_KERNELS[want]
-    count = _kernels.SCRATCH[kernel.__name__]
-    scratch = _blocks.take_scratch(count, arr.shape)
+    kernel, count = _PLAIN_KERNELS[want]
+    shape = arr.shape
+    scratch = _blocks.take_scratch(count, shape)
     try:
-        grad_out = np.empty(arr.shape) if want != "loss" else None
-        out = [None, grad_out] if want == "both" else [grad_out]
-        results = kernel(wide, tgt.astype(np.int64, copy=False).reshape(rows, 1), out=out,
-                         scratch=scratch, moderate=True)
+        grad = np.empty(shape) if want != "loss" else None
+        results = kernel(wide, tgt.astype(np.int64, copy=False).reshape(rows, 1),
+                         out=[None, grad] if want == "both" else [grad], scratch=scratch, moderate=True)
     finally:
-        _blocks.give_back(count, arr.shape, scratch)
+        _blocks.give_back(count, shape, scratch)
     loss, grad = (results if want == "both" else
                   (results, None) if want == "loss" else (None, results))
     if reduction == "none":

@@ -143,3 +143,41 @@ def test_a_row_kernel_with_a_power_of_the_logits_is_printed_and_computes_it(tmp_
     total, cube = module.l2(a, 0.5)
     assert np.array_equal(total[:, 0], 0.25 * np.sum(a * a, axis=-1))
     assert np.array_equal(cube, a ** 3)
+
+
+def _kernel_sources():
+    """name -> source of every row kernel of the generated module."""
+    import inspect
+
+    from numeric import _kernels
+    return {k.name: inspect.getsource(getattr(_kernels, k.name)) for k in SK.KERNELS if k.rows}
+
+
+def test_each_index_column_is_made_a_flat_index_once_per_call():
+    """Issue 13: the flat index of the argmax and of the targets was built again for every
+    take, put and sum (4-5 times a call); now once per index column and form, and every
+    helper call addresses through it."""
+    import re
+    for name, source in _kernel_sources().items():
+        body = source.split('"""')[2]
+        lines = body.splitlines()
+        moderate = "\n".join(line for line in lines if line.startswith(" " * 8))
+        general = "\n".join(line for line in lines if line.startswith("    ") and line[4] != " ")
+        for form in (moderate, general):
+            columns = re.findall(r"at_(\w+) = ", form)
+            assert len(columns) == len(set(columns)), (name, columns)
+            assert form.count("numpy.arange(") <= 1, name
+        for call in re.findall(r"_(?:take|sum_except|sum_except_keep|put_at_target|accurate_sum_except)\((.*)", body):
+            assert re.match(r"[\w\[\]]+, at_\w+", call), (name, call)
+
+
+def test_the_runtime_calls_moderate_what_the_generated_kernels_assume():
+    from numeric import _blocks
+    assert (_blocks.MODERATE_LOW, _blocks.MODERATE_HIGH) == codegen.MODERATE
+    assert "in [-708, 600]" in _kernel_sources()["nll_index_with_grad"]
+
+
+def test_a_moderate_form_needs_an_output_per_output():
+    spec = next(k for k in SK.KERNELS if k.name == "nll_index_with_grad")
+    with pytest.raises(ValueError, match="moderate form"):
+        codegen.Kernel(spec.name, spec.args, spec.outputs, spec.doc, spec.claims, moderate=spec.moderate[:1])

@@ -76,12 +76,15 @@ def mutants(expr):
 
 
 def _outputs():
-    """Each distinct (output expression, claim) pair of the generated kernels."""
+    """Each distinct (output expression, claim) pair of the generated kernels, the
+    moderate forms' (under their own claims) included."""
     seen = {}
     for kernel in SK.kernels():
-        for output, claims in zip(kernel.outputs, kernel.claims):
-            for claim in claims if isinstance(claims, tuple) else (claims,):
-                seen.setdefault((claim.key, sp.srepr(output)), (kernel.name, output, claim))
+        for outputs, mark in ((kernel.outputs, lambda c: c), (kernel.moderate, codegen.moderate_claim)):
+            for output, claims in zip(outputs, kernel.claims):
+                for claim in claims if isinstance(claims, tuple) else (claims,):
+                    claim = mark(claim)
+                    seen.setdefault((claim.key, sp.srepr(output)), (kernel.name, output, claim))
     return list(seen.values())
 
 

@@ -29,6 +29,9 @@ def _same(a, b):
 CASES = {
     "digits-like": (np.random.default_rng(0).normal(0, 3, (37, 10)), {}),
     "spread over hundreds": (np.random.default_rng(1).uniform(-700, 700, (9, 6)), {}),
+    "spread over the moderate range": (np.random.default_rng(11).uniform(-708, 600, (9, 6)), {}),
+    # past the moderate range's top (600): the TwoSum form, in the general path
+    "between 600 and 708": (np.random.default_rng(12).uniform(550, 700, (5, 4)), {}),
     "float32": (np.random.default_rng(2).normal(0, 3, (16, 5)).astype(np.float32), {}),
     "float16": (np.random.default_rng(3).normal(0, 3, (8, 4)).astype(np.float16), {}),
     "one class": (np.random.default_rng(4).normal(0, 3, (5, 1)), {}),
@@ -78,3 +81,15 @@ def test_reduced_results_are_scalars_of_the_logits_dtype():
     a = np.random.default_rng(9).normal(0, 3, (4, 3)).astype(np.float32)
     loss, grad = numeric.cross_entropy_with_grad(a, np.array([0, 1, 2, 0]))
     assert isinstance(loss, np.float32) and grad.dtype == np.float32
+
+
+def test_the_direct_path_takes_exactly_the_moderate_range():
+    """[-708, 600]: the kernels' moderate form needs e^{a_j} normal and the row sum of the
+    e^{a_j} finite (issue 13); a logit past either end, or NaN, leaves the call to the
+    general path (which takes the TwoSum form for those rows)."""
+    c = np.array([0, 1])
+    for edge, direct in ((600.0, True), (np.nextafter(600.0, np.inf), False), (-708.0, True),
+                         (np.nextafter(-708.0, -np.inf), False), (650.0, False), (np.nan, False)):
+        a = np.array([[edge, 0.0, 1.0], [0.5, 0.25, -1.0]])
+        got = api._plain_small(a, c, -1, "both", None, -100, 0.0, "none")
+        assert (got is not None) == direct, edge

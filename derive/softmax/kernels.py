@@ -36,6 +36,7 @@ from ..functions import (
     Sigmoid,
     SignSum,
     Softplus,
+    SumExcept,
     SumExceptMax,
     Take,
     Y,
@@ -85,6 +86,24 @@ BW_K = Take(BW, K)
 TAIL_BW = AccurateSumExcept(BW * E, K)
 LSE_B = M + LogAbsSum(BW_K, TAIL_BW)
 LSE_B_SIGN = SignSum(BW_K, TAIL_BW)
+# The moderate forms (every logit in [-708, 600], codegen.MODERATE: e^{a_j}, e^{-m}, the
+# sum of the e^{a_j} and e^{-m} / (1 + s') are all normal and finite): e^{a_j - m} is
+# e^{a_j} e^{-m}, and the factor e^{-m} goes into the row-level values instead of
+# every term, s' = e^{-m} sum_{j != k} e^{a_j} and S_j = e^{a_j} (e^{-m} / (1 + s')):
+# one exp pass and one multiplication by a column, where the general forms take
+# the exp, a product and a quotient over the whole array. Each rounding of the
+# general moderate form has its counterpart (two exps, one product, one quotient)
+EXP_A = sp.exp(A)  # e^{a_j}
+EXP_NEG_M = sp.exp(-M)  # e^{-m}
+TAIL_M = EXP_NEG_M * SumExcept(EXP_A, K)  # s'
+L1P_M = log1p(TAIL_M)
+SOFTMAX_M = EXP_A * Quotient(EXP_NEG_M, 1 + TAIL_M)
+NLL_INDEX_M = DiffHi(M, A_C) + L1P_M
+GRAD_INDEX_M = PutAt(SOFTMAX_M, C, SelectArgmax(C, K, -Quotient(TAIL_M, 1 + TAIL_M), Take(SOFTMAX_M, C) - 1))
+NLL_U_M = L1P_M * SUM_U + 2 * RowSum(ZeroTimes(U, DiffHi(HALF * M, HALF * A)))
+# (the weighted gradient keeps the general form GRAD_U: folded, e^{a_j} (sum u e^-m / (1 + s'))
+# - u_j reached 4.03 ULP of max(S_j sum u, u_j) in `verify --thorough`, the general moderate
+# form 3.22 on the same inputs; both round as often, and S_j sum u - u_j cancels)
 # the binary loss, elementwise: p_w y softplus(-z) + (1 - y) softplus(z); zero weights
 # make their term 0 even where softplus is infinite
 BCE = ZeroTimes(PW * YB, Softplus(-ZB)) + ZeroTimes(1 - YB, Softplus(ZB))
@@ -220,17 +239,21 @@ def kernels() -> list[Kernel]:
     nll_soft = (P("kernel_nll_soft"), P("kernel_nll_soft_weighted"))
     return [
         Kernel("logsumexp", (A,), (M + L1P,),
-               "log sum_j e^{a_j} = m + log1p(s'), one column per row.", (P("kernel_logsumexp"),)),
+               "log sum_j e^{a_j} = m + log1p(s'), one column per row.", (P("kernel_logsumexp"),),
+               moderate=(M + L1P_M,)),
         Kernel("log_softmax", (A,), (-NEG_LOG_SOFTMAX,),
-               "log S_j = (a_j - m) - log1p(s').", (P("kernel_log_softmax"),)),
+               "log S_j = (a_j - m) - log1p(s').", (P("kernel_log_softmax"),),
+               moderate=(DiffHi(A, M) - L1P_M,)),
         Kernel("softmax", (A,), (SOFTMAX,),
-               "S_j = e^{a_j - m} / (1 + s').", (P("kernel_softmax"),)),
+               "S_j = e^{a_j - m} / (1 + s').", (P("kernel_softmax"),), moderate=(SOFTMAX_M,)),
         Kernel("nll_index", (A, C), (NLL_INDEX,),
-               "L = (m - a_c) + log1p(s') for integer targets c (a column).", (P("kernel_nll_index"),)),
-        Kernel("nll_index_grad", (A, C), (GRAD_INDEX,), grad_index_doc, (P("kernel_nll_index_grad"),)),
+               "L = (m - a_c) + log1p(s') for integer targets c (a column).", (P("kernel_nll_index"),),
+               moderate=(NLL_INDEX_M,)),
+        Kernel("nll_index_grad", (A, C), (GRAD_INDEX,), grad_index_doc, (P("kernel_nll_index_grad"),),
+               moderate=(GRAD_INDEX_M,)),
         Kernel("nll_index_with_grad", (A, C), (NLL_INDEX, GRAD_INDEX),
                "(nll_index, nll_index_grad) sharing one pass.",
-               (P("kernel_nll_index"), P("kernel_nll_index_grad"))),
+               (P("kernel_nll_index"), P("kernel_nll_index_grad")), moderate=(NLL_INDEX_M, GRAD_INDEX_M)),
         Kernel("nll_soft", (A, Y), (NLL_SOFT,),
                "L = sum_j y_j (-log S_j) for probability targets y (0 * inf = 0), and for any\n"
                "non-negative y (class weights, label smoothing: u = w y').", (nll_soft,)),
@@ -245,12 +268,13 @@ def kernels() -> list[Kernel]:
         Kernel("nll_u", (A, U), (NLL_U,),
                "L = sum_j u_j (-log S_j) for any u >= 0 (probability targets, class weights,\n"
                "label smoothing: u = w y'), sum_j u_j accurate to about one rounding.",
-               (P("kernel_nll_u"),)),
+               (P("kernel_nll_u"),), moderate=(NLL_U_M,)),
         Kernel("nll_u_grad", (A, U), (GRAD_U,),
                "dL/da_j = S_j sum_i u_i - u_j, as e_j (sum_i u_i / (1 + s')) - u_j with the sum\n"
                "accurate to about one rounding.", (P("kernel_grad_u"),)),
         Kernel("nll_u_with_grad", (A, U), (NLL_U, GRAD_U),
-               "(nll_u, nll_u_grad) sharing one pass.", (P("kernel_nll_u"), P("kernel_grad_u"))),
+               "(nll_u, nll_u_grad) sharing one pass.", (P("kernel_nll_u"), P("kernel_grad_u")),
+               moderate=(NLL_U_M, GRAD_U)),
         Kernel("logsumexp_b", (A, BW), (LSE_B, LSE_B_SIGN),
                "(log |sum_j b_j e^{a_j}|, its sign) = (m + log|b_k + s'_b|, sign(b_k + s'_b)) with\n"
                "s'_b = sum_{j != k} b_j e^{a_j - m} summed accurately and b_k + s'_b carried exactly\n"
