@@ -1,5 +1,7 @@
-"""linear_cross_entropy in chunks of rows: the same per-row results as one chunk holding
-the whole logits, and memory bounded by the chunk, not by B x T."""
+"""linear_cross_entropy in tiles of classes (class-index targets) and chunks of rows
+(probability targets): the results of the whole logits at once to a few ULP, within
+1 ULP of float32 (4 ULP of float64 for the loss) of mpmath, and memory bounded by the
+tile, not by B x T."""
 from __future__ import annotations
 
 import tracemalloc
@@ -33,7 +35,9 @@ OPTIONS = [
 
 @pytest.mark.parametrize("options", OPTIONS, ids=[str(o) for o in OPTIONS])
 @pytest.mark.parametrize("chunk", [1, 3, 7, None, 1000])
-def test_chunks_give_the_unchunked_results(options, chunk):
+def test_tiles_give_the_unchunked_results(options, chunk):
+    """chunk: classes per tile (1, 3, 7 of 9 classes: the targets fall in every tile;
+    None and 1000: one tile) for class indices; probability targets take the row path."""
     rng = np.random.default_rng(4)
     B, N, T = 13, 5, 9
     x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)), rng.normal(size=T)
@@ -47,9 +51,8 @@ def test_chunks_give_the_unchunked_results(options, chunk):
         options["weight"] = rng.uniform(0.2, 2.0, T)
     loss, dx, dW, db = numeric.linear_cross_entropy(x, W, b, target, chunk=chunk, **options)
     want = _unchunked(x, W, b, target, **options)
-    # the same computation row by row; only BLAS may sum the N (or T) products of a row
-    # in another order for another number of rows (gemv for one row, gemm for more), and
-    # the sums over the batch (dW, db, a reduced loss) run in another order: a few ULPs
+    # the same math by another formula (per-tile statistics, combined) and the sums
+    # over the batch and the classes (dW, db, dx, a reduced loss) in another order
     np.testing.assert_allclose(loss, want[0], rtol=1e-13, atol=0)
     np.testing.assert_allclose(dx, want[1], rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(dW, want[2], rtol=1e-13, atol=1e-15)
@@ -70,63 +73,86 @@ def test_a_mean_over_nothing_is_nan_in_chunks_as_unchunked():
 
 def test_bad_chunk_is_named():
     args = (np.ones((2, 3)), np.ones((4, 3)), np.zeros(4), np.array([0, 1]))
-    with pytest.raises(ValueError, match="chunk must be at least 1 row; got 0"):
+    with pytest.raises(ValueError, match="chunk must be at least 1 class per tile; got 0"):
         numeric.linear_cross_entropy(*args, chunk=0)
-    with pytest.raises(TypeError, match="chunk must be a positive int"):
+    with pytest.raises(ValueError, match="chunk must be at least 1 class per tile; got -3"):
+        numeric.linear_cross_entropy(*args, chunk=-3)
+    with pytest.raises(TypeError, match=r"chunk must be a positive int \(classes per tile\) or None; got 2.5"):
         numeric.linear_cross_entropy(*args, chunk=2.5)
-    with pytest.raises(TypeError, match="chunk must be a positive int"):
+    with pytest.raises(TypeError, match="chunk must be a positive int .* got True"):
         numeric.linear_cross_entropy(*args, chunk=True)
 
 
-def test_memory_is_bounded_by_the_chunk_not_by_the_logits():
-    # float64 inputs (no widened copies): what a call holds beyond its inputs and
-    # outputs is about one chunk of logits and its gradient; one chunk of the whole
-    # batch (today's unchunked computation) holds the whole logits twice
+def _peak_beyond_outputs(call):
+    call()  # warm up
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    out = call()
+    _, top = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return top - sum(np.asarray(o).nbytes for o in out)
+
+
+def test_memory_does_not_grow_with_the_classes():
+    """float64 inputs (no widened copies): what a call holds beyond its inputs and
+    outputs is the tile's logits, its W and per-row statistics of at most
+    LINEAR_STAT_TILES tiles, the same for 64 and 256 tiles; the whole logits at once
+    (the row path in one chunk, as every call was before the tiles) grow with T."""
     rng = np.random.default_rng(6)
-    B, N, T = 1024, 16, 8192
-    x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)) / 4, rng.normal(size=T)
+    B, N, tile = 256, 16, 64
+
+    def peaks(T):
+        x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)) / 4, rng.normal(size=T)
+        target = rng.integers(0, T, B)
+        tiled = _peak_beyond_outputs(lambda: numeric.linear_cross_entropy(x, W, b, target, chunk=tile))
+        whole = _peak_beyond_outputs(lambda: api._linear(x, W, b, target, None, -100, 0.0, "mean", None,
+                                                         whole=True))
+        return tiled, whole
+
+    (small, small_whole), (large, large_whole) = peaks(64 * tile), peaks(256 * tile)
+    tile_bytes = B * tile * 8
+    assert large - small < 0.1 * tile_bytes, (small, large)
+    assert small < 3 * tile_bytes + api.LINEAR_STAT_TILES * 3 * 8 * B + 2 * B * N * 8 + 64 * 1024
+    assert large_whole - small_whole > 1.5 * B * (256 - 64) * tile * 8  # the logits and more
+
+
+def test_the_default_tile_at_vocabulary_size():
+    # B = 4096 rows: tiles of 1024 classes (32 MB of float64 logits), 50 tiles of a
+    # GPT-2 vocabulary, so the statistics are never combined early
+    assert api._tile_classes(None, 50257, 4096) == 1024
+    assert -(-50257 // 1024) <= api.LINEAR_STAT_TILES
+    assert api._tile_classes(None, 50257, 10 ** 6) == api.LINEAR_MIN_TILE
+    assert api._tile_classes(None, 10, 4096) == 10 and api._tile_classes(5000, 10, 1) == 10
+
+
+def test_statistics_combined_early_give_the_same_results(monkeypatch):
+    """More tiles than LINEAR_STAT_TILES: the kept columns are combined into one and
+    pass 1 goes on (3 columns for 13 tiles of one class)."""
+    rng = np.random.default_rng(8)
+    B, N, T = 7, 3, 13
+    x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)), rng.normal(size=T)
     target = rng.integers(0, T, B)
-    full = B * T * 8  # 64 MB of float64 logits
-
-    def peak(**kw):
-        numeric.linear_cross_entropy(x, W, b, target, **kw)  # warm up
-        tracemalloc.start()
-        tracemalloc.reset_peak()
-        out = numeric.linear_cross_entropy(x, W, b, target, **kw)
-        _, top = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        return top - sum(np.asarray(o).nbytes for o in out)
-
-    chunk = 16  # 1 MB of logits per chunk
-    assert peak(chunk=chunk) < 0.1 * full
-    assert peak(chunk=B) > 1.5 * full
-    assert api.LINEAR_CHUNK_BYTES // (8 * T) >= 1  # the default takes whole rows
+    weight = rng.uniform(0.5, 2, T)
+    for options in ({}, {"label_smoothing": 0.3, "weight": weight, "reduction": "none"}):
+        want = _unchunked(x, W, b, target, **options)
+        monkeypatch.setattr(api, "LINEAR_STAT_TILES", 3)
+        got = numeric.linear_cross_entropy(x, W, b, target, chunk=1, **options)
+        monkeypatch.undo()
+        for mine, theirs in zip(got, want):
+            np.testing.assert_allclose(mine, theirs, rtol=1e-13, atol=1e-15)
 
 
-def test_dW_is_accumulated_a_tile_of_classes_at_a_time(monkeypatch):
-    """The buffer for each chunk's G^T x holds a tile of classes, not all T of them
-    (at T = 50257, N = 768 a whole one is 309 MB, as much as dW): with tiles of 3
-    classes of T = 10 (and of 1), the results are those of the unchunked computation."""
+def test_row_path_accumulates_dW_a_tile_of_classes_at_a_time(monkeypatch):
+    """Probability targets take chunks of rows; the buffer for each chunk's G^T x holds
+    a tile of classes, not all T of them: with tiles of 3 classes of T = 10 (and of 1),
+    the results are those of the unchunked computation."""
     rng = np.random.default_rng(7)
     B, N, T = 11, 4, 10
     x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)), rng.normal(size=T)
-    target = rng.integers(0, T, B)
+    target = rng.dirichlet(np.ones(T), B)
     want = _unchunked(x, W, b, target)
     for tile in (3, 1):
         monkeypatch.setattr(api, "LINEAR_CHUNK_BYTES", 8 * N * tile)  # tile classes of N features
-        got = numeric.linear_cross_entropy(x, W, b, target, chunk=4)
+        got = numeric.linear_cross_entropy(x, W, b, target)
         for mine, theirs in zip(got, want):
             np.testing.assert_allclose(mine, theirs, rtol=1e-13, atol=1e-15)
-    # and the buffer is a tile: peak memory well below one T x N float64 array
-    B, N, T = 64, 256, 4096
-    x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)) / 16, rng.normal(size=T)
-    target = rng.integers(0, T, B)
-    monkeypatch.setattr(api, "LINEAR_CHUNK_BYTES", 8 * N * 128)  # 128-class tiles; chunks of 8 rows
-    numeric.linear_cross_entropy(x, W, b, target, chunk=8)
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    out = numeric.linear_cross_entropy(x, W, b, target, chunk=8)
-    _, top = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    extra = top - sum(np.asarray(o).nbytes for o in out)
-    assert extra < 0.5 * T * N * 8, f"{extra / 2**20:.1f} MB beyond the outputs"
