@@ -1074,17 +1074,26 @@ def _block_hits(hit, cols, first, last):
 
 def _tile_statistics(logits, hit, cols, w_tile, stats, col, block, first):
     """Pass 1 on rows first.. of one tile: the tile's largest logit m_t, the sum of
-    e^(a_j - m_t) over its classes other than the target and (``stats[2]`` not None)
-    sum_j w_j (m_t - a_j), into column ``col`` of ``stats``."""
+    e^(a_j - m_t) = e^(a_j) e^(-m_t) over its classes other than the target and
+    (``stats[2]`` not None) sum_j w_j (m_t - a_j), into column ``col`` of ``stats``;
+    ``stats[3]`` marks the rows with a logit outside [-MODERATE, MODERATE] (or NaN).
+
+    e^a e^-m: each factor is rounded once (e^(a - m) would amplify the rounding of
+    a - m by |a - m|: 300 ULP of a loss of 1e-300), which needs moderate logits."""
     last = min(first + block, logits.shape[0])
     part = logits[first:last]
     top = part.max(axis=1)
     stats[0][first:last, col] = top
+    if not (part.min() >= -MODERATE and top.max() <= MODERATE):  # (NaN fails too)
+        # -inf is a masked class, moderate: e^-inf = 0 exactly
+        low = np.where(part == -np.inf, 0.0, part).min(axis=1)
+        stats[3][first:last] |= ~((low >= -MODERATE) & (top <= MODERATE))
     top[top == -np.inf] = 0.0  # only -inf here: every e^(a - m_t) is 0, not NaN
-    part -= top[:, None]
     if stats[2] is not None:
-        stats[2][first:last, col] = -(part.sum(axis=1) if w_tile is None else part @ w_tile)
+        spread = part - top[:, None]
+        stats[2][first:last, col] = -(spread.sum(axis=1) if w_tile is None else spread @ w_tile)
     np.exp(part, out=part)
+    part *= np.exp(-top)[:, None]
     part[_block_hits(hit, cols, first, last)] = 0.0  # the target's term is kept apart
     stats[1][first:last, col] = part.sum(axis=1)
 
@@ -1092,23 +1101,28 @@ def _tile_statistics(logits, hit, cols, w_tile, stats, col, block, first):
 def _combined(tops, sums, spreads, weights):
     """One (m, sum of e^(a_j - m), sum of w_j (m - a_j)) per row from the per-tile
     columns (``lse_split_classes``): m = max_t m_t, each tile's sum rescaled once by
-    e^(m_t - m), its spread moved by (m - m_t) sum_(j in t) w_j."""
+    e^(m_t - m) = e^(m_t) e^(-m), its spread moved by (m - m_t) sum_(j in t) w_j."""
     top = tops.max(axis=1)
     shift = np.where(np.isfinite(top), top, 0.0)[:, None]
-    rest = np.sum(sums * np.exp(tops - shift), axis=1)
+    rest = np.sum(sums * (np.exp(tops) * np.exp(-shift)), axis=1)
     spread = None if spreads is None else np.sum(spreads + (shift - tops) * weights, axis=1)
     return top, rest, spread
 
 
 def _tile_gradient(logits, hit, cols, w_tile, rowwise, block, first):
-    """Pass 2 on rows first.. of one tile: G = factor e^(a - m) - smooth w, and G at
-    the target columns as given (``rowwise`` = (m, factor, smooth or None, G at c))."""
-    top, factor, smooth, at_target = rowwise
+    """Pass 2 on rows first.. of one tile: G = e^a (e^-m factor) - smooth w, and G at
+    the target columns as given (``rowwise`` = (e^-m factor, e^-m and factor apart
+    where their product is subnormal, smooth or None, G at c))."""
+    scale, apart, smooth, at_target = rowwise
     last = min(first + block, logits.shape[0])
     part = logits[first:last]
-    part -= top[first:last, None]
     np.exp(part, out=part)
-    part *= factor[first:last, None]
+    part *= scale[first:last, None]
+    if apart is not None:
+        lo, hi = np.searchsorted(apart[0], (first, last))
+        for row in apart[0][lo:hi]:  # e^a e^-m first, then the factor
+            part[row - first] *= apart[1][row]
+            part[row - first] *= apart[2][row]
     if smooth is not None:
         part -= smooth[first:last, None] * (1.0 if w_tile is None else w_tile)
     rows_in, cols_in = _block_hits(hit, cols, first, last)
@@ -1126,14 +1140,15 @@ def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, d
     tiles = _Tiles(flat, Ws, bs, tgt, tile)
     width = min(tile, classes)
     keep = min(len(tiles.starts), LINEAR_STAT_TILES)
-    stats = [np.empty((rows, keep)), np.empty((rows, keep)), np.empty((rows, keep)) if eps else None]
+    stats = [np.empty((rows, keep)), np.empty((rows, keep)), np.empty((rows, keep)) if eps else None,
+             np.zeros(rows, dtype=bool)]
     tile_weights = np.empty(keep)  # sum of w_j over each kept tile's classes
     target_logit = np.empty(rows)
     col = 0
     # pass 1: per-row statistics, a tile at a time
     for first in tiles.starts:
         if col == keep:  # combine the kept columns into the first one
-            top, rest, spread = _combined(*stats, tile_weights)
+            top, rest, spread = _combined(*stats[:3], tile_weights)
             stats[0][:, 0], stats[1][:, 0] = top, rest
             if eps:
                 stats[2][:, 0] = spread
@@ -1148,7 +1163,7 @@ def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, d
         col += 1
     top, rest, spread = _combined(stats[0][:, :col], stats[1][:, :col],
                                   None if stats[2] is None else stats[2][:, :col], tile_weights[:col])
-    if not (np.isfinite(top).all() and (spread is None or np.isfinite(spread).all())):
+    if stats[3].any() or not (np.isfinite(top).all() and (spread is None or np.isfinite(spread).all())):
         return None
     del stats
     # the per-row loss from the statistics (``loss_split_true_class``)
@@ -1174,7 +1189,11 @@ def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, d
     at_target = -one * (rest / total)
     if eps:
         at_target += smooth * ((true_e / total) * sum_w - w_c)
-    rowwise = (top, coefficient / total, smooth, at_target)
+    factor = coefficient / total
+    down = np.exp(-top)
+    scale = down * factor
+    lost = np.flatnonzero((scale != 0) & ((np.abs(scale) < np.finfo(np.float64).tiny) | np.isinf(scale)))
+    rowwise = (scale, (lost, down, factor) if lost.size else None, smooth, at_target)
     # pass 2: G a tile at a time, and dW, db, dx from it
     dx = np.zeros((rows, features))
     product = np.empty((rows, features))

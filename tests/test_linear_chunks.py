@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import tracemalloc
 
+import mpmath
 import numpy as np
 import pytest
 
 import numeric
+from derive import ulp_error
 from numeric import api
 
 
@@ -156,3 +158,131 @@ def test_row_path_accumulates_dW_a_tile_of_classes_at_a_time(monkeypatch):
         got = numeric.linear_cross_entropy(x, W, b, target)
         for mine, theirs in zip(got, want):
             np.testing.assert_allclose(mine, theirs, rtol=1e-13, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- accuracy
+def _exact(x, W, b, target, weight=None, label_smoothing=0.0, ignore_index=-100, reduction="mean", digits=60):
+    """(loss, dx, dW, db) from the definitions in mpmath (``digits``), from the exact
+    inputs: logits = x W^T + b, u = w ((1 - eps) e_c + eps / T), L_beta = sum_j
+    u_j (log Z - a_j), G = rho (S sum u - u) (rho: 0 if ignored, 1 / the weight sum for
+    "mean"), dW = G^T x, db = sum_beta G, dx = G W."""
+    B, N = x.shape
+    T = W.shape[0]
+    w = np.ones(T) if weight is None else weight
+    eps = label_smoothing
+    with mpmath.workdps(digits):
+        X = [[mpmath.mpf(float(v)) for v in row] for row in x]
+        Wm = [[mpmath.mpf(float(v)) for v in row] for row in W]
+        bm = [mpmath.mpf(float(v)) for v in b]
+        losses, grads, denom = [], [], mpmath.mpf(0)
+        for beta in range(B):
+            a = [mpmath.fsum(X[beta][n] * Wm[j][n] for n in range(N)) + bm[j] for j in range(T)]
+            lse = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in a))
+            c = int(target[beta])
+            if c == ignore_index:
+                losses.append(mpmath.mpf(0))
+                grads.append([mpmath.mpf(0)] * T)
+                continue
+            denom += mpmath.mpf(float(w[c]))
+            u = [mpmath.mpf(float(w[j])) * ((1 - mpmath.mpf(eps)) * (j == c) + mpmath.mpf(eps) / T)
+                 for j in range(T)]
+            losses.append(mpmath.fsum(u[j] * (lse - a[j]) for j in range(T)))
+            total = mpmath.fsum(u)
+            grads.append([mpmath.exp(a[j] - lse) * total - u[j] for j in range(T)])
+        if reduction == "mean":
+            grads = [[g / denom for g in row] for row in grads]
+            loss = mpmath.fsum(losses) / denom
+        else:
+            loss = mpmath.fsum(losses) if reduction == "sum" else losses
+        dW = [[mpmath.fsum(grads[beta][j] * X[beta][n] for beta in range(B)) for n in range(N)] for j in range(T)]
+        db = [mpmath.fsum(grads[beta][j] for beta in range(B)) for j in range(T)]
+        dx = [[mpmath.fsum(grads[beta][j] * Wm[j][n] for j in range(T)) for n in range(N)] for beta in range(B)]
+    return loss, dx, dW, db
+
+
+def _worst_ulps(got, exact, dtype):
+    """The largest ULP error (in ``dtype``) of the four results against ``_exact``."""
+    errs = []
+    for mine, ref in zip(got, exact):
+        mine = np.atleast_1d(np.asarray(mine, dtype=np.float64)).ravel()
+        ref = np.atleast_1d(np.array(ref, dtype=object)).ravel()
+        errs.append(max(ulp_error(v, r, dtype) for v, r in zip(mine, ref)))
+    return errs
+
+
+def _naive_float32(x, W, b, target):
+    """The six-line float32 max-shift (mean over the batch), as a NumPy user writes it."""
+    a = x @ W.T + b
+    e = np.exp(a - a.max(axis=1, keepdims=True))
+    total = e.sum(axis=1, keepdims=True)
+    rows = np.arange(len(target))
+    loss = np.mean(np.log(total[:, 0]) - (a[rows, target] - a.max(axis=1)))
+    G = e / total
+    G[rows, target] -= 1
+    G /= len(target)
+    return loss, G @ W, G.T @ x, G.sum(axis=0)
+
+
+F32_CASES = [
+    {},
+    {"reduction": "none", "weight": True, "ignore_index": 3},
+    {"reduction": "sum", "label_smoothing": 0.1},
+    {"reduction": "mean", "label_smoothing": 0.25, "weight": True},
+]
+
+
+@pytest.mark.parametrize("options", F32_CASES, ids=[str(o) for o in F32_CASES])
+@pytest.mark.parametrize("chunk", [2, None])
+def test_float32_results_are_within_one_ulp_of_mpmath(options, chunk):
+    """Computed in float64, rounded once: the loss and every entry of dx, dW and db
+    within 1 ULP of float32 of the exact values; the plain float32 max-shift is not."""
+    rng = np.random.default_rng(11)
+    B, N, T = 12, 6, 7
+    x = rng.normal(size=(B, N)).astype(np.float32)
+    W = (rng.normal(size=(T, N)) * 2).astype(np.float32)
+    b = rng.normal(size=T).astype(np.float32)
+    target = rng.integers(0, T, B)
+    target[[2, 7]] = 3
+    options = dict(options)
+    if options.get("weight"):
+        options["weight"] = rng.uniform(0.2, 2.0, T)
+    got = numeric.linear_cross_entropy(x, W, b, target, chunk=chunk, **options)
+    assert all(np.asarray(r).dtype == np.float32 for r in got)
+    exact = _exact(x, W, b, target, **options)
+    assert max(_worst_ulps(got, exact, np.float32)) <= 1
+    if not options:
+        assert max(_worst_ulps(_naive_float32(x, W, b, target), exact, np.float32)) > 1
+
+
+@pytest.mark.parametrize("chunk", [1, 3, None])
+def test_float64_losses_far_below_1e16_keep_their_digits(chunk):
+    """W = I: the logits are x + b exactly (products by 0 and 1, sums with zeros), so
+    mpmath from the logits is the exact reference of the whole call. Losses of 1e-18 to
+    1e-300 (a true class 40 to 690 above the rest) within 4 ULP, and dx = G (G I = G) within
+    4 ULP of the row's largest |G|; the float64 max-shift gives them 0, and G_c = S_c - 1
+    cancels to 0 or -1.1e-16."""
+    rng = np.random.default_rng(12)
+    B, T = 9, 7
+    logits = rng.normal(size=(B, T)) * 3
+    target = rng.integers(0, T, B)
+    rows = np.arange(B)
+    logits[rows, target] = logits.max(axis=1) + np.linspace(40, 690, B)
+    logits[0, target[0]] = logits[0].max() - 2.5  # a row where the target is not the max
+    x, W, b = logits, np.eye(T), np.zeros(T)
+    loss, dx, _, _ = numeric.linear_cross_entropy(x, W, b, target, chunk=chunk, reduction="sum")
+    per_row, _, _, _ = numeric.linear_cross_entropy(x, W, b, target, chunk=chunk, reduction="none")
+    exact_rows, exact_dx, _, _ = _exact(x, W, b, target, reduction="none", digits=400)
+    assert max(ulp_error(v, r) for v, r in zip(per_row, exact_rows)) <= 4
+    assert float(per_row[-1]) > 0 and float(per_row[-1]) < 1e-290
+    _, sum_dx, _, _ = _exact(x, W, b, target, reduction="sum", digits=400)
+    for mine, ref in zip(dx, sum_dx):
+        scale = max(abs(v) for v in ref)
+        assert max(ulp_error(v, r, scale=scale) for v, r in zip(mine, ref)) <= 4
+        assert max(ulp_error(v, r) for v, r in zip(mine, ref) if abs(r) == scale) <= 4
+    # the naive float64 max-shift: losses of 0, and S_c - 1 cancelled
+    m = logits.max(axis=1)
+    naive = np.log(np.exp(logits - m[:, None]).sum(axis=1)) - (logits[rows, target] - m)
+    assert max(ulp_error(v, r) for v, r in zip(naive, exact_rows)) > 4
+    S = np.exp(logits - m[:, None]) / np.exp(logits - m[:, None]).sum(axis=1, keepdims=True)
+    S[rows, target] -= 1
+    assert max(ulp_error(S[beta, target[beta]], exact_dx[beta][target[beta]]) for beta in range(1, B)) > 4
