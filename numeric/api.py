@@ -1110,19 +1110,19 @@ def _combined(tops, sums, spreads, weights):
 
 
 def _tile_gradient(logits, hit, cols, w_tile, rowwise, block, first):
-    """Pass 2 on rows first.. of one tile: G = e^a (e^-m factor) - smooth w, and G at
-    the target columns as given (``rowwise`` = (e^-m factor, e^-m and factor apart
-    where their product is subnormal, smooth or None, G at c))."""
-    scale, apart, smooth, at_target = rowwise
+    """Pass 2 on rows first.. of one tile: G = (e^a e^-m / Z') coefficient - smooth w,
+    and G at the target columns as given (``rowwise`` = (e^-m, Z', the coefficient or
+    None for 1, smooth or None, G at c)). Each operation rounds once, as the generated
+    kernel's e^a e^-m / Z does (merging the per-row factors cost 8 ULP of a dx entry
+    of the worked example)."""
+    down, total, coefficient, smooth, at_target = rowwise
     last = min(first + block, logits.shape[0])
     part = logits[first:last]
     np.exp(part, out=part)
-    part *= scale[first:last, None]
-    if apart is not None:
-        lo, hi = np.searchsorted(apart[0], (first, last))
-        for row in apart[0][lo:hi]:  # e^a e^-m first, then the factor
-            part[row - first] *= apart[1][row]
-            part[row - first] *= apart[2][row]
+    part *= down[first:last, None]
+    part /= total[first:last, None]
+    if coefficient is not None:
+        part *= coefficient[first:last, None]
     if smooth is not None:
         part -= smooth[first:last, None] * (1.0 if w_tile is None else w_tile)
     rows_in, cols_in = _block_hits(hit, cols, first, last)
@@ -1189,11 +1189,8 @@ def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, d
     at_target = -one * (rest / total)
     if eps:
         at_target += smooth * ((true_e / total) * sum_w - w_c)
-    factor = coefficient / total
-    down = np.exp(-top)
-    scale = down * factor
-    lost = np.flatnonzero((scale != 0) & ((np.abs(scale) < np.finfo(np.float64).tiny) | np.isinf(scale)))
-    rowwise = (scale, (lost, down, factor) if lost.size else None, smooth, at_target)
+    coefficient = np.broadcast_to(coefficient, (rows,))
+    rowwise = (np.exp(-top), total, None if (coefficient == 1).all() else coefficient, smooth, at_target)
     # pass 2: G a tile at a time, and dW, db, dx from it
     dx = np.zeros((rows, features))
     product = np.empty((rows, features))
