@@ -948,7 +948,7 @@ def _linear(x, W, b, target, weight, ignore_index, label_smoothing, reduction, c
     benchmarks/run.py times against them)."""
     xs, Ws, bs, dtype = _linear_inputs(x, W, b)
     classes, lead = Ws.shape[0], xs.shape[:-1]
-    flat = xs.reshape(-1, xs.shape[-1])
+    flat = xs.reshape(math.prod(lead), xs.shape[-1])
     rows = flat.shape[0]
     tile = _tile_classes(chunk, classes, rows)
     tgt = _linear_targets(target, lead, classes)
@@ -1110,23 +1110,26 @@ def _combined(tops, sums, spreads, weights):
 
 
 def _tile_gradient(logits, hit, cols, w_tile, rowwise, block, first):
-    """Pass 2 on rows first.. of one tile: G = (e^a e^-m / Z') coefficient - smooth w,
-    and G at the target columns as given (``rowwise`` = (e^-m, Z', the coefficient or
-    None for 1, smooth or None, G at c)). Each operation rounds once, as the generated
-    kernel's e^a e^-m / Z does (merging the per-row factors cost 8 ULP of a dx entry
-    of the worked example)."""
-    down, total, coefficient, smooth, at_target = rowwise
+    """Pass 2 on rows first.. of one tile: G = e^a e^-m / (Z' / coefficient) - smooth w
+    (or / Z' then * coefficient where Z' / coefficient would be subnormal or 0), and G
+    at the target columns as given; the block's column sums into its row of
+    ``column_sums``. ``rowwise`` = (e^-m, the divisor, the coefficient or None, smooth or
+    None, G at c, column sums). Two roundings for the per-row factors, as the row
+    path's e^a e^-m / Z then / denominator (one reciprocal multiplied in cost 8 ULP of
+    a dx entry of the worked example)."""
+    down, divisor, coefficient, smooth, at_target, column_sums = rowwise
     last = min(first + block, logits.shape[0])
     part = logits[first:last]
     np.exp(part, out=part)
     part *= down[first:last, None]
-    part /= total[first:last, None]
+    part /= divisor[first:last, None]
     if coefficient is not None:
         part *= coefficient[first:last, None]
     if smooth is not None:
         part -= smooth[first:last, None] * (1.0 if w_tile is None else w_tile)
     rows_in, cols_in = _block_hits(hit, cols, first, last)
     part[rows_in, cols_in] = at_target[rows_in + first]
+    part.sum(axis=0, out=column_sums[first // block, :part.shape[1]])  # db, while in cache
 
 
 def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, dtype):
@@ -1190,7 +1193,14 @@ def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, d
     if eps:
         at_target += smooth * ((true_e / total) * sum_w - w_c)
     coefficient = np.broadcast_to(coefficient, (rows,))
-    rowwise = (np.exp(-top), total, None if (coefficient == 1).all() else coefficient, smooth, at_target)
+    divisor = total / coefficient  # (coefficient 0, an ignored row: inf, and G = 0)
+    if ((divisor < np.finfo(np.float64).tiny) & ~np.isnan(divisor)).any():  # (coefficient > 1e308 / T)
+        divisor, separate = total, coefficient
+    else:
+        separate = None
+    blocks = -(-rows // tiles.block)
+    column_sums = np.empty((blocks, width))
+    rowwise = (np.exp(-top), divisor, separate, smooth, at_target, column_sums)
     # pass 2: G a tile at a time, and dW, db, dx from it
     dx = np.zeros((rows, features))
     product = np.empty((rows, features))
@@ -1208,7 +1218,7 @@ def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, d
             part = wide[:(last - first) * features].reshape(last - first, features)
             np.matmul(logits.T, flat, out=part)
             dW[first:last] = part
-        db[first:last] = logits.sum(axis=0)
+        db[first:last] = column_sums[:, :last - first].sum(axis=0)
         np.matmul(logits, w_tile64, out=product)
         dx += product
     return losses, dx, dW, db
