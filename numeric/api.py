@@ -903,31 +903,42 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
        (``lse_split_classes``), and the loss -log S_c = (m - a_c) + log(...), or
        log1p of the rest when the target is the largest logit, so that losses far below
        1e-16 keep their digits (``loss_split_true_class``);
-    2. the tile's G = e^(a - m) / Z' scaled (S_c - 1 as -rest / Z':
-       ``true_class_complement_shifted``), then dW's rows of the tile = G_tile^T x
+    2. the tile's G = e^a e^-m / (Z' / coefficient) (the coefficient: the weight, the
+       smoothing and the reduction's divisor), S_c - 1 as -rest / Z'
+       (``true_class_complement_shifted``); then dW's rows of the tile = G_tile^T x
        (``fc_grad_W_class_tile``), rounded once into the result, db's entries of the
        tile, and dx += G_tile W_tile into a float64 B x N sum (``fc_batch_grad_x_tiles``).
 
+    Exponentials are formed as e^a e^-m, each factor rounded once (e^(a - m) would
+    amplify the rounding of a - m by |a - m|: 235 ULP at a loss of 1e-265), as the
+    generated kernels do for logits in [-708, 708]; a row with a logit outside (and
+    every non-finite case) takes the row path below.
+
     Memory beyond the inputs and outputs: the tile's logits, the tile of W and of dW in
-    float64, float64 copies of x and of dx, and per-row statistics of at most
-    :data:`LINEAR_STAT_TILES` tiles: at B = 4096, N = 768, T = 50257 (float32) about
-    120 MB, against 1.6 GB for the float64 logits alone. Time: four matrix products
-    (the logits twice) against three for the whole logits at once, paid back by
-    elementwise work in cache-sized blocks on two threads.
+    float64, float64 copies of x and of dx (and one product G_tile W_tile), and per-row
+    statistics of at most :data:`LINEAR_STAT_TILES` tiles: at B = 4096, N = 768,
+    T = 50257 (float32) 105 MB (6.7 % of the 1.6 GB of float64 logits; the whole
+    logits at once held 3.6 GB). Time: four matrix products (the logits twice) against
+    three for the whole logits at once, with the elementwise work in cache-sized blocks
+    on two threads and no page faults of fresh B x T arrays: 1.01x the whole logits'
+    time in the same run (benchmarks/run.py; the figures in the README).
 
     Probability targets (already B x T in memory) and calls with a non-finite logit
-    (NaN, +inf, a row of only -inf, or -inf with label smoothing) take the row path
-    instead: rows in chunks of :data:`LINEAR_CHUNK_BYTES` of float64 logits through
-    :func:`cross_entropy_with_grad`, dW and db accumulated over the chunks
-    (``fc_batch_grad_W_chunks``), with a float64 copy of W and a float64 dW (more memory;
-    ``chunk`` does not apply there). Non-finite logits behave as in :func:`cross_entropy`.
+    (NaN, +inf, a row of only -inf, or -inf with label smoothing) or one beyond +-708
+    take the row path instead: rows in chunks of :data:`LINEAR_CHUNK_BYTES` of float64
+    logits through :func:`cross_entropy_with_grad`, dW and db accumulated over the
+    chunks (``fc_batch_grad_W_chunks``), with a float64 copy of W and a float64 dW
+    (more memory; ``chunk`` does not apply there). Non-finite logits behave as in
+    :func:`cross_entropy`. (The pass over the tiles that finds such a logit is lost
+    time, paid only by such calls.)
 
     Accuracy (tests/test_linear_chunks.py, against mpmath from the exact inputs): with
     float32 inputs the loss and every entry of dx, dW and db are within 1 ULP of
-    float32. In float64 the logits are BLAS's float64 products; from those, the loss
-    is within 4 ULP of its exact value, also far below 1e-16. The per-row results agree
-    with the row path's (one chunk holding the whole logits) to a few ULP, not bit for
-    bit: another formula for the same math, and dW, db sums in another order.
+    float32. In float64 the logits are BLAS's float64 products; from exact logits the
+    loss is within 4 ULP, also far below 1e-16 (down to 1e-300), and each row's
+    gradient within 4 ULP of its largest entry. The per-row results agree with the row
+    path's (one chunk holding the whole logits) to a few ULP, not bit for bit: another
+    formula for the same math, and the sums of dW, db and dx in another order.
 
     ``chunk``: classes per tile (an int >= 1) or None for the default.
 

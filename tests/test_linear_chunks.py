@@ -18,10 +18,11 @@ from numeric import api
 def _unchunked(x, W, b, target, **options):
     """The computation chunking replaces: all logits at once, through cross_entropy."""
     flat = np.asarray(x, dtype=np.float64).reshape(-1, W.shape[1])
-    logits = flat @ np.asarray(W, dtype=np.float64).T + b
-    loss, grad = numeric.cross_entropy_with_grad(logits, target, **options)
-    grad = np.asarray(grad, dtype=np.float64)
-    return loss, grad @ W, grad.T @ flat, grad.sum(axis=0)
+    with np.errstate(invalid="ignore", over="ignore"):  # (inf or NaN inputs)
+        logits = flat @ np.asarray(W, dtype=np.float64).T + b
+        loss, grad = numeric.cross_entropy_with_grad(logits, target, **options)
+        grad = np.asarray(grad, dtype=np.float64)
+        return loss, grad @ W, grad.T @ flat, grad.sum(axis=0)
 
 
 OPTIONS = [
@@ -286,3 +287,36 @@ def test_float64_losses_far_below_1e16_keep_their_digits(chunk):
     S = np.exp(logits - m[:, None]) / np.exp(logits - m[:, None]).sum(axis=1, keepdims=True)
     S[rows, target] -= 1
     assert max(ulp_error(S[beta, target[beta]], exact_dx[beta][target[beta]]) for beta in range(1, B)) > 4
+
+
+def test_masked_classes_stay_on_the_tiles_and_the_rest_takes_the_row_path(monkeypatch):
+    """A -inf bias masks a class: the tiles handle it (e^-inf = 0; a masked target
+    gives +inf, gradient -1 there). NaN, +inf and logits beyond 708 take the row path,
+    whose results are cross_entropy's; a NaN row is NaN and the others are untouched."""
+    rng = np.random.default_rng(9)
+    B, N, T = 6, 3, 8
+    x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)), rng.normal(size=T)
+    target = rng.integers(0, T, B)
+    b[[1, 4]] = -np.inf
+    target[(target == 1) | (target == 4)] = 0
+    target[0] = 4
+    calls = []
+    real_rows = api._linear_rows
+    monkeypatch.setattr(api, "_linear_rows", lambda *args: calls.append(1) or real_rows(*args))
+    got = numeric.linear_cross_entropy(x, W, b, target, chunk=3, reduction="none")
+    assert not calls and got[0][0] == np.inf and np.isfinite(got[0][1:]).all()
+    want = _unchunked(x, W, b, target, reduction="none")
+    for mine, theirs in zip(got, want):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-13, atol=1e-15)
+    for bad in ("nan", "inf", "far"):
+        xb = x.copy()
+        xb[2] = {"nan": np.nan, "inf": np.inf, "far": 1e4}[bad]
+        calls.clear()
+        got = numeric.linear_cross_entropy(xb, W, b, target, chunk=3, reduction="none")
+        assert calls == [1]
+        if bad == "nan":
+            assert np.isnan(got[0][2]) and np.isnan(got[1][2]).all()
+            assert np.isfinite(got[0][[1, 3, 4, 5]]).all() and np.isfinite(got[1][[0, 1, 3, 4, 5]]).all()
+        else:
+            want = _unchunked(xb, W, b, target, reduction="none")
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-13)

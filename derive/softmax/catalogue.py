@@ -488,16 +488,16 @@ def _class_tiles() -> list[Derivation]:
                    ], matrix=r"S_c - 1 = -\frac{\sum_{j \ne c} e^{a_j - m}}{e^{a_c - m} + \sum_{j \ne c} e^{a_j - m}}",
                    section="fcbatch"),
         Derivation("fc_grad_W_class_tile",
-                   "A tile of classes: its rows of $\\partial L/\\partial W$ need its own logits and each sample's $\\log Z$",
+                   "A tile of classes: its rows of $\\partial L/\\partial W$ need its own logits and each sample's sum of exponentials",
                    (D.REAL_LOGITS,), [
                        Step(Sum(g_col(g, p) * D.X[g, q], (g, 1, D.B)),
                             r"$\partial L/\partial W_{pq}$ of the whole batch (the result above)"),
-                       Step(Sum((exp(D.batch_logit(g, p) - log(D.partition(lambda q_: D.batch_logit(g, q_))))
-                                 - D.Yb[g, p]) * D.X[g, q], (g, 1, D.B)),
-                            r"$S_{\beta p} = e^{a_{\beta p} - \log Z_\beta}$: row $p$ needs the logits of class $p$ "
-                            r"and each sample's $\log Z_\beta$ (from pass 1), no other class"),
+                       Step(Sum((exp(D.batch_logit(g, p) - m)
+                                 / Sum(exp(D.batch_logit(g, r) - m), (r, 1, T)) - D.Yb[g, p]) * D.X[g, q], (g, 1, D.B)),
+                            r"$S_{\beta p} = e^{a_{\beta p} - m} / \sum_j e^{a_{\beta j} - m}$ for any shift $m$: "
+                            r"row $p$ needs the logits of class $p$ and each sample's sum (from pass 1), no other class"),
                    ], matrix=r"\frac{\partial L}{\partial W_{t}} = (S - Y)_{:, t}^\top X,\ "
-                   r"S_{\beta j} = e^{a_{\beta j} - \log Z_\beta}", section="fcbatch"),
+                   r"S_{\beta j} = e^{a_{\beta j} - m} / \textstyle\sum_i e^{a_{\beta i} - m}", section="fcbatch"),
         Derivation("fc_batch_grad_x_tiles", "Tiles of classes: $\\partial L/\\partial X$ summed over the tiles",
                    (D.REAL_LOGITS,), [
                        Step(Sum(W[s, q] * g_col(D.beta, s), (s, 1, T)),
