@@ -921,7 +921,8 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     logits at once held 3.6 GB). Time: four matrix products (the logits twice) against
     three for the whole logits at once, with the elementwise work in cache-sized blocks
     on two threads and no page faults of fresh B x T arrays: 1.01x the whole logits'
-    time in the same run (benchmarks/run.py; the figures in the README).
+    time (the same CPU time) in one run, 1.11x and 1.36x in two others, all on a loaded
+    machine (benchmarks/run.py; the figures in the README).
 
     Probability targets (already B x T in memory) and calls with a non-finite logit
     (NaN, +inf, a row of only -inf, or -inf with label smoothing) or one beyond +-708
