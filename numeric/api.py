@@ -1052,11 +1052,11 @@ class _Tiles:
     target falls in it."""
 
     def __init__(self, flat, Ws, bs, tgt, tile):
-        self.flat, self.Ws, self.bs, self.tile = flat, Ws, bs, tile
+        self.flat, self.Ws, self.bs, self.tile = np.ascontiguousarray(flat), Ws, bs, tile
         rows, features = flat.shape
         width = min(tile, Ws.shape[0])
         self.logits_buf = np.empty(rows * width)
-        self.w_buf = np.empty(width * features)
+        self.w_buf = None if Ws.dtype == np.float64 else np.empty(width * features)
         self.order = np.argsort(tgt, kind="stable")  # rows by target, for each tile's hits
         self.sorted_tgt = tgt[self.order]
         self.tgt = tgt
@@ -1068,8 +1068,11 @@ class _Tiles:
         rows, features = self.flat.shape
         last = min(first + self.tile, self.Ws.shape[0])
         width = last - first
-        w_tile = self.w_buf[:width * features].reshape(width, features)
-        np.copyto(w_tile, self.Ws[first:last])
+        if self.w_buf is None:  # float64 already: W's own rows
+            w_tile = self.Ws[first:last]
+        else:
+            w_tile = self.w_buf[:width * features].reshape(width, features)
+            np.copyto(w_tile, self.Ws[first:last])
         logits = self.logits_buf[:rows * width].reshape(rows, width)
         np.matmul(self.flat, w_tile.T, out=logits)
         logits += self.bs[first:last]
@@ -1225,10 +1228,10 @@ def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, d
         _each_block(functools.partial(_tile_gradient, logits, hit, cols, w_tile, rowwise, tiles.block),
                     rows, tiles.block, logits.size)
         if wide is None:
-            np.matmul(logits.T, flat, out=dW[first:last])
+            np.matmul(logits.T, tiles.flat, out=dW[first:last])
         else:  # computed in float64, rounded once
             part = wide[:(last - first) * features].reshape(last - first, features)
-            np.matmul(logits.T, flat, out=part)
+            np.matmul(logits.T, tiles.flat, out=part)
             dW[first:last] = part
         db[first:last] = column_sums[:, :last - first].sum(axis=0)
         np.matmul(logits, w_tile64, out=product)
