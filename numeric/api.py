@@ -859,8 +859,11 @@ def _linear_dtype(*arrays):
 
 
 #: the tiled path (class-index targets) computes the logits of all B rows for a tile of
-#: classes of about this many bytes of float64 at a time (twice: two passes)
-LINEAR_TILE_BYTES = 32 * 2 ** 20
+#: classes of about this many bytes of float64 at a time (twice: two passes). (Measured
+#: on the loaded 2-core machine at B = 4096: tiles of 1536 classes ran 28.5-40 s where
+#: 1024 ran 30-51 s, the whole logits 28-32 s: fewer, longer products lose less to the
+#: other processes; the peak rises from 105 to 128 MB.)
+LINEAR_TILE_BYTES = 48 * 2 ** 20
 #: ... and at least this many classes per tile: narrower products run BLAS far below its
 #: speed (so beyond B = LINEAR_TILE_BYTES / (8 * LINEAR_MIN_TILE) = 32768 rows a tile
 #: holds more than LINEAR_TILE_BYTES)
@@ -917,7 +920,7 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     Memory beyond the inputs and outputs: the tile's logits, the tile of W and of dW in
     float64, float64 copies of x and of dx (and one product G_tile W_tile), and per-row
     statistics of at most :data:`LINEAR_STAT_TILES` tiles: at B = 4096, N = 768,
-    T = 50257 (float32) 105 MB (6.7 % of the 1.6 GB of float64 logits; the whole
+    T = 50257 (float32) 128 MB (8.1 % of the 1.6 GB of float64 logits; the whole
     logits at once held 3.6 GB). Time: four matrix products (the logits twice) against
     three for the whole logits at once, with the elementwise work in cache-sized blocks
     on two threads and no page faults of fresh B x T arrays: 1.01x the whole logits'

@@ -120,10 +120,10 @@ def test_memory_does_not_grow_with_the_classes():
 
 
 def test_the_default_tile_at_vocabulary_size():
-    # B = 4096 rows: tiles of 1024 classes (32 MB of float64 logits), 50 tiles of a
+    # B = 4096 rows: tiles of 1536 classes (48 MB of float64 logits), 33 tiles of a
     # GPT-2 vocabulary, so the statistics are never combined early
-    assert api._tile_classes(None, 50257, 4096) == 1024
-    assert -(-50257 // 1024) <= api.LINEAR_STAT_TILES
+    assert api._tile_classes(None, 50257, 4096) == 1536
+    assert -(-50257 // 1536) <= api.LINEAR_STAT_TILES
     assert api._tile_classes(None, 50257, 10 ** 6) == api.LINEAR_MIN_TILE
     assert api._tile_classes(None, 10, 4096) == 10 and api._tile_classes(5000, 10, 1) == 10
 
