@@ -923,9 +923,9 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     T = 50257 (float32) 128 MB (8.1 % of the 1.6 GB of float64 logits; the whole
     logits at once held 3.6 GB). Time: four matrix products (the logits twice) against
     three for the whole logits at once, with the elementwise work in cache-sized blocks
-    on two threads and no page faults of fresh B x T arrays: 1.02x the whole logits'
-    time in the latest run, 1.0-1.46x over several, all on a loaded machine, with the
-    same CPU time within 1-6 % (benchmarks/run.py; the figures in the README).
+    on two threads and no page faults of fresh B x T arrays: 1.0-1.46x the whole
+    logits' time over several runs, all on a loaded machine, with the same CPU time
+    within 1-6 % (benchmarks/run.py; the figures in the README).
 
     Probability targets (already B x T in memory) and calls with a non-finite logit
     (NaN, +inf, a row of only -inf, or -inf with label smoothing) or one beyond +-708
