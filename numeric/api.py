@@ -863,10 +863,23 @@ def _linear_dtype(*arrays):
     return dtype if dtype.type in _FLOATS else np.dtype(np.float64)
 
 
-#: linear_cross_entropy computes the logits of this many bytes of float64 at a time
-#: (a chunk of rows): with their gradient, about 2 x 64 MB live, whatever B is. (Smaller
-#: chunks cost time: BLAS packs all of W for each chunk's products, so a chunk of a few
-#: dozen rows of a vocabulary-sized W ran several times slower than one big product.)
+#: the tiled path (class-index targets) computes the logits of all B rows for a tile of
+#: classes of about this many bytes of float64 at a time (twice: two passes). (Measured
+#: on the loaded 2-core machine at B = 4096: tiles of 1536 classes ran 28.5-40 s where
+#: 1024 ran 30-51 s, the whole logits 28-32 s: fewer, longer products lose less to the
+#: other processes; the peak rises from 105 to 128 MB.)
+LINEAR_TILE_BYTES = 48 * 2 ** 20
+#: ... and at least this many classes per tile: narrower products run BLAS far below its
+#: speed (so beyond B = LINEAR_TILE_BYTES / (8 * LINEAR_MIN_TILE) = 32768 rows a tile
+#: holds more than LINEAR_TILE_BYTES)
+LINEAR_MIN_TILE = 128
+#: the per-row statistics of pass 1 are kept for at most this many tiles; then they are
+#: combined into one column (the catalogue's ``lse_split_classes``) and pass 1 goes on
+LINEAR_STAT_TILES = 64
+#: the row path (probability targets, and calls with a non-finite logit) takes rows in
+#: chunks of this many bytes of float64 logits: with their gradient, about 2 x 64 MB
+#: live, plus a float64 copy of W and a float64 dW (Smaller chunks cost time: BLAS
+#: packs all of W for each chunk's products.)
 LINEAR_CHUNK_BYTES = 64 * 2 ** 20
 
 
@@ -885,15 +898,58 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     db = sum over the batch of G, dx = G W. Every result takes the promoted dtype of
     x, W and b (computed in float64, rounded once).
 
-    The whole B x T logits are never held: rows are taken ``chunk`` at a time (default:
-    as many as make :data:`LINEAR_CHUNK_BYTES` of float64 logits), and dW and db are
-    accumulated over the chunks (dW = sum over chunks C of G_C^T x_C: the catalogue's
-    ``fc_batch_grad_W_chunks``). Each row's loss, gradient and dx row are those of the
-    unchunked computation; dW and db may differ from it in the last bits (another order
-    of summation). What a call holds beyond its inputs and outputs is the chunk's
-    logits and gradient, a buffer for G_C^T x_C one tile of classes at a time (both
-    about :data:`LINEAR_CHUNK_BYTES`), plus float64 copies of x and W (and a float64
-    dW) when those are float32.
+    The whole B x T logits are never held. Class-index targets go in tiles of
+    ``chunk`` classes (default: as many as make :data:`LINEAR_TILE_BYTES` of float64
+    logits for the B rows, at least :data:`LINEAR_MIN_TILE`), in two passes over the
+    tiles, each computing the tile's logits x W_tile^T + b_tile in float64 (W widened
+    one tile at a time):
+
+    1. per row and tile, the tile's largest logit m_t and sum of e^(a_j - m_t) over
+       its classes other than the target (and, with label smoothing, the sum of
+       w_j (m_t - a_j)); the target logit a_c. Combined, with m = max_t m_t:
+       log sum_j e^a_j = m + log(e^(a_c - m) + sum_t e^(m_t - m) s_t)
+       (``lse_split_classes``), and the loss -log S_c = (m - a_c) + log(...), or
+       log1p of the rest when the target is the largest logit, so that losses far below
+       1e-16 keep their digits (``loss_split_true_class``);
+    2. the tile's G = e^a e^-m / (Z' / coefficient) (the coefficient: the weight, the
+       smoothing and the reduction's divisor), S_c - 1 as -rest / Z'
+       (``true_class_complement_shifted``); then dW's rows of the tile = G_tile^T x
+       (``fc_grad_W_class_tile``), rounded once into the result, db's entries of the
+       tile, and dx += G_tile W_tile into a float64 B x N sum (``fc_batch_grad_x_tiles``).
+
+    Exponentials are formed as e^a e^-m, each factor rounded once (e^(a - m) would
+    amplify the rounding of a - m by |a - m|: 235 ULP at a loss of 1e-265), as the
+    generated kernels do for logits in [-708, 708]; a row with a logit outside (and
+    every non-finite case) takes the row path below.
+
+    Memory beyond the inputs and outputs: the tile's logits, the tile of W and of dW in
+    float64, float64 copies of x and of dx (and one product G_tile W_tile), and per-row
+    statistics of at most :data:`LINEAR_STAT_TILES` tiles: at B = 4096, N = 768,
+    T = 50257 (float32) 128 MB (8.1 % of the 1.6 GB of float64 logits; the whole
+    logits at once held 3.6 GB). Time: four matrix products (the logits twice) against
+    three for the whole logits at once, with the elementwise work in cache-sized blocks
+    on two threads and no page faults of fresh B x T arrays: 1.0-1.46x the whole
+    logits' time over several runs, all on a loaded machine, with the same CPU time
+    within 1-6 % (benchmarks/run.py; the figures in the README).
+
+    Probability targets (already B x T in memory) and calls with a non-finite logit
+    (NaN, +inf, a row of only -inf, or -inf with label smoothing) or one beyond +-708
+    take the row path instead: rows in chunks of :data:`LINEAR_CHUNK_BYTES` of float64
+    logits through :func:`cross_entropy_with_grad`, dW and db accumulated over the
+    chunks (``fc_batch_grad_W_chunks``), with a float64 copy of W and a float64 dW
+    (more memory; ``chunk`` does not apply there). Non-finite logits behave as in
+    :func:`cross_entropy`. (The pass over the tiles that finds such a logit is lost
+    time, paid only by such calls.)
+
+    Accuracy (tests/test_linear_chunks.py, against mpmath from the exact inputs): with
+    float32 inputs the loss and every entry of dx, dW and db are within 1 ULP of
+    float32. In float64 the logits are BLAS's float64 products; from exact logits the
+    loss is within 4 ULP, also far below 1e-16 (down to 1e-300), and each row's
+    gradient within 4 ULP of its largest entry. The per-row results agree with the row
+    path's (one chunk holding the whole logits) to a few ULP, not bit for bit: another
+    formula for the same math, and the sums of dW, db and dx in another order.
+
+    ``chunk``: classes per tile (an int >= 1) or None for the default.
 
     Examples
     --------
@@ -903,29 +959,32 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     >>> float(loss)  # all logits 0: log 4
     1.3862943611198906
     """
+    return _linear(x, W, b, target, weight, ignore_index, label_smoothing, reduction, chunk)
+
+
+def _linear(x, W, b, target, weight, ignore_index, label_smoothing, reduction, chunk, whole=False):
+    """:func:`linear_cross_entropy`; with ``whole``, by the row path in one chunk of all
+    rows (the whole logits at once: the computation the tiles replace, which
+    benchmarks/run.py times against them)."""
     xs, Ws, bs, dtype = _linear_inputs(x, W, b)
     classes, lead = Ws.shape[0], xs.shape[:-1]
-    flat = xs.reshape(-1, xs.shape[-1])
+    flat = xs.reshape(math.prod(lead), xs.shape[-1])
     rows = flat.shape[0]
-    chunk = _chunk_rows(chunk, classes)
+    tile = _tile_classes(chunk, classes, rows)
     tgt = _linear_targets(target, lead, classes)
     # the targets and options checked once for the whole batch (errors name batch rows)
     kind, rows_tgt, ignored, weight, eps, reduction = _prepared_targets(
         tgt, (rows, classes), 1, classes, weight, ignore_index, label_smoothing, reduction)
     counted, denom = _mean_denominator(kind, rows_tgt, ignored, weight)
-    losses = np.empty(rows)
-    dx = np.empty(flat.shape)
-    dW = np.zeros(Ws.shape)
-    db = np.zeros(classes)
-    # one buffer for every chunk's G^T x, a tile of classes at a time (a new T x N
-    # array per chunk cost page faults; a whole T x N one, as much memory as dW)
-    tile = max(1, LINEAR_CHUNK_BYTES // (8 * max(Ws.shape[1], 1)))
-    product = np.empty((min(tile, classes), Ws.shape[1])) if rows > chunk else None
-    for start in range(0, rows, chunk):
-        part = slice(start, min(start + chunk, rows))
-        losses[part], grad = _chunk_loss_and_gradient(
-            flat[part], Ws, bs, tgt[part], (weight, ignore_index, eps), reduction, denom, counted[part])
-        _accumulate_chunk(grad, flat[part], Ws, dW, db, dx[part], product)
+    out = None
+    if whole:
+        out = _linear_row_chunks(flat, Ws, bs, tgt, (weight, ignore_index, eps), reduction, counted, denom,
+                                 max(rows, 1))
+    elif kind == "index":
+        out = _linear_tiles(flat, Ws, bs, rows_tgt[:, 0], (weight, eps), reduction, counted, denom, tile, dtype)
+    if out is None:  # probability targets, or a non-finite logit
+        out = _linear_rows(flat, Ws, bs, tgt, (weight, ignore_index, eps), reduction, counted, denom, dtype)
+    losses, dx, dW, db = out
     if reduction == "none":
         loss = _finish(losses.reshape(lead), dtype)
     else:
@@ -935,12 +994,12 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
 
 
 def _linear_inputs(x, W, b):
-    """(x, W, b as float64 arrays, the result dtype), validated: x (..., N), W (T, N),
-    b (T,) or None (zeros)."""
+    """(x as float64, W as it is (a float dtype, else float64), b as float64 (zeros for
+    None), the result dtype), validated: x (..., N), W (T, N), b (T,)."""
     arrays = [np.asarray(x), np.asarray(W)] + ([] if b is None else [np.asarray(b)])
     dtype = _linear_dtype(*arrays)
     xs, _ = _logits_array(x, "x")
-    Ws, _ = _logits_array(W, "W")
+    Ws, _ = _logits_array(W, "W", keep=True)  # widened a tile at a time
     if xs.ndim < 1 or Ws.ndim != 2:
         raise ValueError(f"x must be (..., N) and W (T, N); got x {xs.shape}, W {Ws.shape}")
     if xs.shape[-1] != Ws.shape[1]:
@@ -954,16 +1013,17 @@ def _linear_inputs(x, W, b):
     return xs, Ws, bs, dtype
 
 
-def _chunk_rows(chunk, classes):
-    """Rows per chunk: ``chunk`` validated, or (None) as many as make
-    :data:`LINEAR_CHUNK_BYTES` of float64 logits."""
+def _tile_classes(chunk, classes, rows):
+    """Classes per tile: ``chunk`` validated, or (None) as many as make
+    :data:`LINEAR_TILE_BYTES` of float64 logits for ``rows`` rows, at least
+    :data:`LINEAR_MIN_TILE`; never more than ``classes`` (nor fewer than 1)."""
     if chunk is None:
-        return max(1, LINEAR_CHUNK_BYTES // (8 * max(classes, 1)))
-    if isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, numbers.Integral):
-        raise TypeError(f"chunk must be a positive int (rows per chunk) or None; got {chunk!r}")
-    if chunk < 1:
-        raise ValueError(f"chunk must be at least 1 row; got {chunk}")
-    return int(chunk)
+        chunk = max(LINEAR_MIN_TILE, LINEAR_TILE_BYTES // (8 * max(rows, 1)))
+    elif isinstance(chunk, (bool, np.bool_)) or not isinstance(chunk, numbers.Integral):
+        raise TypeError(f"chunk must be a positive int (classes per tile) or None; got {chunk!r}")
+    elif chunk < 1:
+        raise ValueError(f"chunk must be at least 1 class per tile; got {chunk}")
+    return max(1, min(int(chunk), classes))
 
 
 def _linear_targets(target, lead, classes):
@@ -975,6 +1035,246 @@ def _linear_targets(target, lead, classes):
     if tgt.dtype.kind == "f" and tgt.shape == lead + (classes,):
         return tgt.reshape(-1, classes)
     return tgt
+
+
+# ------------------------------------------------- the tiled path (class-index targets)
+def _each_block(work, rows, block, elements):
+    """``work(first_row)`` for blocks of ``block`` rows, on two threads when the tile is
+    large (as :func:`numeric._blocks.run`: one thread inside a re-entrant call)."""
+    starts = range(0, rows, block)
+    depth = getattr(_blocks._calls, "depth", 0)
+    _blocks._calls.depth = depth + 1
+    try:
+        if depth == 0 and _blocks.THREADS > 1 and elements >= _blocks.THREAD_MIN_ELEMENTS and len(starts) > 1:
+            _blocks._in_parallel(work, starts)
+        else:
+            for first in starts:
+                work(first)
+    finally:
+        _blocks._calls.depth = depth
+
+
+class _Tiles:
+    """The tiles of classes of one call: each tile's logits x W_t^T + b_t (float64, in
+    one reused buffer), its W rows widened to float64 (another), and the rows whose
+    target falls in it."""
+
+    def __init__(self, flat, Ws, bs, tgt, tile):
+        self.flat, self.Ws, self.bs, self.tile = np.ascontiguousarray(flat), Ws, bs, tile
+        rows, features = flat.shape
+        width = min(tile, Ws.shape[0])
+        self.logits_buf = np.empty(rows * width)
+        self.w_buf = None if Ws.dtype == np.float64 else np.empty(width * features)
+        self.order = np.argsort(tgt, kind="stable")  # rows by target, for each tile's hits
+        self.sorted_tgt = tgt[self.order]
+        self.tgt = tgt
+        self.starts = range(0, Ws.shape[0], tile)
+        self.block = max(1, _blocks.BLOCK_BYTES // (8 * width))  # rows per cache block
+
+    def __call__(self, first):
+        """(last class + 1, W_t in float64, the logits, hit rows (sorted), their columns)."""
+        rows, features = self.flat.shape
+        last = min(first + self.tile, self.Ws.shape[0])
+        width = last - first
+        if self.w_buf is None:  # float64 already: W's own rows
+            w_tile = self.Ws[first:last]
+        else:
+            w_tile = self.w_buf[:width * features].reshape(width, features)
+            np.copyto(w_tile, self.Ws[first:last])
+        logits = self.logits_buf[:rows * width].reshape(rows, width)
+        np.matmul(self.flat, w_tile.T, out=logits)
+        logits += self.bs[first:last]
+        lo, hi = np.searchsorted(self.sorted_tgt, (first, last))
+        hit = np.sort(self.order[lo:hi])
+        return last, w_tile, logits, hit, self.tgt[hit] - first
+
+
+def _block_hits(hit, cols, first, last):
+    """The hits among rows first..last-1, as (rows within the block, columns)."""
+    lo, hi = np.searchsorted(hit, (first, last))
+    return hit[lo:hi] - first, cols[lo:hi]
+
+
+def _tile_statistics(logits, hit, cols, w_tile, stats, col, block, first):
+    """Pass 1 on rows first.. of one tile: the tile's largest logit m_t, the sum of
+    e^(a_j - m_t) = e^(a_j) e^(-m_t) over its classes other than the target and
+    (``stats[2]`` not None) sum_j w_j (m_t - a_j), into column ``col`` of ``stats``;
+    ``stats[3]`` marks the rows with a logit outside [-MODERATE, MODERATE] (or NaN).
+
+    e^a e^-m: each factor is rounded once (e^(a - m) would amplify the rounding of
+    a - m by |a - m|: 300 ULP of a loss of 1e-300), which needs moderate logits."""
+    last = min(first + block, logits.shape[0])
+    part = logits[first:last]
+    top = part.max(axis=1)
+    stats[0][first:last, col] = top
+    if not (part.min() >= -MODERATE and top.max() <= MODERATE):  # (NaN fails too)
+        # -inf is a masked class, moderate: e^-inf = 0 exactly
+        low = np.where(part == -np.inf, 0.0, part).min(axis=1)
+        stats[3][first:last] |= ~((low >= -MODERATE) & (top <= MODERATE))
+    top[top == -np.inf] = 0.0  # only -inf here: every e^(a - m_t) is 0, not NaN
+    if stats[2] is not None:
+        spread = part - top[:, None]
+        stats[2][first:last, col] = -(spread.sum(axis=1) if w_tile is None else spread @ w_tile)
+    np.exp(part, out=part)
+    part *= np.exp(-top)[:, None]
+    part[_block_hits(hit, cols, first, last)] = 0.0  # the target's term is kept apart
+    stats[1][first:last, col] = part.sum(axis=1)
+
+
+def _combined(tops, sums, spreads, weights):
+    """One (m, sum of e^(a_j - m), sum of w_j (m - a_j)) per row from the per-tile
+    columns (``lse_split_classes``): m = max_t m_t, each tile's sum rescaled once by
+    e^(m_t - m) = e^(m_t) e^(-m), its spread moved by (m - m_t) sum_(j in t) w_j."""
+    top = tops.max(axis=1)
+    shift = np.where(np.isfinite(top), top, 0.0)[:, None]
+    rest = np.sum(sums * (np.exp(tops) * np.exp(-shift)), axis=1)
+    spread = None if spreads is None else np.sum(spreads + (shift - tops) * weights, axis=1)
+    return top, rest, spread
+
+
+def _tile_gradient(logits, hit, cols, w_tile, rowwise, block, first):
+    """Pass 2 on rows first.. of one tile: G = e^a e^-m / (Z' / coefficient) - smooth w
+    (or / Z' then * coefficient where Z' / coefficient would be subnormal or 0), and G
+    at the target columns as given; the block's column sums into its row of
+    ``column_sums``. ``rowwise`` = (e^-m, the divisor, the coefficient or None, smooth or
+    None, G at c, column sums). Two roundings for the per-row factors, as the row
+    path's e^a e^-m / Z then / denominator (one reciprocal multiplied in cost 8 ULP of
+    a dx entry of the worked example)."""
+    down, divisor, coefficient, smooth, at_target, column_sums = rowwise
+    last = min(first + block, logits.shape[0])
+    part = logits[first:last]
+    np.exp(part, out=part)
+    part *= down[first:last, None]
+    part /= divisor[first:last, None]
+    if coefficient is not None:
+        part *= coefficient[first:last, None]
+    if smooth is not None:
+        part -= smooth[first:last, None] * (1.0 if w_tile is None else w_tile)
+    rows_in, cols_in = _block_hits(hit, cols, first, last)
+    part[rows_in, cols_in] = at_target[rows_in + first]
+    part.sum(axis=0, out=column_sums[first // block, :part.shape[1]])  # db, while in cache
+
+
+def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, dtype):
+    """(per-row losses, dx in float64, dW in ``dtype``, db in float64) for class-index
+    targets ``tgt`` (ignored rows: any class, ``counted`` 0), in two passes over tiles
+    of ``tile`` classes; None when a logit is not finite (NaN, +inf, a row of only
+    -inf, or -inf with label smoothing): the row path then takes the call."""
+    weight, eps = options
+    rows, features = flat.shape
+    classes = Ws.shape[0]
+    tiles = _Tiles(flat, Ws, bs, tgt, tile)
+    width = min(tile, classes)
+    keep = min(len(tiles.starts), LINEAR_STAT_TILES)
+    stats = [np.empty((rows, keep)), np.empty((rows, keep)), np.empty((rows, keep)) if eps else None,
+             np.zeros(rows, dtype=bool)]
+    tile_weights = np.empty(keep)  # sum of w_j over each kept tile's classes
+    target_logit = np.empty(rows)
+    col = 0
+    # pass 1: per-row statistics, a tile at a time
+    for first in tiles.starts:
+        if col == keep:  # combine the kept columns into the first one
+            top, rest, spread = _combined(*stats[:3], tile_weights)
+            stats[0][:, 0], stats[1][:, 0] = top, rest
+            if eps:
+                stats[2][:, 0] = spread
+            tile_weights[0] = tile_weights.sum()
+            col = 1
+        last, _, logits, hit, cols = tiles(first)
+        target_logit[hit] = logits[hit, cols]
+        w_tile = None if weight is None else weight[first:last]
+        tile_weights[col] = (last - first) if weight is None else w_tile.sum()
+        _each_block(functools.partial(_tile_statistics, logits, hit, cols, w_tile, stats, col, tiles.block),
+                    rows, tiles.block, logits.size)
+        col += 1
+    top, rest, spread = _combined(stats[0][:, :col], stats[1][:, :col],
+                                  None if stats[2] is None else stats[2][:, :col], tile_weights[:col])
+    if stats[3].any() or not (np.isfinite(top).all() and (spread is None or np.isfinite(spread).all())):
+        return None
+    del stats
+    # the per-row loss from the statistics (``loss_split_true_class``)
+    true_e = np.exp(target_logit - top)  # e^(a_c - m)
+    total = rest + true_e  # Z e^-m
+    plain = np.where(target_logit == top, np.log1p(rest), (top - target_logit) + np.log(total))
+    w_c = 1.0 if weight is None else weight[tgt]
+    sum_w = float(classes) if weight is None else float(weight.sum())
+    one_hot = w_c * (1.0 - eps)  # u = one_hot e_c + (eps / T) w
+    losses = _zero_times(one_hot, plain)  # (0 inf = 0: a zero weight, or eps = 1)
+    if eps:  # + (eps / T) sum_j w_j (log Z - a_j)
+        losses = losses + (eps / classes) * (spread + sum_w * np.log(total))
+    losses = _zero_times(counted, losses)
+    # the gradient's per-row factors: G = rho (S sum u - u), rho the reduction's
+    if reduction == "mean":
+        rho = counted / denom if denom else np.where(counted > 0, np.nan, 0.0)
+    else:
+        rho = counted
+    one = rho * one_hot
+    smooth = rho * (eps / classes) if eps else None
+    coefficient = one + smooth * sum_w if eps else one  # of S_j
+    # S_c - 1 = -rest / Z' (``true_class_complement_shifted``)
+    at_target = -one * (rest / total)
+    if eps:
+        at_target += smooth * ((true_e / total) * sum_w - w_c)
+    coefficient = np.broadcast_to(coefficient, (rows,))
+    divisor = total / coefficient  # (coefficient 0, an ignored row: inf, and G = 0)
+    if ((divisor < np.finfo(np.float64).tiny) & ~np.isnan(divisor)).any():  # (coefficient > 1e308 / T)
+        divisor, separate = total, coefficient
+    else:
+        separate = None
+    blocks = -(-rows // tiles.block)
+    column_sums = np.empty((blocks, width))
+    rowwise = (np.exp(-top), divisor, separate, smooth, at_target, column_sums)
+    # pass 2: G a tile at a time, and dW, db, dx from it
+    dx = np.zeros((rows, features))
+    product = np.empty((rows, features))
+    db = np.empty(classes)
+    dW = np.empty(Ws.shape, dtype)
+    wide = np.empty(width * features) if dtype != np.float64 else None
+    for first in tiles.starts:
+        last, w_tile64, logits, hit, cols = tiles(first)
+        w_tile = None if weight is None else weight[first:last]
+        _each_block(functools.partial(_tile_gradient, logits, hit, cols, w_tile, rowwise, tiles.block),
+                    rows, tiles.block, logits.size)
+        if wide is None:
+            np.matmul(logits.T, tiles.flat, out=dW[first:last])
+        else:  # computed in float64, rounded once
+            part = wide[:(last - first) * features].reshape(last - first, features)
+            np.matmul(logits.T, tiles.flat, out=part)
+            dW[first:last] = part
+        db[first:last] = column_sums[:, :last - first].sum(axis=0)
+        np.matmul(logits, w_tile64, out=product)
+        dx += product
+    return losses, dx, dW, db
+
+
+# ------------------------------------------------- the row path (probability targets)
+def _linear_rows(flat, Ws, bs, tgt, options, reduction, counted, denom, dtype):
+    """(per-row losses, dx, dW, db) in chunks of rows holding :data:`LINEAR_CHUNK_BYTES`
+    of float64 logits each (at least one row): :func:`cross_entropy_with_grad` of each
+    chunk's logits, dW and db accumulated (``fc_batch_grad_W_chunks``)."""
+    return _linear_row_chunks(flat, Ws, bs, tgt, options, reduction, counted, denom,
+                              max(1, LINEAR_CHUNK_BYTES // (8 * max(Ws.shape[0], 1))))
+
+
+def _linear_row_chunks(flat, Ws, bs, tgt, options, reduction, counted, denom, chunk):
+    """The row path with ``chunk`` rows per chunk (``chunk`` = B: the whole logits at
+    once, the computation the tiled path replaces; benchmarks/run.py times it)."""
+    Ws = Ws.astype(np.float64, copy=False)
+    rows, classes = flat.shape[0], Ws.shape[0]
+    losses = np.empty(rows)
+    dx = np.empty(flat.shape)
+    dW = np.zeros(Ws.shape)
+    db = np.zeros(classes)
+    # one buffer for every chunk's G^T x, a tile of classes at a time (a new T x N
+    # array per chunk cost page faults; a whole T x N one, as much memory as dW)
+    tile = max(1, LINEAR_CHUNK_BYTES // (8 * max(Ws.shape[1], 1)))
+    product = np.empty((min(tile, classes), Ws.shape[1])) if rows > chunk else None
+    for start in range(0, rows, chunk):
+        part = slice(start, min(start + chunk, rows))
+        losses[part], grad = _chunk_loss_and_gradient(
+            flat[part], Ws, bs, tgt[part], options, reduction, denom, counted[part])
+        _accumulate_chunk(grad, flat[part], Ws, dW, db, dx[part], product)
+    return losses, dx, dW, db
 
 
 def _chunk_loss_and_gradient(x_part, Ws, bs, tgt_part, options, reduction, denom, counted):

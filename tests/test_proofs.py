@@ -102,6 +102,12 @@ NAMED_MUTATIONS = {
     "true_class_complement": D.sum_except(lambda u: D.softmax(u), c),
     # the one-hot gradient with delta_ic -> delta_ik
     "loss_gradient_one_hot": D.softmax(i) - KroneckerDelta(i, k),
+    # tiles of classes: the other tile's sum rescaled the wrong way, e^(m - t)
+    "lse_split_classes": D.m + sp.log(Sum(sp.exp(a[D.r] - D.m), (D.r, 1, l))
+                                      + sp.exp(D.m - D.t) * Sum(sp.exp(a[D.r] - D.t), (D.r, l + 1, T))),
+    # tiles that overlap: class l counted in both
+    "fc_batch_grad_x_tiles": sum(Sum(D.W[D.s, D.q] * (catalogue.batch_softmax(D.beta, D.s) - D.Yb[D.beta, D.s]),
+                                     (D.s, lo, hi)) for lo, hi in ((1, l), (l, T))),
 }
 
 

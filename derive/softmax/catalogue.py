@@ -432,6 +432,7 @@ def _fc_batch() -> list[Derivation]:
                        Step(Sum(W[s, q] * (batch_softmax(D.beta, s) - D.Yb[D.beta, s]), (s, 1, T)),
                             r"only $L_\beta$ depends on $X_\beta$: $\sum_j W_{jq} (S_{\beta j} - Y_{\beta j})$"),
                    ], matrix=r"\frac{\partial L}{\partial X} = (S - Y)\, W", section="fcbatch"),
+        *_class_tiles(),
         Derivation("reduction_mean", "Reductions and ignored samples: the gradient of a weighted mean",
                    (D.REAL_LOGITS,), [
                        Step(Derivative(Sum(D.rho[g] * sample_loss(g), (g, 1, D.B)) / Sum(D.rho[g], (g, 1, D.B)),
@@ -442,6 +443,69 @@ def _fc_batch() -> list[Derivation]:
                    ], matrix=r"\frac{\partial L}{\partial a_\beta} = \frac{\rho_\beta}{\sum_\gamma \rho_\gamma} (S_\beta - y_\beta)"
                    r"\ \text{(mean; sum: without the denominator)}",
                    section="options"),
+    ]
+
+
+def _tile_rest(shift):
+    """sum_{j != c} e^{a_j - shift}: the classes other than the target, as pass 1 sums them."""
+    return D.sum_except(lambda u: exp(a[u] - shift), c)
+
+
+def _class_tiles() -> list[Derivation]:
+    """linear_cross_entropy's tiles of classes: pass 1 keeps per-row statistics of each
+    tile, pass 2 forms each tile's G from them. A tile is stated as a cut of the classes
+    at a class index l (1..l and l+1..T) for every T and l; more tiles are the same cut
+    applied again to the rest."""
+    first, rest = (r, 1, l), (r, l + 1, T)
+    g_col = lambda sample, cls: batch_softmax(sample, cls) - D.Yb[sample, cls]  # noqa: E731
+    return [
+        Derivation("lse_split_classes", "Log-sum-exp over tiles of classes: each tile with its own shift, combined",
+                   (D.REAL_LOGITS,), [
+                       Step(LSE, "definition"),
+                       Step(log(Sum(exp(a[r]), first) + Sum(exp(a[r]), rest)),
+                            r"cut the classes at $l$: a tile $1..l$ and the rest"),
+                       Step(log(exp(m) * Sum(exp(a[r] - m), first) + exp(t) * Sum(exp(a[r] - t), rest)),
+                            r"each part with its own shift, $m$ and $t$ (pass 1: the tile's largest logit)"),
+                       Step(m + log(Sum(exp(a[r] - m), first) + exp(t - m) * Sum(exp(a[r] - t), rest)),
+                            r"take out $e^m$: the other part's sum is rescaled once, by $e^{t - m}$"),
+                   ], matrix=r"\log \textstyle\sum_j e^{a_j} = m + \log\big(\sum_{j \le l} e^{a_j - m} + "
+                   r"e^{t - m} \sum_{j > l} e^{a_j - t}\big)", section="fcbatch"),
+        Derivation("loss_split_true_class", "The loss from the tiles' statistics: the true class apart, any shift",
+                   (D.REAL_LOGITS, D.ONE_HOT), [
+                       Step(D.softmax_loss(), "definition"),
+                       Step(LSE - a[c], r"one-hot label: $L = \log Z - a_c$"),
+                       Step(m + log(Sum(exp(a[r] - m), (r, 1, T))) - a[c], r"the shift rule with $m$", lemma="lse_shift"),
+                       Step((m - a[c]) + log(exp(a[c] - m) + _tile_rest(m)), r"split off the term $j = c$"),
+                   ], matrix=r"L = (m - a_c) + \log\big(e^{a_c - m} + \textstyle\sum_{j \ne c} e^{a_j - m}\big)"
+                   r"\ \text{(}m = a_c\text{: } \operatorname{log1p}\text{ of the sum, as in the stable loss)}",
+                   section="fcbatch"),
+        Derivation("true_class_complement_shifted", "The true-class gradient from the tiles' statistics",
+                   (D.REAL_LOGITS,), [
+                       Step(S(c) - 1, r"the true-class component of $S - y$"),
+                       Step(-D.sum_except(lambda u: S(u), c), "the outputs sum to one"),
+                       Step(-_tile_rest(m) / (exp(a[c] - m) + _tile_rest(m)),
+                            r"$S_j = e^{a_j - m} / \sum_i e^{a_i - m}$; split off $i = c$ below"),
+                   ], matrix=r"S_c - 1 = -\frac{\sum_{j \ne c} e^{a_j - m}}{e^{a_c - m} + \sum_{j \ne c} e^{a_j - m}}",
+                   section="fcbatch"),
+        Derivation("fc_grad_W_class_tile",
+                   "A tile of classes: its rows of $\\partial L/\\partial W$ need its own logits and each sample's sum of exponentials",
+                   (D.REAL_LOGITS,), [
+                       Step(Sum(g_col(g, p) * D.X[g, q], (g, 1, D.B)),
+                            r"$\partial L/\partial W_{pq}$ of the whole batch (the result above)"),
+                       Step(Sum((exp(D.batch_logit(g, p) - m)
+                                 / Sum(exp(D.batch_logit(g, r) - m), (r, 1, T)) - D.Yb[g, p]) * D.X[g, q], (g, 1, D.B)),
+                            r"$S_{\beta p} = e^{a_{\beta p} - m} / \sum_j e^{a_{\beta j} - m}$ for any shift $m$: "
+                            r"row $p$ needs the logits of class $p$ and each sample's sum (from pass 1), no other class"),
+                   ], matrix=r"\frac{\partial L}{\partial W_{t}} = (S - Y)_{:, t}^\top X,\ "
+                   r"S_{\beta j} = e^{a_{\beta j} - m} / \textstyle\sum_i e^{a_{\beta i} - m}", section="fcbatch"),
+        Derivation("fc_batch_grad_x_tiles", "Tiles of classes: $\\partial L/\\partial X$ summed over the tiles",
+                   (D.REAL_LOGITS,), [
+                       Step(Sum(W[s, q] * g_col(D.beta, s), (s, 1, T)),
+                            r"$\partial L/\partial X_{\beta q}$ of the whole batch (the result above)"),
+                       Step(Sum(W[s, q] * g_col(D.beta, s), (s, 1, l)) + Sum(W[s, q] * g_col(D.beta, s), (s, l + 1, T)),
+                            r"cut the classes at $l$: each tile adds its $(S - Y)_{:, t} W_t$"),
+                   ], matrix=r"\frac{\partial L}{\partial X} = \sum_{\text{tiles } t} (S - Y)_{:, t}\, W_t",
+                   section="fcbatch"),
     ]
 
 

@@ -317,6 +317,15 @@ DEVELOPERS = Document(
         Section("The FC layer and the loss on a batch", "fcbatch", (
             Proof("fc_batch_grad_W"), Proof("fc_batch_grad_b"), Proof("fc_batch_grad_x"),
             Proof("fc_batch_grad_W_chunks"),
+            Text("linear_cross_entropy never holds the whole logits: for class-index targets it makes "
+                 "two passes over tiles of classes. Pass 1 keeps, per sample and tile, the tile's largest "
+                 "logit and its sum of exponentials without the true class; the tiles combine by the cut "
+                 "below (more tiles: the same cut applied to the rest), and the loss and the true "
+                 "class's gradient come from those statistics. Pass 2 forms each tile's $S - Y$ from "
+                 "$\\log Z$ and adds its rows of $\\partial L/\\partial W$, its entries of "
+                 "$\\partial L/\\partial b$ and its share of $\\partial L/\\partial X$."),
+            Proof("lse_split_classes"), Proof("loss_split_true_class"), Proof("true_class_complement_shifted"),
+            Proof("fc_grad_W_class_tile"), Proof("fc_batch_grad_x_tiles"),
         )),
         Section("Gradients derived automatically", "automatic", (
             Text("The gradient results of the learner's document, derived by derive.gradient from the "
