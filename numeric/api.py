@@ -1095,11 +1095,18 @@ def _block_hits(hit, cols, first, last):
     return hit[lo:hi] - first, cols[lo:hi]
 
 
+#: the tiles of linear_cross_entropy form e^a e^-m (each factor rounded once), which
+#: needs e^a and e^-m normal: every logit in [-TILE_MODERATE, TILE_MODERATE] (their
+#: own bound, wider than the generated kernels' folded form, which also needs T e^m
+#: finite: [_blocks.MODERATE_LOW, _blocks.MODERATE_HIGH])
+TILE_MODERATE = 708.0
+
+
 def _tile_statistics(logits, hit, cols, w_tile, stats, col, block, first):
     """Pass 1 on rows first.. of one tile: the tile's largest logit m_t, the sum of
     e^(a_j - m_t) = e^(a_j) e^(-m_t) over its classes other than the target and
     (``stats[2]`` not None) sum_j w_j (m_t - a_j), into column ``col`` of ``stats``;
-    ``stats[3]`` marks the rows with a logit outside [-MODERATE, MODERATE] (or NaN).
+    ``stats[3]`` marks the rows with a logit outside [-TILE_MODERATE, TILE_MODERATE] (or NaN).
 
     e^a e^-m: each factor is rounded once (e^(a - m) would amplify the rounding of
     a - m by |a - m|: 300 ULP of a loss of 1e-300), which needs moderate logits."""
@@ -1107,10 +1114,10 @@ def _tile_statistics(logits, hit, cols, w_tile, stats, col, block, first):
     part = logits[first:last]
     top = part.max(axis=1)
     stats[0][first:last, col] = top
-    if not (part.min() >= -MODERATE and top.max() <= MODERATE):  # (NaN fails too)
+    if not (part.min() >= -TILE_MODERATE and top.max() <= TILE_MODERATE):  # (NaN fails too)
         # -inf is a masked class, moderate: e^-inf = 0 exactly
         low = np.where(part == -np.inf, 0.0, part).min(axis=1)
-        stats[3][first:last] |= ~((low >= -MODERATE) & (top <= MODERATE))
+        stats[3][first:last] |= ~((low >= -TILE_MODERATE) & (top <= TILE_MODERATE))
     top[top == -np.inf] = 0.0  # only -inf here: every e^(a - m_t) is 0, not NaN
     if stats[2] is not None:
         spread = part - top[:, None]

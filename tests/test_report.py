@@ -87,16 +87,7 @@ def test_the_developer_document_has_the_code_and_the_full_table(written):
 def test_worked_example_is_the_generated_code_checked_against_mpmath():
     quantities = report.worked_example(documents.WORKED_EXAMPLE)
     assert [q.values.size for q in quantities] == [3, 3, 1, 3, 1, 12, 3, 4]
-    *direct, dx = quantities
-    assert all(q.ulp <= 4 for q in direct), [(q.name, q.ulp) for q in direct]
-    # dx_n = sum_j W_jn (S - y)_j cancels (dx_4 = 0.111 - 0.115 + 0.021 = 0.017 here): an
-    # error of one ULP in (S - y)_j becomes several ULPs of dx_n, as it would from the
-    # correctly rounded S - y (2 ULP). Its bound is 4 ULP of the terms' scale
-    # sum_j |W_jn (S - y)_j|, the convention of the verification for sums of both signs
-    W = np.array(documents.WORKED_EXAMPLE["W"])
-    scale = np.abs(W).T @ np.abs(np.array([float(e) for e in quantities[3].exact]))
-    assert max(verify.ulp_error(v, e, scale=s) for v, e, s in zip(dx.values, dx.exact, scale)) <= 4
-    assert max(verify.ulp_error(v, e, scale=s) for v, e, s in zip(dx.values * (1 + 2e-15), dx.exact, scale)) > 4
+    assert all(q.ulp <= 4 for q in quantities), [(q.name, q.ulp) for q in quantities]
     S = quantities[1].values
     assert abs(S.sum() - 1) < 1e-15 and int(np.argmax(S)) + 1 == documents.WORKED_EXAMPLE["c"]
     # the check can fail: one logit off by 1e-12 (all of them would not do: a shift changes
