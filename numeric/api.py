@@ -918,9 +918,9 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
        tile, and dx += G_tile W_tile into a float64 B x N sum (``fc_batch_grad_x_tiles``).
 
     Exponentials are formed as e^a e^-m, each factor rounded once (e^(a - m) would
-    amplify the rounding of a - m by |a - m|: 235 ULP at a loss of 1e-265), as the
-    generated kernels do for logits in [-708, 708]; a row with a logit outside (and
-    every non-finite case) takes the row path below.
+    amplify the rounding of a - m by |a - m|: 235 ULP at a loss of 1e-265), which
+    needs e^a and e^-m normal: every logit in [-708, 708] (:data:`TILE_MODERATE`); a
+    call with a logit outside (and every non-finite case) takes the row path below.
 
     Memory beyond the inputs and outputs: the tile's logits, the tile of W and of dW in
     float64, float64 copies of x and of dx (and one product G_tile W_tile), and per-row
@@ -928,9 +928,8 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     T = 50257 (float32) 128 MB (8.1 % of the 1.6 GB of float64 logits; the whole
     logits at once held 3.6 GB). Time: four matrix products (the logits twice) against
     three for the whole logits at once, with the elementwise work in cache-sized blocks
-    on two threads and no page faults of fresh B x T arrays: 1.0-1.46x the whole
-    logits' time over several runs, all on a loaded machine, with the same CPU time
-    within 1-6 % (benchmarks/run.py; the figures in the README).
+    on two threads and no page faults of fresh B x T arrays: 1.02x the whole logits'
+    time on a quiet machine (benchmarks/run.py; the figures in the README).
 
     Probability targets (already B x T in memory) and calls with a non-finite logit
     (NaN, +inf, a row of only -inf, or -inf with label smoothing) or one beyond +-708
