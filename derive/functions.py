@@ -325,8 +325,9 @@ class PutAt(ArrayFunction):
         return sp.Piecewise((tr(u, j), sp.Eq(j, tr(where, j))), (tr(x, j), True))
 
     def _latex(self, printer):
-        x, _, u = (printer.doprint(arg) for arg in self.args)
-        return r"%s\big|_{c \leftarrow %s}" % (x, u)
+        x, u = printer.doprint(self.args[0]), printer.doprint(self.args[2])
+        at = "k" if isinstance(self.args[1], RowArgmax) else "c"  # (the largest entry, or the target)
+        return r"%s\big|_{%s \leftarrow %s}" % (x, at, u)
 
     def _numpycode(self, printer):
         x, c, u = self.args

@@ -267,7 +267,7 @@ def softmax(A, out=None, scratch=None, moderate=False):
     Proved: Kernel softmax = S_j (moderate form) [kernel_softmax_moderate].
 
     Expression: Quotient(ExpDiff(A, Take(A, RowArgmax(A))), SumExceptMax(ExpDiff(A, Take(A, RowArgmax(A))), RowArgmax(A)) + 1)
-    Moderate form: exp(A)*Quotient(exp(-Take(A, RowArgmax(A))), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A)))
+    Moderate form: PutAt(exp(A)*Quotient(exp(-Take(A, RowArgmax(A))), 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))), RowArgmax(A), Quotient(1, 1 + exp(-Take(A, RowArgmax(A)))*SumExcept(exp(A), RowArgmax(A))))
     """
     scratch = _scratch(A, 4) if scratch is None else scratch
     out = _outputs(A, [True]) if out is None else out
@@ -277,8 +277,11 @@ def softmax(A, out=None, scratch=None, moderate=False):
         starts = numpy.arange(0, A.size, A.shape[-1])
         at_t1 = t1[:, 0] + starts  # _flat_index(A, t1)
         t2 = numpy.exp(-_take(A, at_t1))
-        t3 = numpy.multiply(t0, (t2 / (t2*_sum_except_keep(t0, at_t1) + 1)), out=out[0])
-        return t3
+        t3 = t2*_sum_except_keep(t0, at_t1) + 1
+        t4 = numpy.multiply(t0, (t2 / t3), out=out[0])
+        _put_at_target(t4, at_t1, (1 / t3))
+        t5 = out[0]
+        return t5
     t0 = A.argmax(axis=-1)[:, None]
     starts = numpy.arange(0, A.size, A.shape[-1])
     at_t0 = t0[:, 0] + starts  # _flat_index(A, t0)
