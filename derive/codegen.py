@@ -274,10 +274,13 @@ def assign_buffers(statements, results) -> int:
     for sym in results:
         last_use[sym] = len(statements)
     holder, free, count = {}, [], [0]
-    # a value that an in-place PutAt turns into a result is written into that result's
-    # output array from the start
-    bound = {st.expr.args[0]: f"out[{results.index(st.target)}]" for st in statements
-             if isinstance(st.expr, PutAt) and st.target in results}
+    # a value that an in-place PutAt (or a chain of them) turns into a result is written
+    # into that result's output array from the start
+    bound = {}
+    for st in reversed(statements):  # (a PutAt's source comes before it)
+        if isinstance(st.expr, PutAt) and (st.target in results or st.target in bound):
+            bound[st.expr.args[0]] = (f"out[{results.index(st.target)}]" if st.target in results
+                                      else bound[st.target])
 
     def take():
         if free:
@@ -309,6 +312,9 @@ def assign_buffers(statements, results) -> int:
             buf = holder.pop(sym)
             if buf.startswith("scratch["):
                 free.append(int(buf[8:-1]))
+    for st in statements:  # the callers read full results from out (and reuse scratch)
+        if st.full and st.target in results and st.buffer != f"out[{results.index(st.target)}]":
+            raise AssertionError(f"the full result {st.target} = {st.expr} would be left in {st.buffer}")
     return count[0]
 
 

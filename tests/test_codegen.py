@@ -181,3 +181,18 @@ def test_a_moderate_form_needs_an_output_per_output():
     spec = next(k for k in SK.KERNELS if k.name == "nll_index_with_grad")
     with pytest.raises(ValueError, match="moderate form"):
         codegen.Kernel(spec.name, spec.args, spec.outputs, spec.doc, spec.claims, moderate=spec.moderate[:1])
+
+
+def test_a_chain_of_in_place_puts_is_written_into_the_output_array():
+    """PutAt writes into its first argument; a PutAt of a PutAt that is a kernel's result
+    must have the innermost value written into out from the start, not left in scratch
+    (the runtime reads out and hands scratch to the next call)."""
+    inner = F.PutAt(SK.SOFTMAX_FOLDED, SK.K, F.Quotient(1, 1 + SK.TAIL_M))
+    chained = F.PutAt(inner, SK.C, F.SelectArgmax(SK.C, SK.K, -F.Quotient(SK.TAIL_M, 1 + SK.TAIL_M),
+                                                  F.Take(inner, SK.C) - 1))
+    statements, results = codegen.to_statements([chained])
+    codegen.assign_buffers(statements, results)
+    puts = [st for st in statements if isinstance(st.expr, F.PutAt)]
+    assert len(puts) == 2
+    source = next(st for st in statements if st.target == puts[0].expr.args[0])
+    assert source.buffer == puts[0].buffer == puts[1].buffer == "out[0]"
