@@ -161,6 +161,25 @@ def test_row_path_accumulates_dW_a_tile_of_classes_at_a_time(monkeypatch):
             np.testing.assert_allclose(mine, theirs, rtol=1e-13, atol=1e-15)
 
 
+def test_row_path_holds_one_chunk_of_logits_not_all_of_them(monkeypatch):
+    """Probability targets take the row path: chunks of LINEAR_CHUNK_BYTES of float64
+    logits (here 1 MB of the 64 MB), so what a call holds beyond its inputs and outputs
+    stays far below the whole logits, which one chunk of every row holds (and more)."""
+    rng = np.random.default_rng(9)
+    B, N, T = 2048, 4, 4096
+    x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)), rng.normal(size=T)
+    target = rng.dirichlet(np.ones(T), B)
+    full = B * T * 8
+    monkeypatch.setattr(api, "LINEAR_CHUNK_BYTES", 2 ** 20)
+    chunked = _peak_beyond_outputs(lambda: numeric.linear_cross_entropy(x, W, b, target))
+    whole = _peak_beyond_outputs(lambda: api._linear(x, W, b, target, None, -100, 0.0, "mean", None,
+                                                     whole=True))
+    # the checks of the targets (non-negative, rows summing to 1) hold one boolean mask
+    # of them, 1/8 of the float64 logits; the chunks add 2 x 1 MB and a tile of G^T x
+    assert chunked < full / 8 + 0.05 * full, chunked
+    assert whole > 1.5 * full, whole
+
+
 # --------------------------------------------------------------------------- accuracy
 def _exact(x, W, b, target, weight=None, label_smoothing=0.0, ignore_index=-100, reduction="mean", digits=60):
     """(loss, dx, dW, db) from the definitions in mpmath (``digits``), from the exact
