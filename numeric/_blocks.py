@@ -109,6 +109,26 @@ def _in_parallel(work, starts) -> None:
         raise errors[0]
 
 
+def each(work, starts, elements: int) -> None:
+    """``work(begin)`` for every begin of ``starts``, on two threads when the call is
+    large (``elements`` at least :data:`THREAD_MIN_ELEMENTS`) and has several blocks.
+
+    A call made while another is running on this thread (from a signal handler) runs on
+    this thread alone: starting a thread inside Thread.start of the interrupted call
+    breaks CPython's threading bookkeeping (KeyError in _limbo, seen in the tests)."""
+    depth = getattr(_calls, "depth", 0)
+    _calls.depth = depth + 1
+    try:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            if depth == 0 and THREADS > 1 and elements >= THREAD_MIN_ELEMENTS and len(starts) > 1:
+                _in_parallel(work, starts)
+            else:
+                for begin in starts:
+                    work(begin)
+    finally:
+        _calls.depth = depth
+
+
 def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
         dtype=np.float64) -> tuple[list[np.ndarray], bool]:
     """Run ``kernel`` (a function of the generated module) on the rows of ``a`` (C-contiguous, rows x T; float16 and
@@ -177,19 +197,6 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
             for out, sub in zip(out_parts, sub_outs):
                 out[calm] = sub
 
-    # a call made while another is running on this thread (from a signal handler) runs
-    # on this thread alone: starting a thread inside Thread.start of the interrupted call
-    # breaks CPython's threading bookkeeping (KeyError in _limbo, seen in the tests)
     immoderate = []  # blocks with a logit outside [MODERATE_LOW, MODERATE_HIGH] (or NaN)
-    depth = getattr(_calls, "depth", 0)
-    _calls.depth = depth + 1
-    try:
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            if depth == 0 and THREADS > 1 and rows * classes >= THREAD_MIN_ELEMENTS and len(starts) > 1:
-                _in_parallel(work, starts)
-            else:
-                for begin in starts:
-                    work(begin)
-    finally:
-        _calls.depth = depth
+    each(work, starts, rows * classes)
     return outs, not immoderate

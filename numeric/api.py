@@ -1037,22 +1037,6 @@ def _linear_targets(target, lead, classes):
 
 
 # ------------------------------------------------- the tiled path (class-index targets)
-def _each_block(work, rows, block, elements):
-    """``work(first_row)`` for blocks of ``block`` rows, on two threads when the tile is
-    large (as :func:`numeric._blocks.run`: one thread inside a re-entrant call)."""
-    starts = range(0, rows, block)
-    depth = getattr(_blocks._calls, "depth", 0)
-    _blocks._calls.depth = depth + 1
-    try:
-        if depth == 0 and _blocks.THREADS > 1 and elements >= _blocks.THREAD_MIN_ELEMENTS and len(starts) > 1:
-            _blocks._in_parallel(work, starts)
-        else:
-            for first in starts:
-                work(first)
-    finally:
-        _blocks._calls.depth = depth
-
-
 class _Tiles:
     """The tiles of classes of one call: each tile's logits x W_t^T + b_t (float64, in
     one reused buffer), its W rows widened to float64 (another), and the rows whose
@@ -1190,8 +1174,8 @@ def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, d
         target_logit[hit] = logits[hit, cols]
         w_tile = None if weight is None else weight[first:last]
         tile_weights[col] = (last - first) if weight is None else w_tile.sum()
-        _each_block(functools.partial(_tile_statistics, logits, hit, cols, w_tile, stats, col, tiles.block),
-                    rows, tiles.block, logits.size)
+        _blocks.each(functools.partial(_tile_statistics, logits, hit, cols, w_tile, stats, col, tiles.block),
+                     range(0, rows, tiles.block), logits.size)
         col += 1
     top, rest, spread = _combined(stats[0][:, :col], stats[1][:, :col],
                                   None if stats[2] is None else stats[2][:, :col], tile_weights[:col])
@@ -1239,8 +1223,8 @@ def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, d
     for first in tiles.starts:
         last, w_tile64, logits, hit, cols = tiles(first)
         w_tile = None if weight is None else weight[first:last]
-        _each_block(functools.partial(_tile_gradient, logits, hit, cols, w_tile, rowwise, tiles.block),
-                    rows, tiles.block, logits.size)
+        _blocks.each(functools.partial(_tile_gradient, logits, hit, cols, w_tile, rowwise, tiles.block),
+                     range(0, rows, tiles.block), logits.size)
         if wide is None:
             np.matmul(logits.T, tiles.flat, out=dW[first:last])
         else:  # computed in float64, rounded once
