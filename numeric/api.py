@@ -47,11 +47,23 @@ def _quiet(function):
 
 
 # --------------------------------------------------------------------------- input checks
+
+def _array(value, name):
+    """``np.asarray(value)``, refusing masked arrays: their mask would be dropped
+    silently (np.asarray keeps the data under it), so a masked array is a TypeError
+    that says how to state the intent instead."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{name} is a masked array, whose mask would be ignored; masks are not "
+                        f"supported: pass np.ma.filled({name}, value) (for integer targets, fill "
+                        "with ignore_index to leave those samples out; for logits, -inf masks a class)")
+    return np.asarray(value)
+
+
 def _logits_array(logits, name="logits", keep=False):
     """(float64 array, result dtype); raises TypeError for non-numeric data. With
     ``keep``, float16/float32 arrays stay as they are (the row kernels widen them one
     block at a time)."""
-    arr = np.asarray(logits)
+    arr = _array(logits, name)
     kind = arr.dtype.kind
     if kind in "biu":
         return arr.astype(np.float64), np.dtype(np.float64)
@@ -250,7 +262,7 @@ def logsumexp(logits, axis=-1, b=None, keepdims=False, return_sign=False):
     shapes for 0-d input. -inf entries contribute nothing; a row of only -inf gives
     -inf (sign 0); +inf gives +inf (NaN if the weights at +inf sum to 0); NaN gives NaN.
     """
-    arr = np.asarray(logits)
+    arr = _array(logits, "logits")
     if b is None:
         out = _axiswise(arr, axis, _kernels.logsumexp, -np.inf, reduce=True, posinf_fill=np.inf)
         sign = None
@@ -282,7 +294,7 @@ def _lse_shape(out, arr, axis, keepdims):
 def _logsumexp_b(arr, axis, b):
     """(log|sum b e^a|, sign) along ``axis`` through the generated kernel logsumexp_b."""
     a, dtype = _logits_array(arr, keep=True)
-    wts = np.asarray(b)
+    wts = _array(b, "b")
     if wts.dtype.kind not in "biuf":
         raise TypeError(f"b must be real numbers; got dtype {wts.dtype}")
     dtype = np.result_type(dtype, wts.dtype if wts.dtype.kind == "f" else dtype)
@@ -399,7 +411,7 @@ def _check_reduction(reduction):
 
 def _nonnegative_weights(values, name, shape=None):
     """Finite, non-negative float64 weights; ``shape`` is the exact shape required."""
-    wts = np.asarray(values)
+    wts = _array(values, name)
     if wts.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be numeric; got dtype {wts.dtype}")
     wts = wts.astype(np.float64)
@@ -443,7 +455,9 @@ def _scalar(value, dtype):
 def _prepared_targets(target, shape, ax, classes, weight, ignore_index, label_smoothing, reduction):
     """Validated targets and options for logits of ``shape`` (classes along ``ax``):
     (kind, targets as rows, ignored rows or None, weight, eps, reduction)."""
-    tgt_in = np.asarray(target)
+    tgt_in = _array(target, "target")
+    if len(shape) == 1 and tgt_in.shape == (1,) and tgt_in.dtype.kind in "iu":
+        tgt_in = tgt_in.reshape(())  # one sample's class as a (1,) array, as PyTorch accepts
     kind = "index" if tgt_in.dtype.kind in "iu" else "soft"
     weight, ignore_index, eps, reduction = _options(weight, ignore_index, label_smoothing,
                                                     reduction, classes, kind)
@@ -474,8 +488,6 @@ SMALL_ELEMENTS = _blocks.THREAD_MIN_ELEMENTS
 #: per ``want``: the kernel of the direct path and its scratch count
 _PLAIN_KERNELS = {want: (kernel, _kernels.SCRATCH[kernel.__name__]) for want, kernel in (
     ("loss", _kernels.nll_index), ("grad", _kernels.nll_index_grad), ("both", _kernels.nll_index_with_grad))}
-#: signed integer dtype -> the unsigned one of its size (viewed so, negative targets are huge)
-_UNSIGNED: dict = {}
 _max, _min = np.maximum.reduce, np.minimum.reduce
 
 
@@ -486,26 +498,22 @@ def _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothi
     array: bit for bit what the general path computes (the same kernel, moderate
     form), without its per-call machinery (blocks, non-finite row scans, option
     objects). Returns None when the call is not of that kind (or is bad input): the
-    general path then handles it and raises its errors. The checks are three
-    reductions: the min and max of the logits (both fail for NaN) and the max of the
-    targets viewed as unsigned (negative ones become huge)."""
+    general path then handles it and raises its errors. The checks are a few
+    reductions: the min and max of the logits (both fail for NaN) and the max (and, for
+    signed dtypes, the min) of the targets."""
     if (weight is not None or type(label_smoothing) not in (float, int) or label_smoothing != 0
             or type(reduction) is not str or reduction not in _REDUCTIONS):
         return None
-    arr = logits if type(logits) is np.ndarray else np.asarray(logits)
-    tgt = target if type(target) is np.ndarray else np.asarray(target)
+    arr = logits if type(logits) is np.ndarray else _array(logits, "logits")
+    tgt = target if type(target) is np.ndarray else _array(target, "target")
     if (arr.ndim != 2 or axis not in (-1, 1) or arr.dtype.type not in _FLOATS
             or not arr.flags.c_contiguous or not 0 < arr.size <= SMALL_ELEMENTS
             or tgt.dtype.kind not in "iu" or tgt.shape != arr.shape[:1]):
         return None
     rows, classes = arr.shape
-    if tgt.dtype.kind == "i":
-        unsigned = _UNSIGNED.get(tgt.dtype)
-        if unsigned is None:
-            unsigned = _UNSIGNED.setdefault(tgt.dtype, np.dtype(tgt.dtype.str.replace("i", "u")))
-        if _max(tgt.view(unsigned)) >= classes:
-            return None
-    elif _max(tgt) >= classes:
+    # (signed targets compared as signed values: viewed as unsigned, a negative int8
+    # target -100 is 156, a class index once T > 156)
+    if _max(tgt) >= classes or (tgt.dtype.kind == "i" and _min(tgt) < 0):
         return None
     if ignore_index is not None and (type(ignore_index) is not int or (
             0 <= ignore_index < classes and (tgt == ignore_index).any())):
@@ -771,7 +779,7 @@ def _broadcast_weight(values, name, shape):
 def _bce(logits, target, weight, pos_weight, reduction, want):
     _check_reduction(reduction)
     z, dtype = _logits_array(logits)
-    y = np.asarray(target)
+    y = _array(target, "target")
     if y.dtype.kind not in "biuf":
         raise TypeError(f"target must be numeric probabilities in [0, 1]; got dtype {y.dtype}")
     y = y.astype(np.float64)
@@ -995,12 +1003,14 @@ def _linear(x, W, b, target, weight, ignore_index, label_smoothing, reduction, c
 def _linear_inputs(x, W, b):
     """(x as float64, W as it is (a float dtype, else float64), b as float64 (zeros for
     None), the result dtype), validated: x (..., N), W (T, N), b (T,)."""
-    arrays = [np.asarray(x), np.asarray(W)] + ([] if b is None else [np.asarray(b)])
+    arrays = [_array(x, "x"), _array(W, "W")] + ([] if b is None else [_array(b, "b")])
     dtype = _linear_dtype(*arrays)
     xs, _ = _logits_array(x, "x")
     Ws, _ = _logits_array(W, "W", keep=True)  # widened a tile at a time
     if xs.ndim < 1 or Ws.ndim != 2:
         raise ValueError(f"x must be (..., N) and W (T, N); got x {xs.shape}, W {Ws.shape}")
+    if Ws.shape[0] == 0:
+        raise ValueError(f"W has no classes (shape {Ws.shape}, T = 0): softmax needs at least one class")
     if xs.shape[-1] != Ws.shape[1]:
         raise ValueError(f"x has {xs.shape[-1]} features but W has {Ws.shape[1]} columns "
                          f"(x {xs.shape}, W {Ws.shape}; W is T x N)")
@@ -1028,7 +1038,7 @@ def _tile_classes(chunk, classes, rows):
 def _linear_targets(target, lead, classes):
     """The targets with the batch axes of x flattened into one (class indices: rows;
     probabilities: rows x T); any other shape is left for the checks to name."""
-    tgt = np.asarray(target)
+    tgt = _array(target, "target")
     if tgt.dtype.kind in "iu" and tgt.shape == lead:
         return tgt.reshape(-1)
     if tgt.dtype.kind == "f" and tgt.shape == lead + (classes,):
