@@ -26,7 +26,7 @@ import operator
 
 import numpy as np
 
-from . import _blocks, _kernels
+from . import _blocks, _kernels, _tiles
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_grad",
            "cross_entropy_with_grad", "binary_cross_entropy_with_logits",
@@ -335,8 +335,32 @@ def _soft_tolerance(dtype):
     return float(np.sqrt(np.finfo(dtype).eps))
 
 
-def _targets(target, logits_shape, axis, classes):
-    """('index', int64 column) or ('soft', float64 rows), validated."""
+def _check_probabilities(rows, tol):
+    """Probability targets (rows x T, any float dtype) finite, non-negative and summing
+    to 1 within ``tol``, checked a chunk of rows at a time (a few MB of float64: no
+    copy or mask of the whole B x T array)."""
+    step = max(1, _blocks.BLOCK_BYTES // (8 * max(rows.shape[1], 1)))
+    for start in range(0, rows.shape[0], step):
+        part = rows[start:start + step].astype(np.float64)
+        if not np.isfinite(part).all():
+            bad = np.argwhere(~np.isfinite(part))[0]
+            raise ValueError(f"probability targets must be finite; got {float(part[tuple(bad)])} "
+                             f"in row {start + bad[0]}")
+        if (part < 0).any():
+            row, col = np.argwhere(part < 0)[0]
+            raise ValueError(f"probability targets must be non-negative; got {float(part[row, col])} "
+                             f"in row {start + row}, class {col}")
+        sums = part.sum(axis=-1)  # may overflow to inf: then the check below says so
+        off = np.abs(sums - 1) > tol
+        if off.any():
+            row = int(np.flatnonzero(off)[0])
+            raise ValueError(f"probability targets must sum to 1 along the class axis; row {start + row} "
+                             f"sums to {float(sums[row])!r} (tolerance {tol:.1e})")
+
+
+def _targets(target, logits_shape, axis, classes, widen=True):
+    """('index', int64 column) or ('soft', float64 rows; with ``widen`` False, rows of
+    the targets' own dtype, a view where the classes are last), validated."""
     tgt = np.asarray(target)
     batch_shape = tuple(s for ax, s in enumerate(logits_shape) if ax != axis)
     if tgt.dtype.kind in "iu":
@@ -366,23 +390,9 @@ def _targets(target, logits_shape, axis, classes):
                              f"got {tgt.shape}{hint}")
         if tgt.dtype.type not in _FLOATS:
             raise TypeError(f"target has dtype {tgt.dtype}; use float16, float32 or float64")
-        moved = np.moveaxis(tgt.astype(np.float64, copy=False), axis, -1).reshape(-1, classes)
-        if not np.isfinite(moved).all():
-            bad = np.argwhere(~np.isfinite(moved))[0]
-            raise ValueError(f"probability targets must be finite; got {float(moved[tuple(bad)])} "
-                             f"in row {bad[0]}")
-        if (moved < 0).any():
-            row, col = np.argwhere(moved < 0)[0]
-            raise ValueError(f"probability targets must be non-negative; got {float(moved[row, col])} "
-                             f"in row {row}, class {col}")
-        sums = moved.sum(axis=-1)  # may overflow to inf: then the check below says so
-        tol = _soft_tolerance(tgt.dtype)
-        off = np.abs(sums - 1) > tol
-        if off.any():
-            row = int(np.flatnonzero(off)[0])
-            raise ValueError(f"probability targets must sum to 1 along the class axis; row {row} "
-                             f"sums to {float(sums[row])!r} (tolerance {tol:.1e})")
-        return "soft", np.ascontiguousarray(moved)
+        moved = np.moveaxis(tgt, axis, -1).reshape(-1, classes)  # (a view for classes last)
+        _check_probabilities(moved, _soft_tolerance(tgt.dtype))
+        return "soft", (np.ascontiguousarray(moved, dtype=np.float64) if widen else moved)
     if tgt.dtype.kind == "b":
         raise TypeError("target is boolean; use integer class indices or float probabilities")
     raise TypeError(f"target must be integer class indices or float probabilities; "
@@ -452,7 +462,8 @@ def _scalar(value, dtype):
     return dtype.type(value)
 
 
-def _prepared_targets(target, shape, ax, classes, weight, ignore_index, label_smoothing, reduction):
+def _prepared_targets(target, shape, ax, classes, weight, ignore_index, label_smoothing, reduction,
+                      widen=True):
     """Validated targets and options for logits of ``shape`` (classes along ``ax``):
     (kind, targets as rows, ignored rows or None, weight, eps, reduction)."""
     tgt_in = _array(target, "target")
@@ -467,7 +478,7 @@ def _prepared_targets(target, shape, ax, classes, weight, ignore_index, label_sm
         if hit.any():
             ignored = hit.reshape(-1)
             tgt_in = np.where(hit, 0, tgt_in)
-    kind, tgt = _targets(tgt_in, shape, ax, classes)
+    kind, tgt = _targets(tgt_in, shape, ax, classes, widen)
     return kind, tgt, ignored, weight, eps, reduction
 
 
@@ -477,7 +488,8 @@ def _mean_denominator(kind, tgt, ignored, weight):
     rows = tgt.shape[0]
     if kind == "index":
         counted = np.ones(rows) if ignored is None else (~ignored).astype(np.float64)
-        return counted, float(np.sum(counted * (weight[tgt[:, 0]] if weight is not None else 1.0)))
+        # (math.fsum: the divisor of every gradient entry, correctly rounded)
+        return counted, math.fsum(counted * (weight[tgt[:, 0]] if weight is not None else 1.0))
     return np.ones(rows), float(rows)
 
 
@@ -981,16 +993,21 @@ def _linear(x, W, b, target, weight, ignore_index, label_smoothing, reduction, c
     tgt = _linear_targets(target, lead, classes)
     # the targets and options checked once for the whole batch (errors name batch rows)
     kind, rows_tgt, ignored, weight, eps, reduction = _prepared_targets(
-        tgt, (rows, classes), 1, classes, weight, ignore_index, label_smoothing, reduction)
+        tgt, (rows, classes), 1, classes, weight, ignore_index, label_smoothing, reduction, widen=False)
     counted, denom = _mean_denominator(kind, rows_tgt, ignored, weight)
-    out = None
+    options = (weight, ignore_index, eps)
     if whole:
-        out = _linear_row_chunks(flat, Ws, bs, tgt, (weight, ignore_index, eps), reduction, counted, denom,
-                                 max(rows, 1))
-    elif kind == "index":
-        out = _linear_tiles(flat, Ws, bs, rows_tgt[:, 0], (weight, eps), reduction, counted, denom, tile, dtype)
-    if out is None:  # probability targets, or a non-finite logit
-        out = _linear_rows(flat, Ws, bs, tgt, (weight, ignore_index, eps), reduction, counted, denom, dtype)
+        out = _linear_row_chunks(flat, Ws, bs, tgt, options, reduction, counted, denom, max(rows, 1))
+    else:
+        if kind == "index":
+            targets = _tiles.IndexTargets(rows_tgt[:, 0], weight, eps, classes)
+        else:
+            targets = _tiles.SoftTargets(rows_tgt, functools.partial(_soft_tile, eps=eps, classes=classes,
+                                                                     weight=weight))
+        out = _tiles.linear_tiles(flat, Ws, bs, targets, reduction, counted, denom, tile, dtype,
+                                  LINEAR_STAT_TILES)
+    if out is None:  # a non-finite logit
+        out = _linear_rows(flat, Ws, bs, tgt, options, reduction, counted, denom, dtype)
     losses, dx, dW, db = out
     if reduction == "none":
         loss = _finish(losses.reshape(lead), dtype)
@@ -998,6 +1015,15 @@ def _linear(x, W, b, target, weight, ignore_index, label_smoothing, reduction, c
         total = float(np.sum(losses))
         loss = _scalar(total if reduction == "sum" else (total / denom if denom else np.nan), dtype)
     return loss, _finish(dx.reshape(xs.shape), dtype), _finish(dW, dtype), _finish(db, dtype)
+
+
+def _soft_tile(y, first, last, eps, classes, weight):
+    """u = w ((1 - eps) y + eps / T) for a block of probability targets y of classes
+    first..last-1, in float64 (rounded once from its exact value)."""
+    y = y.astype(np.float64)
+    if not eps and weight is None:
+        return y
+    return _smoothed_weighted(y, eps, classes, None if weight is None else weight[first:last])
 
 
 def _linear_inputs(x, W, b):
@@ -1044,207 +1070,6 @@ def _linear_targets(target, lead, classes):
     if tgt.dtype.kind == "f" and tgt.shape == lead + (classes,):
         return tgt.reshape(-1, classes)
     return tgt
-
-
-# ------------------------------------------------- the tiled path (class-index targets)
-class _Tiles:
-    """The tiles of classes of one call: each tile's logits x W_t^T + b_t (float64, in
-    one reused buffer), its W rows widened to float64 (another), and the rows whose
-    target falls in it."""
-
-    def __init__(self, flat, Ws, bs, tgt, tile):
-        self.flat, self.Ws, self.bs, self.tile = np.ascontiguousarray(flat), Ws, bs, tile
-        rows, features = flat.shape
-        width = min(tile, Ws.shape[0])
-        self.logits_buf = np.empty(rows * width)
-        self.w_buf = None if Ws.dtype == np.float64 else np.empty(width * features)
-        self.order = np.argsort(tgt, kind="stable")  # rows by target, for each tile's hits
-        self.sorted_tgt = tgt[self.order]
-        self.tgt = tgt
-        self.starts = range(0, Ws.shape[0], tile)
-        self.block = max(1, _blocks.BLOCK_BYTES // (8 * width))  # rows per cache block
-
-    def __call__(self, first):
-        """(last class + 1, W_t in float64, the logits, hit rows (sorted), their columns)."""
-        rows, features = self.flat.shape
-        last = min(first + self.tile, self.Ws.shape[0])
-        width = last - first
-        if self.w_buf is None:  # float64 already: W's own rows
-            w_tile = self.Ws[first:last]
-        else:
-            w_tile = self.w_buf[:width * features].reshape(width, features)
-            np.copyto(w_tile, self.Ws[first:last])
-        logits = self.logits_buf[:rows * width].reshape(rows, width)
-        np.matmul(self.flat, w_tile.T, out=logits)
-        logits += self.bs[first:last]
-        lo, hi = np.searchsorted(self.sorted_tgt, (first, last))
-        hit = np.sort(self.order[lo:hi])
-        return last, w_tile, logits, hit, self.tgt[hit] - first
-
-
-def _block_hits(hit, cols, first, last):
-    """The hits among rows first..last-1, as (rows within the block, columns)."""
-    lo, hi = np.searchsorted(hit, (first, last))
-    return hit[lo:hi] - first, cols[lo:hi]
-
-
-#: the tiles of linear_cross_entropy form e^a e^-m (each factor rounded once), which
-#: needs e^a and e^-m normal: every logit in [-TILE_MODERATE, TILE_MODERATE] (their
-#: own bound, wider than the generated kernels' folded form, which also needs T e^m
-#: finite: [_blocks.MODERATE_LOW, _blocks.MODERATE_HIGH])
-TILE_MODERATE = 708.0
-
-
-def _tile_statistics(logits, hit, cols, w_tile, stats, col, block, first):
-    """Pass 1 on rows first.. of one tile: the tile's largest logit m_t, the sum of
-    e^(a_j - m_t) = e^(a_j) e^(-m_t) over its classes other than the target and
-    (``stats[2]`` not None) sum_j w_j (m_t - a_j), into column ``col`` of ``stats``;
-    ``stats[3]`` marks the rows with a logit outside [-TILE_MODERATE, TILE_MODERATE] (or NaN).
-
-    e^a e^-m: each factor is rounded once (e^(a - m) would amplify the rounding of
-    a - m by |a - m|: 300 ULP of a loss of 1e-300), which needs moderate logits."""
-    last = min(first + block, logits.shape[0])
-    part = logits[first:last]
-    top = part.max(axis=1)
-    stats[0][first:last, col] = top
-    if not (part.min() >= -TILE_MODERATE and top.max() <= TILE_MODERATE):  # (NaN fails too)
-        # -inf is a masked class, moderate: e^-inf = 0 exactly
-        low = np.where(part == -np.inf, 0.0, part).min(axis=1)
-        stats[3][first:last] |= ~((low >= -TILE_MODERATE) & (top <= TILE_MODERATE))
-    top[top == -np.inf] = 0.0  # only -inf here: every e^(a - m_t) is 0, not NaN
-    if stats[2] is not None:
-        spread = part - top[:, None]
-        stats[2][first:last, col] = -(spread.sum(axis=1) if w_tile is None else spread @ w_tile)
-    np.exp(part, out=part)
-    part *= np.exp(-top)[:, None]
-    part[_block_hits(hit, cols, first, last)] = 0.0  # the target's term is kept apart
-    stats[1][first:last, col] = part.sum(axis=1)
-
-
-def _combined(tops, sums, spreads, weights):
-    """One (m, sum of e^(a_j - m), sum of w_j (m - a_j)) per row from the per-tile
-    columns (``lse_split_classes``): m = max_t m_t, each tile's sum rescaled once by
-    e^(m_t - m) = e^(m_t) e^(-m), its spread moved by (m - m_t) sum_(j in t) w_j."""
-    top = tops.max(axis=1)
-    shift = np.where(np.isfinite(top), top, 0.0)[:, None]
-    rest = np.sum(sums * (np.exp(tops) * np.exp(-shift)), axis=1)
-    spread = None if spreads is None else np.sum(spreads + (shift - tops) * weights, axis=1)
-    return top, rest, spread
-
-
-def _tile_gradient(logits, hit, cols, w_tile, rowwise, block, first):
-    """Pass 2 on rows first.. of one tile: G = e^a e^-m / (Z' / coefficient) - smooth w
-    (or / Z' then * coefficient where Z' / coefficient would be subnormal or 0), and G
-    at the target columns as given; the block's column sums into its row of
-    ``column_sums``. ``rowwise`` = (e^-m, the divisor, the coefficient or None, smooth or
-    None, G at c, column sums). Two roundings for the per-row factors, as the row
-    path's e^a e^-m / Z then / denominator (one reciprocal multiplied in cost 8 ULP of
-    a dx entry of the worked example)."""
-    down, divisor, coefficient, smooth, at_target, column_sums = rowwise
-    last = min(first + block, logits.shape[0])
-    part = logits[first:last]
-    np.exp(part, out=part)
-    part *= down[first:last, None]
-    part /= divisor[first:last, None]
-    if coefficient is not None:
-        part *= coefficient[first:last, None]
-    if smooth is not None:
-        part -= smooth[first:last, None] * (1.0 if w_tile is None else w_tile)
-    rows_in, cols_in = _block_hits(hit, cols, first, last)
-    part[rows_in, cols_in] = at_target[rows_in + first]
-    part.sum(axis=0, out=column_sums[first // block, :part.shape[1]])  # db, while in cache
-
-
-def _linear_tiles(flat, Ws, bs, tgt, options, reduction, counted, denom, tile, dtype):
-    """(per-row losses, dx in float64, dW in ``dtype``, db in float64) for class-index
-    targets ``tgt`` (ignored rows: any class, ``counted`` 0), in two passes over tiles
-    of ``tile`` classes; None when a logit is not finite (NaN, +inf, a row of only
-    -inf, or -inf with label smoothing): the row path then takes the call."""
-    weight, eps = options
-    rows, features = flat.shape
-    classes = Ws.shape[0]
-    tiles = _Tiles(flat, Ws, bs, tgt, tile)
-    width = min(tile, classes)
-    keep = min(len(tiles.starts), LINEAR_STAT_TILES)
-    stats = [np.empty((rows, keep)), np.empty((rows, keep)), np.empty((rows, keep)) if eps else None,
-             np.zeros(rows, dtype=bool)]
-    tile_weights = np.empty(keep)  # sum of w_j over each kept tile's classes
-    target_logit = np.empty(rows)
-    col = 0
-    # pass 1: per-row statistics, a tile at a time
-    for first in tiles.starts:
-        if col == keep:  # combine the kept columns into the first one
-            top, rest, spread = _combined(*stats[:3], tile_weights)
-            stats[0][:, 0], stats[1][:, 0] = top, rest
-            if eps:
-                stats[2][:, 0] = spread
-            tile_weights[0] = tile_weights.sum()
-            col = 1
-        last, _, logits, hit, cols = tiles(first)
-        target_logit[hit] = logits[hit, cols]
-        w_tile = None if weight is None else weight[first:last]
-        tile_weights[col] = (last - first) if weight is None else w_tile.sum()
-        _blocks.each(functools.partial(_tile_statistics, logits, hit, cols, w_tile, stats, col, tiles.block),
-                     range(0, rows, tiles.block), logits.size)
-        col += 1
-    top, rest, spread = _combined(stats[0][:, :col], stats[1][:, :col],
-                                  None if stats[2] is None else stats[2][:, :col], tile_weights[:col])
-    if stats[3].any() or not (np.isfinite(top).all() and (spread is None or np.isfinite(spread).all())):
-        return None
-    del stats
-    # the per-row loss from the statistics (``loss_split_true_class``)
-    true_e = np.exp(target_logit - top)  # e^(a_c - m)
-    total = rest + true_e  # Z e^-m
-    plain = np.where(target_logit == top, np.log1p(rest), (top - target_logit) + np.log(total))
-    w_c = 1.0 if weight is None else weight[tgt]
-    sum_w = float(classes) if weight is None else float(weight.sum())
-    one_hot = w_c * (1.0 - eps)  # u = one_hot e_c + (eps / T) w
-    losses = _zero_times(one_hot, plain)  # (0 inf = 0: a zero weight, or eps = 1)
-    if eps:  # + (eps / T) sum_j w_j (log Z - a_j)
-        losses = losses + (eps / classes) * (spread + sum_w * np.log(total))
-    losses = _zero_times(counted, losses)
-    # the gradient's per-row factors: G = rho (S sum u - u), rho the reduction's
-    if reduction == "mean":
-        rho = counted / denom if denom else np.where(counted > 0, np.nan, 0.0)
-    else:
-        rho = counted
-    one = rho * one_hot
-    smooth = rho * (eps / classes) if eps else None
-    coefficient = one + smooth * sum_w if eps else one  # of S_j
-    # S_c - 1 = -rest / Z' (``true_class_complement_shifted``)
-    at_target = -one * (rest / total)
-    if eps:
-        at_target += smooth * ((true_e / total) * sum_w - w_c)
-    coefficient = np.broadcast_to(coefficient, (rows,))
-    divisor = total / coefficient  # (coefficient 0, an ignored row: inf, and G = 0)
-    if ((divisor < np.finfo(np.float64).tiny) & ~np.isnan(divisor)).any():  # (coefficient > 1e308 / T)
-        divisor, separate = total, coefficient
-    else:
-        separate = None
-    blocks = -(-rows // tiles.block)
-    column_sums = np.empty((blocks, width))
-    rowwise = (np.exp(-top), divisor, separate, smooth, at_target, column_sums)
-    # pass 2: G a tile at a time, and dW, db, dx from it
-    dx = np.zeros((rows, features))
-    product = np.empty((rows, features))
-    db = np.empty(classes)
-    dW = np.empty(Ws.shape, dtype)
-    wide = np.empty(width * features) if dtype != np.float64 else None
-    for first in tiles.starts:
-        last, w_tile64, logits, hit, cols = tiles(first)
-        w_tile = None if weight is None else weight[first:last]
-        _blocks.each(functools.partial(_tile_gradient, logits, hit, cols, w_tile, rowwise, tiles.block),
-                     range(0, rows, tiles.block), logits.size)
-        if wide is None:
-            np.matmul(logits.T, tiles.flat, out=dW[first:last])
-        else:  # computed in float64, rounded once
-            part = wide[:(last - first) * features].reshape(last - first, features)
-            np.matmul(logits.T, tiles.flat, out=part)
-            dW[first:last] = part
-        db[first:last] = column_sums[:, :last - first].sum(axis=0)
-        np.matmul(logits, w_tile64, out=product)
-        dx += product
-    return losses, dx, dW, db
 
 
 # ------------------------------------------------- the row path (probability targets)
