@@ -133,10 +133,10 @@ PATHS = {"direct": direct, "general": general, "tiles (chunk 3)": tiles(3), "til
 
 def adversarial_rows(rng, rows, classes):
     """Rows of logits in [-708, 708] that stress each rounding: gaps past 708, near
-    ties, one dominant class (tiny losses), spreads over hundreds."""
+    ties and exact ties, one dominant class (tiny losses), spreads over hundreds."""
     out = np.empty((rows, classes))
     for r in range(rows):
-        kind = r % 6
+        kind = r % 7
         if kind == 0:  # dominant class, gaps 30 .. 1400
             row = rng.uniform(-708, 708 - rng.uniform(30, 1400), classes)
             row[rng.integers(classes)] = 708 - rng.uniform(0, 5)
@@ -149,9 +149,11 @@ def adversarial_rows(rng, rows, classes):
         elif kind == 4:  # gaps just past 708 from a low maximum
             row = np.full(classes, -708.0) + rng.uniform(0, 2, classes)
             row[rng.integers(classes)] = rng.uniform(0.5, 8)
-        else:  # two blocks far apart
+        elif kind == 5:  # two blocks far apart
             row = np.where(rng.random(classes) < 0.5, rng.uniform(-708, -600, classes),
                            rng.uniform(40, 60, classes))
+        else:  # exact ties (clipped or padded classes)
+            row = np.clip(rng.uniform(-708, 708, classes), -300, rng.uniform(-300, 300))
         out[r] = row
     return out
 
