@@ -130,7 +130,7 @@ def each(work, starts, elements: int) -> None:
 
 
 def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
-        dtype=np.float64) -> tuple[list[np.ndarray], bool]:
+        dtype=np.float64, moderate_form: bool = True) -> tuple[list[np.ndarray], bool]:
     """Run ``kernel`` (a function of the generated module) on the rows of ``a`` (C-contiguous, rows x T; float16 and
     float32 blocks are widened to float64 one block at a time) and return results of
     ``dtype``, each rounded once from float64.
@@ -141,6 +141,11 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
     *moderate*: the kernel may form e^(a - m) as e^a e^-m, or take its moderate form
     (the factor e^-m applied to row-level values); the other rows take the TwoSum form. A block checks its
     smallest and largest logit first, so only mixed blocks look at single rows.
+
+    ``moderate_form`` False keeps every row on the TwoSum form (e^(a - m) to about one
+    ULP instead of the 1.5 of e^a e^-m): for the weighted gradient, where a row of
+    tied logits shares one rounding of that product in every entry and of the sum
+    they make (4.8 ULP of max(S_j sum u, u_j) in the moderate form, 3.8 without).
 
     Returns the results and whether every logit was moderate (then no row holds a
     NaN or an infinity, and the caller needs no scan of its own for them).
@@ -169,7 +174,7 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
             else:
                 targets = [out if f else None for out, f in zip(out_parts, full)]
             results = kernel(a_part, *extra_parts, out=targets,
-                             scratch=[s[:n] for s in scratch[:count]], moderate=moderate)
+                             scratch=[s[:n] for s in scratch[:count]], moderate=moderate and moderate_form)
             results = results if isinstance(results, tuple) else (results,)
             for out, res, f in zip(out_parts, results, full):
                 if narrow or not f:

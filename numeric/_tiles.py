@@ -446,8 +446,65 @@ def linear_tiles(flat, Ws, bs, targets, reduction, counted, denom, tile, dtype, 
     logit is NaN or +inf, a row is all -inf, or -inf meets a spread (smoothing,
     probability targets): the row path then takes the call."""
     rows, features = flat.shape
-    classes = Ws.shape[0]
     call = _Call(flat, Ws, bs, tile)
+    dx = np.zeros((rows, features))
+    product = np.empty((rows, features))
+    db = np.empty(Ws.shape[0])
+    dW = np.empty(Ws.shape, dtype)
+    wide = np.empty(call.width * features) if dtype != np.float64 else None
+
+    def sink(first, last, grad, w_tile64, column_sums):
+        """dW's rows, db's entries and dx's share of the tile's G."""
+        if wide is None:
+            np.matmul(grad.T, call.flat, out=dW[first:last])
+        else:  # computed in float64, rounded once
+            part = wide[:(last - first) * features].reshape(last - first, features)
+            np.matmul(grad.T, call.flat, out=part)
+            dW[first:last] = part
+        db[first:last] = column_sums.sum(axis=0)
+        np.matmul(grad, w_tile64, out=product)
+        np.add(dx, product, out=dx)
+
+    losses = _passes(call, targets, reduction, counted, denom, stat_tiles, sink)
+    return None if losses is None else (losses, dx, dW, db)
+
+
+class _Rows:
+    """The logits given as rows (rows x T, float64; one tile of all classes): the
+    tiles' arithmetic for :func:`rows_with_grad`."""
+
+    def __init__(self, logits):
+        self.source = logits
+        rows, classes = logits.shape
+        self.width = classes
+        self.buf = np.empty((rows, classes))
+        self.starts = range(0, max(classes, 1), max(classes, 1))
+        self.block = max(1, _blocks.BLOCK_BYTES // (8 * max(classes, 1)))
+
+    def logits(self, first):
+        np.copyto(self.buf, self.source)
+        return self.source.shape[1], None, self.buf
+
+
+def rows_with_grad(logits, targets, reduction, counted, denom):
+    """(per-row losses, G) of finite logits given as rows, by the tiles' forms (for rows
+    whose results the generated kernels round past the contract: a weight above 1
+    times a subnormal S_j or log1p(s')); None if a row is not finite."""
+    call = _Rows(logits)
+    grad = np.empty(logits.shape)
+
+    def sink(first, last, tile_grad, w_tile64, column_sums):
+        grad[:, first:last] = tile_grad
+
+    losses = _passes(call, targets, reduction, counted, denom, 1, sink)
+    return None if losses is None else (losses, grad)
+
+
+def _passes(call, targets, reduction, counted, denom, stat_tiles, sink):
+    """The two passes over ``call``'s tiles: per-row losses (0 where not counted),
+    each tile's G handed to ``sink(first, last, G, W_tile, column sums)``."""
+    rows = call.buf.shape[0] if isinstance(call, _Rows) else call.flat.shape[0]
+    classes = call.source.shape[1] if isinstance(call, _Rows) else call.Ws.shape[0]
     keep = min(len(call.starts), stat_tiles)
     spread = targets.soft or bool(targets.eps)
     stats = _Stats(rows, keep, spread, targets.soft)
@@ -485,13 +542,7 @@ def linear_tiles(flat, Ws, bs, targets, reduction, counted, denom, tile, dtype, 
     del stats
     ctx.rowwise = rowwise
     ctx.tiny_sums = np.zeros((rows, len(call.starts))) if rowwise.tiny.any() else None
-    blocks = -(-rows // call.block)
-    ctx.column_sums = np.empty((blocks, call.width))
-    dx = np.zeros((rows, features))
-    product = np.empty((rows, features))
-    db = np.empty(classes)
-    dW = np.empty(Ws.shape, dtype)
-    wide = np.empty(call.width * features) if dtype != np.float64 else None
+    ctx.column_sums = np.empty((-(-rows // call.block), call.width))
     for ctx.tile_index, first in enumerate(call.starts):  # pass 2: G, then dW, db, dx
         last, w_tile64, logits = call.logits(first)
         hit = cols = None
@@ -501,15 +552,7 @@ def linear_tiles(flat, Ws, bs, targets, reduction, counted, denom, tile, dtype, 
         ctx.first, ctx.last = first, last
         _blocks.each(functools.partial(_tile_gradient, ctx, logits, hit, cols, w_tile),
                      range(0, rows, call.block), logits.size)
-        if wide is None:
-            np.matmul(logits.T, call.flat, out=dW[first:last])
-        else:  # computed in float64, rounded once
-            part = wide[:(last - first) * features].reshape(last - first, features)
-            np.matmul(logits.T, call.flat, out=part)
-            dW[first:last] = part
-        db[first:last] = ctx.column_sums[:, :last - first].sum(axis=0)
-        np.matmul(logits, w_tile64, out=product)
-        dx += product
+        sink(first, last, logits, w_tile64, ctx.column_sums[:, :last - first])
     if ctx.tiny_sums is not None:  # sigma log1p(R) = sigma R there, formed from the exponents
         tiny = np.flatnonzero(rowwise.tiny)
         fixed = ctx.tiny_sums[tiny].sum(axis=1)
@@ -521,7 +564,7 @@ def linear_tiles(flat, Ws, bs, targets, reduction, counted, denom, tile, dtype, 
             if targets.eps:
                 rest = rest + (targets.eps / classes) * final[3][tiny]
         losses[tiny] = fixed + rest
-    return _zero_times(counted, losses), dx, dW, db
+    return _zero_times(counted, losses)
 
 
 class _Context:

@@ -154,7 +154,7 @@ def _row_kinds(rows):
     return posinf, neginf, nan
 
 
-def _run(kernel, rows, *extra, special=None, dtype=np.float64):
+def _run(kernel, rows, *extra, special=None, dtype=np.float64, moderate_form=True):
     """Run the generated kernel ``kernel`` (a function of ``_kernels``) on rows, treating +inf rows by their
     limit (the +inf entries become 0, the rest -inf) and leaving rows of only -inf to
     ``special``, called as ``special(neginf_rows, posinf_rows, *results)``.
@@ -165,7 +165,7 @@ def _run(kernel, rows, *extra, special=None, dtype=np.float64):
     a copy with those rows replaced (the price of non-finite input, not of the common
     call)."""
     full = _kernels.OUTPUTS[kernel.__name__]  # which results have the logits' shape
-    results, moderate = _blocks.run(kernel, rows, extra, full, dtype)
+    results, moderate = _blocks.run(kernel, rows, extra, full, dtype, moderate_form)
     if not moderate:
         posinf, neginf, nan = _row_kinds(rows)
         if posinf.any() or neginf.any():
@@ -173,7 +173,7 @@ def _run(kernel, rows, *extra, special=None, dtype=np.float64):
             hit = rows[posinf]
             rows[posinf] = np.where(hit == np.inf, 0.0, -np.inf)  # equal, unbounded logits
             rows[neginf] = 0.0  # placeholder; filled by ``special`` below
-            results, _ = _blocks.run(kernel, rows, extra, full, dtype)
+            results, _ = _blocks.run(kernel, rows, extra, full, dtype, moderate_form)
             special(np.flatnonzero(neginf), np.flatnonzero(posinf), *results)
         if nan.any():  # a NaN row is NaN, whatever the kernel made of it (one class: 1)
             for r in results:
@@ -565,13 +565,21 @@ def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoot
     kind, tgt, ignored, weight, eps, reduction = _prepared_targets(
         target, arr.shape, ax, classes, weight, ignore_index, label_smoothing, reduction)
     plain_index = kind == "index" and eps == 0.0
-    family, extra = _kernel_targets(kind, tgt, eps, weight, rows.shape[0], classes)
+    counted, denom = _mean_denominator(kind, tgt, ignored, weight)
+    # the mean's divisor folded into the gradient (issue 20: G w_c then / sum w, or the
+    # kernel's G then / sum w, stacked two more roundings on the kernel's): u / sum w
+    # rounded once goes into the weighted kernels, and w_c / sum w into one rounding
+    # of G w_c / sum w for weighted class indices
+    fold = reduction == "mean" and bool(denom) and want != "loss"
+    family, extra = _kernel_targets(kind, tgt, eps, weight, rows.shape[0], classes,
+                                    denom if fold else None)
+    fold = fold and (family == "weighted" or weight is not None)
 
     # results are rounded to the caller's dtype in the kernels, unless more arithmetic
     # follows here (weights, ignored rows, reductions): then at the end
-    post = (plain_index and weight is not None) or ignored is not None or reduction != "none"
+    post = weight is not None or ignored is not None or reduction != "none"
     results = _run(_KERNELS[family, want], rows, extra, special=_only_neg_inf_rows(family, extra, want),
-                   dtype=np.float64 if post else dtype)
+                   dtype=np.float64 if post else dtype, moderate_form=family != "weighted" or want == "loss")
     results = results if isinstance(results, tuple) else (results,)
     got = dict(zip(("loss", "grad") if want == "both" else (want,), results))
     loss, grad = got.get("loss"), got.get("grad")
@@ -585,9 +593,21 @@ def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoot
         if loss is not None:
             loss = _zero_times(row_scale, loss)
         if grad is not None:
-            grad = _zero_times(row_scale[:, None], grad)
+            grad = (_product_quotient(grad, row_scale[:, None], denom) if fold and family == "index"
+                    else _zero_times(row_scale[:, None], grad))
+    fixed = None
+    if weight is not None:  # a weight above 1 times a subnormal: the tiles' forms
+        fixed = _subnormal_products(rows, kind, tgt, weight, eps, classes, reduction, counted, denom)
+        if fixed is not None and loss is not None:
+            loss[fixed[0]] = fixed[1] / denom if (fold and family == "weighted") else fixed[1]
     if reduction != "none":
-        loss, grad = _reduced(loss, grad, reduction, dtype, _mean_denominator(kind, tgt, ignored, weight))
+        if fold:  # (the loss of a folded kernel is already divided)
+            total = float(np.sum(loss)) if loss is not None else 0.0
+            loss = _scalar(total if family == "weighted" else total / denom, dtype)
+        else:
+            loss, grad = _reduced(loss, grad, reduction, dtype, (counted, denom))
+    if fixed is not None and grad is not None:
+        grad[fixed[0]] = fixed[2]
     outs = []
     if want in ("loss", "both"):
         outs.append(_finish(loss.reshape(batch_shape), dtype) if reduction == "none" else loss)
@@ -596,21 +616,71 @@ def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoot
     return tuple(outs) if want == "both" else outs[0]
 
 
-def _kernel_targets(kind, tgt, eps, weight, n_rows, classes):
+def _kernel_targets(kind, tgt, eps, weight, n_rows, classes, divisor=None):
     """(kernel family, its target array): integer targets as they are, or
     u = w ((1 - eps) y + eps / T) >= 0, whose loss sum_j u_j (-log S_j) has the gradient
     S sum_j u_j - u (probability targets too: a row of y sums to 1 only within a
-    tolerance, and the gradient is that of the loss computed)."""
+    tolerance, and the gradient is that of the loss computed); with ``divisor``,
+    u / divisor (rounded once)."""
     if kind == "index" and eps == 0.0:
         return "index", tgt
     if kind == "index":  # u_j = w_j eps / T off the target, w_c (1 - eps + eps / T) at it
-        off = _smoothed_weighted(np.zeros(classes), eps, classes, weight)
-        on = _smoothed_weighted(np.ones(classes), eps, classes, weight)
+        off = _smoothed_weighted(np.zeros(classes), eps, classes, weight, divisor)
+        on = _smoothed_weighted(np.ones(classes), eps, classes, weight, divisor)
         extra = np.empty((n_rows, classes))
         extra[:] = off
         extra[np.arange(n_rows), tgt[:, 0]] = on[tgt[:, 0]]
         return "weighted", extra
-    return "weighted", (_smoothed_weighted(tgt, eps, classes, weight) if (eps or weight is not None) else tgt)
+    if eps or weight is not None or divisor is not None:
+        return "weighted", _smoothed_weighted(tgt, eps, classes, weight, divisor)
+    return "weighted", tgt
+
+
+def _product_quotient(a, b, c):
+    """a b / c rounded about once (a b carried as a double-double), 0 where b is 0 and
+    a is not NaN; the plain (a b) / c where a b is beyond 2^996."""
+    p, e = _two_product(a, b)
+    q = p / c
+    qp, qe = _two_product(q, np.float64(c))
+    fine = q + (((p - qp) - qe) + e) / c
+    out = np.where(np.isfinite(fine) | ~np.isfinite(q), fine, (a * b) / c)
+    np.copyto(out, 0.0, where=(np.asarray(b) == 0) & ~np.isnan(a))
+    return out
+
+
+def _subnormal_products(rows, kind, tgt, weight, eps, classes, reduction, counted, denom):
+    """(row indices, per-row losses, G) for the finite rows where a weight above 1
+    meets a logit more than 708 below the row's largest: there S_j or log1p(s') may be
+    subnormal, and the kernels' product w S_j keeps only the subnormal's bits (weight
+    1e300 at a gap of 740: 6e13 ULP). Those rows are computed by the tiles' forms,
+    which fold the weight's power of two into the exponent; None if there are none."""
+    sum_w = math.fsum(weight)
+    if kind == "index":
+        scale = weight[tgt[:, 0]] + (eps / classes) * sum_w
+    else:
+        scale = np.full(rows.shape[0], float(weight.max()) * (1.0 + _soft_tolerance(np.float64)))
+    if reduction == "mean" and denom:
+        scale = np.maximum(scale, scale / denom)
+    cand = np.flatnonzero((scale > 1.0) & (counted > 0))
+    if not cand.size:
+        return None
+    sub = rows[cand]
+    top = sub.max(axis=1)
+    low = np.where(sub == -np.inf, np.inf, sub).min(axis=1)
+    keep = (top - low > _tiles.TILE_MODERATE) & np.isfinite(top)
+    if eps or kind == "soft":  # (-inf there: the kernels' 0 * inf rules)
+        keep &= ~(sub == -np.inf).any(axis=1)
+    cand = cand[keep]
+    if not cand.size:
+        return None
+    sub = np.ascontiguousarray(rows[cand], dtype=np.float64)
+    if kind == "index":
+        targets = _tiles.IndexTargets(tgt[cand, 0], weight, eps, classes)
+    else:
+        targets = _tiles.SoftTargets(tgt[cand], functools.partial(_soft_tile, eps=eps, classes=classes,
+                                                                  weight=weight))
+    out = _tiles.rows_with_grad(sub, targets, reduction, counted[cand], denom)
+    return None if out is None else (cand, out[0], out[1])
 
 
 def _only_neg_inf_rows(family, extra, want):
@@ -671,11 +741,12 @@ def _two_product(x, y):
     return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
 
 
-def _smoothed_weighted(y, eps, classes, weight):
-    """u = w ((1 - eps) y + eps / T), rounded once from its exact value (to within
-    0.5 ULP and a few 2^-100 relative): y' is carried as a double-double, then
-    multiplied by w. Rounding each operation instead cost up to ~1.5 ULP of u, which
-    the loss and gradient inherit (issue 11: the loss reached 4.15 ULP)."""
+def _smoothed_weighted(y, eps, classes, weight, divisor=None):
+    """u = w ((1 - eps) y + eps / T) (divided by ``divisor`` if given), rounded once
+    from its exact value (to within 0.5 ULP and a few 2^-100 relative): y' is carried
+    as a double-double, then multiplied by w. Rounding each operation instead cost up
+    to ~1.5 ULP of u, which the loss and gradient inherit (issue 11: the loss reached
+    4.15 ULP)."""
     if eps:
         keep_hi, keep_lo = _two_sum(1.0, -eps)  # 1 - eps, exactly
         q = eps / classes
@@ -687,11 +758,20 @@ def _smoothed_weighted(y, eps, classes, weight):
         lo = lo + (a_lo + rest)
     else:
         hi, lo = y, np.zeros_like(y)
+    if weight is not None:
+        p, e = _two_product(weight, hi)
+        plain = weight * (hi + lo)
+        hi, lo = p, e + weight * lo
+    if divisor is not None:  # (hi + lo) / divisor, the quotient corrected by its remainder
+        q = hi / divisor
+        qp, qe = _two_product(q, np.float64(divisor))
+        hi, lo = q, (((hi - qp) - qe) + lo) / divisor
+        if weight is not None:
+            plain = plain / divisor
+    exact = hi + lo
     if weight is None:
-        return hi + lo
-    p, e = _two_product(weight, hi)
-    exact = p + (e + weight * lo)
-    return np.where(np.isfinite(exact), exact, weight * (hi + lo))  # w > 2^996: plain product
+        return exact
+    return np.where(np.isfinite(exact), exact, plain)  # w > 2^996: plain product
 
 
 def _zero_times(factor, values):

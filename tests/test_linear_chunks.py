@@ -115,7 +115,9 @@ def test_memory_does_not_grow_with_the_classes():
     (small, small_whole), (large, large_whole) = peaks(64 * tile), peaks(256 * tile)
     tile_bytes = B * tile * 8
     assert large - small < 0.1 * tile_bytes, (small, large)
-    assert small < 3 * tile_bytes + api.LINEAR_STAT_TILES * 3 * 8 * B + 2 * B * N * 8 + 64 * 1024
+    # (per-row statistics: a dozen columns of LINEAR_STAT_TILES, with the temporaries of
+    # combining them accurately)
+    assert small < 3 * tile_bytes + api.LINEAR_STAT_TILES * 12 * 8 * B + 2 * B * N * 8 + 64 * 1024
     assert large_whole - small_whole > 1.5 * B * (256 - 64) * tile * 8  # the logits and more
 
 
