@@ -173,15 +173,21 @@ def option_sets(rng, classes):
         yield f"reduction {reduction} + weight", {"reduction": reduction, "weight": heavy}
 
 
-def search(rows=24, classes=7, seed=0, paths=PATHS, soft=True):
+def inputs(rows, classes, seed):
+    """(logits, class indices, probabilities, [(name, options)]) of one search."""
     rng = np.random.default_rng(seed)
     logits = adversarial_rows(rng, rows, classes)
     index = rng.integers(0, classes, rows)
     index[::4] = logits[::4].argmax(axis=1)  # the target the largest logit: tiny losses
     probs = rng.dirichlet(np.full(classes, 0.3), rows)
     probs[1] = np.eye(classes)[index[1]]
+    return logits, index, probs, list(option_sets(rng, classes))
+
+
+def search(rows=24, classes=7, seed=0, paths=PATHS, soft=True):
+    logits, index, probs, options_list = inputs(rows, classes, seed)
     results = {}
-    for name, options in option_sets(rng, classes):
+    for name, options in options_list:
         targets = [("index", index)]
         if soft and "ignore_index" not in options:
             targets.append(("probabilities", probs))

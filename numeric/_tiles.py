@@ -116,7 +116,8 @@ def _sigma(w_c, eps, classes, sum_w):
     b_hi, b_lo = _two_product(np.float64(share), np.float64(sum_w))
     b_lo = b_lo + share_lo * sum_w
     hi = a_hi + b_hi
-    return hi + (_two_sum_error(a_hi, b_hi, hi) + (a_lo + b_lo))
+    fine = hi + (_two_sum_error(a_hi, b_hi, hi) + (a_lo + b_lo))
+    return np.where(np.isfinite(fine), fine, w_c * keep + share * sum_w)  # (w beyond 2^996: plain)
 
 
 def _two_product(x, y):
