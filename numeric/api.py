@@ -963,7 +963,7 @@ def _linear_dtype(*arrays):
     return dtype if dtype.type in _FLOATS else np.dtype(np.float64)
 
 
-#: the tiled path (class-index targets) computes the logits of all B rows for a tile of
+#: the tiles (every call with finite logits) compute the logits of all B rows for a tile of
 #: classes of about this many bytes of float64 at a time (twice: two passes). (Measured
 #: on the loaded 2-core machine at B = 4096: tiles of 1536 classes ran 28.5-40 s where
 #: 1024 ran 30-51 s, the whole logits 28-32 s: fewer, longer products lose less to the
@@ -976,7 +976,7 @@ LINEAR_MIN_TILE = 128
 #: the per-row statistics of pass 1 are kept for at most this many tiles; then they are
 #: combined into one column (the catalogue's ``lse_split_classes``) and pass 1 goes on
 LINEAR_STAT_TILES = 64
-#: the row path (probability targets, and calls with a non-finite logit) takes rows in
+#: the row path (calls with a NaN or infinite logit) takes rows in
 #: chunks of this many bytes of float64 logits: with their gradient, about 2 x 64 MB
 #: live, plus a float64 copy of W and a float64 dW (Smaller chunks cost time: BLAS
 #: packs all of W for each chunk's products.)
@@ -998,55 +998,65 @@ def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_IN
     db = sum over the batch of G, dx = G W. Every result takes the promoted dtype of
     x, W and b (computed in float64, rounded once).
 
-    The whole B x T logits are never held. Class-index targets go in tiles of
-    ``chunk`` classes (default: as many as make :data:`LINEAR_TILE_BYTES` of float64
-    logits for the B rows, at least :data:`LINEAR_MIN_TILE`), in two passes over the
-    tiles, each computing the tile's logits x W_tile^T + b_tile in float64 (W widened
-    one tile at a time):
+    The whole B x T logits are never held. Every call with finite logits (class
+    indices or probabilities, any option) goes in tiles of ``chunk`` classes (default:
+    as many as make :data:`LINEAR_TILE_BYTES` of float64 logits for the B rows, at least
+    :data:`LINEAR_MIN_TILE`), in two passes over the tiles, each computing the tile's
+    logits x W_tile^T + b_tile in float64 (W widened one tile at a time;
+    :mod:`numeric._tiles`):
 
-    1. per row and tile, the tile's largest logit m_t and sum of e^(a_j - m_t) over
-       its classes other than the target (and, with label smoothing, the sum of
-       w_j (m_t - a_j)); the target logit a_c. Combined, with m = max_t m_t:
-       log sum_j e^a_j = m + log(e^(a_c - m) + sum_t e^(m_t - m) s_t)
-       (``lse_split_classes``), and the loss -log S_c = (m - a_c) + log(...), or
-       log1p of the rest when the target is the largest logit, so that losses far below
-       1e-16 keep their digits (``loss_split_true_class``);
-    2. the tile's G = e^a e^-m / (Z' / coefficient) (the coefficient: the weight, the
-       smoothing and the reduction's divisor), S_c - 1 as -rest / Z'
-       (``true_class_complement_shifted``); then dW's rows of the tile = G_tile^T x
-       (``fc_grad_W_class_tile``), rounded once into the result, db's entries of the
-       tile, and dx += G_tile W_tile into a float64 B x N sum (``fc_batch_grad_x_tiles``).
+    1. per row and tile, the tile's largest logit m_t and the sum s_t of e^(a_j - m_t)
+       over its classes other than its own argmax (and the target), the sums of
+       u_j (m_t - a_j) and of u_j (probability targets, smoothing), the target logit a_c.
+       Combined, with m = max_t m_t (``lse_split_classes``): Z e^-m = 1 + R with
+       R = s_t* + sum_{t != t*} e^(m_t - m) (1 + s_t) (+ e^(a_c - m)), a sum of small
+       terms, and the loss sigma log1p(R) + sum_j u_j (m - a_j)
+       (``loss_split_true_class``): losses far below 1e-16 keep their digits, and none
+       is negative;
+    2. the tile's G = e^a F - rho u with F = e^-m sigma rho / Z' rounded once (sigma =
+       sum_j u_j, rho the reduction's factor), S_c - 1 as -sum_{j != c} e^(a_j - m) / Z'
+       where c is the argmax (``true_class_complement_shifted``); then dW's rows of the
+       tile = G_tile^T x (``fc_grad_W_class_tile``), rounded once into the result, db's
+       entries, and dx += G_tile W_tile into a float64 B x N sum (``fc_batch_grad_x_tiles``).
 
-    Exponentials are formed as e^a e^-m, each factor rounded once (e^(a - m) would
-    amplify the rounding of a - m by |a - m|: 235 ULP at a loss of 1e-265), which
-    needs e^a and e^-m normal: every logit in [-708, 708] (:data:`TILE_MODERATE`); a
-    call with a logit outside (and every non-finite case) takes the row path below.
+    Exponentials are e^a e^-m (each factor rounded once) in rows whose logits lie in
+    [-708, 708], and e^(a - m) with a - m carried with its rounding error (TwoSum)
+    elsewhere, so finite logits of any size stay on the tiles. Where a weight above 1
+    meets a number that would be subnormal (S_j, or R past a gap of 708), the
+    weight's power of two goes into the exponent first.
 
     Memory beyond the inputs and outputs: the tile's logits, the tile of W and of dW in
-    float64, float64 copies of x and of dx (and one product G_tile W_tile), and per-row
-    statistics of at most :data:`LINEAR_STAT_TILES` tiles: at B = 4096, N = 768,
-    T = 50257 (float32) 128 MB (8.1 % of the 1.6 GB of float64 logits; the whole
-    logits at once held 3.6 GB). Time: four matrix products (the logits twice) against
-    three for the whole logits at once, with the elementwise work in cache-sized blocks
-    on two threads and no page faults of fresh B x T arrays: 1.02x the whole logits'
-    time on a quiet machine (benchmarks/run.py; the figures in the README).
+    float64, float64 copies of x and of dx (and one product G_tile W_tile), per-row
+    statistics of at most :data:`LINEAR_STAT_TILES` tiles, and a few cache blocks of
+    temporaries (probability targets are checked and read a block of a tile at a time:
+    no float64 copy of them). At B = 4096, N = 768, T = 50257 (float32): see the README
+    for the measured figures (about 8 % of the 1.6 GB of float64 logits, which the whole
+    computation at once held 2.3 times over).
 
-    Probability targets (already B x T in memory) and calls with a non-finite logit
-    (NaN, +inf, a row of only -inf, or -inf with label smoothing) or one beyond +-708
-    take the row path instead: rows in chunks of :data:`LINEAR_CHUNK_BYTES` of float64
+    NaN, +inf, a row of only -inf, or -inf with smoothing or probability targets take
+    the row path instead: rows in chunks of :data:`LINEAR_CHUNK_BYTES` of float64
     logits through :func:`cross_entropy_with_grad`, dW and db accumulated over the
     chunks (``fc_batch_grad_W_chunks``), with a float64 copy of W and a float64 dW
-    (more memory; ``chunk`` does not apply there). Non-finite logits behave as in
-    :func:`cross_entropy`. (The pass over the tiles that finds such a logit is lost
-    time, paid only by such calls.)
+    (more memory: those calls' results are NaN or infinite where the input is;
+    ``chunk`` does not apply there). Non-finite logits behave as in
+    :func:`cross_entropy`.
 
-    Accuracy (tests/test_linear_chunks.py, against mpmath from the exact inputs): with
-    float32 inputs the loss and every entry of dx, dW and db are within 1 ULP of
-    float32. In float64 the logits are BLAS's float64 products; from exact logits the
-    loss is within 4 ULP, also far below 1e-16 (down to 1e-300), and each row's
-    gradient within 4 ULP of its largest entry. The per-row results agree with the row
-    path's (one chunk holding the whole logits) to a few ULP, not bit for bit: another
-    formula for the same math, and the sums of dW, db and dx in another order.
+    Accuracy (tests/test_linear_chunks.py, tests/test_tiles_accuracy.py, against
+    mpmath from the exact inputs). From given float64 logits (W = I, b = 0: the logits
+    are x exactly and dx is G) the loss is within 4 ULP, also far below 1e-16 (down to
+    1e-300), and each entry of G within 4 ULP of max(S_j sigma, u_j) rho (for plain
+    class indices: of itself) on every option, weights up to 1e300 included. The
+    logits themselves are BLAS's float64 sums of the products x_n W_jn: each is within
+    gamma_N sum_n |x_n W_jn| (gamma_N = N 2^-53 / (1 - N 2^-53)) of the exact logit,
+    and the loss, whose derivative in each row has 1-norm at most 2 sigma, moves by at
+    most twice that per unit of target mass. So with float32 inputs (every product
+    exact in float64) the results are within 1 ULP of float32 of the exact values
+    *when the dot products do not cancel*; in general the loss is within 1 ULP of
+    float32 plus 2 gamma_N max_j sum_n |x_n W_jn| per row (per unit of sigma) of the
+    exact loss -- logits that cancel (x_n W_jn of 1e17 summing to 1) can be off by
+    more than 1 even in float64. The per-row results agree with the row path's to a
+    few ULP, not bit for bit: another formula for the same math, and the sums of dW,
+    db and dx in another order.
 
     ``chunk``: classes per tile (an int >= 1) or None for the default.
 

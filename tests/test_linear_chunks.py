@@ -264,8 +264,9 @@ F32_CASES = [
 @pytest.mark.parametrize("options", F32_CASES, ids=[str(o) for o in F32_CASES])
 @pytest.mark.parametrize("chunk", [2, None])
 def test_float32_results_are_within_one_ulp_of_mpmath(options, chunk):
-    """Computed in float64, rounded once: the loss and every entry of dx, dW and db
-    within 1 ULP of float32 of the exact values; the plain float32 max-shift is not."""
+    """Computed in float64, rounded once: where the dot products do not cancel, the loss
+    and every entry of dx, dW and db within 1 ULP of float32 of the exact values; the
+    plain float32 max-shift is not."""
     rng = np.random.default_rng(11)
     B, N, T = 12, 6, 7
     x = rng.normal(size=(B, N)).astype(np.float32)
@@ -282,6 +283,30 @@ def test_float32_results_are_within_one_ulp_of_mpmath(options, chunk):
     assert max(_worst_ulps(got, exact, np.float32)) <= 1
     if not options:
         assert max(_worst_ulps(_naive_float32(x, W, b, target), exact, np.float32)) > 1
+
+
+def test_the_float32_bound_that_holds_for_cancelling_dot_products():
+    """Issue 20, item 7: "every output within 1 ULP of float32 of the exact value" cannot
+    hold where the dot products cancel (the float64 sum of x_n W_jn of 2^60 rounds away
+    a 1.5). The bound stated instead: each logit within gamma_N sum_n |x_n W_jn| of the
+    exact one, so the loss within 1 ULP of float32 plus twice that; it holds here, and
+    the documentation says so."""
+    x = np.array([[2.0 ** 60, 1.5, 2.0 ** 60], [1.0, 2.0, 3.0]], dtype=np.float32)
+    W = np.array([[1.0, 1.0, -1.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    target = np.array([0, 1])
+    loss = numeric.linear_cross_entropy(x, W, None, target, reduction="none")[0]
+    N = x.shape[1]
+    gamma = N * 2.0 ** -53 / (1 - N * 2.0 ** -53)
+    mass = np.abs(x.astype(np.float64)) @ np.abs(W.astype(np.float64)).T  # sum_n |x_n W_jn|
+    with mpmath.workdps(60):
+        for row in range(2):
+            logits = [mpmath.fsum(mpmath.mpf(float(x[row, n])) * mpmath.mpf(float(W[j, n])) for n in range(N))
+                      for j in range(2)]
+            exact = mpmath.log(mpmath.fsum(mpmath.exp(v) for v in logits)) - logits[target[row]]
+            bound = np.spacing(np.float32(float(exact))) + 2 * gamma * mass[row].max()
+            assert abs(mpmath.mpf(float(loss[row])) - exact) <= bound, (row, loss[row], exact, bound)
+    doc = numeric.linear_cross_entropy.__doc__
+    assert "gamma_N sum_n |x_n W_jn|" in doc and "do not cancel" in doc
 
 
 @pytest.mark.parametrize("chunk", [1, 3, None])
