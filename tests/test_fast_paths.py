@@ -95,6 +95,16 @@ def test_direct_path_with_every_option_is_the_general_path(monkeypatch, dtype, o
               _general(monkeypatch, function, logits, tgt, **options))
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_probability_targets_leave_the_direct_path_to_the_general_one(monkeypatch, dtype):
+    logits = np.random.default_rng(2).normal(0, 3, (9, 7))
+    target = np.random.default_rng(3).dirichlet(np.ones(7), 9).astype(dtype)
+    for function in FUNCTIONS:
+        for reduction in ("none", "mean"):
+            _same(_outcome(function, logits, target, reduction=reduction),
+                  _general(monkeypatch, function, logits, target, reduction=reduction))
+
+
 #: logits at the edges of the direct path's range [-708, 600] and size 2^17
 BOUNDARY_LOGITS = {
     "-708": np.array([[-708.0, 0.0, 1.0], [2.0, -708.0, 0.5]]),

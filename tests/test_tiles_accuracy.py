@@ -180,6 +180,23 @@ def test_the_tiles_give_the_general_path_for_every_dtype_and_option(dtype, optio
         _close(got[1], want[1])
 
 
+@pytest.mark.parametrize("options", [{}, {"label_smoothing": 0.2}, {"weight": "w", "reduction": "none"},
+                                     {"weight": "w", "label_smoothing": 1.0, "reduction": "sum"}],
+                         ids=["plain", "smoothing", "weight", "both"])
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64], ids=lambda d: np.dtype(d).name)
+def test_the_tiles_give_the_general_path_for_probability_targets(dtype, options):
+    rng = np.random.default_rng(3)
+    classes = 7
+    logits = rng.normal(0, 4, (11, classes))
+    target = rng.dirichlet(np.full(classes, 0.5), 11).astype(dtype)
+    options = _options(options, classes)
+    want = numeric.cross_entropy_with_grad(logits, target, **options)
+    for chunk in (None, 3):
+        got = _tiles(logits, target, chunk=chunk, **options)
+        _close(got[0], want[0])
+        _close(got[1], want[1])
+
+
 #: logits at the edges of the dispatch: the tiles' moderate range (+-708), the
 #: kernels' (600), a block of 2^17 elements; T at 156, 256 (int8 targets)
 EDGES = {
@@ -205,6 +222,20 @@ def test_the_tiles_give_the_general_path_at_the_edges_of_their_dispatch(case):
         got = _tiles(logits, target, chunk=64, **options)
         _close(got[0], want[0])
         _close(got[1], want[1])
+
+
+@pytest.mark.parametrize("classes", [65435, 65436, 65437])
+def test_int16_targets_past_65436_classes_on_the_tiles(classes):
+    """int16 -100 viewed as unsigned is 65436: ignored here as on the general path."""
+    rng = np.random.default_rng(5)
+    x, W = rng.normal(size=(4, 3)), rng.normal(size=(classes, 3))
+    target = np.array([-100, 7, 32767, -100], dtype=np.int16)
+    loss, dx, dW, db = numeric.linear_cross_entropy(x, W, None, target, reduction="none")
+    logits = x @ W.T
+    want, grad = numeric.cross_entropy_with_grad(logits, target, reduction="none")
+    assert loss[0] == loss[3] == 0.0 and not dx[[0, 3]].any()
+    np.testing.assert_allclose(loss, want, rtol=1e-13)
+    np.testing.assert_allclose(db, grad.sum(axis=0), rtol=1e-12, atol=1e-15)
 
 
 # ----------------------------------------------------------------- item 6: memory beyond 708
