@@ -198,8 +198,8 @@ def search(rows=24, classes=7, seed=0, paths=PATHS, soft=True):
             if exact is None:
                 continue
             for path, run in paths.items():
-                if path == "direct" and kind != "index":
-                    continue
+                if path == "direct" and (kind != "index" or set(options) - {"reduction"}):
+                    continue  # (the direct path takes plain calls only: the rest is the general path's)
                 with np.errstate(all="raise"):
                     loss, grad = run(logits, target, options)
                 key = (path, kind)

@@ -255,14 +255,14 @@ def test_a_logit_beyond_708_keeps_the_call_on_the_tiles(monkeypatch):
     chunks of logits). It now stays on the tiles (the TwoSum form for that row): the
     same memory as a moderate call."""
     rng = np.random.default_rng(6)
-    B, N, T = 512, 16, 4096
+    B, N, T = 256, 8, 2048
     x, W = rng.normal(size=(B, N)).astype(np.float32), (rng.normal(size=(T, N)) / 4).astype(np.float32)
     b = np.zeros(T, dtype=np.float32)
     target = rng.integers(0, T, B)
     far = b.copy()
     far[7] = 750.0
     monkeypatch.setattr(api._blocks, "BLOCK_BYTES", 2 ** 16)  # (the TwoSum form's temporaries: ~10 blocks)
-    calm = _peak(lambda: numeric.linear_cross_entropy(x, W, b, target, chunk=256))
-    beyond = _peak(lambda: numeric.linear_cross_entropy(x, W, far, target, chunk=256))
+    calm = _peak(lambda: numeric.linear_cross_entropy(x, W, b, target, chunk=128))
+    beyond = _peak(lambda: numeric.linear_cross_entropy(x, W, far, target, chunk=128))
     assert beyond < 1.2 * calm + 2 ** 20, (calm, beyond)
-    assert beyond < 0.25 * B * T * 8
+    assert beyond < 0.5 * B * T * 8  # (the row path held all B x T logits here, and their gradient)
