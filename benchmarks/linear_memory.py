@@ -64,8 +64,9 @@ def main(argv=None):
     logits = B * T * 8
     print(f"{args.case}: B={B} N={N} T={T} peak beyond inputs and outputs {extra / 2 ** 20:.0f} MB "
           f"({100 * extra / logits:.1f} % of the {logits / 2 ** 20:.0f} MB float64 logits); "
-          f"median {np.median(times):.2f} s of {args.repeats} ({', '.join(f'{t:.2f}' for t in times)}); "
-          f"load {os.getloadavg()[0]:.2f}", flush=True)
+          + (f"median {np.median(times):.2f} s of {args.repeats} ({', '.join(f'{t:.2f}' for t in times)}); "
+             if times else "")
+          + f"load {os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -223,7 +223,8 @@ def _tail_sums(part, top, moderate, arg):
     rows = np.arange(part.shape[0])
     if moderate is not True:
         slow = ~moderate
-        part[slow] = exp_scaled(part[slow], top[slow, None])
+        for group in _groups(np.flatnonzero(slow)):
+            part[group] = exp_scaled(part[group], top[group, None])
         fast = np.flatnonzero(moderate)
         part[fast] = np.exp(part[fast])
     else:
@@ -293,6 +294,15 @@ def _block_hits(hit, cols, first, last):
 
 
 # --------------------------------------------------------------------------- pass 2
+#: rows of a block taken at once by the TwoSum form (its temporaries: ~8 arrays of them)
+SLOW_GROUP = 32
+
+
+def _groups(indices):
+    """``indices`` in groups of at most SLOW_GROUP."""
+    return (indices[i:i + SLOW_GROUP] for i in range(0, len(indices), SLOW_GROUP))
+
+
 def _tile_gradient(ctx, logits, hit, cols, w_tile, first):
     """Pass 2 on rows first.. of one tile: G = e^a F - rho u with F = e^-m q, q = rho
     sigma / Z' (rows where F is not normal, or not moderate, or whose loss needs R
@@ -303,16 +313,19 @@ def _tile_gradient(ctx, logits, hit, cols, w_tile, first):
     part = logits[first:last]
     slow = np.flatnonzero(row.slow[first:last])
     if slow.size:
-        a, m = part[slow], row.top[first:last][slow, None]
-        if ctx.tiny_sums is not None:
-            tiny = row.tiny[first:last][slow]
-            if tiny.any():  # sigma R from the exponents: sum_{j != k} e^(a_j - m) 2^E f
-                at, mt = a[tiny], m[tiny]
-                terms = exp_scaled(at, mt, row.sigma_exp[first:last][slow][tiny, None])
-                terms[at == mt] = 0.0  # the argmax (unique: R < 1)
-                terms *= row.sigma_frac[first:last][slow][tiny, None]
-                ctx.tiny_sums[first + slow[tiny], ctx.tile_index] = terms.sum(axis=1)
-        slow_g = exp_scaled(a, m, row.q_exp[first:last][slow, None]) * row.q_frac[first:last][slow, None]
+        slow_g = np.empty((slow.size, part.shape[1]))
+        for group in _groups(np.arange(slow.size)):
+            rows = first + slow[group]
+            a, m = part[slow[group]], row.top[rows, None]
+            if ctx.tiny_sums is not None:
+                tiny = row.tiny[rows]
+                if tiny.any():  # sigma R from the exponents: sum_{j != k} e^(a_j - m) 2^E f
+                    at, mt = a[tiny], m[tiny]
+                    terms = exp_scaled(at, mt, row.sigma_exp[rows[tiny], None])
+                    terms[at == mt] = 0.0  # the argmax (unique: R < 1)
+                    terms *= row.sigma_frac[rows[tiny], None]
+                    ctx.tiny_sums[rows[tiny], ctx.tile_index] = terms.sum(axis=1)
+            slow_g[group] = exp_scaled(a, m, row.q_exp[rows, None]) * row.q_frac[rows, None]
     np.exp(part, out=part)
     part *= row.F[first:last, None]
     if slow.size:
