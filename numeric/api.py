@@ -664,12 +664,14 @@ def _subnormal_products(rows, kind, tgt, weight, eps, classes, reduction, counte
     cand = np.flatnonzero((scale > 1.0) & (counted > 0))
     if not cand.size:
         return None
-    sub = rows[cand]
-    top = sub.max(axis=1)
-    low = np.where(sub == -np.inf, np.inf, sub).min(axis=1)
+    sub = rows if cand.size == rows.shape[0] else rows[cand]  # (no copy of all the logits)
+    top, low = sub.max(axis=1), sub.min(axis=1)
+    masked = np.flatnonzero(low == -np.inf)  # a masked class: the gap to the others
+    if masked.size:
+        low[masked] = np.where(sub[masked] == -np.inf, np.inf, sub[masked]).min(axis=1)
     keep = (top - low > _tiles.TILE_MODERATE) & np.isfinite(top)
-    if eps or kind == "soft":  # (-inf there: the kernels' 0 * inf rules)
-        keep &= ~(sub == -np.inf).any(axis=1)
+    if masked.size and (eps or kind == "soft"):  # (-inf there: the kernels' 0 * inf rules)
+        keep[masked] = False
     cand = cand[keep]
     if not cand.size:
         return None
