@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 import sympy as sp
-from sympy import Derivative, KroneckerDelta, Piecewise, Sum, exp, floor, log
+from sympy import Derivative, Piecewise, Sum, exp, floor, log
 
 from derive import (
     Assumption,
@@ -26,10 +26,10 @@ from derive import (
     StepUnproved,
     check,
     define_arrays,
+    engine,
     scalar,
     vector,
 )
-from derive import engine
 from derive.codegen import prove_kernels
 from derive.engine import StepUndefined, StepVacuous
 from derive.functions import ArrayFunction, RowSum
