@@ -8,50 +8,79 @@ justification. What "checked" means, exactly:
 (a) **Numeric half.** Both sides are evaluated with mpmath at :data:`DIGITS` significant
     digits on :data:`SAMPLES_PER_T` random instances for every class count T of
     :func:`class_counts` (1, 2, 3, 5, 8 from ``min_classes`` up, plus ``min_classes``,
-    ``min_classes + 1`` and one random T up to at least 12, drawn from a seed that is a
-    function of the derivation's key, so every run checks the same instances). The
-    values satisfy the assumptions and nothing more (a vector that no assumption
-    normalises is not normalised; half of the free indices copy an earlier one, so
-    coincidences such as j = c are common; a scalar no assumption draws is drawn from
-    its SymPy assumptions). The evaluator is the engine's own: sums are loops,
-    indices are looked up, and every ``Derivative`` is evaluated by ``mpmath.diff``
-    (finite differences at raised precision) -- never by SymPy, so SymPy's index
-    calculus cannot fool it. A step must hold on every instance; an instance that
-    cannot be evaluated (a missing component, log 0, a division by zero) is a
-    rejection too.
-(b) **Symbolic half.** SymPy shows the relation for symbolic T under the assumptions
+    ``min_classes + 1`` and one random T up to at least 12, with N and the content's
+    other sizes from 1..3) and on the wide instances (one T from 13..17 with N and the
+    other sizes in the tens, one T from 24..30; most free indices past the regular T),
+    drawn from a seed that is a function of the derivation's key, so every run checks
+    the same instances. The values satisfy the assumptions and nothing more (a vector
+    that no assumption normalises is not normalised; half of the free indices copy an
+    earlier one, so coincidences such as j = c are common; a scalar no assumption
+    draws is drawn from its SymPy assumptions), and every instance is checked against
+    them: each assumption's ``condition`` must be true there and its rewrite must keep
+    the value of both sides (a derivation whose instances never satisfy its
+    assumptions is vacuous, and rejected). The evaluator is the engine's own: sums
+    are loops, indices are looked up, and every ``Derivative`` is evaluated by
+    ``mpmath.diff`` (finite differences at raised precision) -- never by SymPy, so
+    SymPy's index calculus cannot fool it. A sum that cancels below what the working
+    precision can tell is evaluated again with the digits it needs (up to
+    :data:`MAX_DIGITS`), so a value that "held" never cancelled. A step must hold on
+    every instance; an instance that cannot be evaluated (a missing component, log 0,
+    a division by zero, e^x beyond :data:`LARGEST_EXPONENT`, longer than
+    :data:`INSTANCE_SECONDS`) is a rejection too, with the reason.
+(b) **Closed numbers.** Between two closed numbers (no free symbol once the
+    assumptions fix the given vectors: ``Values`` to the exact rationals of their
+    text) the relation is decided by interval arithmetic (``mpmath.iv``) at rising
+    precision (:data:`CLOSED_PRECISIONS`), not within a tolerance. A ``~`` step
+    (rounding) needs such a closed ``previous`` (or one SymPy shows constant); the
+    stated number must have at most ``decimals`` decimals and equal the exact value
+    rounded, decided on intervals, never at a precision where the value cancelled.
+(c) **Symbolic half.** SymPy shows the relation for symbolic T under the assumptions
     (:func:`symbolic_check`): successively stronger normal forms of the difference,
     and, where the sides branch on index equalities (Piecewise, Kronecker deltas of
     free indices), the same for every case (tried before SymPy's simplify of the
     whole difference, the slowest form). Summation variables are renamed to symbols
     that are integers and nothing else; each sum's range is used inside its own body
     only; ``log`` products are split only where the factors are provably positive; a
-    sum is positive only if it is provably non-empty for every T >= ``min_classes``.
+    square is non-negative only for a base SymPy shows real; a sum is positive only if
+    it is provably non-empty for every T >= ``min_classes``. SymPy is not trusted on an
+    index expression other than +-index + constant (:func:`untrusted_index`): such a
+    step is shown only by algebra that leaves the indexed terms alone.
 
-A step is accepted only when both halves pass. A ``~`` step is numeric only: the
-stated value must be a number with at most ``decimals`` decimals and equal the exact
-value rounded to that many. A cited lemma must have been checked itself and consist
-of equalities only; it rewrites its start expression into its result, its free
-indices matching any distinct indices (those its assumptions name stay fixed).
+A step is accepted only when both halves pass. A cited lemma must have been checked
+itself, consist of equalities only, and hold for every T the citing derivation claims
+(its ``min_classes`` at most the derivation's); it rewrites its start expression into
+its result, its free indices matching any distinct indices (those its assumptions name
+stay fixed).
 
-What the numeric half cannot see: values of T beyond those sampled, instances the
-random draw does not hit (an error confined to a thin set of values, or to a
-coincidence of indices the draw misses), differences below the tolerance
-(:data:`TOLERANCE`, relative), and anything about floating point: both halves are
-about exact arithmetic, so numerical stability (shifting by the maximum rather than
-by any other logit, which is exact either way) is measured by verification, not
-proved here. That is why the symbolic half is still required, and why verification
-exists. A link accepted once in a process is not checked again when it recurs with
-the same everything (:data:`_LINKS_PROVED`); with :data:`MEMO_VARIABLE` set to a
-directory, neither in any process that shares it (the test suite's session: one
-proof, reused by its workers and the command lines it runs). Likewise a step that
-SymPy has shown is not shown again, in whatever derivation it recurs (:data:`_SHOWN`;
-the numeric half still runs on that derivation's own instances).
+What the numeric half cannot see: sizes beyond those sampled (T past 30, N and other
+sizes past 16), instances the random draw does not hit (an error confined to a thin set
+of values, or to a coincidence of indices the draw misses), differences below the
+tolerance (:data:`TOLERANCE`, relative) between values that are not closed numbers, an
+assumption's rewrite that changes no value on the drawn instances, and anything about
+floating point: both halves are about exact arithmetic, so numerical stability is
+measured by verification, not proved here. That is why the symbolic half is still
+required, and why verification exists.
+
+What is remembered, and what the memo trusts: a link accepted once in a process is not
+checked again when everything that decided it recurs (:data:`_LINKS_PROVED`, keyed by
+:func:`_link_key`: the sides, relation, min_classes, class counts, seed, the cited
+lemmas, what the assumptions, the samplers and the instance class *do*
+(:func:`behaviour`: a callable's bytecode, constants, captured values and every global
+it reads), the index ranges and the engine's settings); a link that depends on
+something whose behaviour cannot be known is never remembered. Likewise a step SymPy
+has shown is not shown again (:data:`_SHOWN`; the numeric half still runs on each
+derivation's own instances). With :data:`MEMO_VARIABLE` set to a directory and
+:data:`MEMO_KEY_VARIABLE` holding a secret, both are shared by the processes that hold
+both (the test suite's session): every entry is JSON data (a sum's value as SymPy's
+srepr, read by :func:`read_srepr`, which builds SymPy's own classes from literals and
+runs nothing), read only if its HMAC under the secret is right and it names this
+engine's version (:data:`ENGINE_VERSION`). The memo trusts whoever holds the secret.
 
 A rejected step raises a :class:`StepRejected`: :class:`StepFalse` with a
 counterexample (T, the values, both sides), :class:`StepUnproved` when every instance
-held but SymPy could not show it, :class:`StepUndefined` when an instance could not be
-evaluated. Each names the derivation, the step number, the justification and both
+held but SymPy could not show it (saying where it held), :class:`StepUndefined` when an
+instance could not be evaluated or does not satisfy the assumptions, :class:`StepVacuous`
+when none does. Each names the derivation, the step number, the justification and both
 sides.
 """
 from __future__ import annotations
@@ -98,10 +127,12 @@ TOLERANCE = mpmath.mpf(10) ** (-30)
 
 #: seed of the random instances (step n of derivation d uses DEFAULT_SEED + crc32(d.key) + n)
 DEFAULT_SEED = 2024
-#: the wide class counts: one T drawn from each range (at least min_classes), one
-#: instance each, with N and the content's other sizes drawn from WIDE_SIZES
+#: the wide class counts: one T drawn from each range (past the regular counts), one
+#: instance each, with N and the content's other sizes (a batch B) drawn from the
+#: range of WIDE_SIZES at the same place: in the tens at the first, 1..3 at the second
+#: (the cost of a sum over B x T x N stays that of the first)
 WIDE_CLASSES = ((13, 17), (24, 30))
-WIDE_SIZES = (10, 16)
+WIDE_SIZES = ((10, 16), (1, 3))
 #: instances per wide class count
 WIDE_SAMPLES = 1
 #: an instance whose evaluation takes longer than this (seconds) is undefined
@@ -183,7 +214,7 @@ class StepUnproved(StepRejected):
     ...                                                  Step(x, "x in (0, pi)")]))
     ... except StepUnproved as err:
     ...     print("unproved after", err.instances, "instances")
-    unproved after 12 instances
+    unproved after 14 instances
     """
 
     def __init__(self, *args, instances: int = 0, class_counts: tuple = ()):
@@ -205,9 +236,10 @@ class StepVacuous(StepRejected):
     >>> from derive import Assumption, Derivation, Step, check
     >>> from derive.engine import StepVacuous
     >>> from derive.symbols import CLASSES as T
-    >>> never = Assumption("T < 0", condition=T < 0)
+    >>> never = Assumption("T > 40", condition=T > 40)  # no instance has T > 30
     >>> try:
-    ...     check(Derivation("neg", "T below 0", (never,), [Step(abs(T), "start"), Step(-T, "T < 0")]))
+    ...     check(Derivation("big", "T above 40", (never,), [Step(sp.floor(T / 41), "start"),
+    ...                                                       Step(sp.Integer(1), "T > 40")]))
     ... except StepVacuous as err:
     ...     print(str(err).split(": ")[1])
     vacuous
@@ -804,7 +836,7 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
         return None  # a rounding is checked numerically only
     lemmas = () if lemma is None else (tuple(lemma) if isinstance(lemma, (tuple, list)) else (lemma,))
     try:
-        key = (sp.srepr(prev), sp.srepr(this), rel, behaviour(tuple(assumptions)),
+        key = (sp.srepr(prev), sp.srepr(this), rel, _assumptions_behaviour(assumptions),
                tuple(fingerprint(lem) for lem in lemmas), min_classes,
                _depends_on([prev, this, *(e for lem in lemmas for e in (lem.start, lem.result))]))
     except Unknowable:  # what an assumption's rewrite does cannot be known: never reused
@@ -1003,7 +1035,8 @@ def class_counts(derivation: Derivation, seed: int = DEFAULT_SEED) -> tuple:
     ``max(LARGEST_RANDOM_T, min_classes + 8)`` -- :data:`SAMPLES_PER_T` instances each,
     N and other sizes from 1..3 -- and the wide counts: one T drawn from each range of
     :data:`WIDE_CLASSES` (from ``min_classes`` up), :data:`WIDE_SAMPLES` instance each,
-    N and the other sizes drawn from :data:`WIDE_SIZES` and free indices from 1..T.
+    N and the other sizes drawn from :data:`WIDE_SIZES` and most free indices past the
+    regular counts.
     """
     regular, wide = _class_counts(derivation, seed)
     return tuple(sorted(regular + wide))
@@ -1061,9 +1094,9 @@ def _instances(derivation: Derivation, seed: int, counts: tuple):
                 return
     # the wide instances: T, N and every other size in the tens, free indices anywhere
     # in 1..T (a statement that first fails at T = 13, or for an index past 12)
-    for n_classes in sorted(wide):
+    for n_classes, sizes in zip(sorted(wide), WIDE_SIZES):
         for _ in range(WIDE_SAMPLES):
-            with symbols.sizes(*WIDE_SIZES):
+            with symbols.sizes(*sizes):
                 env = symbols.new_instance(rng, n_classes, symbols.draw_size(rng))
             _widen_indices(env, derivation, rng)
             problem = _complete(env, derivation, exprs, rng, labels)
@@ -1625,9 +1658,29 @@ def _unsatisfied(env, shared, assumptions, rewrites, values: dict) -> str | None
     return None
 
 
+class Draws:
+    """The instances of a derivation, drawn once (on first use) and shared by its steps,
+    each with one evaluator: what a step's previous side holds was evaluated as the
+    step before's right side. Every step is checked on the same instances."""
+
+    def __init__(self, derivation: Derivation, seed: int, counts: tuple):
+        self.derivation, self.seed, self.counts = derivation, seed, counts
+        self._drawn: list | None = None
+
+    def __iter__(self):
+        if self._drawn is None:
+            self._drawn = []
+            for env, trouble in _instances(self.derivation, self.seed, self.counts):
+                self._drawn.append((env, trouble, None if trouble else _Evaluator(env)))
+        for env, trouble, shared in self._drawn:
+            if shared is not None:  # the time limit is per instance and per step
+                shared.deadline = time.perf_counter() + INSTANCE_SECONDS
+            yield env, trouble, shared
+
+
 def numeric_check(prev, step: Step, derivation: Derivation, seed: int,
-                  counts: tuple | None = None, seen: dict | None = None
-                  ) -> tuple[int, NumericFailure | None]:
+                  counts: tuple | None = None, seen: dict | None = None,
+                  draws: Draws | None = None) -> tuple[int, NumericFailure | None]:
     """Check ``prev <rel> step.expr`` on random instances; (count, failure or None).
 
     Every instance must satisfy the assumptions (each condition true, each rewrite
@@ -1636,7 +1689,8 @@ def numeric_check(prev, step: Step, derivation: Derivation, seed: int,
     assumptions fix the given vectors) the relation is decided by interval
     arithmetic; a ``~`` step needs a closed ``prev`` and is decided that way too (its
     value rounded to ``step.decimals`` decimals must be the stated number). ``seen``
-    collects the class counts and the largest N of the instances."""
+    collects the class counts and the largest N of the instances; ``draws`` are the
+    derivation's shared instances (default: drawn here from ``seed``)."""
     this, rel, assumptions = step.expr, step.rel, derivation.assumptions
     counts = class_counts(derivation) if counts is None else counts
     decided = False  # the relation is decided by intervals
@@ -1653,11 +1707,12 @@ def numeric_check(prev, step: Step, derivation: Derivation, seed: int,
     rewrites = _assumption_rewrites(assumptions, (("previous", prev), ("this", this)))
     count, unsatisfied, drawn = 0, [], 0
     seen = {} if seen is None else seen
-    for env, trouble in _instances(derivation, seed, counts):
+    draws = Draws(derivation, seed, counts) if draws is None else draws
+    for env, trouble, shared in draws:
         if trouble:
             return count, NumericFailure("undefined", trouble)
         drawn += 1
-        sides, shared = [], _Evaluator(env)  # what both sides hold is evaluated once
+        sides = []  # what both sides (and the steps before) hold is evaluated once
         for name, expr in (("previous", prev), ("this", this)):
             try:
                 sides.append(evaluate(expr, env, shared))
@@ -2044,21 +2099,25 @@ def _class_behaviour(cls: type, depth: int, seen: tuple) -> tuple:
     return ("class", cls.__module__, cls.__qualname__, *parts)
 
 
+@functools.lru_cache(maxsize=4096)
 def _code_print(code: types.CodeType) -> tuple:
     consts = tuple(_code_print(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts)
     return (code.co_code, consts, code.co_names, code.co_varnames, code.co_freevars)
 
 
-def _global_names(code: types.CodeType) -> set:
+@functools.lru_cache(maxsize=4096)
+def _global_names(code: types.CodeType) -> frozenset:
+    """The global names ``code`` (and the code nested in it) reads (code objects are
+    immutable: remembered per code object)."""
     names = {ins.argval for ins in dis.get_instructions(code) if ins.opname in _LOADS_GLOBAL}
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names |= _global_names(const)
-    return names
+    return frozenset(names)
 
 
 def _function_behaviour(fn: types.FunctionType, depth: int, seen: tuple) -> tuple:
-    if _library(fn.__module__):
+    if _library(fn.__module__) and "<" not in fn.__qualname__:  # a named library function
         return ("function", fn.__module__, fn.__qualname__)
     if fn in seen:
         return ("function", fn.__qualname__, "(recursive)")
@@ -2077,12 +2136,29 @@ def _function_behaviour(fn: types.FunctionType, depth: int, seen: tuple) -> tupl
             deeper(fn.__defaults__), deeper(fn.__kwdefaults__))
 
 
-def _known(obj) -> tuple | None:
-    """:func:`behaviour`, or None where it cannot be known."""
-    try:
+#: while a check runs: id -> (object, its behaviour or the Unknowable it raised), so
+#: that the assumptions of a derivation are read once per check, not once per step
+_BEHAVIOUR_CACHE: list = [None]
+
+
+def _cached_behaviour(obj) -> tuple:
+    cache = _BEHAVIOUR_CACHE[0]
+    if cache is None:
         return behaviour(obj)
-    except Unknowable:
-        return None
+    hit = cache.get(id(obj))
+    if hit is None or hit[0] is not obj:
+        try:
+            hit = (obj, behaviour(obj))
+        except Unknowable as err:
+            hit = (obj, err)
+        cache[id(obj)] = hit
+    if isinstance(hit[1], Unknowable):
+        raise hit[1]
+    return hit[1]
+
+
+def _assumptions_behaviour(assumptions) -> tuple:
+    return tuple(_cached_behaviour(h) for h in assumptions)
 
 
 # --------------------------------------------------------------------------- the proof memo
@@ -2271,9 +2347,9 @@ def _depends_on(exprs) -> tuple:
         found |= expr.atoms(sp.Symbol)
     ranges = tuple(sorted((sp.srepr(sym), sp.srepr(symbols.INDEX_RANGES[sym]))
                           for sym in found if sym in symbols.INDEX_RANGES))
-    drawn = tuple((sp.srepr(atom), behaviour(symbols.sampler(atom)))
+    drawn = tuple((sp.srepr(atom), _cached_behaviour(symbols.sampler(atom)))
                   for atom in symbols._used(exprs) if symbols.sampler(atom) is not None)
-    return ranges, drawn, behaviour(symbols._INSTANCE[0])
+    return ranges, drawn, _cached_behaviour(symbols._INSTANCE[0])
 
 
 def fingerprint(derivation: Derivation) -> tuple:
@@ -2281,7 +2357,7 @@ def fingerprint(derivation: Derivation) -> tuple:
     do (:func:`behaviour`), min_classes and every step (expression, relation, decimals,
     cited lemmas). Raises :class:`Unknowable` where an assumption's behaviour cannot be
     known."""
-    return (derivation.key, behaviour(tuple(derivation.assumptions)), derivation.min_classes,
+    return (derivation.key, _assumptions_behaviour(derivation.assumptions), derivation.min_classes,
             tuple((sp.srepr(step.expr), step.rel, step.decimals,
                    tuple(fingerprint(lem) for lem in step.lemmas)) for step in derivation.steps))
 
@@ -2373,7 +2449,7 @@ def _link_key(derivation: Derivation, number: int, base: int, counts: tuple, num
     be known (an assumption's rewrite, a sampler reaching an object of unknown kind)."""
     prev, this = derivation.steps[number - 1].expr, derivation.steps[number]
     try:
-        return (behaviour(tuple(derivation.assumptions)), derivation.min_classes, counts, numeric,
+        return (_assumptions_behaviour(derivation.assumptions), derivation.min_classes, counts, numeric,
                 base + number, sp.srepr(prev), sp.srepr(this.expr), this.rel, this.decimals,
                 tuple(fingerprint(lemma) for lemma in this.lemmas),
                 _depends_on([prev, this.expr]), _numeric_settings())
@@ -2403,6 +2479,17 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
     >>> report.steps[0].instances > 0
     True
     """
+    owner = _BEHAVIOUR_CACHE[0] is None  # (a lemma is checked inside its citing check)
+    if owner:
+        _BEHAVIOUR_CACHE[0] = {}
+    try:
+        return _check(derivation, seed, numeric)
+    finally:
+        if owner:
+            _BEHAVIOUR_CACHE[0] = None
+
+
+def _check(derivation: Derivation, seed: int, numeric: bool) -> DerivationCheck:
     counts = class_counts(derivation, seed)
     report = DerivationCheck(derivation, class_counts=counts)
     start = time.perf_counter()
@@ -2414,6 +2501,7 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
                            "nothing is checked: a derivation needs a start and at least one step")
     base = derivation_seed(derivation, seed)
     expected = instance_count(derivation, seed)
+    draws = Draws(derivation, base, counts)  # drawn once, on the first step checked
     for number in range(1, len(steps)):
         prev, this = steps[number - 1].expr, steps[number]
         tic = time.perf_counter()
@@ -2429,7 +2517,7 @@ def check(derivation: Derivation, seed: int = DEFAULT_SEED, numeric: bool = True
         _check_lemmas(derivation, this, reject, seed, numeric)
         count, seen = 0, {}
         if numeric:
-            count, failure = numeric_check(prev, this, derivation, base + number, counts, seen)
+            count, failure = numeric_check(prev, this, derivation, base, counts, seen, draws)
             kinds = {"false": StepFalse, "undefined": StepUndefined, "vacuous": StepVacuous,
                      "unproved": StepUnproved}
             if failure is not None and failure.kind == "false":

@@ -306,7 +306,8 @@ class Assumption:
 
     def __post_init__(self):
         if self.condition is not None and sp.sympify(self.condition) is sp.false:
-            raise ValueError(f"Assumption({self.text!r}): its condition {self.condition} can never hold")
+            raise ValueError(f"Assumption({self.text!r}): its condition can never hold (SymPy "
+                             "decides it false from the symbols' own assumptions)")
         rewrites = self.rule is not None or type(self).rewrite is not Assumption.rewrite
         samples = self.draw is not None or type(self).sample is not Assumption.sample
         if rewrites and not samples and self.condition is None:
