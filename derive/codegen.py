@@ -231,7 +231,11 @@ def check_printed(specs, seed: int = engine.DEFAULT_SEED) -> None:
             args = _printed_arguments(kernel, envs)
             for moderate, outputs in forms:
                 call = {"moderate": True} if moderate else {}
-                got = namespace[kernel.name](*args, **call) if kernel.rows else namespace[kernel.name](*args)
+                try:
+                    got = namespace[kernel.name](*args, **call) if kernel.rows else namespace[kernel.name](*args)
+                except Exception as err:  # noqa: BLE001 - the printed code fails: a rejection
+                    raise _printed_rejection(kernel, f"its printed NumPy raises {type(err).__name__}: "
+                                                     f"{err} (T = {n_classes})") from None
                 got = got if isinstance(got, tuple) else (got,)
                 for number, (output, value) in enumerate(zip(outputs, got)):
                     _compare_printed(kernel, number, output, np.asarray(value), envs, moderate)
@@ -286,9 +290,21 @@ def _printed_arguments(kernel: Kernel, envs: list) -> list:
     return args
 
 
+def _printed_rejection(kernel: Kernel, reason: str, form=sp.S.Zero, number: int = 0):
+    claim = kernel.claim_list[0] if kernel.claim_list else None
+    return engine.StepRejected(
+        claim.title if claim else kernel.name, len(claim.via) + 1 if claim else 1,
+        "the kernel's printed NumPy", form, sp.Symbol(f"{kernel.name}(...)[{number}]"),
+        f"kernel {kernel.name!r}: {reason}")
+
+
 def _compare_printed(kernel: Kernel, number: int, output, value, envs: list, moderate: bool) -> None:
     index = _claim_index(kernel)
     form = to_indexed(output, index)
+    which = "moderate form" if moderate else "form"
+    if value.size not in (len(envs), len(envs) * envs[0].T):
+        raise _printed_rejection(kernel, f"the printed NumPy ({which}, output {number}) returns shape "
+                                         f"{value.shape} for {len(envs)} rows of T = {envs[0].T}", form, number)
     value = value.reshape(len(envs), -1)
     for row, env in enumerate(envs):
         shared = engine.evaluator(env)
@@ -300,15 +316,11 @@ def _compare_printed(kernel: Kernel, number: int, output, value, envs: list, mod
             got = float(value[row, col])
             if np.isfinite(got) and abs(got - float(mpmath.re(exact))) <= PRINTED_TOLERANCE * (1 + abs(exact)):
                 continue
-            which = "moderate form" if moderate else "form"
-            claim = kernel.claim_list[0] if kernel.claim_list else None
-            raise engine.StepRejected(
-                claim.title if claim else kernel.name, len(claim.via) + 1 if claim else 1,
-                "the kernel's printed NumPy", form, sp.Symbol(f"{kernel.name}(...)[{number}]"),
-                f"the printed NumPy of kernel {kernel.name!r} ({which}, output {number}) gives "
-                f"{got!r} at row {row + 1}, column {col + 1} (T = {env.T}), where its index form "
-                f"{sp.sstr(form)} is {mpmath.nstr(exact, 15)}: the code an ArrayFunction prints "
-                "must compute what its indexed form says")
+            raise _printed_rejection(
+                kernel, f"the printed NumPy ({which}, output {number}) gives {got!r} at row {row + 1}, "
+                f"column {col + 1} (T = {env.T}), where its index form {sp.sstr(form)} is "
+                f"{mpmath.nstr(exact, 15)}: the code an ArrayFunction prints must compute what its "
+                "indexed form says", form, number)
 
 
 #: the range of logits the runtime calls "moderate" (``moderate=True``): e^a and e^-a

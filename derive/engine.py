@@ -1586,7 +1586,7 @@ def _rounding_check(prev, step: Step, assumptions) -> NumericFailure | None:
         return NumericFailure("undefined", f"how previous rounds cannot be decided: {err}")
     if got == int(target):
         return None
-    shown = mpmath.nstr(mpmath.mpf(enclose(value, assumptions, 256).mid), 15)
+    shown = _closed_text(value, assumptions)
     return NumericFailure("false", f"{shown} rounds to {_fixed(got, step.decimals)} at {step.decimals} "
                                    f"decimals, not to {_decimal(this)} (decided by interval "
                                    "arithmetic)", {"previous": shown, "this": this})
@@ -1601,10 +1601,25 @@ def _closed_check(prev, this, rel, assumptions) -> NumericFailure | None:
         return NumericFailure("undefined", f"the step between closed numbers cannot be decided: {err}")
     if holds:
         return None
-    sides = [mpmath.nstr(mpmath.mpf(enclose(e, assumptions, 256).mid), 15) for e in (prev, this)]
+    sides = [_closed_text(e, assumptions) for e in (prev, this)]
     return NumericFailure("false", f"previous = {sides[0]} {rel} this = {sides[1]} is false "
-                                   "(closed numbers, decided by interval arithmetic)",
+                                   f"(closed numbers, decided by interval arithmetic: previous - this "
+                                   f"= {_closed_text(prev - this, assumptions, 3)})",
                           {"previous": sides[0], "this": sides[1]})
+
+
+def _closed_text(expr, assumptions, digits: int = 15) -> str:
+    """A closed number to ``digits`` digits, from an enclosure narrow enough to give them."""
+    for prec in CLOSED_PRECISIONS:
+        try:
+            lo, hi = _ends(enclose(expr, assumptions, prec))
+        except (_Undecided, Unclosed, EvaluationError):
+            continue
+        with mpmath.workprec(prec):
+            mid = (lo + hi) / 2
+            if hi - lo <= abs(mid) * mpmath.mpf(10) ** (-digits - 2) or hi == lo:
+                return mpmath.nstr(mid, digits)
+    return "(not enclosed)"
 
 
 def _rewrites(assumption) -> bool:
@@ -1989,8 +2004,8 @@ def closed_rounding(value, decimals: int, assumptions) -> int:
             if down == up and abs(lo - down) != mpmath.mpf(1) / 2 and abs(hi - up) != mpmath.mpf(1) / 2:
                 return int(down)
         raise _Undecided("the rounding")
-    try:
-        exact = _apply(assumptions)(value).doit()
+    try:  # (no doit: SymPy would work out (1 + 10^-50)^(10^50) exactly, for ever)
+        exact = _apply(assumptions)(value)
     except Exception:  # noqa: BLE001 - SymPy could not: the intervals decide
         exact = None
     if isinstance(exact, sp.Rational):  # exactly: a tie is a tie (half to even)

@@ -348,7 +348,7 @@ def test_an_array_function_whose_printed_numpy_computes_something_else_is_reject
     prove_kernels([Kernel("half_sum", (G19,), (RowSum(Halved(G19)),), "sum_j g_j / 2", (good,))])
     claim = Claim("kernel_double_sum", "Twice the sum", (), 2 * Sum(g[s], (s, 1, T)), "definition", ())
     kernel = Kernel("double_sum", (G19,), (RowSum(Doubled(G19)),), "2 sum_j g_j", (claim,))
-    with pytest.raises(StepRejected, match=r"the printed NumPy of kernel 'double_sum' \(form, output 0\) "
+    with pytest.raises(StepRejected, match=r"kernel 'double_sum': the printed NumPy \(form, output 0\) "
                                            r"gives .* where its index form .* is"):
         prove_kernels([kernel])
 
