@@ -1247,11 +1247,15 @@ class _Evaluator:
     instance, a Piecewise picks its first true branch, and a Derivative is taken by
     ``mpmath.diff`` of its body with the variable's value moved."""
 
-    def __init__(self, env: symbols.Instance, deadline: float | None = None):
+    def __init__(self, env: symbols.Instance, deadline: float | None = None, watch: bool = False):
         self.env = env
         self.moved = {}  # values that mpmath.diff has moved
         self.memo = {}
-        self.deadline = time.perf_counter() + INSTANCE_SECONDS if deadline is None else deadline
+        #: the time after which evaluating more is an EvaluationError (None: no limit)
+        self.deadline = deadline
+        #: whether a sum that cancels raises _Cancelled (for :func:`evaluate` to repeat
+        #: the evaluation with more digits)
+        self.watching = watch
 
     def __call__(self, expr):
         return self.ev(expr, {})
@@ -1273,7 +1277,7 @@ class _Evaluator:
             key = (expr, ())
         if key in self.memo:
             return self.memo[key]
-        if time.perf_counter() > self.deadline:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
             raise EvaluationError(f"the instance took longer than {INSTANCE_SECONDS:g} s to evaluate "
                                   "(the time limit per instance)")
         value = self._ev(expr, scope)
@@ -1309,7 +1313,8 @@ class _Evaluator:
         if isinstance(expr, sp.Add):
             terms = [self.ev(arg, scope) for arg in expr.args]
             total = mpmath.fsum(terms)
-            self.watch(expr, terms, total)
+            if self.watching:
+                self.watch(expr, terms, total)
             return total
         if isinstance(expr, sp.Mul):
             result = mpmath.mpf(1)
@@ -1422,8 +1427,9 @@ def evaluator(env: symbols.Instance) -> _Evaluator:
     """An evaluator for several expressions on one instance (pass it to
     :func:`evaluate`): what they have in common (a sum over the classes, say) is
     evaluated once. Only while ``env`` keeps the values it had: a value changed after an
-    evaluation would not be seen (values added are: a missing one was never remembered)."""
-    return _Evaluator(env)
+    evaluation would not be seen (values added are: a missing one was never remembered).
+    Each has the time limit :data:`INSTANCE_SECONDS`, and watches for sums that cancel."""
+    return _Evaluator(env, time.perf_counter() + INSTANCE_SECONDS, watch=True)
 
 
 def evaluate(expr: sp.Expr, env: symbols.Instance, using: _Evaluator | None = None):
@@ -1436,7 +1442,7 @@ def evaluate(expr: sp.Expr, env: symbols.Instance, using: _Evaluator | None = No
     component such as a[0] or y[T + 1], log 0, a division by zero), when it cancels
     beyond MAX_DIGITS, or when the instance takes longer than
     :data:`INSTANCE_SECONDS`."""
-    ev = using if using is not None else _Evaluator(env)
+    ev = using if using is not None else evaluator(env)
     digits = DIGITS
     while True:
         with mpmath.workdps(digits):
@@ -1448,7 +1454,7 @@ def evaluate(expr: sp.Expr, env: symbols.Instance, using: _Evaluator | None = No
                         f"{sp.sstr(cancelled.expr)} cancels beyond {MAX_DIGITS} digits (its "
                         "terms are too large for its value to be told)") from None
                 digits = cancelled.digits
-                ev = _Evaluator(env, ev.deadline)
+                ev = _Evaluator(env, ev.deadline, watch=True)
             except EvaluationError:
                 raise
             except Exception as err:  # whatever fails, the instance has no value
@@ -1686,7 +1692,7 @@ class Draws:
         if self._drawn is None:
             self._drawn = []
             for env, trouble in _instances(self.derivation, self.seed, self.counts):
-                self._drawn.append((env, trouble, None if trouble else _Evaluator(env)))
+                self._drawn.append((env, trouble, None if trouble else evaluator(env)))
         for env, trouble, shared in self._drawn:
             if shared is not None:  # the time limit is per instance and per step
                 shared.deadline = time.perf_counter() + INSTANCE_SECONDS
