@@ -2522,7 +2522,9 @@ def _check(derivation: Derivation, seed: int, numeric: bool) -> DerivationCheck:
                            "nothing is checked: a derivation needs a start and at least one step")
     base = derivation_seed(derivation, seed)
     expected = instance_count(derivation, seed)
-    draws = Draws(derivation, base, counts)  # drawn once, on the first step checked
+    # drawn once, on the first step checked, from the seed of the first link (the seed
+    # each link had when every step drew its own instances)
+    draws = Draws(derivation, base + 1, counts)
     for number in range(1, len(steps)):
         prev, this = steps[number - 1].expr, steps[number]
         tic = time.perf_counter()
@@ -2538,7 +2540,7 @@ def _check(derivation: Derivation, seed: int, numeric: bool) -> DerivationCheck:
         _check_lemmas(derivation, this, reject, seed, numeric)
         count, seen = 0, {}
         if numeric:
-            count, failure = numeric_check(prev, this, derivation, base, counts, seen, draws)
+            count, failure = numeric_check(prev, this, derivation, base + 1, counts, seen, draws)
             kinds = {"false": StepFalse, "undefined": StepUndefined, "vacuous": StepVacuous,
                      "unproved": StepUnproved}
             if failure is not None and failure.kind == "false":
