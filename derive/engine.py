@@ -1653,6 +1653,17 @@ def _assumption_rewrites(assumptions, sides) -> list:
     return found
 
 
+def _truth(shared, condition) -> bool:
+    """A condition on an instance, with the digits its sides need if they cancel."""
+    try:
+        return shared.truth(condition, {})
+    except _Cancelled as cancelled:
+        if cancelled.digits > MAX_DIGITS:
+            raise EvaluationError(f"{sp.sstr(cancelled.expr)} cancels beyond {MAX_DIGITS} digits") from None
+        with mpmath.workdps(cancelled.digits):
+            return _Evaluator(shared.env, shared.deadline).truth(condition, {})
+
+
 def _unsatisfied(env, shared, assumptions, rewrites, values: dict) -> str | None:
     """Why the instance ``env`` does not satisfy the assumptions (a condition false, a
     rewrite that changes a side's value), or None."""
@@ -1662,7 +1673,7 @@ def _unsatisfied(env, shared, assumptions, rewrites, values: dict) -> str | None
             if condition is None:
                 continue
             try:
-                holds = shared.truth(sp.sympify(condition), {})
+                holds = _truth(shared, sp.sympify(condition))
             except Exception as err:  # noqa: BLE001 - a condition that cannot be decided is not met
                 return f"its condition {sp.sstr(condition)} cannot be decided ({err})"
             if not holds:
