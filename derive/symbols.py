@@ -18,6 +18,7 @@ states), its ``sample`` adjusts a concrete instance so that the hypothesis holds
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import keyword
 from collections.abc import Callable
@@ -121,6 +122,38 @@ def vector(name: str, sample: Callable, **assumptions) -> sp.IndexedBase:
 def sampler(atom):
     """The declared sampler of a Symbol or IndexedBase, or None."""
     return _SAMPLERS.get(atom)
+
+
+#: the range (lo, hi) that :func:`draw_size` draws a size (N, a batch B) from; the
+#: engine widens it for its wide instances (:func:`sizes`)
+_SIZE_RANGE = [(1, 3)]
+
+
+def draw_size(rng) -> int:
+    """A size other than T (the features N, a content's batch B) for one instance:
+    1..3 on most instances, in the tens on the engine's wide ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from derive.symbols import draw_size, sizes
+    >>> with sizes(10, 20):
+    ...     10 <= draw_size(np.random.default_rng(0)) <= 20
+    True
+    """
+    lo, hi = _SIZE_RANGE[0]
+    return int(rng.integers(lo, hi + 1))
+
+
+@contextlib.contextmanager
+def sizes(lo: int, hi: int):
+    """Draw every size of the instances made inside from lo..hi."""
+    saved = _SIZE_RANGE[0]
+    _SIZE_RANGE[0] = (lo, hi)
+    try:
+        yield
+    finally:
+        _SIZE_RANGE[0] = saved
 
 
 class Instance(dict):
@@ -246,6 +279,11 @@ class Assumption:
     a concrete instance (a dict from symbols and vector components to mpmath numbers,
     with ``env.T`` classes and ``env.rng`` a numpy Generator) so that the hypothesis
     holds (default: nothing). ``latex`` is how reports print it (default: ``text``).
+    ``condition`` (optional) is the hypothesis as a SymPy relation (``T >= 2``,
+    ``tau > 1``): the engine evaluates it on every instance, and a derivation whose
+    instances never satisfy it is rejected as vacuous. Whatever the condition, the
+    engine also checks on every instance that ``rewrite`` keeps the value of the
+    step's sides (an instance where it does not, does not satisfy the hypothesis).
     Subclasses may override :meth:`rewrite` and :meth:`sample` instead.
 
     Examples
@@ -264,6 +302,18 @@ class Assumption:
     rule: Callable | None = None
     draw: Callable | None = None
     latex: str = ""
+    condition: sp.Basic | None = None
+
+    def __post_init__(self):
+        if self.condition is not None and sp.sympify(self.condition) is sp.false:
+            raise ValueError(f"Assumption({self.text!r}): its condition can never hold (SymPy "
+                             "decides it false from the symbols' own assumptions)")
+        rewrites = self.rule is not None or type(self).rewrite is not Assumption.rewrite
+        samples = self.draw is not None or type(self).sample is not Assumption.sample
+        if rewrites and not samples and self.condition is None:
+            raise ValueError(f"Assumption({self.text!r}) rewrites but neither draws instances that "
+                             "satisfy it nor states its condition: no instance could be checked "
+                             "against it (give draw= or condition=)")
 
     def rewrite(self, expr: sp.Expr) -> sp.Expr:
         return expr if self.rule is None else self.rule(expr)
@@ -278,7 +328,7 @@ def implied(assumption: Assumption) -> bool:
     it states what every instance satisfies anyway, so a lemma that makes it may be
     cited without repeating it."""
     return (type(assumption) is Assumption and assumption.rule is None
-            and assumption.draw is None)
+            and assumption.draw is None and assumption.condition is None)
 
 
 @dataclass(frozen=True)
@@ -287,6 +337,15 @@ class Distinct(Assumption):
 
     first: sp.Symbol = None
     second: sp.Symbol = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not (isinstance(self.first, sp.Symbol) and isinstance(self.second, sp.Symbol)):
+            raise ValueError(f"Distinct({self.text!r}): two index symbols are needed, got "
+                             f"{self.first!r} and {self.second!r}")
+        if self.first == self.second:
+            raise ValueError(f"Distinct({self.text!r}): {self.first} != {self.second} can never "
+                             f"hold (the same index twice); name two different indices")
 
     def rewrite(self, expr):
         return expr.subs(sp.KroneckerDelta(self.first, self.second), 0)

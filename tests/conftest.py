@@ -10,13 +10,16 @@ one worker, the passing one first, and the mutation re-checks only its own step
 process, every link accepted in this session is remembered in a temporary directory
 (:data:`derive.engine.MEMO_VARIABLE`) that the workers and the command lines the
 tests run share: each link is proved once per session. A false or changed step is
-never found there (the key is the whole link), so every rejection test still runs.
+never found there (the key is the whole link), so every rejection test still runs. The
+entries are JSON data authenticated by an HMAC under a secret this session creates
+(:data:`derive.engine.MEMO_KEY_VARIABLE`, inherited by its processes only).
 
 The groups need pytest-xdist to see them: it reads a group from the ``@name`` it appends
 to a test's node id, which pytest 9.2 no longer lets it write (:func:`_join_group`);
 tests/test_scheduling.py fails when a group is lost.
 """
 import os
+import secrets
 import shutil
 import tempfile
 
@@ -36,8 +39,12 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): run on one pytest-xdist worker")
 
     if engine.MEMO_VARIABLE not in os.environ:  # the controller (workers inherit it)
+        # a directory only this user can open, and a secret only this session's processes
+        # hold (the workers and the command lines the tests run inherit it): an entry
+        # that anyone else writes there fails its HMAC and is ignored
         config._proof_memo = tempfile.mkdtemp(prefix="derive-proofs-")
         os.environ[engine.MEMO_VARIABLE] = config._proof_memo
+        os.environ[engine.MEMO_KEY_VARIABLE] = secrets.token_hex(32)
 
 
 def pytest_unconfigure(config):
@@ -47,6 +54,7 @@ def pytest_unconfigure(config):
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
         os.environ.pop(engine.MEMO_VARIABLE, None)
+        os.environ.pop(engine.MEMO_KEY_VARIABLE, None)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,10 @@
 """The session's memo of accepted links (derive.engine.MEMO_VARIABLE): a link proved
-in one process is not proved again in another that shares the directory, and nothing
-but an accepted link is ever found there."""
+in one process is not proved again in another that shares the directory and the
+session's secret (derive.engine.MEMO_KEY_VARIABLE), and nothing but an accepted link is
+ever found there. Forged entries: tests/test_checker_round2.py."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -17,28 +19,36 @@ SQUARE = Derivation("memo_square", "A square, for the memo", (), [
     Step((X + 1) ** 2, "definition"), Step(X ** 2 + 2 * X + 1, "expand")])
 
 
+def _entry(path) -> dict:
+    return json.loads(path.read_text())
+
+
 def test_a_link_proved_in_one_process_is_remembered_for_another(tmp_path, monkeypatch):
     monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
+    monkeypatch.setenv(engine.MEMO_KEY_VARIABLE, "5e" * 32)
     monkeypatch.setattr(engine, "_LINKS_PROVED", {})
     monkeypatch.setattr(engine, "_SHOWN", {})
     first = engine.check(SQUARE)
     assert len(list(tmp_path.glob("link-*"))) == 1
-    assert [p.read_text() for p in tmp_path.glob("shown-*")] == [first.steps[0].symbolic]
+    assert [_entry(p)["value"] for p in tmp_path.glob("shown-*")] == [first.steps[0].symbolic]
     # a fresh process finds it: the check reports the remembered normal form without
     # running either half (the numeric half would take > 0 instances to run)
     code = ("import time, sympy as sp\n"
+            "import derive.softmax  # the same instances as the test process draws\n"
             "from derive import engine, Derivation, Step, scalar\n"
             "engine.numeric_check = engine.symbolic_check = None  # any use fails\n"
             "X = scalar('memo_x', lambda rng: rng.normal(0, 2))\n"
             "d = Derivation('memo_square', 'A square, for the memo', (), [\n"
             "    Step((X + 1) ** 2, 'definition'), Step(X ** 2 + 2 * X + 1, 'expand')])\n"
             "print(engine.check(d).steps[0].symbolic)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == first.steps[0].symbolic
 
 
 def test_a_false_step_is_never_found_in_the_memo(tmp_path, monkeypatch):
     monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
+    monkeypatch.setenv(engine.MEMO_KEY_VARIABLE, "5e" * 32)
     monkeypatch.setattr(engine, "_LINKS_PROVED", {})
     monkeypatch.setattr(engine, "_SHOWN", {})
     engine.check(SQUARE)
@@ -135,16 +145,17 @@ def test_a_sum_worked_out_in_one_process_is_read_in_another(tmp_path, monkeypatc
     from derive.softmax.definitions import T
 
     monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
+    monkeypatch.setenv(engine.MEMO_KEY_VARIABLE, "5e" * 32)
     work = engine._sum_doit.__wrapped__  # without this process's memory
     k = sp.Symbol("memo_k", integer=True)
     total = sp.Sum(k, (k, 1, T))
     value = total.doit()  # T**2/2 + T/2
     assert work(total) == value and value.has(T)
     (written,) = tmp_path.glob("sum-*")
-    assert written.read_text() == sp.srepr(value)
-    written.write_text(sp.srepr(T ** 3))  # what is found is what is used
+    assert _entry(written)["value"] == sp.srepr(value)
+    engine.memo_write("sum", sp.srepr(total), sp.srepr(T ** 3))  # what is found is what is used
     assert work(total) == T ** 3
     other = sp.Sum(k, (k, 1, T - 1))  # other limits: not found
     assert work(other) == other.doit() != value and len(list(tmp_path.glob("sum-*"))) == 2
-    written.write_text("Sum(Integer(1)")  # unreadable: worked out again
+    engine.memo_write("sum", sp.srepr(total), "Sum(Integer(1)")  # unreadable: worked out again
     assert work(total) == value

@@ -29,7 +29,7 @@ def test_derivation_passes(derivation):
     assert len(report.steps) == len(derivation.steps) - 1
     for step in report.steps:
         assert step.symbolic  # the normal form that closed it
-        assert step.instances >= (1 if derivation.concrete else 2 * len(report.class_counts))
+        assert step.instances >= (1 if derivation.concrete else engine.instance_count(derivation))
     if not derivation.concrete:
         assert set(report.class_counts) >= {n for n in (1, 2, 3, 5, 8) if n >= derivation.min_classes}
 
@@ -134,7 +134,9 @@ def test_only_the_numeric_check_catches_sympy_index_error():
         Step(wrong, "what SymPy's diff returns"),
     ])
     prev, step = derivation.steps
-    assert engine.symbolic_check(prev.expr, step.expr, "=", derivation.assumptions) is not None
+    # SymPy would show it; since issue 19 the symbolic half does not trust SymPy on a
+    # strided index, and the numeric half catches it as before
+    assert engine.symbolic_check(prev.expr, step.expr, "=", derivation.assumptions) is None
     with pytest.raises(engine.StepFalse, match="concrete check fails on the instance"):
         engine.check(derivation)
 

@@ -225,12 +225,18 @@ class Values(Assumption):
     values: tuple = ()
 
     def rewrite(self, expr):
-        return expr.xreplace({self.vec[idx + 1]: sp.nsimplify(val)
-                              for idx, val in enumerate(self.values)})
+        # the exact rational of the text given (nsimplify would make a 35-digit
+        # 0.333... exactly 1/3)
+        return expr.xreplace({self.vec[idx + 1]: _exact(val) for idx, val in enumerate(self.values)})
 
     def sample(self, env):
         for idx, val in enumerate(self.values):
-            env[self.vec[idx + 1]] = _mpf(sp.Rational(val))
+            env[self.vec[idx + 1]] = _mpf(_exact(val))
+
+
+def _exact(value) -> sp.Rational:
+    """The rational a decimal is written as ("0.1": 1/10)."""
+    return sp.Rational(value if isinstance(value, str) else str(value))
 
 
 @dataclass(frozen=True)
@@ -293,7 +299,7 @@ class Instance(symbols.Instance):
         self.rng = rng
         self.T, self.N = n_classes, n_features
         self[T], self[N] = n_classes, n_features
-        self.B = int(rng.integers(1, 4))
+        self.B = symbols.draw_size(rng)  # 1..3, or in the tens on a wide instance
         self[B] = self.B
         self[beta] = int(rng.integers(1, self.B + 1))
         # free indices: half of them copy an index drawn before them, so that
