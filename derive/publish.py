@@ -1,8 +1,6 @@
-"""A report from given derivations and verification results: ``.md`` and ``.tex``.
-
-The built-in report (:mod:`derive.softmax.report`) adds figures and its own sections; this
-writes the same derivation blocks for any content, so a user's catalogue gets a report
-with its checked chains, its kernels' proofs and its verification table.
+"""Reports: documents written as ``.tex`` and ``.md``, their figures, and the PDF where a
+TeX engine exists (:func:`write_documents`); and a one-call report from given
+derivations and verification results (:func:`build_report`).
 """
 from __future__ import annotations
 
@@ -12,8 +10,59 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from . import engine
-from .printing import _derivation_md, _derivation_tex, why_tex
+from . import engine, latex
+from .document import Proof, Rendering, figure_keys, items
+from .figures import draw
+from .latex import TEX_PACKAGES, LatexError, build_tex, compile_pdf
+from .markdown import build_md
+from .printing import _derivation_md, _derivation_tex, repeated_steps, why_tex
+
+
+def write_documents(docs, rendering: Rendering, out_dir: Path, pdf: bool | None = None,
+                    also_checked=()) -> list[str]:
+    """Write each document's .tex and .md and their figures into ``out_dir``, and the
+    PDFs when a TeX engine exists; ``pdf=True`` makes a missing engine (or missing
+    figures) an error, ``pdf=False`` skips the PDFs. Without matplotlib there are no
+    figures. ``also_checked`` are derivations shown outside a :class:`Proof` item (a
+    kernel block's) that the repeated-steps warning covers too. Returns the lines to print.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = []
+    shown = [rendering.derivations[item.key] for doc in docs for item in items(doc) if isinstance(item, Proof)]
+    lines += [f"warning: {problem}" for problem in repeated_steps(shown + list(also_checked))]
+    try:
+        lines += [f"wrote {out_dir.name}/{p}" for p in draw(out_dir / "figures", docs, rendering)]
+        drawn = True
+    except ImportError:
+        drawn = False
+        lines.append("matplotlib is not installed: the figures were not drawn "
+                     "(pip install 'softmax-derive[report]' for them)")
+    tex_paths = []
+    for doc in docs:
+        tex_path = out_dir / f"{doc.name}.tex"
+        tex_path.write_text(build_tex(doc, rendering))
+        (out_dir / f"{doc.name}.md").write_text(build_md(doc, rendering))
+        tex_paths.append(tex_path)
+        lines += [f"wrote {out_dir.name}/{doc.name}.tex", f"wrote {out_dir.name}/{doc.name}.md"]
+    if latex.tex_engine() is None:  # looked up on the module: tests replace it
+        if pdf:
+            raise LatexError(f"--pdf: no TeX engine found; install the Debian packages {TEX_PACKAGES}")
+        lines.append("no TeX engine found: the .tex files were written but not compiled "
+                     f"(install the Debian packages {TEX_PACKAGES} to get the PDFs)")
+        return lines
+    if pdf is False:
+        return lines
+    if not drawn and figure_keys(docs):
+        if pdf:
+            raise LatexError("--pdf: the PDFs need the figures, and the figures need matplotlib "
+                             "(pip install 'softmax-derive[report]')")
+        lines.append("the PDFs were not compiled: they need the figures (matplotlib)")
+        return lines
+    for tex_path in tex_paths:
+        path = compile_pdf(tex_path)
+        lines.append(f"wrote {out_dir.name}/{path.name}")
+    return lines
 
 
 def _versions() -> str:

@@ -15,12 +15,11 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -29,8 +28,10 @@ import numpy as np
 import sympy as sp
 from sympy import lambdify
 
+from .. import results
 from ..cli import default_jobs, in_order
 from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error, ulp_errors
+from ..results import Result, VerificationTable
 from . import definitions as D
 
 MIN_DIGITS = 50
@@ -481,20 +482,6 @@ BOUND = {np.float64: 4.0, np.float32: 1.0}
 EXTRA_BOUND: dict[str, float] = {}
 
 
-@dataclass
-class Result:
-    implementation: str
-    function: str
-    category: str
-    inputs: int
-    max_ulp: float
-    bound: float
-
-    @property
-    def passed(self) -> bool:
-        return self.max_ulp <= self.bound
-
-
 def _errors(values, refs, dtype, scales=None) -> float:
     """Worst ULP error of ``values`` against a list of exact (mpmath) values."""
     values = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -644,20 +631,6 @@ def measure(impl: dict, case: Case, exact: dict[str, np.ndarray]) -> dict[str, t
         errors = ulp_errors(values, parts, dt, scale)
         out[name] = (parts.shape[1], float(np.max(errors)) if errors.size else 0.0)
     return out
-
-
-@dataclass
-class VerificationTable:
-    """The suite's outcome: a :class:`Result` per implementation, function and input
-    category (:func:`table` prints it), the extra checks and the time taken."""
-
-    results: list[Result] = field(default_factory=list)
-    checks: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def failures(self) -> list[Result]:
-        return [r for r in self.results if r.implementation == "numeric" and not r.passed]
 
 
 def run(thorough: bool = False, seed: int = None, out=sys.stdout,
@@ -907,39 +880,8 @@ def extra_checks(rng) -> dict:
 # --------------------------------------------------------------------------- output
 def table(report: VerificationTable, implementations_shown=("numeric", "max-shift", "scipy.special")) -> str:
     """Markdown: function x category -> max ULP of each implementation, bound, pass."""
-    shown = [name for name in implementations_shown
-             if any(r.implementation == name for r in report.results)]
-    index = {(r.implementation, r.function, r.category): r for r in report.results}
-    head = ["function", "inputs", "checked"] + [f"{name} max ULP" for name in shown] + ["bound", "pass"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    categories = list(dict.fromkeys(r.category for r in report.results))
-    for function in FUNCTIONS:
-        for category in categories:
-            ours = index.get(("numeric", function, category))
-            if ours is None:
-                continue
-            cells = [function, category, str(ours.inputs)]
-            cells += [_fmt(index[(name, function, category)].max_ulp) if (name, function, category) in index
-                      else "-" for name in shown]
-            cells += [_fmt(ours.bound), "yes" if ours.passed else "**NO**"]
-            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(lines)
-
-
-def _fmt(value: float) -> str:
-    if math.isinf(value):
-        return "inf"
-    if value >= 1e6:
-        return f"{value:.1e}"
-    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+    return results.table(report, FUNCTIONS, implementations_shown)
 
 
 def to_json(report: VerificationTable) -> str:
-    data = {
-        "results": [dict(implementation=r.implementation, function=r.function, category=r.category,
-                         inputs=r.inputs, max_ulp=(None if math.isinf(r.max_ulp) else round(r.max_ulp, 3)),
-                         bound=r.bound, passed=r.passed) for r in report.results],
-        "checks": {k: (v if isinstance(v, bool) else float(f"{v:.3e}")) for k, v in report.checks.items()},
-        "mpmath_min_digits": MIN_DIGITS,
-    }
-    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+    return results.to_json(report, MIN_DIGITS)
