@@ -53,8 +53,27 @@ class Catalogue:
         self.kernels: list = []
         self.verifications: list = []
         self.sections: list[tuple[str, str]] = []
-        #: stages a catalogue runs its own way (the built-in one): name -> function(args)
-        self.stages: dict = {}
+        #: the documents of its report (:class:`derive.document.Document`); none: the
+        #: machinery writes one document of its intro, sections, derivations, kernels,
+        #: verification table and error figures (:func:`derive.publish.default_document`)
+        self.documents: tuple = ()
+        #: figure key -> draw(path, rendering), block key -> (latex, markdown) renderers:
+        #: added to the machinery's own ("errors"; "verification", "kernels")
+        self.figures: dict = {}
+        self.blocks: dict = {}
+        #: values(rendering) -> dict: what the documents' @name@ placeholders and own blocks
+        #: need, computed when the report is written (None: nothing beyond the machinery's)
+        self.computed = None
+        #: the committed generated module in a source checkout (the built-in's
+        #: numeric/_kernels.py) and its header; None: OUT/NAME_kernels.py with a generic header
+        self.module: Path | None = None
+        self.module_header: str | None = None
+        #: where its outputs go in a source checkout when no --out is given (None: the
+        #: current directory), and a README whose verification table is kept current there
+        self.home: Path | None = None
+        self.readme: Path | None = None
+        #: the file name of its verification results
+        self.results_name = f"{name}_verification.json"
         #: how ``python -m derive gradient`` reads a loss in this content's names
         #: (a :class:`derive.Language`; None: that of a catalogue it uses)
         self.language = None
@@ -125,7 +144,9 @@ class Catalogue:
         return kernel
 
     def verification(self, spec):
-        """Register a :class:`derive.verification.Verification`."""
+        """Register a :class:`derive.verification.Verification` (or a suite of one's own:
+        an object whose ``run(executor, thorough, out)`` returns a
+        :class:`derive.results.VerificationTable`)."""
         self.verifications.append(spec)
         return spec
 

@@ -144,6 +144,8 @@ def verification_tex(data: dict, intro: str, tested: str = "numeric", baseline: 
     out = [intro]
     out += long_table_tex(("function", "inputs", "values", "max ULP", baseline, "bound", "pass"),
                           verification_rows(data, tested, baseline), "llrrrrl")
+    if not data["checks"]:
+        return out
     out += [r"\subsection*{Finite differences and other checks}", r"\begin{itemize}"]
     for name, value in data["checks"].items():
         shown = ("passed" if value else "FAILED") if isinstance(value, bool) else f"${sci(value)}$"
@@ -156,6 +158,8 @@ def verification_md(data: dict, intro: str, tested: str = "numeric", baseline: s
     out = [intro, ""]
     out += table_md(("function", "inputs", "values", "max ULP", baseline, "bound", "pass"),
                     verification_rows(data, tested, baseline), ["---", "---", "---:", "---:", "---:", "---:", "---"])
+    if not data["checks"]:
+        return out
     out += ["", "### Finite differences and other checks", ""]
     for name, value in data["checks"].items():
         shown = ("passed" if value else "FAILED") if isinstance(value, bool) else f"{value:.2e}"

@@ -18,14 +18,14 @@ import numpy as np
 import sympy as sp
 
 from .. import engine, results
-from ..document import Document, Proof, Rendering, items
+from ..document import Document, Proof, Rendering, items, proofs
 from ..figures import error_plot, pyplot, save
 from ..latex import TEX_PACKAGES, LatexError, compile_pdf, table_tex, tex_engine
 from ..markdown import table_md
 from ..printing import _derivation_md, _derivation_tex, _mathify, repeated_steps, why_tex
 from ..publish import write_documents
-from . import catalogue, documents, verify
 from . import definitions as D
+from . import documents, verify
 from . import kernels as SK
 
 # re-exported: the tests and users reach them here
@@ -278,23 +278,18 @@ def _loss_examples(derivations) -> list[tuple[str, float, float]]:
 
 
 # --------------------------------------------------------------------------- the documents
-def _context(docs=documents.DOCUMENTS, data_path: Path = REPORTS / "verification.json") -> Rendering:
-    data = json.loads(data_path.read_text())
-    derivations = catalogue.by_key()
-    kernels = list(SK._proofs().values())
-    used = [item.key for doc in docs for item in items(doc) if isinstance(item, Proof)]
-    unknown = [key for key in used if key not in derivations]
-    if unknown:
-        raise KeyError(f"the documents name derivations the catalogue does not have: {', '.join(unknown)}")
-    shown = [derivations[key] for key in dict.fromkeys(used)]
+def computed(rendering: Rendering) -> None:
+    """What the built-in documents compute beyond the machinery's: the worked example
+    (its @name@ values), the table of naive failures, the loss examples, the kernels'
+    proofs as the catalogue states them, the closing paragraph."""
+    used = [rendering.derivations[key] for key in proofs(documents.DOCUMENTS)]
     worked = worked_example(documents.WORKED_EXAMPLE)
-    loss_example_rows = _loss_examples(shown)
-    extra = {"data": data, "kernels": kernels, "naive": _naive_failures(), "worked": worked,
-             "loss_example_rows": loss_example_rows,
-             "loss_examples": [(pc, loss) for _, pc, loss in loss_example_rows]}
-    return Rendering(derivations, about=_about(_versions()), values=worked_values(documents.WORKED_EXAMPLE, worked),
-                     blocks=BLOCKS, figures=FIGURES, names=tuple(doc.name for doc in documents.DOCUMENTS),
-                     extra=extra)
+    loss_example_rows = _loss_examples(used)
+    rendering.extra.update({"kernels": list(SK._proofs().values()), "naive": _naive_failures(), "worked": worked,
+                            "loss_example_rows": loss_example_rows,
+                            "loss_examples": [(pc, loss) for _, pc, loss in loss_example_rows]})
+    rendering.values = worked_values(documents.WORKED_EXAMPLE, worked)
+    rendering.about = _about(_versions())
 
 
 def _assumptions(doc: Document, ctx: Rendering) -> list[str]:
@@ -438,36 +433,22 @@ BLOCKS = {
 
 
 # --------------------------------------------------------------------------- driver
-README_MARK = ("<!-- verification-table:start -->", "<!-- verification-table:end -->")
-
-
-def update_readme(data) -> bool:
-    """Refresh the README's verification table from the results; True if it changed."""
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = README_MARK
-    if start not in text or end not in text:
-        return False
-    rep = results.from_json(data)
-    new = text[:text.index(start) + len(start)] + "\n" + verify.table(rep) + "\n" + text[text.index(end):]
-    if new != text:
-        readme.write_text(new)
-    return new != text
-
-
-
 def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None = None,
-           docs=documents.DOCUMENTS, data: Path | None = None) -> list[str]:
-    """Write each document's .tex and .md and their figures (and the PDFs when a TeX engine
-    exists, or when ``pdf`` is True, in which case a missing engine is an error) into
-    ``out_dir``, from the verification results ``data`` (default: the source checkout's
-    ``reports/verification.json``). Without matplotlib there are no figures. Returns the
-    lines to print."""
+           data: Path | None = None) -> list[str]:
+    """The report stage of the built-in catalogue into ``out_dir`` from the verification
+    results ``data`` (default: the source checkout's ``reports/verification.json``), as
+    ``python -m derive report`` writes it; returns the lines to print."""
+    from .. import publish, results
+    from . import CATALOGUE
+
     data = REPORTS / "verification.json" if data is None else data
     if not data.exists():
         raise FileNotFoundError(f"{data} is missing: run `python -m derive verify` first")
-    ctx = _context(docs, data)
-    lines = write_documents(docs, ctx, out_dir, pdf=pdf, also_checked=ctx["kernels"])
-    if (out_dir == REPORTS if readme is None else readme) and update_readme(ctx["data"]):
-        lines.append("updated the verification table in README.md")
+    loaded = json.loads(data.read_text())
+    docs, rendering = publish.rendering(CATALOGUE, loaded)
+    lines = write_documents(docs, rendering, out_dir, pdf=pdf, also_checked=rendering["kernels"])
+    if out_dir == REPORTS if readme is None else readme:
+        table = results.table(results.from_json(loaded), verify.FUNCTIONS, verify.SHOWN)
+        if publish.update_readme(ROOT / "README.md", table):
+            lines.append("updated the verification table in README.md")
     return lines
