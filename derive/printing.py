@@ -419,6 +419,12 @@ def _visible(latex: str) -> str:
 OVERWIDE = 60
 
 
+def _width(latex: str) -> int:
+    """Roughly how wide a formula shows: the widest of its rows (the cases of a
+    ``cases`` stack one above the other)."""
+    return max(len(_visible(row)) for row in latex.split("\\\\"))
+
+
 def _fit(latex: str, width: str = r"0.95\linewidth") -> str:
     """Display math scaled down to ``width`` when wider, as it is otherwise."""
     return (rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}"
@@ -440,7 +446,7 @@ def _derivation_tex(d) -> list[str]:
     out = [rf"\paragraph{{{why_tex(r.title)}}}\label{{d:{r.key}}}"]
     if r.assumptions and not d.concrete:  # reality is assumed throughout
         out.append("Assumptions: " + "; ".join(why_tex(_mathify(a)) for a in r.assumptions) + ".")
-    if max(len(_visible(rhs)) for _, rhs, _ in r.lines) > OVERWIDE:
+    if max(_width(rhs) for _, rhs, _ in r.lines) > OVERWIDE:
         return out + _overwide_tex(r)
     out.append(r"\begin{align}")
     rows = []
