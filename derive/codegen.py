@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import textwrap
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -160,7 +161,7 @@ def kernel_proof(claim: Claim, output: sp.Expr) -> Derivation:
     ], min_classes=claim.min_classes, section="kernels")
 
 
-def kernel_proofs(specs) -> list[Derivation]:
+def kernel_proofs(specs: Iterable[Kernel]) -> list[Derivation]:
     """The proof of every output of every kernel, each distinct proof once."""
     proofs, seen = [], set()
     for kernel in specs:
@@ -172,7 +173,7 @@ def kernel_proofs(specs) -> list[Derivation]:
     return proofs
 
 
-def prove_kernels(specs, numeric: bool = True) -> list[engine.DerivationCheck]:
+def prove_kernels(specs: Iterable[Kernel], numeric: bool = True) -> list[engine.DerivationCheck]:
     """Check the proof of every output of every kernel (raises a StepRejected on the
     first failure)."""
     return [engine.check(proof, numeric=numeric) for proof in kernel_proofs(specs)]
@@ -484,7 +485,7 @@ def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None
 BUFFER_HELPERS = "\n\n\n".join(inspect.getsource(f).strip() for f in (H._scratch, H._outputs))
 
 
-def render(specs, header: str) -> str:
+def render(specs: Iterable[Kernel], header: str) -> str:
     """The source of a generated module: ``header``, the helpers the kernels use, the
     kernels, and the tables ``SCRATCH`` (scratch arrays per row kernel) and ``OUTPUTS``
     (per kernel, which outputs are shaped like the logits rather than a column)."""
@@ -523,7 +524,7 @@ import numpy
 '''
 
 
-def write_module(specs, path, title: str = "Generated kernels", name: str = "kernels",
+def write_module(specs: Iterable[Kernel], path: str | Path, title: str = "Generated kernels", name: str = "kernels",
                  source: str = "FILE", check_only: bool = False) -> tuple[bool, str]:
     """Prove every kernel, then write its NumPy module to ``path`` (or, with
     ``check_only``, compare). Returns (up to date, message); a kernel that does not

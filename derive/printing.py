@@ -15,7 +15,7 @@ tables merged), as the built-in :mod:`derive.softmax` does.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -482,7 +482,7 @@ def _derivation_md(d) -> list[str]:
     return out
 
 
-def repeated_steps(derivations) -> list[str]:
+def repeated_steps(derivations: Iterable[engine.Derivation]) -> list[str]:
     """Every place where a printed step equals the line before it (nothing visibly
     happens), as "key: step n prints ... again"; empty when every step shows a change.
 

@@ -4,6 +4,7 @@ derivations and verification results (:func:`build_report`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import mpmath
@@ -18,8 +19,8 @@ from .markdown import build_md
 from .printing import _derivation_md, _derivation_tex, repeated_steps, why_tex
 
 
-def write_documents(docs, rendering: Rendering, out_dir: Path, pdf: bool | None = None,
-                    also_checked=()) -> list[str]:
+def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Path, pdf: bool | None = None,
+                    also_checked: Iterable = ()) -> list[str]:
     """Write each document's .tex and .md and their figures into ``out_dir``, and the
     PDFs when a TeX engine exists; ``pdf=True`` makes a missing engine (or missing
     figures) an error, ``pdf=False`` skips the PDFs. Without matplotlib there are no
@@ -93,8 +94,8 @@ def _table_tex(results) -> list[str]:
     return out
 
 
-def build_report(title: str, derivations, results=(), out_dir=".", name: str = "report",
-                 sections=(), intro: str = "") -> list[Path]:
+def build_report(title: str, derivations: Iterable, results: Iterable = (), out_dir: str | Path = ".",
+                 name: str = "report", sections: Iterable[tuple[str, str]] = (), intro: str = "") -> list[Path]:
     """Write ``out_dir/name.md`` and ``out_dir/name.tex``: ``intro``, the ``sections``
     ((heading, Markdown text) pairs), every derivation as a chain with one
     justification per step, and a table of verification ``results``

@@ -15,9 +15,14 @@ import importlib.util
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import engine
 from .engine import Derivation, Step
+
+if TYPE_CHECKING:  # the catalogue holds them; the stages import their modules
+    from .codegen import Kernel
+    from .verification import Verification
 
 #: the module holding the built-in catalogue (``--catalogue`` default)
 BUILT_IN = "derive.softmax"
@@ -110,7 +115,7 @@ class Catalogue:
             self.derivations[d.key] = d
         return derivations[-1]
 
-    def derivation(self, key: str, title: str, steps: list, assumptions=(), **options) -> Derivation:
+    def derivation(self, key: str, title: str, steps: list, assumptions: Iterable = (), **options) -> Derivation:
         """Make a :class:`Derivation` and register it (``options``: ``matrix``,
         ``min_classes``, ``section``)."""
         return self.add(Derivation(key, title, tuple(assumptions), list(steps), **options))
@@ -128,7 +133,7 @@ class Catalogue:
         return len(self.derivations)
 
     # ---------------------------------------------------------------- other content
-    def kernel(self, kernel):
+    def kernel(self, kernel: Kernel) -> Kernel:
         """Register a :class:`derive.codegen.Kernel` (lemma keys in its claims resolved);
         returns it."""
         claims = []
@@ -143,7 +148,7 @@ class Catalogue:
         self.kernels.append(kernel)
         return kernel
 
-    def verification(self, spec):
+    def verification(self, spec: Verification) -> Verification:
         """Register a :class:`derive.verification.Verification` (or a suite of one's own:
         an object whose ``run(executor, thorough, out)`` returns a
         :class:`derive.results.VerificationTable`)."""
@@ -159,7 +164,8 @@ class Catalogue:
                 f"{len(self.kernels)} kernels, {len(self.verifications)} verifications)")
 
 
-def check_all(derivations: Iterable[Derivation], seed: int = engine.DEFAULT_SEED):
+def check_all(derivations: Iterable[Derivation], seed: int = engine.DEFAULT_SEED
+              ) -> list[tuple[Derivation, engine.DerivationCheck | engine.StepRejected]]:
     """Check every derivation; a list of (derivation, report or the rejection).
 
     Unlike :func:`derive.check`, a rejection does not stop the others.

@@ -17,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import mpmath
 import numpy as np
@@ -122,8 +124,9 @@ class Verification:
     >>> def naive_lse(x):
     ...     return np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
     >>> lse = sp.log(sp.Sum(sp.exp(g[s]), (s, 1, T)))
-    >>> verify_function(Verification("lse", naive_lse, lse, T, args=(g,), bound=4)).passed
-    True
+    >>> result = verify_function(Verification("lse", naive_lse, lse, T, args=(g,), bound=4))
+    >>> result.passed, result.worst["moderate T=3"] <= 4, result.worst["near +708"]  # e^a overflows
+    (False, True, inf)
     """
 
     name: str
@@ -179,7 +182,7 @@ class Result:
                 "fd_function": self.fd_function, "passed": self.passed}
 
 
-def bind(spec: Verification, module) -> Verification:
+def bind(spec: Verification, module: ModuleType) -> Verification:
     """``spec`` with a :class:`derive.Kernel` replaced by the function of that name in the
     generated ``module`` (and ``args`` taken from the kernel where not given)."""
     from .codegen import Kernel
@@ -236,7 +239,7 @@ def _arguments(spec: Verification, logits: np.ndarray, rng, target: str = "rando
     return arrays, per_row
 
 
-def reference(expr: sp.Expr, env: dict, digits: int = DIGITS):
+def reference(expr: sp.Expr, env: dict, digits: int = DIGITS) -> mpmath.mpf:
     """``expr`` on the values ``env`` (symbols and vector components -> numbers), by the
     engine's evaluator at ``digits`` digits.
 
@@ -460,7 +463,8 @@ def _fingerprint() -> str:
     return hashlib.sha256("\n".join(sources + [mpmath.__version__, str(DIGITS)]).encode()).hexdigest()
 
 
-def references(tasks: list, executor=None, progress=None) -> list[np.ndarray]:
+def references(tasks: list, executor: Executor | None = None, progress: Callable | None = None
+               ) -> list[np.ndarray]:
     """The exact values of every task (one suite entry of one verification each), read
     from the reference cache where they are, else computed by ``executor`` and kept."""
     from .executors import cache_dir, in_order
@@ -497,7 +501,8 @@ def _entries(spec: Verification, thorough: bool) -> list[tuple[Inputs, dict]]:
     return entries
 
 
-def run(specs, executor=None, thorough: bool = False, progress=None) -> results.VerificationTable:
+def run(specs: Iterable[Verification], executor: Executor | None = None, thorough: bool = False,
+        progress: Callable | None = None) -> results.VerificationTable:
     """Every verification (bound to the generated module) over its suite and declared
     parameter ranges: the generated function and the naive formula, each against the
     reference, in ULPs; for a gradient the finite-difference checks too. The reference

@@ -32,7 +32,7 @@ TOY = textwrap.dedent('''
     CATALOGUE = Catalogue("toy", "A scaled log-sum-exp", uses=[SOFTMAX])
     CATALOGUE.derivation("toy_gradient", "Gradient of the toy loss", [
         Step(Derivative(LOSS, D.a[D.j]), "the derivative to find"),
-        Step(GRAD, r"$\\\\partial \\\\log Z/\\\\partial a_j = S_j$"),
+        Step(GRAD, r"$\\partial \\log Z/\\partial a_j = S_j$"),
     ])
     TOP = (D.K_IS_ARGMAX,)
     LOSS_KERNEL = CATALOGUE.kernel(Kernel("toy", (A, beta), (beta * (M + L1P),), "beta lse(a)",

@@ -475,9 +475,9 @@ FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entr
 
 #: the accuracy contract of DESIGN.md, in ULPs
 BOUND = {np.float64: 4.0, np.float32: 1.0}
-#: functions with their own float64 bound (none now: S_j sum(u) - u_j, which reached
-#: 6.6 ULP with u and sum(u) rounded before use, is within 4 ULP since u is rounded once
-#: from its exact value and the kernels sum rows accurately; issue 11)
+#: functions with their own float64 bound (none: S_j sum(u) - u_j stays within 4 ULP
+#: because u is rounded once from its exact value and the kernels sum rows accurately;
+#: with u and sum(u) rounded before use it reaches 6.6 ULP)
 EXTRA_BOUND: dict[str, float] = {}
 
 
