@@ -82,10 +82,9 @@ GRAD_KERNEL = CATALOGUE.kernel(Kernel("temperature_grad", (A, C, tau), (GRAD_TAU
 # ULPs for logits near 1000 -- tests/test_examples.py shows that form failing the bound
 # on OFFSET). exp turns it into a relative error as large, so on the adversarial suites
 # every catalogue runs the gradient loses up to 473 ULP (logits spread over +-1000,
-# (a_j - m)/tau in the thousands) and the loss 63 ULP (tau = 1/4 with one class far
-# ahead: losses far below 1e-16, whose digits come from the same exponentials). The
-# bounds, 128 and 1024 ULP, are those measurements with margin, not proved bounds; on
-# moderate logits both stay within 4.
+# (a_j - m)/tau in the thousands) and the loss 50 ULP (losses far below 1e-16, whose
+# digits come from the same exponentials). The bounds, 128 and 1024 ULP, are those
+# measurements with margin, not proved bounds; on moderate logits both stay within 4.
 # Tightening it needs the division's remainder carried into the exponent (a double-double
 # (a_j - m)/tau, as ExpDiff carries a_j - m) -- a NumPy helper of the user's that the code
 # generator does not copy into the generated module yet.
