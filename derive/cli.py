@@ -37,7 +37,8 @@ def _catalogue(args):
         args._loaded = load_catalogue(spec)
         return args._loaded
     except Exception as err:  # anything the user's file raises on import is reported, not shown as a traceback
-        raise BadInput(f"--catalogue {spec}: {type(err).__name__}: {err}".replace("\n", " ")) from err
+        message = str(err) if str(err).startswith("--catalogue") else f"--catalogue {spec}: {err}"
+        raise BadInput(f"{type(err).__name__}: {message}".replace("\n", " ")) from err
 
 
 def _spec(args) -> str | None:
