@@ -42,7 +42,18 @@ from .symbols import Assumption, MissingSampler, scalar, vector
 from .testing import derivation_tests
 from .verification import DEFAULT_INPUTS, Inputs, Verification, reference, verify_function
 
-__version__ = "0.1.0"
+
+def _installed_version() -> str:
+    """The version of the installed distribution (one number for derive and numeric)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("softmax-derive")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 __all__ = [
     "Assumption", "ArrayFunction", "Catalogue", "Claim", "DEFAULT_INPUTS", "Define", "Derivation",

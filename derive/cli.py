@@ -1,104 +1,71 @@
-"""Command line: ``python -m derive {prove,generate,verify,report,gradient,all}``.
+"""Command line: ``softmax-derive`` (or ``python -m derive``) with the subcommands
+``prove``, ``generate``, ``verify``, ``report``, ``all`` and ``gradient``.
 
 Every subcommand takes ``--catalogue MODULE_OR_FILE`` (default: the built-in softmax
-catalogue, :data:`derive.registry.BUILT_IN`) and ``--out DIR``: where the derivations'
-log, the generated module, the verification results and the report go. Without
-``--out``, the built-in content in a source checkout goes where it always did
+catalogue, :data:`derive.registry.BUILT_IN`), ``--out DIR`` (relative to the current
+directory or absolute: where the derivations' log, the generated module, the
+verification results and the report go) and ``--jobs N`` / ``--scheduler ADDRESS``
+(where the independent work runs: N local processes, or a Dask cluster). Without
+``--out``, the built-in content in a source checkout goes to its own places
 (``numeric/_kernels.py``, ``reports/``); anything else goes to the current directory.
-Nothing is ever written next to an installed package. Each subcommand prints what it
-did in plain lines and exits non-zero on any failure.
+Exit status: 0 on success, 1 on a failed check, 2 on bad input (one line on stderr),
+3 for a gradient that is not closed.
 """
 from __future__ import annotations
 
 import argparse
-import os
+import contextlib
 import sys
 import time
 from pathlib import Path
 
-#: the source checkout the package runs from, or None when it is installed
-_CHECKOUT = Path(__file__).resolve().parent.parent
-SOURCE_CHECKOUT = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "reports").is_dir() else None
-DEFAULT_JSON = SOURCE_CHECKOUT / "reports" / "verification.json" if SOURCE_CHECKOUT else None
+from . import stages
+
+
+class BadInput(Exception):
+    """Input the command line cannot use: one line on stderr, exit 2."""
 
 
 def _catalogue(args):
+    """The catalogue ``--catalogue`` names (a failing import is bad input, not a traceback)."""
     from .registry import load_catalogue
 
-    return load_catalogue(getattr(args, "catalogue", None))
-
-
-def _built_in(args) -> bool:
-    return getattr(_catalogue(args), "built_in", False)
-
-
-def out_dir(args) -> Path | None:
-    """Where this run writes: ``--out``; else None (the source checkout's own places) for
-    the built-in content in a source checkout; else the current directory."""
-    if getattr(args, "out", None):
-        path = Path(args.out)
-    elif _built_in(args) and SOURCE_CHECKOUT is not None:
-        return None
-    else:
-        path = Path.cwd()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _prove_one(item: tuple[str | None, str]) -> tuple[bool, int, list[str]]:
-    """Check the derivation ``key`` of the catalogue ``spec`` (a module or file, loaded
-    again in a worker process): (passed, steps checked, lines to print)."""
-    from . import engine, symbols
-    from .registry import load_catalogue
-
-    spec, key = item
-    derivation = load_catalogue(spec)[key]
+    spec = getattr(args, "catalogue", None)
+    if getattr(args, "_loaded", None) is not None:  # a file is executed once per command
+        return args._loaded
     try:
-        report = engine.check(derivation)
-    except engine.StepRejected as err:
-        kind = {engine.StepFalse: "false", engine.StepUnproved: "unproved",
-                engine.StepUndefined: "undefined"}.get(type(err), "rejected")
-        return False, 0, [f"FAIL {derivation.key} ({kind}): {engine.plain(derivation.title)}",
-                          "     " + str(err).replace("\n", "\n     ")]
-    counts = ",".join(str(n) for n in report.class_counts)
-    has_t = any(symbols.CLASSES in step.expr.free_symbols for step in derivation.steps)
-    where = ("concrete numbers" if derivation.concrete else
-             f"symbolic T; checked at T in {{{counts}}}" if has_t else
-             f"symbolic; checked on random instances (T in {{{counts}}})")
-    lines = [f"ok   {derivation.key:<34} {report.seconds:5.2f}s  {where}"]
-    for st in report.steps:
-        at = ",".join(str(n) for n in st.class_counts)
-        lines.append(f"       \u2713 {st.number}. {st.rel} {engine.plain(st.why)}  "
-                     f"[{st.symbolic}; {st.instances} instances at T in {{{at}}}]")
-    return True, len(report.steps), lines
+        args._loaded = load_catalogue(spec)
+        return args._loaded
+    except Exception as err:  # anything the user's file raises on import is reported, not shown as a traceback
+        message = str(err) if str(err).startswith("--catalogue") else f"--catalogue {spec}: {err}"
+        raise BadInput(f"{type(err).__name__}: {message}".replace("\n", " ")) from err
 
 
-def default_jobs() -> int:
-    """Every core this process may use."""
+def _spec(args) -> str | None:
+    """How a worker loads the catalogue again: a file as an absolute path."""
+    spec = getattr(args, "catalogue", None)
+    if spec is not None and (spec.endswith(".py") or Path(spec).exists()):
+        return str(Path(spec).resolve())
+    return spec
+
+
+@contextlib.contextmanager
+def _run(args):
+    """The :class:`derive.stages.Run` of these arguments; its executor is shut down after."""
+    from . import executors
+
+    catalogue = _catalogue(args)
+    out, at_home = stages.where(catalogue, getattr(args, "out", None))
+    out.mkdir(parents=True, exist_ok=True)
     try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-
-def in_order(function, items: list, jobs: int):
-    """Yield ``function(item)`` for every item, in order, computed in ``jobs`` spawned
-    processes (each result as soon as it and every earlier one are done). Spawned, not
-    forked: the parent may hold threads, and a forked child of a threaded process can
-    deadlock."""
-    if jobs <= 1 or len(items) <= 1:
-        for item in items:
-            yield function(item)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=min(jobs, len(items)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(function, item) for item in items]
-        for future in futures:
-            yield future.result()
+        executor = executors.make(getattr(args, "jobs", None), getattr(args, "scheduler", None))
+    except executors.SchedulerError as err:
+        raise BadInput(str(err)) from err
+    try:
+        yield stages.Run(catalogue, _spec(args), out, executor, at_home)
+    finally:
+        if executor is not None:
+            executor.shutdown()
 
 
 def cmd_prove(args) -> int:
@@ -107,129 +74,46 @@ def cmd_prove(args) -> int:
     if args.only:
         unknown = [key for key in args.only if key not in keys]
         if unknown:
-            print(f"no derivation named {', '.join(unknown)} (python -m derive prove --list "
-                  f"lists them)", file=sys.stderr)
-            return 2
+            raise BadInput(f"no derivation named {', '.join(unknown)} (python -m derive prove --list lists them)")
         keys = [key for key in keys if key in args.only]
-    if getattr(args, "list", False):
+    if args.list:
         for key in keys:
-            print(key)
+            print(f"{key:<34} {stages.statement(catalogue[key])}")
         return 0
-    jobs = default_jobs() if args.jobs is None else max(1, args.jobs)
-    failures, steps, start = 0, 0, time.perf_counter()
-    log = []
-    spec = getattr(args, "catalogue", None)
-    for passed, count, lines in in_order(_prove_one, [(spec, key) for key in keys], jobs):
-        failures += not passed
-        steps += count
-        log += lines
-        print("\n".join(lines), flush=True)
-    total = time.perf_counter() - start
-    summary = (f"prove: {len(keys) - failures} of {len(keys)} derivations "
-               f"({steps} steps) checked in {total:.1f}s ({jobs} processes); {failures} failed")
-    print(summary)
-    where = out_dir(args)
-    if where is not None:
-        path = where / f"{catalogue.name}_derivations.txt"
-        path.write_text("\n".join(log + [summary]) + "\n")
-        print(f"wrote {path}")
-    return 1 if failures else 0
+    with _run(args) as run:
+        return stages.prove(run, keys)
 
 
 def cmd_generate(args) -> int:
-    from . import codegen, engine
-
-    catalogue = _catalogue(args)
-    where = out_dir(args)
-    if "generate" in catalogue.stages:  # content that generates its own way (the built-in)
-        return catalogue.stages["generate"](args, where)
-    tic = time.perf_counter()
-    path = where / f"{catalogue.name}_kernels.py"
-    check = args.check and args.command != "all"  # `all` writes a user's module
-    try:
-        ok, message = codegen.write_module(catalogue.kernels, path, catalogue.title, catalogue.name,
-                                           getattr(args, "catalogue", None) or "FILE", check_only=check)
-    except engine.StepRejected as err:
-        print("FAIL a kernel does not match its proved form:\n     " + str(err).replace("\n", "\n     "))
-        return 1
-    except NotImplementedError as err:  # an expression the generator has no NumPy form for
-        print(f"FAIL the generator cannot print a kernel: {err}")
-        return 1
-    for kernel in catalogue.kernels:
-        print(f"ok   {kernel.name:<28} proved against its claims")
-    print(("ok   " if ok else "FAIL ") + message + f" ({time.perf_counter() - tic:.1f}s)")
-    return 0 if ok else 1
-
-
-def _load_generated(catalogue, where: Path):
-    import importlib.util
-
-    path = where / f"{catalogue.name}_kernels.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run `python -m derive generate` with the same "
-                                "--catalogue and --out first")
-    spec = importlib.util.spec_from_file_location(f"_generated_{catalogue.name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _verify_user(args, catalogue) -> int:
-    import json
-
-    from . import verification
-
-    where = out_dir(args)
-    module = _load_generated(catalogue, where)
-    results = []
-    print(f"verify: {len(catalogue.verifications)} functions against the mpmath reference of "
-          f"their definitions ({verification.DIGITS} digits)")
-    for spec in catalogue.verifications:
-        result = verification.verify_function(verification.bind(spec, module))
-        results.append(result)
-        fd = ("" if result.fd_function is None else
-              f"; finite differences: reference {result.fd_reference:.1e}, float64 {result.fd_function:.1e}")
-        print(f"{'ok  ' if result.passed else 'FAIL'} {result.name:<28} {result.values} values, "
-              f"worst {result.max_ulp:.2f} ULP (bound {result.bound:g}){fd}")
-    path = where / f"{catalogue.name}_verification.json"
-    path.write_text(json.dumps([r.as_dict() for r in results], indent=1) + "\n")
-    print(f"wrote {path}")
-    failed = [r for r in results if not r.passed]
-    print(f"verify: {len(results) - len(failed)} of {len(results)} passed")
-    return 1 if failed else 0
+    with _run(args) as run:
+        return stages.generate(run, check=args.check)
 
 
 def cmd_verify(args) -> int:
-    catalogue = _catalogue(args)
-    if "verify" in catalogue.stages:
-        return catalogue.stages["verify"](args, out_dir(args))
-    return _verify_user(args, catalogue)
+    with _run(args) as run:
+        return stages.verify(run, thorough=args.thorough, json_path=Path(args.json).resolve() if args.json else None)
 
 
 def cmd_report(args) -> int:
-    catalogue = _catalogue(args)
-    if "report" in catalogue.stages:
-        return catalogue.stages["report"](args, out_dir(args))
-    return _report_user(args, catalogue)
+    with _run(args) as run:
+        return stages.report(run, pdf=True if args.pdf else None)
 
 
-def _report_user(args, catalogue) -> int:
-    import json
-
-    from . import codegen, publish, verification
-
-    where = out_dir(args)
-    path = where / f"{catalogue.name}_verification.json"
-    if not path.is_file():
-        print(f"FAIL {path} is missing: run `python -m derive verify` with the same --catalogue "
-              "and --out first")
-        return 1
-    results = [verification.Result.from_dict(item) for item in json.loads(path.read_text())]
-    proofs = codegen.kernel_proofs(catalogue.kernels)
-    written = publish.build_report(catalogue.title, [*catalogue, *proofs], results, where,
-                                   catalogue.name, catalogue.sections, catalogue.intro)
-    for written_path in written:
-        print(f"wrote {written_path}")
+def cmd_all(args) -> int:
+    """Every stage in order, one executor for all of them; the committed generated
+    module (the built-in's, at home) is compared, any other written."""
+    with _run(args) as run:
+        steps = [("prove", lambda: stages.prove(run)),
+                 ("generate", lambda: stages.generate(run, check=run.at_home and run.catalogue.module is not None)),
+                 ("verify", lambda: stages.verify(run)),
+                 ("report", lambda: stages.report(run, pdf=True if args.pdf else None))]
+        for name, stage in steps:
+            print(f"== {name}", flush=True)
+            status = stage()
+            if status:
+                print(f"all: stopped, '{name}' failed (exit {status})")
+                return status
+    print("all: every stage passed")
     return 0
 
 
@@ -294,39 +178,29 @@ def _print_chain(derivation, pretty, engine, indent=""):
               f"[{checked.symbolic}; {checked.instances} instances]")
 
 
-def cmd_all(args) -> int:
-    for name, command in STAGES:
-        print(f"== {name}")
-        status = command(args)
-        if status:
-            print(f"all: stopped, '{name}' failed (exit {status})")
-            return status
-    print("all: every stage passed")
-    return 0
-
-
-STAGES = [("prove", cmd_prove), ("generate", cmd_generate), ("verify", cmd_verify),
-          ("report", cmd_report)]
-
-
 def _common(parser) -> None:
     parser.add_argument("--catalogue", default=None, metavar="MODULE_OR_FILE",
                         help="the content: a module name or a .py file defining CATALOGUE "
                              "(default: the built-in softmax catalogue)")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="where to write (default: the source checkout's own places for the "
-                             "built-in catalogue, else the current directory)")
+                        help="where to write, relative to the current directory or absolute (default: "
+                             "the source checkout's own places for the built-in catalogue, else the "
+                             "current directory)")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="local processes for the independent work (default: every core)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="run the independent work on the Dask cluster whose scheduler is at "
+                             "ADDRESS (tcp://host:port; pip install 'softmax-derive[dask]')")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m derive", description=__doc__,
+    parser = argparse.ArgumentParser(prog="softmax-derive", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"softmax-derive {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     prove = sub.add_parser("prove", help="check every derivation of the catalogue")
     prove.add_argument("only", nargs="*", help="keys of derivations to check (default: all)")
-    prove.add_argument("--list", action="store_true", help="list the derivations' keys and stop")
-    prove.add_argument("--jobs", type=int, default=None,
-                       help="processes to check derivations in (default: every core)")
+    prove.add_argument("--list", action="store_true", help="list each derivation's key and statement, and stop")
     prove.set_defaults(func=cmd_prove)
     gen = sub.add_parser("generate", help="prove the kernels and write the generated module")
     gen.add_argument("--check", action="store_true",
@@ -336,9 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("--thorough", action="store_true",
                      help="many more inputs, with a progress display (writes no JSON)")
     ver.add_argument("--json", default=None,
-                     help="where to write the built-in results (default: DIR/verification.json)")
-    ver.add_argument("--jobs", type=int, default=None,
-                     help="processes for the reference rows (default: every core)")
+                     help="where to write the results (default: in DIR, named after the catalogue)")
     ver.set_defaults(func=cmd_verify)
     rep = sub.add_parser("report", help="write the LaTeX/Markdown reports (and PDF with TeX)")
     rep.add_argument("--pdf", action="store_true", help="a missing TeX engine is an error")
@@ -363,14 +235,23 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the smallest T the statement is checked for (e.g. 2 for the focal loss)")
     grad.set_defaults(func=cmd_gradient)
     everything = sub.add_parser("all", help="every stage in order")
-    everything.set_defaults(func=cmd_all, only=[], check=True, thorough=False, json=None, pdf=False)
-    everything.add_argument("--jobs", type=int, default=None,
-                            help="processes for the proofs and the reference rows (default: every core)")
+    everything.set_defaults(func=cmd_all)
+    everything.add_argument("--pdf", action="store_true", help="a missing TeX engine is an error")
     for command in (prove, gen, ver, rep, grad, everything):
         _common(command)
     return parser
 
 
-def main(argv=None) -> int:
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; the exit status (2 with one line on stderr for bad input)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except BadInput as err:
+        print(f"softmax-derive: {err}", file=sys.stderr)
+        return 2

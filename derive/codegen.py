@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import textwrap
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -164,7 +165,7 @@ def kernel_proof(claim: Claim, output: sp.Expr) -> Derivation:
     ], min_classes=claim.min_classes, section="kernels")
 
 
-def kernel_proofs(specs) -> list[Derivation]:
+def kernel_proofs(specs: Iterable[Kernel]) -> list[Derivation]:
     """The proof of every output of every kernel, each distinct proof once."""
     proofs, seen = [], set()
     for kernel in specs:
@@ -176,7 +177,7 @@ def kernel_proofs(specs) -> list[Derivation]:
     return proofs
 
 
-def prove_kernels(specs, numeric: bool = True) -> list[engine.DerivationCheck]:
+def prove_kernels(specs: Iterable[Kernel], numeric: bool = True) -> list[engine.DerivationCheck]:
     """Check the proof of every output of every kernel, and (``numeric``) run the printed
     NumPy of every kernel against the index form of its outputs (raises a StepRejected
     on the first failure)."""
@@ -629,7 +630,7 @@ def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None
 BUFFER_HELPERS = "\n\n\n".join(inspect.getsource(f).strip() for f in (H._scratch, H._outputs))
 
 
-def render(specs, header: str) -> str:
+def render(specs: Iterable[Kernel], header: str) -> str:
     """The source of a generated module: ``header``, the helpers the kernels use, the
     kernels, and the tables ``SCRATCH`` (scratch arrays per row kernel) and ``OUTPUTS``
     (per kernel, which outputs are shaped like the logits rather than a column)."""
@@ -668,7 +669,7 @@ import numpy
 '''
 
 
-def write_module(specs, path, title: str = "Generated kernels", name: str = "kernels",
+def write_module(specs: Iterable[Kernel], path: str | Path, title: str = "Generated kernels", name: str = "kernels",
                  source: str = "FILE", check_only: bool = False) -> tuple[bool, str]:
     """Prove every kernel, then write its NumPy module to ``path`` (or, with
     ``check_only``, compare). Returns (up to date, message); a kernel that does not

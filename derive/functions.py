@@ -109,7 +109,7 @@ class RowArgmax(ArrayFunction):
 
     def _numpycode(self, printer):
         # the method, not numpy.argmax(..., keepdims=True): 1-2 us less per call, which
-        # counts on small batches (issue 13)
+        # counts on small batches
         return f"{operand(printer, self.args[0])}.argmax(axis=-1)[:, None]"
 
 
@@ -388,8 +388,8 @@ class AccurateRowSum(RowSum):
     """sum_j x_j (per row, a column) to within about one rounding of the exact sum, by
     splitting each term at a per-row power of two sigma into a part whose sum is exact
     and a tiny remainder (Rump's ExtractVector). For sums that the gradient multiplies
-    (S_j sum_j u_j): a plain sum of T terms can be off by a few ULPs (issue 11: 5.6 ULP
-    in the weighted gradient on near ties)."""
+    (S_j sum_j u_j): a plain sum of T terms can be off by a few ULPs (5.6 ULP in the
+    weighted gradient on near ties)."""
 
     helper_name = "_accurate_sum"
     helpers = (H._accurate_sum,)

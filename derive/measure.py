@@ -8,10 +8,11 @@ its loss (one checker for every gradient test).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import mpmath
 import numpy as np
+from numpy.typing import ArrayLike
 
 # --------------------------------------------------------------------------- error measure
 #: exact values below this magnitude keep their low part scaled by 2**_TINY_SHIFT, so that
@@ -20,7 +21,7 @@ _TINY_MAGNITUDE = 2.0 ** -900
 _TINY_SHIFT = 200
 
 
-def exact_parts(values) -> np.ndarray:
+def exact_parts(values: Iterable) -> np.ndarray:
     """Exact (mpmath) values as float64 pairs: ``(hi, lo, shift)`` rows of a (3, n) array.
 
     ``hi`` is the correctly rounded value, ``lo * 2**-shift`` the rest (``shift`` is
@@ -47,7 +48,7 @@ def exact_parts(values) -> np.ndarray:
     return parts
 
 
-def ulp_errors(computed, exact: np.ndarray, dtype=np.float64, scale: np.ndarray | None = None) -> np.ndarray:
+def ulp_errors(computed: ArrayLike, exact: np.ndarray, dtype=np.float64, scale: np.ndarray | None = None) -> np.ndarray:
     """|computed - exact| in ULPs of the correctly rounded ``exact`` (or of ``scale``).
 
     ``exact`` and ``scale`` are :func:`exact_parts` arrays. The ULP has an absolute floor
@@ -72,7 +73,7 @@ def ulp_errors(computed, exact: np.ndarray, dtype=np.float64, scale: np.ndarray 
     return err
 
 
-def ulp_error(computed, exact, dtype=np.float64, scale=None) -> float:
+def ulp_error(computed: float, exact, dtype: type = np.float64, scale=None) -> float:
     """:func:`ulp_errors` of one value against one exact (mpmath) value.
 
     Examples

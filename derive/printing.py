@@ -15,7 +15,7 @@ tables merged), as the built-in :mod:`derive.softmax` does.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -413,11 +413,41 @@ def _visible(latex: str) -> str:
     return re.sub(r"[{}^_ ]", "", re.sub(r"\\[a-zA-Z]+", "x", latex))
 
 
+#: a step whose formula shows more characters than this gets a line of its own, shrunk to
+#: the page if it is wider, with its justification below it: beside it, both would run
+#: off the page (a 21-step automatic derivation lost its last steps that way)
+OVERWIDE = 60
+
+
+def _width(latex: str) -> int:
+    """Roughly how wide a formula shows: the widest of its rows (the cases of a
+    ``cases`` stack one above the other)."""
+    return max(len(_visible(row)) for row in latex.split("\\\\"))
+
+
+def _fit(latex: str, width: str = r"0.95\linewidth") -> str:
+    """Display math scaled down to ``width`` when wider, as it is otherwise."""
+    return (rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}"
+            rf"{{$\displaystyle {latex}$}}")
+
+
+def _overwide_tex(r: Rendered) -> list[str]:
+    rows, narrower = [rf"& {_fit(r.start)} \notag"], r"0.9\linewidth"
+    for rel, rhs, why in r.lines:
+        rows.append(rf"&{rel} {_fit(rhs, narrower)}")
+        rows.append(rf"& \qquad \parbox[t]{{0.8\linewidth}}{{\small\raggedright {why_tex(why)}}} \notag")
+    boxes = [rf"\boxed{{{r.boxed_index}}}"] + ([rf"\boxed{{{r.boxed_matrix}}}"] if r.boxed_matrix else [])
+    return [r"\begin{align}", " \\\\\n".join(rows), r"\end{align}",
+            r"\begin{gather*}" + " \\\\\n".join(_fit(box) for box in boxes) + r"\end{gather*}"]
+
+
 def _derivation_tex(d) -> list[str]:
     r = render_derivation(d)
     out = [rf"\paragraph{{{why_tex(r.title)}}}\label{{d:{r.key}}}"]
     if r.assumptions and not d.concrete:  # reality is assumed throughout
         out.append("Assumptions: " + "; ".join(why_tex(_mathify(a)) for a in r.assumptions) + ".")
+    if max(_width(rhs) for _, rhs, _ in r.lines) > OVERWIDE:
+        return out + _overwide_tex(r)
     out.append(r"\begin{align}")
     rows = []
     wide = max(len(_visible(r.start)) + len(_visible(rhs)) for _, rhs, _ in r.lines) > 38
@@ -452,7 +482,7 @@ def _derivation_md(d) -> list[str]:
     return out
 
 
-def repeated_steps(derivations) -> list[str]:
+def repeated_steps(derivations: Iterable[engine.Derivation]) -> list[str]:
     """Every place where a printed step equals the line before it (nothing visibly
     happens), as "key: step n prints ... again"; empty when every step shows a change.
 

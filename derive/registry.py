@@ -15,9 +15,14 @@ import importlib.util
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import engine
 from .engine import Derivation, Step
+
+if TYPE_CHECKING:  # the catalogue holds them; the stages import their modules
+    from .codegen import Kernel
+    from .verification import Verification
 
 #: the module holding the built-in catalogue (``--catalogue`` default)
 BUILT_IN = "derive.softmax"
@@ -53,8 +58,27 @@ class Catalogue:
         self.kernels: list = []
         self.verifications: list = []
         self.sections: list[tuple[str, str]] = []
-        #: stages a catalogue runs its own way (the built-in one): name -> function(args)
-        self.stages: dict = {}
+        #: the documents of its report (:class:`derive.document.Document`); none: the
+        #: machinery writes one document of its intro, sections, derivations, kernels,
+        #: verification table and error figures (:func:`derive.publish.default_document`)
+        self.documents: tuple = ()
+        #: figure key -> draw(path, rendering), block key -> (latex, markdown) renderers:
+        #: added to the machinery's own ("errors"; "verification", "kernels")
+        self.figures: dict = {}
+        self.blocks: dict = {}
+        #: values(rendering) -> dict: what the documents' @name@ placeholders and own blocks
+        #: need, computed when the report is written (None: nothing beyond the machinery's)
+        self.computed = None
+        #: the committed generated module in a source checkout (the built-in's
+        #: numeric/_kernels.py) and its header; None: OUT/NAME_kernels.py with a generic header
+        self.module: Path | None = None
+        self.module_header: str | None = None
+        #: where its outputs go in a source checkout when no --out is given (None: the
+        #: current directory), and a README whose verification table is kept current there
+        self.home: Path | None = None
+        self.readme: Path | None = None
+        #: the file name of its verification results
+        self.results_name = f"{name}_verification.json"
         #: how ``python -m derive gradient`` reads a loss in this content's names
         #: (a :class:`derive.Language`; None: that of a catalogue it uses)
         self.language = None
@@ -91,7 +115,7 @@ class Catalogue:
             self.derivations[d.key] = d
         return derivations[-1]
 
-    def derivation(self, key: str, title: str, steps: list, assumptions=(), **options) -> Derivation:
+    def derivation(self, key: str, title: str, steps: list, assumptions: Iterable = (), **options) -> Derivation:
         """Make a :class:`Derivation` and register it (``options``: ``matrix``,
         ``min_classes``, ``section``)."""
         return self.add(Derivation(key, title, tuple(assumptions), list(steps), **options))
@@ -109,7 +133,7 @@ class Catalogue:
         return len(self.derivations)
 
     # ---------------------------------------------------------------- other content
-    def kernel(self, kernel):
+    def kernel(self, kernel: Kernel) -> Kernel:
         """Register a :class:`derive.codegen.Kernel` (lemma keys in its claims resolved);
         returns it."""
         claims = []
@@ -124,8 +148,10 @@ class Catalogue:
         self.kernels.append(kernel)
         return kernel
 
-    def verification(self, spec):
-        """Register a :class:`derive.verification.Verification`."""
+    def verification(self, spec: Verification) -> Verification:
+        """Register a :class:`derive.verification.Verification` (or a suite of one's own:
+        an object whose ``run(executor, thorough, out)`` returns a
+        :class:`derive.results.VerificationTable`)."""
         self.verifications.append(spec)
         return spec
 
@@ -138,7 +164,8 @@ class Catalogue:
                 f"{len(self.kernels)} kernels, {len(self.verifications)} verifications)")
 
 
-def check_all(derivations: Iterable[Derivation], seed: int = engine.DEFAULT_SEED):
+def check_all(derivations: Iterable[Derivation], seed: int = engine.DEFAULT_SEED
+              ) -> list[tuple[Derivation, engine.DerivationCheck | engine.StepRejected]]:
     """Check every derivation; a list of (derivation, report or the rejection).
 
     Unlike :func:`derive.check`, a rejection does not stop the others.

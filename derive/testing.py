@@ -15,7 +15,10 @@ fails its test too, naming the step.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 from . import engine
+from .engine import Derivation
 from .printing import repeated_steps
 
 
@@ -30,7 +33,7 @@ def failure_message(err: engine.StepRejected) -> str:
     return message
 
 
-def derivation_tests(derivations):
+def derivation_tests(derivations: Iterable[Derivation]) -> Callable:
     """A pytest test function parametrized over ``derivations`` (a catalogue or any
     iterable of derivations): one test per derivation, named by its key.
 

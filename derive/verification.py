@@ -15,15 +15,18 @@ lambda rng: rng.normal(0, 30, (20, 7))),)``.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import mpmath
 import numpy as np
 import sympy as sp
 
-from . import engine, symbols
+from . import engine, results, symbols
 from .measure import check_grads, ulp_error
 
 #: digits of the reference evaluation
@@ -33,6 +36,10 @@ DIGITS = 50
 @dataclass(frozen=True)
 class Inputs:
     """One entry of a suite: ``make(rng)`` returns float64 logits, rows x T.
+
+    ``target`` is where an index argument (the true class) points: ``"random"``, or
+    ``"argmax"`` (the dominating class: the losses far below 1e-16). ``fd``: whether the
+    finite-difference checks of a gradient run on this entry (they need moderate logits).
 
     Examples
     --------
@@ -44,15 +51,38 @@ class Inputs:
 
     name: str
     make: Callable
+    target: str = "random"
+    fd: bool = False
 
 
-#: the default suite: moderate logits at a few class counts, and a wide spread
+def _dominated(rng, rows: int, classes: int, low: float, high: float) -> np.ndarray:
+    """Moderate logits with one class (the last) ahead of the others by ``low..high``."""
+    logits = rng.normal(0, 1, (rows, classes))
+    logits[:, -1] = logits[:, :-1].max(axis=1) + rng.uniform(low, high, rows)
+    return logits
+
+
+def _ties(rng, rows: int, classes: int) -> np.ndarray:
+    """Small integers: several classes share the maximum (and every other value)."""
+    return rng.integers(-2, 3, (rows, classes)).astype(np.float64)
+
+
+#: the default suite, the same for every catalogue: moderate logits at a few class
+#: counts, then the inputs that break kernels -- logits spread over +-1000 (the naive
+#: e^a overflows; a max-shift loses the rounding error of a_j - m), one class dominating,
+#: losses far below 1e-16, logits near +-708 (where e^a leaves the float64 range), ties
+#: and a large T (100: a gradient's reference costs T^2 terms per row). Every declared
+#: parameter range adds entries of its own (:func:`parameter_inputs`).
 DEFAULT_INPUTS = (
-    Inputs("moderate T=3", lambda rng: rng.normal(0, 2, (12, 3))),
-    Inputs("moderate T=10", lambda rng: rng.normal(0, 3, (12, 10))),
-    Inputs("spread T=6", lambda rng: rng.uniform(-40, 40, (8, 6))),
-    Inputs("one class dominates", lambda rng: np.concatenate(
-        [rng.normal(0, 1, (8, 4)), rng.uniform(20, 30, (8, 1))], axis=1)),
+    Inputs("moderate T=3", lambda rng: rng.normal(0, 2, (8, 3)), fd=True),
+    Inputs("moderate T=10", lambda rng: rng.normal(0, 3, (8, 10)), fd=True),
+    Inputs("spread +-1000", lambda rng: rng.uniform(-1000, 1000, (8, 6))),
+    Inputs("one class dominates", lambda rng: _dominated(rng, 8, 5, 20, 30)),
+    Inputs("tiny losses", lambda rng: _dominated(rng, 8, 5, 40, 700), target="argmax"),
+    Inputs("near +708", lambda rng: 708 + rng.normal(0, 1.5, (8, 5))),
+    Inputs("near -708", lambda rng: -708 + rng.normal(0, 1.5, (8, 5))),
+    Inputs("ties", lambda rng: _ties(rng, 8, 5)),
+    Inputs("large T=100", lambda rng: rng.normal(0, 4, (1, 100))),
 )
 
 
@@ -76,7 +106,9 @@ class Verification:
     column, 0-based), a real scalar (Symbol; a float drawn by its declared sampler,
     fixed per suite entry). ``index`` is the class index of a vector-valued output
     (``definition`` is then its component ``index``); None for one value per row.
-    ``classes`` is the symbol of the number of classes. ``gradient_of`` names a
+    ``classes`` is the symbol of the number of classes. ``ranges`` maps a scalar
+    argument to its declared range (lo, hi): the suite then also runs at lo, the middle
+    and hi (:func:`parameter_inputs`). ``gradient_of`` names a
     Verification of the loss this is the gradient of (with respect to the first
     argument): then central differences are checked too. ``assumptions`` rewrite the
     definition first (a one-hot label: ``y_j = delta_jc`` with ``c`` the target
@@ -92,8 +124,9 @@ class Verification:
     >>> def naive_lse(x):
     ...     return np.log(np.sum(np.exp(x), axis=-1, keepdims=True))
     >>> lse = sp.log(sp.Sum(sp.exp(g[s]), (s, 1, T)))
-    >>> verify_function(Verification("lse", naive_lse, lse, T, args=(g,), bound=4)).passed
-    True
+    >>> result = verify_function(Verification("lse", naive_lse, lse, T, args=(g,), bound=4))
+    >>> result.passed, result.worst["moderate T=3"] <= 4, result.worst["near +708"]  # e^a overflows
+    (False, True, inf)
     """
 
     name: str
@@ -107,6 +140,7 @@ class Verification:
     gradient_of: Verification | None = None
     assumptions: tuple = ()
     seed: int = 20240611
+    ranges: dict = field(default_factory=dict)
 
     def __post_init__(self):
         # the assumptions' rewrites are sound: the reference is the definition under them
@@ -148,7 +182,7 @@ class Result:
                 "fd_function": self.fd_function, "passed": self.passed}
 
 
-def bind(spec: Verification, module) -> Verification:
+def bind(spec: Verification, module: ModuleType) -> Verification:
     """``spec`` with a :class:`derive.Kernel` replaced by the function of that name in the
     generated ``module`` (and ``args`` taken from the kernel where not given)."""
     from .codegen import Kernel
@@ -166,8 +200,11 @@ def bind(spec: Verification, module) -> Verification:
     return dataclasses.replace(spec, **changes)
 
 
-def _arguments(spec: Verification, logits: np.ndarray, rng) -> tuple[list, list]:
-    """(arrays for the function, per-row environments for the reference)."""
+def _arguments(spec: Verification, logits: np.ndarray, rng, target: str = "random",
+               fixed: dict | None = None) -> tuple[list, list]:
+    """(arrays for the function, per-row environments for the reference). An index
+    argument points at a random class, or at the row's maximum (``target="argmax"``);
+    a scalar in ``fixed`` takes that value, any other its sampler's draw."""
     rows, n = logits.shape
     arrays, per_row = [], [_Row(n) for _ in range(rows)]
     for env in per_row:
@@ -183,21 +220,26 @@ def _arguments(spec: Verification, logits: np.ndarray, rng) -> tuple[list, list]
                     env[arg[k]] = mpmath.mpf(float(v))
         elif arg.is_integer:
             column = rng.integers(0, n, (rows, 1)).astype(np.int64)
+            if target == "argmax":
+                column = np.argmax(logits, axis=1).astype(np.int64)[:, None]
             arrays.append(column)
             for env, value in zip(per_row, column[:, 0]):
                 env[arg] = int(value) + 1
         else:
             draw = symbols.sampler(arg)
-            if draw is None:
+            if fixed and arg in fixed:
+                value = float(fixed[arg])
+            elif draw is None:
                 raise symbols.MissingSampler(symbols.how_to_declare(arg))
-            value = float(draw(rng))
+            else:
+                value = float(draw(rng))
             arrays.append(value)
             for env in per_row:
                 env[arg] = mpmath.mpf(value)
     return arrays, per_row
 
 
-def reference(expr: sp.Expr, env: dict, digits: int = DIGITS):
+def reference(expr: sp.Expr, env: dict, digits: int = DIGITS) -> mpmath.mpf:
     """``expr`` on the values ``env`` (symbols and vector components -> numbers), by the
     engine's evaluator at ``digits`` digits.
 
@@ -273,7 +315,7 @@ def verify_function(spec: Verification) -> Result:
     for entry in spec.inputs:
         logits = np.asarray(entry.make(rng), dtype=np.float64)
         arrays, per_row = _arguments(spec, logits, rng)
-        with np.errstate(all="raise"):
+        with np.errstate(all="ignore"):  # measured by the values it returns
             computed = spec.function(*arrays)
         computed = np.asarray(computed, dtype=np.float64).reshape(logits.shape[0], -1)
         worst = 0.0
@@ -289,3 +331,254 @@ def verify_function(spec: Verification) -> Result:
         result.fd_reference, result.fd_function = fd_ref, fd_fun
     result.seconds = time.perf_counter() - tic
     return result
+
+
+# --------------------------------------------------------------------------- the suite of a catalogue
+#: the implementations every run measures: the generated function, and the definition
+#: evaluated as written in float64 (the naive formula, the baseline it must beat)
+TESTED, NAIVE = "generated", "naive"
+
+
+def parameter_inputs(spec: Verification) -> list[tuple[Inputs, dict]]:
+    """For each declared range of ``spec``: its low end, middle and high end, each on
+    moderate logits and on logits where one class dominates (the true class at it)."""
+    out = []
+    for symbol, (low, high) in spec.ranges.items():
+        for value in (low, (low + high) / 2, high):
+            label = f"{symbol} = {value:g}"
+            out.append((Inputs(label, lambda rng: rng.normal(0, 3, (6, 5)), fd=True), {symbol: value}))
+            out.append((Inputs(f"{label}, dominated", lambda rng: _dominated(rng, 6, 5, 30, 400), "argmax"),
+                        {symbol: value}))
+    return out
+
+
+def _naive_function(spec: Verification) -> Callable:
+    """The definition evaluated as written, in float64, one row (and class) at a time:
+    sums are loops, vectors 1-based, as in the definition."""
+    index = [spec.index] if spec.index is not None else []
+    function = sp.lambdify([*spec.args, *index, spec.classes], spec.definition, "numpy")
+
+    def naive(*arrays):
+        rows, n = np.shape(arrays[0])
+        out = np.empty((rows, n if spec.index is not None else 1))
+        for r in range(rows):
+            values = []
+            for arg, array in zip(spec.args, arrays):
+                if isinstance(arg, sp.IndexedBase):
+                    values.append(np.concatenate([[np.nan], np.asarray(array[r], dtype=np.float64)]))
+                elif arg.is_integer:
+                    values.append(int(array[r, 0]) + 1)
+                else:
+                    values.append(np.float64(array))
+            with np.errstate(all="ignore"):
+                if spec.index is None:
+                    out[r, 0] = function(*values, n)
+                else:
+                    out[r] = [function(*values, k, n) for k in range(1, n + 1)]
+        return out
+    return naive
+
+
+def digits_for(row: np.ndarray) -> int:
+    """Working precision that resolves every quantity of a row of logits: log S_j =
+    a_j - log Z cancels about log10 max|a| digits, 1 - S_c and a loss near 0 about
+    (m - a_second)/ln 10 (which only matter down to the smallest subnormal); 10 more."""
+    finite = row[np.isfinite(row)]
+    if finite.size == 0:
+        return DIGITS
+    big = np.log10(max(1.0, float(np.max(np.abs(finite)))))
+    ordered = np.sort(finite)
+    gap = min(float(ordered[-1] - ordered[-2]) if ordered.size > 1 else 0.0, 800.0)
+    return int(DIGITS + 10 + np.ceil(big) + np.ceil(gap / np.log(10)))
+
+
+def _row_values(definition, index, row: dict, n: int, digits: int, classes=None) -> list:
+    """The values of one row at ``digits`` digits: one, or one per class (of ``classes``:
+    default every class)."""
+    with mpmath.workdps(digits):
+        if index is None:
+            return [reference(definition, row, digits)]
+        return [reference(definition, {**row, index: k}, digits) for k in (classes or range(1, n + 1))]
+
+
+def _sample(n: int, index_values) -> list[int]:
+    """The classes whose values decide a row's precision: the ends, the middle and every
+    class an index argument points at (the true class, where a gradient cancels)."""
+    return sorted({1, n, (n + 1) // 2, *(k for k in index_values if 1 <= k <= n)})
+
+
+#: digits that resolve any float64 result (down to the smallest subnormal, 4.9e-324) of a
+#: sum of terms up to about 1e70 that cancels to it
+_RESOLVES_FLOAT64 = 400
+
+
+def _settled(low: list, high: list, digits: int) -> bool:
+    """Whether the values at ``digits`` digits (``low``) and at more (``high``) agree to
+    far more digits than float64 resolves. A value that vanishes at this precision may
+    be a cancellation that more digits resolve, so it settles only at
+    :data:`_RESOLVES_FLOAT64` digits."""
+    for a, b in zip(low, high):
+        if mpmath.isnan(a) or mpmath.isnan(b):
+            if not (mpmath.isnan(a) and mpmath.isnan(b)):
+                return False
+            continue
+        if abs(b) < mpmath.mpf(10) ** (20 - digits) and digits < _RESOLVES_FLOAT64:
+            return False
+        if abs(a - b) > max(abs(b) * mpmath.mpf(10) ** -25, mpmath.mpf(10) ** -340):
+            return False
+    return True
+
+
+def _reference_task(task) -> np.ndarray:
+    """The exact values of the rows of one suite entry, as :func:`exact_parts` (3, rows * k):
+    a module-level function of plain data, so that any executor can run it.
+
+    Each row is evaluated at rising precision until two precisions agree: a parameter
+    such as a temperature can make a row cancel more digits than its logits suggest."""
+    from .measure import exact_parts
+
+    definition, index, envs, digits = task
+    values, top = [], DIGITS
+    for env, row_digits in zip(envs, digits):
+        n = env[_CLASSES_KEY]
+        row = {key: value for key, value in env.items() if key != _CLASSES_KEY}
+        # rising precision on a few classes, then every class at the precision they settle at
+        sample = None if index is None else _sample(n, [v for v in row.values() if isinstance(v, int)])
+        low = _row_values(definition, index, row, n, row_digits, sample)
+        while True:
+            high = _row_values(definition, index, row, n, row_digits + 40, sample)
+            if _settled(low, high, row_digits) or row_digits > 4000:
+                break
+            row_digits, low = 2 * row_digits, high
+        values += high if index is None else _row_values(definition, index, row, n, row_digits + 40)
+        top = max(top, row_digits + 40)
+    with mpmath.workdps(top):
+        return exact_parts(values)
+
+
+_CLASSES_KEY = "__classes__"
+
+
+def _task_key(task, fingerprint: str) -> str:
+    import hashlib
+
+    definition, index, envs, digits = task
+    digest = hashlib.sha256(fingerprint.encode())
+    digest.update(sp.srepr(definition).encode())
+    digest.update(repr(index).encode())
+    for env, row_digits in zip(envs, digits):
+        digest.update(repr(sorted((str(k), repr(v)) for k, v in env.items())).encode())
+        digest.update(str(row_digits).encode())
+    return digest.hexdigest()[:32]
+
+
+def _fingerprint() -> str:
+    """What a reference value depends on besides its task: the evaluator and mpmath."""
+    import hashlib
+    import inspect
+
+    sources = [inspect.getsource(f) for f in (_reference_task, _row_values, _sample, _settled, reference,
+                                              engine._Evaluator)]
+    return hashlib.sha256("\n".join(sources + [mpmath.__version__, str(DIGITS)]).encode()).hexdigest()
+
+
+def references(tasks: list, executor: Executor | None = None, progress: Callable | None = None
+               ) -> list[np.ndarray]:
+    """The exact values of every task (one suite entry of one verification each), read
+    from the reference cache where they are, else computed by ``executor`` and kept."""
+    from .executors import cache_dir, in_order
+
+    where, fingerprint = cache_dir(), _fingerprint()
+    paths = [where / f"v-{_task_key(task, fingerprint)}.npy" if where else None for task in tasks]
+    found = [None] * len(tasks)
+    for k, path in enumerate(paths):
+        if path is not None and path.exists():
+            try:
+                found[k] = np.load(path, allow_pickle=False)
+            except (OSError, ValueError):  # a broken entry is recomputed
+                pass
+    todo = [k for k in range(len(tasks)) if found[k] is None]
+    for done, (k, parts) in enumerate(zip(todo, in_order(executor, _reference_task, [tasks[k] for k in todo])), 1):
+        found[k] = parts
+        if progress:
+            progress(done, len(todo))
+        if paths[k] is not None:
+            try:
+                paths[k].parent.mkdir(parents=True, exist_ok=True)
+                tmp = paths[k].with_suffix(f".{os.getpid()}.tmp.npy")
+                np.save(tmp, parts)
+                os.replace(tmp, paths[k])
+            except OSError:  # a read-only cache only costs time
+                pass
+    return found
+
+
+def _entries(spec: Verification, thorough: bool) -> list[tuple[Inputs, dict]]:
+    entries = [(entry, {}) for entry in spec.inputs] + parameter_inputs(spec)
+    if thorough:  # every entry again, from other draws
+        entries += [(dataclasses.replace(entry, name=entry.name + " (2)"), fixed) for entry, fixed in entries]
+    return entries
+
+
+def run(specs: Iterable[Verification], executor: Executor | None = None, thorough: bool = False,
+        progress: Callable | None = None) -> results.VerificationTable:
+    """Every verification (bound to the generated module) over its suite and declared
+    parameter ranges: the generated function and the naive formula, each against the
+    reference, in ULPs; for a gradient the finite-difference checks too. The reference
+    values are computed by ``executor`` (None: here) and kept in the reference cache;
+    the same inputs give the same table whichever executor ran them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import sympy as sp
+    >>> from derive import Inputs, Verification, vector
+    >>> from derive.symbols import CLASSES as T, s
+    >>> from derive.verification import run
+    >>> g = vector("g", lambda rng: rng.normal(0, 1))
+    >>> def max_shift(x):
+    ...     m = x.max(axis=-1, keepdims=True)
+    ...     return m + np.log(np.sum(np.exp(x - m), axis=-1, keepdims=True))
+    >>> lse = sp.log(sp.Sum(sp.exp(g[s]), (s, 1, T)))
+    >>> table = run([Verification("lse", max_shift, lse, T, args=(g,),
+    ...                           inputs=(Inputs("far", lambda rng: rng.uniform(700, 720, (4, 3))),))])
+    >>> [(r.implementation, r.passed) for r in table.results]
+    [('generated', True), ('naive', False)]
+    """
+    from .measure import ulp_errors
+
+    tic = time.perf_counter()
+    specs = list(specs)
+    plans, tasks = [], []
+    for spec in specs:
+        rng = np.random.default_rng(spec.seed)
+        for entry, fixed in _entries(spec, thorough):
+            logits = np.asarray(entry.make(rng), dtype=np.float64)
+            arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
+            digits = [digits_for(row) for row in logits]
+            envs = [{**env, _CLASSES_KEY: logits.shape[1]} for env in per_row]
+            plans.append((spec, entry, logits, arrays, per_row))
+            tasks.append((spec.definition, spec.index, [dict(env) for env in envs], digits))
+    exact = references(tasks, executor, progress)
+    table = results.VerificationTable(tested=TESTED)
+    fd = {}
+    naive = {id(spec): _naive_function(spec) for spec in specs}
+    for (spec, entry, logits, arrays, per_row), parts in zip(plans, exact):
+        for name, function in ((TESTED, spec.function), (NAIVE, naive[id(spec)])):
+            try:
+                with np.errstate(all="ignore"):  # measured by their values, warnings or not
+                    computed = np.asarray(function(*arrays), dtype=np.float64).reshape(-1)
+                errors = ulp_errors(computed, parts)
+                worst = float(np.max(errors)) if errors.size else 0.0
+            except (FloatingPointError, ValueError, OverflowError, ZeroDivisionError):
+                worst = np.inf
+            table.results.append(results.Result(name, spec.name, entry.name, int(parts.shape[1]), worst, spec.bound))
+        if spec.gradient_of is not None and entry.fd:
+            ref, fun = fd.get(spec.name, (0.0, 0.0))
+            fd[spec.name] = (max(ref, _fd_reference(spec, per_row[0], logits.shape[1])),
+                             max(fun, _fd_function(spec, logits, arrays[1:])))
+    for name, (ref, fun) in fd.items():
+        table.checks[f"{name}: reference against high-precision central differences"] = ref
+        table.checks[f"{name}: float64 directional differences of the loss"] = fun
+    table.seconds = time.perf_counter() - tic
+    return table

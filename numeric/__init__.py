@@ -6,7 +6,12 @@ against mpmath to within 4 ULP in float64, and importable with NumPy alone::
     import numeric
     loss, grad = numeric.cross_entropy_with_grad(logits, labels)
 """
-__version__ = "0.2.0"  # the distribution's version (pyproject.toml)
+from importlib import metadata as _metadata
+
+try:  # one version for the distribution: the installed metadata (pyproject.toml)
+    __version__ = _metadata.version("softmax-derive")
+except _metadata.PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 from .api import (
                   binary_cross_entropy_with_logits,

@@ -12,6 +12,7 @@ import mpmath
 import numpy as np
 import pytest
 
+from derive import executors
 from derive.softmax import verify as V
 
 # one worker computes (or reads from the cache) the verification run these tests share
@@ -151,16 +152,16 @@ def test_reference_cache_is_keyed_by_the_inputs(tmp_path, monkeypatch):
     monkeypatch.setenv("SOFTMAX_DERIVE_CACHE", str(tmp_path))
     rng = np.random.default_rng(1)
     case = V.Case(rng.normal(0, 3, (3, 4)), rng.integers(0, 4, 3))
-    first = V.case_references({"c": case}, jobs=1)["c"]
+    first = V.case_references({"c": case}, executor=None)["c"]
     (entry,) = list((tmp_path / "reference").glob("*.npz"))
-    second = V.case_references({"c": case}, jobs=1)["c"]
+    second = V.case_references({"c": case}, executor=None)["c"]
     assert all(np.array_equal(first[k], second[k], equal_nan=True) for k in first)
     changed = V.Case(case.logits.copy(), case.target)
     changed.logits[0, 0] = np.nextafter(changed.logits[0, 0], np.inf)
-    V.case_references({"c": changed}, jobs=1)
+    V.case_references({"c": changed}, executor=None)
     assert len(list((tmp_path / "reference").glob("*.npz"))) == 2
     entry.write_bytes(b"not an npz")
-    again = V.case_references({"c": case}, jobs=1)["c"]
+    again = V.case_references({"c": case}, executor=None)["c"]
     assert all(np.array_equal(first[k], again[k], equal_nan=True) for k in first)
     fresh = V.reference_row(case.logits[1], int(case.target[1]), weighted=case.weighted()[1])
     assert V.ulp_errors(np.array(fresh.softmax, dtype=float), first["softmax"][:, 1, :]).max() <= 0.5
@@ -171,8 +172,9 @@ def test_parallel_references_equal_serial(monkeypatch):
     rng = np.random.default_rng(2)
     cases = {"a": V.Case(rng.normal(0, 3, (4, 5)), rng.integers(0, 5, 4)),
              "b": V.Case(rng.normal(0, 30, (3, 7)), rng.integers(0, 7, 3), soft=rng.dirichlet(np.ones(7), 3))}
-    serial = V.case_references(cases, jobs=1)
-    parallel = V.case_references(cases, jobs=2)
+    serial = V.case_references(cases, executor=None)
+    with executors.local(2) as pool:
+        parallel = V.case_references(cases, executor=pool)
     for name in cases:
         assert serial[name].keys() == parallel[name].keys()
         for key in serial[name]:

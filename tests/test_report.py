@@ -9,6 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from derive import latex, results
 from derive.softmax import catalogue, documents, report, verify
 
 pytest.importorskip("matplotlib")
@@ -76,7 +77,7 @@ def test_the_developer_document_has_the_code_and_the_full_table(written):
     data = json.loads((report.REPORTS / "verification.json").read_text())
     ours = [r for r in data["results"] if r["implementation"] == "numeric"]
     for r in ours:
-        assert f"| {r['function']} | {r['category']} | {r['inputs']} | {verify._fmt(r['max_ulp'])} |" in md
+        assert f"| {r['function']} | {r['category']} | {r['inputs']} | {results.fmt(r['max_ulp'])} |" in md
     assert "def nll_index_with_grad(A, C," in tex and "def nll_index_with_grad(A, C," in md
     for formula in (r"\frac{\partial L}{\partial W} = (S - Y)^\top X", r"\operatorname{log1p}"):
         assert formula in tex and formula in md
@@ -107,7 +108,7 @@ def test_markdown_uses_github_math_only(written):
 
 
 def test_no_tex_engine_is_not_an_error_unless_asked(monkeypatch, tmp_path):
-    monkeypatch.setattr(report, "tex_engine", lambda: None)
+    monkeypatch.setattr(latex, "tex_engine", lambda: None)
     lines = report.report(out_dir=tmp_path, readme=False)
     assert any("no TeX engine found" in line and report.TEX_PACKAGES in line for line in lines)
     assert (tmp_path / f"{report.NAME}.tex").exists() and not (tmp_path / f"{report.NAME}.pdf").exists()

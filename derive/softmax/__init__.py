@@ -16,7 +16,10 @@ Written against the public face of :mod:`derive`, as a user's catalogue would be
   automatically.
 
 ``CATALOGUE`` (built on first use) is the :class:`derive.Catalogue` that
-``python -m derive`` runs when no ``--catalogue`` is given. A user's catalogue cites
+``python -m derive`` runs when no ``--catalogue`` is given. It declares what it has --
+derivations, kernels, its verification suite, its two documents with their figures and
+tables, where its generated module and reports live in a source checkout -- and goes
+through the same stages (:mod:`derive.stages`) as any user's catalogue. A user's catalogue cites
 its derivations as lemmas by key (``Catalogue("mine", uses=[CATALOGUE])``).
 """
 from __future__ import annotations
@@ -29,15 +32,19 @@ from . import notation  # noqa: F401 - registers the kernels' arrays and the rep
 @functools.lru_cache(maxsize=1)
 def _catalogue():
     from ..registry import Catalogue
-    from . import catalogue, kernels, rules, stages
+    from . import catalogue, documents, kernels, report, rules, verify
 
     cat = Catalogue("softmax", "Softmax, the softmax loss and cross entropy")
     cat.add(*catalogue.build())
     cat.kernels = list(kernels.KERNELS)
-    cat.built_in = True
+    cat.verification(verify.Suite())
     cat.language = rules.LANGUAGE
-    cat.stages = {"generate": stages.generate_stage, "verify": stages.verify_stage,
-                  "report": stages.report_stage}
+    cat.documents = documents.DOCUMENTS
+    cat.figures, cat.blocks, cat.computed = report.FIGURES, report.BLOCKS, report.computed
+    cat.module_header, cat.results_name = kernels.HEADER, "verification.json"
+    if (report.ROOT / "pyproject.toml").is_file() and report.REPORTS.is_dir():
+        # a source checkout: the committed generated module, reports and README are its home
+        cat.module, cat.home, cat.readme = kernels.TARGET, report.REPORTS, report.ROOT / "README.md"
     return cat
 
 

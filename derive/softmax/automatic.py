@@ -3,10 +3,11 @@
 Content, not machinery: the built-in losses handed to :func:`derive.gradient` with the
 catalogue's own assumptions and rule sets (:mod:`derive.softmax.rules`), each paired with
 the hand-written derivation of the same result (:mod:`derive.softmax.catalogue`) whose
-boxed matrix form it carries. Every automatic
-chain is checked by the engine like a hand-written one, and :func:`agreement` states, as
-a derivation of its own, that the two results are equal -- so the reports can show both
-chains with the same boxed result.
+boxed matrix form it carries, handed in by the catalogue (this module does not import
+it: the catalogue builds on this, never the reverse). Every automatic chain is checked
+by the engine like a hand-written one, and :func:`agreement` states, as a derivation of
+its own, that the two results are equal -- so the reports can show both chains with the
+same boxed result.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import functools
 
 from ..engine import Derivation, Step
 from ..gradient import GradientDerivation, gradient
-from . import catalogue
 from . import definitions as D
 from . import rules as R
 from .definitions import W, a, b, i, j, p, q, x, y
@@ -48,11 +48,10 @@ def derivations(hand: dict[str, Derivation]) -> list[Derivation]:
     return derived + [agreement(key, d, hand[key]) for (key, *_), d in zip(PLAN, derived)]
 
 
-def build(check: bool = True, keys=None) -> dict[str, GradientDerivation]:
+def build(hand: dict[str, Derivation], check: bool = True, keys=None) -> dict[str, GradientDerivation]:
     """{key of the hand-written derivation: its automatic counterpart}, each checked
-    (unless ``check`` is False), titled and boxed like the hand-written one; ``keys``
-    selects some."""
-    hand = catalogue.by_key()
+    (unless ``check`` is False), titled and boxed like the hand-written one in ``hand``
+    (the catalogue's derivations by key); ``keys`` selects some."""
     out = {}
     for key, loss, wrt, assumptions, rules in PLAN:
         if keys is not None and key not in keys:
@@ -71,10 +70,9 @@ class Agreement(Derivation):
     folds_names = True
 
 
-def agreement(key: str, automatic: GradientDerivation, written: Derivation | None = None) -> Derivation:
-    """The hand-written result of ``key`` equals the automatic one, as a derivation to
-    check (under the automatic one's assumptions, which define S)."""
-    written = written or catalogue.by_key()[key]
+def agreement(key: str, automatic: GradientDerivation, written: Derivation) -> Derivation:
+    """The hand-written result ``written`` of ``key`` equals the automatic one, as a
+    derivation to check (under the automatic one's assumptions, which define S)."""
     return Agreement(f"{key}_agreement", f"{written.title}: the hand-written and automatic results agree",
                       automatic.assumptions, [
                           Step(written.result, "the hand-written result"),

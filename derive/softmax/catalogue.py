@@ -15,6 +15,7 @@ from sympy import Derivative, KroneckerDelta, Rational, Sum, exp, log
 from sympy.codegen.cfunctions import log1p
 
 from ..engine import Derivation, Step
+from . import automatic
 from . import definitions as D
 from .definitions import T, W, a, b, c, delta, i, j, k, l, m, p, q, r, s, t, v, x, y
 
@@ -592,13 +593,16 @@ def _examples() -> list[Derivation]:
 SECTIONS = (_probability, _jacobian, _losses, _gradient, _fc_layer, _stable_forms, _hessian, _options, _fc_batch, _binary, _examples)
 
 
+def hand_written() -> list[Derivation]:
+    """The hand-written derivations, in report order, lemma keys resolved."""
+    return _cite_by_key([d for section in SECTIONS for d in section()])
+
+
 def build() -> list[Derivation]:
     """All derivations of the catalogue, in report order (section by section), then the
     gradient results derived automatically (:mod:`derive.softmax.automatic`) and that
     each agrees with its hand-written chain."""
-    from . import automatic
-
-    cat = _cite_by_key([d for section in SECTIONS for d in section()])
+    cat = hand_written()
     cat += automatic.derivations({d.key: d for d in cat})
     keys = [d.key for d in cat]
     assert len(keys) == len(set(keys)), "duplicate derivation keys"

@@ -1,9 +1,9 @@
 """What the two generated documents say: their sections, texts, figures and worked-example
 inputs, as data.
 
-:mod:`derive.report` renders these into LaTeX and Markdown; it decides how things look,
-this module decides what is said and in which order. Texts are plain paragraphs with
-``$...$`` math (the subset that both LaTeX and GitHub's Markdown render); a
+The machinery (:mod:`derive.document`, :mod:`derive.latex`, :mod:`derive.markdown`)
+renders these; it decides how things look, this module decides what is said and in which
+order. Texts are plain paragraphs with ``$...$`` math (the subset that both LaTeX and GitHub's Markdown render); a
 :class:`Proof` names a derivation of the catalogue by key, a :class:`Figure` or
 :class:`Block` names something the report stage computes (a plot, a table of numbers
 from the generated code) by key.
@@ -15,60 +15,7 @@ verification table) is in the developer document.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-# --------------------------------------------------------------------------- the vocabulary
-@dataclass(frozen=True)
-class Text:
-    """A paragraph (``$...$`` for math)."""
-
-    body: str
-
-
-@dataclass(frozen=True)
-class Display:
-    """A displayed equation (LaTeX math, no delimiters)."""
-
-    latex: str
-
-
-@dataclass(frozen=True)
-class Proof:
-    """The derivation of the catalogue with this key, every step and its justification."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class Figure:
-    """A figure the report stage draws (:data:`derive.report.FIGURES` has the keys)."""
-
-    key: str
-    caption: str
-
-
-@dataclass(frozen=True)
-class Block:
-    """A table or listing the report stage computes (:data:`derive.report.BLOCKS`)."""
-
-    key: str
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    label: str
-    items: tuple
-
-
-@dataclass(frozen=True)
-class Document:
-    name: str  # file stem under reports/
-    title: str
-    intro: tuple  # items before the first section
-    sections: tuple
-
+from ..document import Block, Display, Document, Figure, Proof, Section, Text
 
 # --------------------------------------------------------------------------- shared content
 #: (symbol, shape, meaning): the names every derivation prints
@@ -97,7 +44,7 @@ WORKED_EXAMPLE = {
 }
 
 #: how the worked example is shown: @name@ is replaced by a number or a vector computed by
-#: the generated code (see derive.report.worked_values for the names)
+#: the generated code (see derive.softmax.report.worked_values for the names)
 WORKED_SHOWN = (
     Text("The inputs, and the label of class $c = @c@$:"),
     Display(r"x = @x@, \quad W = @W@, \quad b = @b@, \quad y = @y@"),

@@ -15,13 +15,11 @@
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 import mpmath
@@ -29,8 +27,10 @@ import numpy as np
 import sympy as sp
 from sympy import lambdify
 
-from ..cli import default_jobs, in_order
+from .. import results
+from ..executors import Progress, cache_dir, in_order, local
 from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error, ulp_errors
+from ..results import Result, VerificationTable
 from . import definitions as D
 
 MIN_DIGITS = 50
@@ -475,24 +475,10 @@ FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entr
 
 #: the accuracy contract of DESIGN.md, in ULPs
 BOUND = {np.float64: 4.0, np.float32: 1.0}
-#: functions with their own float64 bound (none now: S_j sum(u) - u_j, which reached
-#: 6.6 ULP with u and sum(u) rounded before use, is within 4 ULP since u is rounded once
-#: from its exact value and the kernels sum rows accurately; issue 11)
+#: functions with their own float64 bound (none: S_j sum(u) - u_j stays within 4 ULP
+#: because u is rounded once from its exact value and the kernels sum rows accurately;
+#: with u and sum(u) rounded before use it reaches 6.6 ULP)
 EXTRA_BOUND: dict[str, float] = {}
-
-
-@dataclass
-class Result:
-    implementation: str
-    function: str
-    category: str
-    inputs: int
-    max_ulp: float
-    bound: float
-
-    @property
-    def passed(self) -> bool:
-        return self.max_ulp <= self.bound
 
 
 def _errors(values, refs, dtype, scales=None) -> float:
@@ -538,19 +524,6 @@ def _fingerprint() -> str:
     return hashlib.sha256("\n".join(sources).encode()).hexdigest()
 
 
-def cache_dir() -> Path | None:
-    """Where reference values are kept between runs (the CLI and the tests share them):
-    ``$SOFTMAX_DERIVE_CACHE``, or ``~/.cache/softmax-derive``; ``SOFTMAX_DERIVE_CACHE=off``
-    keeps none. Entries are keyed by a hash of the inputs and of :func:`_fingerprint`, so a
-    change to the definitions or the reference code never reads a stale value."""
-    setting = os.environ.get("SOFTMAX_DERIVE_CACHE", "")
-    if setting.lower() in ("off", "0", "no", "none"):
-        return None
-    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    base = Path(setting) if setting else cache_home / "softmax-derive"
-    return base / "reference"
-
-
 def _case_key(case: "Case", fingerprint: str) -> str:
     import hashlib
 
@@ -564,12 +537,13 @@ def _case_key(case: "Case", fingerprint: str) -> str:
     return digest.hexdigest()[:32]
 
 
-def case_references(cases: dict, jobs: int = 1, progress: Callable[[int, int], None] | None = None
+def case_references(cases: dict, executor=None, progress: Callable[[int, int], None] | None = None
                     ) -> dict[str, dict[str, np.ndarray]]:
     """Reference values of every row of every case: name -> field -> (3, rows, k) parts.
 
-    Rows are evaluated in ``jobs`` processes; cases found in :func:`cache_dir` are read
-    instead (the cache is written after each computed case)."""
+    Rows are evaluated by ``executor`` (a :class:`concurrent.futures.Executor`; None: in
+    this process); cases found in :func:`derive.executors.cache_dir` are read instead
+    (the cache is written after each computed case)."""
     for case in cases.values():
         if case.weight is None:
             case.weight = np.random.default_rng(case.logits.shape[1]).uniform(0.2, 2.0, case.logits.shape[1])
@@ -592,7 +566,7 @@ def case_references(cases: dict, jobs: int = 1, progress: Callable[[int, int], N
     # the widest rows first, so that one long row does not finish last
     order = sorted(range(total), key=lambda k: -tasks[k][2][0].size)
     results = [None] * total
-    parts = in_order(_row_parts, [tasks[k][2] for k in order], jobs)
+    parts = in_order(executor, _row_parts, [tasks[k][2] for k in order])
     for done, (k, row_parts) in enumerate(zip(order, parts), 1):
         results[k] = row_parts
         if progress:
@@ -646,29 +620,27 @@ def measure(impl: dict, case: Case, exact: dict[str, np.ndarray]) -> dict[str, t
     return out
 
 
-@dataclass
-class VerificationTable:
-    """The suite's outcome: a :class:`Result` per implementation, function and input
-    category (:func:`table` prints it), the extra checks and the time taken."""
-
-    results: list[Result] = field(default_factory=list)
-    checks: dict = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def failures(self) -> list[Result]:
-        return [r for r in self.results if r.implementation == "numeric" and not r.passed]
+#: run()'s executor for "in this process"
+_INLINE = object()
 
 
 def run(thorough: bool = False, seed: int = None, out=sys.stdout,
-        only: tuple[str, ...] = (), jobs: int | None = None) -> VerificationTable:
+        only: tuple[str, ...] = (), jobs: int | None = None, executor=None) -> VerificationTable:
     """Evaluate the suite for every implementation; the contract applies to 'numeric'.
 
-    The reference rows are computed in ``jobs`` processes (default: every core) and kept
-    in :func:`cache_dir`; progress goes to ``out`` (None: silent) when it is a terminal,
-    or every few seconds otherwise."""
+    The reference rows are computed by ``executor`` (default: a process pool of ``jobs``
+    processes, every core unless given) and kept in :func:`derive.executors.cache_dir`;
+    progress goes to ``out`` (None: silent) when it is a terminal, or every few seconds
+    otherwise."""
+    if executor is None:
+        pool = local(jobs)
+        try:
+            return run(thorough, seed, out, only, executor=pool or _INLINE)
+        finally:
+            if pool is not None:
+                pool.shutdown()
+    executor = None if executor is _INLINE else executor
     seed = SEED if seed is None else seed
-    jobs = default_jobs() if jobs is None else max(1, int(jobs))
     start = time.perf_counter()
     impls = implementations()
     report = VerificationTable()
@@ -676,7 +648,7 @@ def run(thorough: bool = False, seed: int = None, out=sys.stdout,
     cases = {name: (maker(rng, thorough_rows if thorough else rows))
              for name, (maker, rows, thorough_rows) in SUITE.items()
              if not only or name in only}
-    references = case_references(cases, jobs, Progress("reference rows", out))
+    references = case_references(cases, executor, Progress("reference rows", out))
     for name, case in cases.items():
         bound = BOUND[case.dtype]
         for impl_name, impl in impls.items():
@@ -689,28 +661,6 @@ def run(thorough: bool = False, seed: int = None, out=sys.stdout,
     report.checks = extra_checks(np.random.default_rng(seed + 1))
     report.seconds = time.perf_counter() - start
     return report
-
-
-class Progress:
-    """``progress(done, total)``: a rewritten line on a terminal, a plain line every
-    few seconds elsewhere (so that a log never shows a long silent stretch)."""
-
-    def __init__(self, what: str, out=sys.stderr, every: float = 5.0):
-        self.what, self.out, self.every = what, out, every
-        self.start = self.last = time.perf_counter()
-        self.tty = out is not None and hasattr(out, "isatty") and out.isatty()
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.out is None:
-            return
-        now = time.perf_counter()
-        if self.tty:
-            end = "\n" if done == total else ""
-            print(f"\r  {self.what} {done}/{total} ({now - self.start:.0f}s)", end=end,
-                  file=self.out, flush=True)
-        elif now - self.last >= self.every or done == total:
-            print(f"  {self.what} {done}/{total} ({now - self.start:.0f}s)", file=self.out, flush=True)
-            self.last = now
 
 
 # --------------------------------------------------------------------------- binary loss
@@ -905,41 +855,25 @@ def extra_checks(rng) -> dict:
 
 
 # --------------------------------------------------------------------------- output
-def table(report: VerificationTable, implementations_shown=("numeric", "max-shift", "scipy.special")) -> str:
+#: the implementations the tables show beside the generated code
+SHOWN = ("numeric", "max-shift", "scipy.special")
+
+
+def table(report: VerificationTable, implementations_shown=SHOWN) -> str:
     """Markdown: function x category -> max ULP of each implementation, bound, pass."""
-    shown = [name for name in implementations_shown
-             if any(r.implementation == name for r in report.results)]
-    index = {(r.implementation, r.function, r.category): r for r in report.results}
-    head = ["function", "inputs", "checked"] + [f"{name} max ULP" for name in shown] + ["bound", "pass"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    categories = list(dict.fromkeys(r.category for r in report.results))
-    for function in FUNCTIONS:
-        for category in categories:
-            ours = index.get(("numeric", function, category))
-            if ours is None:
-                continue
-            cells = [function, category, str(ours.inputs)]
-            cells += [_fmt(index[(name, function, category)].max_ulp) if (name, function, category) in index
-                      else "-" for name in shown]
-            cells += [_fmt(ours.bound), "yes" if ours.passed else "**NO**"]
-            lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
-    return "\n".join(lines)
+    return results.table(report, FUNCTIONS, implementations_shown)
 
 
-def _fmt(value: float) -> str:
-    if math.isinf(value):
-        return "inf"
-    if value >= 1e6:
-        return f"{value:.1e}"
-    return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+class Suite:
+    """The built-in verification as the catalogue declares it: :mod:`numeric`'s public
+    functions (``tested``) beside the baselines (``shown``), on :data:`SUITE`'s cases;
+    the verify stage runs it with the run's executor."""
+
+    functions, shown, tested, min_digits = FUNCTIONS, SHOWN, "numeric", MIN_DIGITS
+
+    def run(self, executor=None, thorough: bool = False, out=sys.stderr) -> VerificationTable:
+        return run(thorough=thorough, out=out, executor=executor or _INLINE)
 
 
 def to_json(report: VerificationTable) -> str:
-    data = {
-        "results": [dict(implementation=r.implementation, function=r.function, category=r.category,
-                         inputs=r.inputs, max_ulp=(None if math.isinf(r.max_ulp) else round(r.max_ulp, 3)),
-                         bound=r.bound, passed=r.passed) for r in report.results],
-        "checks": {k: (v if isinstance(v, bool) else float(f"{v:.3e}")) for k, v in report.checks.items()},
-        "mpmath_min_digits": MIN_DIGITS,
-    }
-    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+    return results.to_json(report, MIN_DIGITS)

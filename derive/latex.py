@@ -1,0 +1,141 @@
+"""Documents to LaTeX, and LaTeX to PDF where a TeX engine exists.
+
+:func:`build_tex` renders a :class:`derive.document.Document`; derivations of any
+length break across pages (``\\allowdisplaybreaks``; tables are ``longtable``), so no
+step is lost off a page. :func:`compile_pdf` runs latexmk (or pdflatex twice) and turns
+a failure into a :class:`LatexError` that quotes the offending line.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from .document import Block, Display, Document, Figure, Proof, Rendering, Text, fill, link_names, unknown_item
+from .printing import _derivation_tex, _escape_tex, why_tex
+
+#: the Debian packages that bring latexmk and the LaTeX packages the preamble loads
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
+
+TEX_PREAMBLE = r"""\documentclass[10pt]{article}
+\usepackage[a4paper,margin=2.2cm]{geometry}
+\usepackage{amsmath,amssymb}
+\usepackage{graphicx}
+\usepackage{booktabs}
+\usepackage{longtable}
+\usepackage{listings}
+\usepackage[hidelinks]{hyperref}
+\allowdisplaybreaks
+\setlength{\parskip}{0.4em}
+\setlength{\parindent}{0pt}
+\lstset{basicstyle=\ttfamily\footnotesize,breaklines=true,columns=fullflexible}
+"""
+
+
+def build_tex(doc: Document, rendering: Rendering) -> str:
+    """The LaTeX source of ``doc``."""
+    title = why_tex(doc.title).replace(": ", r":\\ ", 1)
+    out = [TEX_PREAMBLE + rf"\title{{{title}}}" + "\n" + r"\author{softmax-derive}" + "\n" + r"\date{}",
+           r"\begin{document}", r"\maketitle"]
+    for item in doc.intro:
+        out += item_tex(item, doc, rendering)
+    for section in doc.sections:
+        out.append(rf"\section*{{{why_tex(section.title)}}}\label{{sec:{section.label}}}")
+        out.append(rf"\addcontentsline{{toc}}{{section}}{{{why_tex(section.title)}}}")
+        for item in section.items:
+            out += item_tex(item, doc, rendering)
+    out += [r"\section*{About this document}", why_tex(rendering.about), r"\end{document}"]
+    return "\n".join(out) + "\n"
+
+
+def text_tex(text: str, rendering: Rendering) -> str:
+    return why_tex(link_names(text, rendering.names, lambda name: f"\\texttt{{{name}.pdf}}"))
+
+
+def item_tex(item, doc: Document, rendering: Rendering) -> list[str]:
+    if isinstance(item, Text):
+        return ["", text_tex(fill(item.body, rendering), rendering), ""]
+    if isinstance(item, Display):
+        return [r"\[" + fill(item.latex, rendering) + r"\]"]
+    if isinstance(item, Proof):
+        return _derivation_tex(rendering.derivations[item.key])
+    if isinstance(item, Figure):
+        return [r"\begin{figure}[htbp]\centering",
+                rf"\includegraphics[width=0.8\textwidth]{{figures/{item.key}.png}}",
+                rf"\caption{{{why_tex(item.caption)}}}\label{{fig:{item.key}}}", r"\end{figure}"]
+    if isinstance(item, Block):
+        return rendering.blocks[item.key][0](doc, rendering)
+    raise unknown_item(item)
+
+
+def table_tex(header, rows, spec, math_columns=()) -> list[str]:
+    """A booktabs table; the cells of ``math_columns`` are set as math."""
+    def cell(k, value):
+        text = f"${value}$" if k in math_columns else why_tex(str(value))
+        return "{}" + text if text.startswith("[") else text  # not an optional argument of \\ or \midrule
+    out = [rf"\begin{{center}}\begin{{tabular}}{{{spec}}}\toprule",
+           " & ".join(why_tex(h) for h in header) + r" \\ \midrule"]
+    out += [" & ".join(cell(k, v) for k, v in enumerate(row)) + r" \\" for row in rows]
+    out.append(r"\bottomrule\end{tabular}\end{center}")
+    return out
+
+
+def long_table_tex(header, rows, spec) -> list[str]:
+    """A table that breaks across pages (cells escaped as plain text)."""
+    out = [rf"{{\small\setlength{{\tabcolsep}}{{4pt}}\begin{{longtable}}{{{spec}}}\toprule",
+           " & ".join(header) + r" \\ \midrule\endhead"]
+    out += [" & ".join(_escape_tex(str(c)) for c in row) + r" \\" for row in rows]
+    return out + [r"\bottomrule\end{longtable}}"]
+
+
+# --------------------------------------------------------------------------- PDF
+def tex_engine() -> list[str] | None:
+    """The command that compiles a .tex file here (latexmk, else pdflatex), or None."""
+    if shutil.which("latexmk"):
+        return ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
+    if shutil.which("pdflatex"):
+        return ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
+    return None
+
+
+class LatexError(RuntimeError):
+    """A PDF could not be made: no TeX engine, or LaTeX failed (the message quotes the line)."""
+
+
+def compile_pdf(tex_path: Path) -> Path:
+    """Compile with latexmk (or pdflatex twice); raise LatexError with the offending line."""
+    tex_path = Path(tex_path).resolve()
+    command = tex_engine()
+    if command is None:
+        raise LatexError(f"no TeX engine (latexmk or pdflatex) found; install the Debian packages {TEX_PACKAGES}")
+    build = tex_path.parent / "_build"
+    build.mkdir(exist_ok=True)
+    runs = 1 if command[0] == "latexmk" else 2
+    for _ in range(runs):
+        proc = subprocess.run(command + [f"-output-directory={build}", tex_path.name],
+                              cwd=tex_path.parent, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LatexError(_latex_problem(build / (tex_path.stem + ".log"), tex_path, proc.stdout))
+    log = (build / (tex_path.stem + ".log")).read_text(errors="replace")
+    undefined = re.findall(r"LaTeX Warning: (?:Reference|Citation) `([^']+)' .*undefined", log)
+    if undefined:
+        raise LatexError(f"undefined references in {tex_path.name}: {', '.join(sorted(set(undefined)))}")
+    pdf = tex_path.with_suffix(".pdf")
+    shutil.copyfile(build / pdf.name, pdf)
+    return pdf
+
+
+def _latex_problem(log_path: Path, tex_path: Path, stdout: str) -> str:
+    log = log_path.read_text(errors="replace") if log_path.exists() else stdout
+    match = re.search(r"^(?:.*?:(\d+): |! )(.*)$", log, re.M)
+    message = match.group(2) if match else "LaTeX failed (see the log)"
+    line_no = int(match.group(1)) if match and match.group(1) else None
+    if line_no is None:
+        found = re.search(r"^l\.(\d+)", log, re.M)
+        line_no = int(found.group(1)) if found else None
+    where = ""
+    if line_no:
+        lines = tex_path.read_text().splitlines()
+        where = f"\n  {tex_path.name}:{line_no}: {lines[line_no - 1] if line_no <= len(lines) else ''}"
+    return f"LaTeX error: {message}{where}\n  log: {log_path}"
