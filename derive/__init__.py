@@ -30,10 +30,10 @@ The built-in content (softmax, the softmax loss, cross entropy) is the library
 flowing one way: engine (proofs) -> codegen -> verification -> publish; ``python -m
 derive all [--catalogue FILE] [--out DIR]`` runs them in that order.
 """
+from .autodiff import Define, Language, Rule, gradient, jacobian
 from .codegen import Claim, Kernel, write_module
 from .engine import Derivation, Step, StepFalse, StepRejected, StepUnproved, check
 from .functions import ArrayFunction, define_arrays
-from .gradient import Define, Language, Rule, gradient, jacobian
 from .measure import check_grads, ulp_error
 from .printing import extend_notation
 from .publish import build_report

@@ -253,7 +253,7 @@ def _language(catalogue):
 def cmd_gradient(args) -> int:
     """Derive d(loss)/d(wrt) with the content's rules and print the checked chain."""
     from . import engine
-    from .gradient import gradient
+    from .autodiff import gradient
 
     language = _language(_catalogue(args))
     if args.names or args.loss is None:

@@ -50,7 +50,7 @@ def test_the_public_examples_run():
 
     for name in ("derive", "derive.symbols", "derive.engine", "derive.registry", "derive.codegen",
                  "derive.functions", "derive.printing", "derive.verification", "derive.measure",
-                 "derive.publish", "derive.testing", "derive.gradient", "derive.softmax.rules",
+                 "derive.publish", "derive.testing", "derive.autodiff", "derive.softmax.rules",
                  "derive.softmax.kernels"):
         failed, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert failed == 0, name

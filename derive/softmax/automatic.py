@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 
+from ..autodiff import GradientDerivation, gradient
 from ..engine import Derivation, Step
-from ..gradient import GradientDerivation, gradient
 from . import catalogue
 from . import definitions as D
 from . import rules as R

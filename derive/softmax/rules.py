@@ -1,6 +1,6 @@
 """The softmax content's rewrite rules for :func:`derive.gradient`, and its rule sets.
 
-Written against the machinery of :mod:`derive.gradient` (``Rule``, ``Define``,
+Written against the machinery of :mod:`derive.autodiff` (``Rule``, ``Define``,
 ``through``, ``BEFORE_DIFF``...) as a user's own rules would be: the definition of the
 softmax S as a named quantity (:data:`SOFTMAX`, or :func:`softmax_of` other logits such
 as a/tau), what is known about it (``log S_j = a_j - log Z``, ``d log Z/da_i = S_i``,
@@ -25,7 +25,7 @@ import sympy as sp
 from sympy import Derivative, Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
 from .. import engine
-from ..gradient import (
+from ..autodiff import (
     ASSUMPTIONS,
     COUNT,
     DELTA_SUM,
