@@ -209,7 +209,7 @@ def is_full(expr, temps) -> bool:
         return True
     if isinstance(expr, sp.Symbol):
         return temps.get(expr, False)
-    if expr.is_Number or isinstance(expr, _COLUMN_FUNCS) or expr == C:
+    if expr.is_Number or isinstance(expr, _COLUMN_FUNCS) or getattr(expr, "is_column", False) or expr == C:
         return False
     return any(is_full(arg, temps) for arg in expr.args)
 
@@ -322,6 +322,8 @@ def print_full(st: Statement, printer: KernelPrinter) -> str:
     """One statement that writes a full-shape value into its buffer."""
     e, out = st.expr, st.buffer
     p = printer.doprint
+    if hasattr(e, "_numpycode_into"):  # a function that prints its own buffered form
+        return e._numpycode_into(printer, out)
     if isinstance(e, ExpDiff):
         return f"_exp_difference({p(e.args[0])}, {p(e.args[1])}, {out}, {', '.join(st.extra)}, moderate)"
     if isinstance(e, PutAt):
@@ -429,7 +431,7 @@ def _print_body(outputs, printer: KernelPrinter, first_arg, indent: str = "    "
         lines += _bind_flat_indices(st.expr, printer, first_arg)
         if st.full:
             code = print_full(st, printer)
-            if isinstance(st.expr, PutAt) or ";" in code:
+            if isinstance(st.expr, PutAt) or ";" in code or hasattr(st.expr, "_numpycode_into"):
                 lines += [f"    {part}" for part in code.split("; ")]
                 lines.append(f"    {st.target} = {st.buffer}")
             else:

@@ -337,6 +337,17 @@ class Instance(symbols.Instance):
         self[yb] = _mpf(rng.uniform(0, 1))
         self[pw] = _mpf(rng.uniform(0.1, 5))
         self[zp] = _mpf(rng.uniform(0.01, 30))
+        # indices other content registered (derive.stable's shift index of a softmax):
+        # drawn after the built-in stream, half of them equal to an index drawn before
+        for sym, rng_sym in symbols.INDEX_RANGES.items():
+            hi = {T: n_classes, N: n_features}.get(rng_sym)
+            if sym in INDEX_RANGES or hi is None:
+                continue
+            same_range = [other for other, where in drawn.items() if where == rng_sym]
+            if same_range and rng.random() < 0.5:
+                self[sym] = self[same_range[int(rng.integers(len(same_range)))]]
+            else:
+                self[sym] = int(rng.integers(1, hi + 1))
 
     def probability(self, base):
         weights = [_mpf(w) for w in self.rng.gamma(0.7, size=self.T)]
