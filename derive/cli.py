@@ -294,6 +294,16 @@ def _print_chain(derivation, pretty, engine, indent=""):
               f"[{checked.symbolic}; {checked.instances} instances]")
 
 
+def cmd_loss(args) -> int:
+    """One loss through every stage (derive.loss), in the catalogue's language."""
+    from .loss import main
+
+    catalogue = _catalogue(args)
+    content = next((c.loss_content for c in (catalogue, *catalogue.uses) if getattr(c, "loss_content", None)),
+                   None) or __import__("derive.registry").registry.load_catalogue(None).loss_content
+    return main(args, content)
+
+
 def cmd_all(args) -> int:
     for name, command in STAGES:
         print(f"== {name}")
@@ -362,11 +372,25 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--min-classes", type=int, default=1,
                       help="the smallest T the statement is checked for (e.g. 2 for the focal loss)")
     grad.set_defaults(func=cmd_gradient)
+    lss = sub.add_parser("loss", help="one loss through every stage, from one declaration",
+                         description="Derive the gradient of NAME's loss EXPR, derive stable kernels for the "
+                                     "loss and its gradient, prove them, verify them against mpmath over the "
+                                     "declared ranges and write the report: DIR/NAME_kernels.py (NAME(logits, "
+                                     "target, **inputs), NAME_grad(...)), DIR/NAME_verification.json, "
+                                     "DIR/NAME.md/.tex. Exit 0: ok; 1: a failed check; 2: bad input; 3: not "
+                                     "closed, or no stable form within the bound (the reason is printed).")
+    lss.add_argument("name", help="the loss's name (a Python identifier)")
+    lss.add_argument("expr", help='the loss of one row, e.g. "-(1 - S(c))**gamma*log(S(c))"')
+    lss.add_argument("--param", action="append", metavar="NAME=LO:HI", help="a parameter and its range")
+    lss.add_argument("--input", action="append", metavar="NAME", help="an extra per-class vector (teacher logits)")
+    lss.add_argument("--labels", default="onehot", help="onehot (target c, default), soft (y) or none")
+    lss.add_argument("--min-classes", type=int, default=1, help="the smallest T the loss is stated for")
+    lss.set_defaults(func=cmd_loss)
     everything = sub.add_parser("all", help="every stage in order")
     everything.set_defaults(func=cmd_all, only=[], check=True, thorough=False, json=None, pdf=False)
     everything.add_argument("--jobs", type=int, default=None,
                             help="processes for the proofs and the reference rows (default: every core)")
-    for command in (prove, gen, ver, rep, grad, everything):
+    for command in (prove, gen, ver, rep, grad, lss, everything):
         _common(command)
     return parser
 

@@ -102,6 +102,9 @@ class Kernel:
     #: the same outputs in a faster form that is accurate only for moderate logits (the
     #: caller's ``moderate=True``), each proved against the same claims; () for none
     moderate: tuple = ()
+    #: run under numpy.errstate(all="ignore") (a kernel called directly, not through a
+    #: runtime that sets it: underflow to a subnormal is not an error there)
+    quiet: bool = False
 
     def __post_init__(self):
         if len(self.claims) != len(self.outputs):
@@ -483,6 +486,17 @@ def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None
     return "\n".join(lines)
 
 
+def print_quiet(kernel: Kernel) -> str:
+    """A kernel whose body runs under numpy.errstate(all="ignore"): the body printed as
+    ``_NAME_body``, and ``NAME`` calling it."""
+    body = print_kernel(kernel, KernelPrinter(-1), name=f"_{kernel.name}_body")
+    args = ", ".join(str(arg) for arg in kernel.args)
+    return (f"{body}\n\n\ndef {kernel.name}({args}, out=None, scratch=None, moderate=False):\n"
+            f'    """{kernel.doc.splitlines()[0]} (floating-point exceptions ignored: see _{kernel.name}_body)."""\n'
+            f"    with numpy.errstate(all=\"ignore\"):\n"
+            f"        return _{kernel.name}_body({args}, out, scratch, moderate)")
+
+
 BUFFER_HELPERS = "\n\n\n".join(inspect.getsource(f).strip() for f in (H._scratch, H._outputs))
 
 
@@ -494,7 +508,7 @@ def render(specs, header: str) -> str:
     helpers = helpers_used([out for kernel in specs for out in kernel.outputs + kernel.moderate])
     parts = [header, BUFFER_HELPERS]
     parts += helpers
-    parts += [print_kernel(kernel, KernelPrinter(-1)) for kernel in specs]
+    parts += [print_quiet(kernel) if kernel.quiet else print_kernel(kernel, KernelPrinter(-1)) for kernel in specs]
     names = [k.name for k in specs]
     counts = ", ".join(f"{k.name!r}: {scratch_count(k)}" for k in specs if k.rows)
     parts.append("#: scratch arrays (shaped like the logits) each kernel needs\nSCRATCH = {" + counts + "}")

@@ -330,14 +330,18 @@ def _match_pair(e, ctx):
     for family in ctx.families.values():
         s_j = family.name[ctx.j]
         for sign in (1, -1):
-            if sign * s_j in e.args and -sign * delta in e.args:
-                return family, sign
+            terms = e.args
+            if -sign * delta in terms and sign * s_j not in terms:  # (1 + u) S_j - delta_jc: multiply out
+                terms = [t for term in terms for t in sp.Add.make_args(
+                    sp.expand_mul(term, deep=False) if term.has(s_j) else term)]
+            if sign * s_j in terms and -sign * delta in terms:
+                return family, sign, sp.Add(*terms)
     return None
 
 
 def _build_pair(e, ctx, found):
-    family, sign = found
-    rest = e - sign * (family.name[ctx.j] - KroneckerDelta(ctx.j, ctx.c))
+    family, sign, expanded = found
+    rest = expanded - sign * (family.name[ctx.j] - KroneckerDelta(ctx.j, ctx.c))
     return sign * family.grad_pair + walk(rest, ctx)
 
 
@@ -426,14 +430,32 @@ ROW_SUM = StableRule("accurate_row_sum", r"$\sum_s g_s$ summed to about one roun
 RULES = (GRADIENT_PAIR, COMPLEMENT, POWER, LOG_SOFTMAX, LOG_PARTITION, SOFTMAX, ROW_SUM)
 
 
-def _mixed(e: sp.Add) -> bool:
+def _sign(e, ctx) -> int | None:
+    """+1 (>= 0), -1 (<= 0) or None (unknown) for a term: softmax outputs are
+    non-negative, their logs non-positive, parameters as declared."""
+    if e.is_nonnegative:
+        return 1
+    if e.is_nonpositive:
+        return -1
+    if isinstance(e, Indexed) and e.base in ctx.families:
+        return 1
+    if isinstance(e, sp.log) and isinstance(e.args[0], Indexed) and e.args[0].base in ctx.families:
+        return -1
+    if isinstance(e, Sum):
+        return _sign(e.function, ctx)
+    if isinstance(e, sp.Pow) and _sign(e.base, ctx) == 1:
+        return 1
+    if isinstance(e, sp.Mul):
+        signs = [_sign(f, ctx) for f in e.args]
+        if None in signs:
+            return None
+        return -1 if signs.count(-1) % 2 else 1
+    return None
+
+
+def _mixed(e: sp.Add, ctx) -> bool:
     """The terms of ``e`` may have different signs (a sum that may cancel)."""
-    signs = set()
-    for term in e.args:
-        coeff = term.as_coeff_Mul()[0]
-        rest = term / coeff
-        known = rest.is_nonnegative or (isinstance(rest, Indexed) and rest.base in ())
-        signs.add((coeff > 0) if known else None)
+    signs = {_sign(t, ctx) for t in e.args}
     return None in signs or len(signs) > 1
 
 
@@ -455,7 +477,7 @@ def walk(e, ctx: Context):
             return Take(_array_of(e.base), C)
         raise NotStable(f"no array form for {e}: a component at another index", e)
     if isinstance(e, sp.Add):
-        if _mixed(e):
+        if _mixed(e, ctx):
             ctx.cancelling.append(e)
         return sp.Add(*(walk(t, ctx) for t in e.args))
     if isinstance(e, (sp.Mul, sp.Pow)):

@@ -12,9 +12,6 @@ then imports nothing but NumPy. Every function keeps NumPy's warnings to itself.
 """
 import numpy
 
-_SPLITTER = 134217729.0  # 2^27 + 1 (Veltkamp)
-_SPLIT_LIMIT = 2.0 ** 996  # beyond this the split would overflow: split a scaled copy
-
 
 def _two_sum(x, y):
     """(s, e) with s = fl(x + y) and s + e = x + y exactly (Knuth)."""
@@ -26,9 +23,9 @@ def _two_sum(x, y):
 
 def _split(x):
     """(h, t) with h + t = x, each with at most 26 significant bits (Veltkamp)."""
-    big = numpy.abs(x) > _SPLIT_LIMIT
+    big = numpy.abs(x) > 2.0 ** 996  # the split would overflow: split a scaled copy
     x = numpy.where(big, x * 2.0 ** -28, x)
-    c = _SPLITTER * x
+    c = 134217729.0 * x  # 2^27 + 1 (Veltkamp)
     h = c - (c - x)
     t = x - h
     return numpy.where(big, h * 2.0 ** 28, h), numpy.where(big, t * 2.0 ** 28, t)

@@ -29,13 +29,14 @@ from . import notation  # noqa: F401 - registers the kernels' arrays and the rep
 @functools.lru_cache(maxsize=1)
 def _catalogue():
     from ..registry import Catalogue
-    from . import catalogue, kernels, rules, stages
+    from . import catalogue, kernels, losses, rules, stages
 
     cat = Catalogue("softmax", "Softmax, the softmax loss and cross entropy")
     cat.add(*catalogue.build())
     cat.kernels = list(kernels.KERNELS)
     cat.built_in = True
     cat.language = rules.LANGUAGE
+    cat.loss_content = losses.CONTENT  # how `python -m derive loss` reads a loss
     cat.stages = {"generate": stages.generate_stage, "verify": stages.verify_stage,
                   "report": stages.report_stage}
     return cat
