@@ -56,6 +56,7 @@ from .functions import (
     C,
     Quotient,
     SelectArgmax,
+    SumExcept,
     SumExceptMax,
     Take,
     flat_index,
@@ -135,7 +136,7 @@ def _dd_code(expr, printer, at: Callable) -> str:
 
 _DD_HELPERS = (SH._two_sum, SH._split, SH._two_prod, SH._dd, SH._dd_norm, SH._dd_add, SH._dd_neg,
                SH._dd_mul, SH._dd_div, SH._onehot, SH._dd_shift, SH._dd_shift_exp, SH._dd_at,
-               SH._dd_argmax)
+               SH._dd_argmax, SH._dd_shift_exp_up)
 
 
 class _OfLogits(ArrayFunction):
@@ -183,6 +184,39 @@ class _ShiftExp(_OfLogits):
 
     def _latex(self, printer):
         return r"e^{f_j - f_k}"
+
+
+#: the power of two the scaled exponentials carry (2^900 e^{f_j - f_k} <= 2^900 is finite)
+UP = 900
+
+
+class _ShiftExpUp(_OfLogits):
+    def indexed(self, j, tr):
+        return sp.exp(self._f(j) - self._f(tr(self.args[-1], j))) * sp.Integer(2) ** UP
+
+    def _numpycode(self, printer):
+        return f"_dd_shift_exp_up({self._dd(printer)}, {self._at(printer)})"
+
+    def _latex(self, printer):
+        return r"2^{%d} e^{f_j - f_k}" % UP
+
+
+class Ldexp(ArrayFunction):
+    """x 2^n, exact (one rounding where the result is subnormal)."""
+
+    nargs = 2
+
+    def indexed(self, j, tr):
+        return tr(self.args[0], j) * sp.Integer(2) ** self.args[1]
+
+    def _numpycode(self, printer):
+        return f"numpy.ldexp({printer.doprint(self.args[0])}, {printer.doprint(self.args[1])})"
+
+    def _numpycode_into(self, printer, out) -> str:
+        return f"numpy.ldexp({printer.doprint(self.args[0])}, {printer.doprint(self.args[1])}, out={out})"
+
+    def _latex(self, printer):
+        return r"%s \cdot 2^{%s}" % (printer.doprint(self.args[0]), printer.doprint(self.args[1]))
 
 
 class _Shift(_OfLogits):
@@ -250,7 +284,8 @@ class Family:
                         key=sp.default_sort_key)
         self.leaves = tuple(leaves)
         key = sp.srepr(template)
-        for role, cls in (("argmax", _Argmax), ("exp", _ShiftExp), ("shift", _Shift), ("top", _At)):
+        for role, cls in (("argmax", _Argmax), ("exp", _ShiftExp), ("shift", _Shift), ("top", _At),
+                          ("up", _ShiftExpUp)):
             name = f"{cls.__name__[1:]}_{self.tag}_{zlib.crc32(key.encode()):08x}"
             self._classes[role] = _make(name, cls, template, self.kappa)
         self.k = self._classes["argmax"](*self.leaves)
@@ -265,6 +300,19 @@ class Family:
         self.complement = SelectArgmax(C, self.k, Quotient(self.tail, 1 + self.tail),
                                        1 - Take(self.softmax, C))
         self.grad_pair = _put_true(self.softmax, self)
+        self.e_up = self._classes["up"](*self.leaves, self.k)
+        self.tail_up = SumExcept(self.e_up, self.k)
+
+    def times(self, g):
+        """S_j g rounded once: 2^-900 (2^900 e_j g / (1 + s'))."""
+        return Ldexp(Quotient(self.e_up * g, 1 + self.tail), -UP)
+
+    def pair_times(self, g):
+        """(S_j - delta_jc) g, the true class without cancellation and rounded once."""
+        from .functions import PutAt
+        scaled = self.times(g)
+        return PutAt(scaled, C, SelectArgmax(C, self.k, -Ldexp(Quotient(self.tail_up * g, 1 + self.tail), -UP),
+                                             Take(scaled, C) - g))
 
 
 _MADE: dict = {}
@@ -412,6 +460,28 @@ def _build_row_sum(e, ctx, var):
     return AccurateRowSum(walk(body, inner))
 
 
+def _match_product(e, ctx):
+    """S_j g or (S_j - delta_jc) g: a softmax output times other factors."""
+    if not isinstance(e, sp.Mul):
+        return None
+    for n, factor in enumerate(e.args):
+        rest = sp.Mul(*(e.args[:n] + e.args[n + 1:]))
+        family = _name_at(factor, ctx, ctx.j)
+        if family is not None and not rest.has(family.name[ctx.j]):
+            return family, 1, rest, False
+        pair = _match_pair(factor, ctx)
+        if pair is not None and sp.expand(pair[2] - pair[1] * (pair[0].name[ctx.j]
+                                                             - KroneckerDelta(ctx.j, ctx.c))) == 0:
+            return pair[0], pair[1], rest, True
+    return None
+
+
+def _build_product(e, ctx, found):
+    family, sign, rest, pair = found
+    g = sign * walk(rest, ctx)
+    return family.pair_times(g) if pair else family.times(g)
+
+
 #: the stable rules, tried in this order at every node (the first that matches builds it)
 GRADIENT_PAIR = StableRule("gradient_pair", r"$S_j - \delta_{jc}$: at the true class $-s'/(1 + s')$ "
                            r"when $c$ is the argmax (no cancellation)", _match_pair, _build_pair)
@@ -427,7 +497,9 @@ SOFTMAX = StableRule("softmax_through_max", r"$S_j = e^{f_j - f_k} / (1 + s')$, 
                      _match_softmax, _build_softmax)
 ROW_SUM = StableRule("accurate_row_sum", r"$\sum_s g_s$ summed to about one rounding",
                      _match_row_sum, _build_row_sum)
-RULES = (GRADIENT_PAIR, COMPLEMENT, POWER, LOG_SOFTMAX, LOG_PARTITION, SOFTMAX, ROW_SUM)
+PRODUCT = StableRule("scaled_product", r"$S_j g = 2^{-900} (2^{900} e^{f_j - f_k} g / (1 + s'))$: "
+                     r"one rounding into the subnormal range", _match_product, _build_product)
+RULES = (PRODUCT, GRADIENT_PAIR, COMPLEMENT, POWER, LOG_SOFTMAX, LOG_PARTITION, SOFTMAX, ROW_SUM)
 
 
 def _sign(e, ctx) -> int | None:
@@ -520,7 +592,21 @@ def magnitude(expr: sp.Expr, cancelling) -> sp.Expr:
     if not cancelling:
         return expr
     table = {e: sp.Add(*(sp.Abs(t) for t in e.args)) for e in cancelling}
-    return expr.xreplace(table)
+    new = expr.xreplace(table)
+    if new != expr:
+        return new
+    # the cancelling sums are parts of an expanded form (S_j - delta_jc + u S_j (...)):
+    # the pair S_j - delta_jc stays one term (its stable form does not cancel)
+    terms = list(sp.Add.make_args(sp.expand_mul(expr)))
+    out = []
+    for pair in [t for t in terms if isinstance(t, KroneckerDelta)] + [-t for t in terms if isinstance(-t, KroneckerDelta)]:
+        for t in terms:
+            if isinstance(t, Indexed) and -pair in terms:
+                terms.remove(t)
+                terms.remove(-pair)
+                out.append(sp.Abs(t - pair))
+                break
+    return sp.Add(*out, *(sp.Abs(t).xreplace(table) for t in terms))
 
 
 def helper_sources() -> list[str]:

@@ -114,3 +114,15 @@ def _dd_argmax(f):
     """The first index of a largest f_j per row (of the rounded f), as a column."""
     hi, lo = numpy.broadcast_arrays(*f)
     return (hi + lo).argmax(axis=-1)[:, None]
+
+
+def _dd_shift_exp_up(f, at):
+    """2^900 e^{f_j - f_k}: e^{f_j - f_k} scaled out of the subnormal range, so that a
+    product S_j g is rounded once into it (by ldexp), not twice (900 ln 2 as a double-double)."""
+    hi, lo = numpy.broadcast_arrays(*f)
+    with numpy.errstate(all="ignore"):
+        d = _dd_add((hi, lo), (-hi.reshape(-1).take(at)[:, None], -lo.reshape(-1).take(at)[:, None]))
+        d = _dd_add(d, (623.8324625039508, 2.7532759472367637e-14))
+        d_hi = numpy.maximum(d[0], -800.0)
+        e = numpy.exp(d_hi)
+        return e + e * numpy.where(d[0] > -800.0, d[1], 0.0)

@@ -239,7 +239,7 @@ def rising_reference(expr: sp.Expr, env: dict, digits: int = DIGITS, most: int =
             value = reference(expr, env, work)
         except engine.EvaluationError:
             value = None
-        if value is not None and last is not None:
+        if value is not None and last is not None and value != 0:  # (a 0 may be a cancellation)
             with mpmath.workdps(work):
                 if abs(value - last) <= abs(value) * mpmath.mpf(10) ** (-digits + 5):
                     return value
