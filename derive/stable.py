@@ -599,7 +599,8 @@ def magnitude(expr: sp.Expr, cancelling) -> sp.Expr:
     # the pair S_j - delta_jc stays one term (its stable form does not cancel)
     terms = list(sp.Add.make_args(sp.expand_mul(expr)))
     out = []
-    for pair in [t for t in terms if isinstance(t, KroneckerDelta)] + [-t for t in terms if isinstance(-t, KroneckerDelta)]:
+    deltas = [t for t in terms if isinstance(t, KroneckerDelta)]
+    for pair in deltas + [-t for t in terms if isinstance(-t, KroneckerDelta)]:
         for t in terms:
             if isinstance(t, Indexed) and -pair in terms:
                 terms.remove(t)
