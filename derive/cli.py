@@ -260,7 +260,13 @@ def cmd_gradient(args) -> int:
         print(language.names)
         return 0 if args.names else 2
     try:
-        question = language.read(args.loss, args.wrt or language.wrt, args.labels or language.labels[0])
+        extra = {}
+        names = _catalogue_names(_catalogue(args))
+        if args.param or names:  # a language that reads declared parameters and a catalogue's names
+            import inspect
+            accepted = inspect.signature(language.read).parameters
+            extra = {k: v for k, v in (("params", args.param or []), ("names", names)) if k in accepted}
+        question = language.read(args.loss, args.wrt or language.wrt, args.labels or language.labels[0], **extra)
     except ValueError as err:
         print(f"FAIL {err}", file=sys.stderr)
         return 2
@@ -284,6 +290,24 @@ def cmd_gradient(args) -> int:
     print(f"{state}: {pretty(derivation.result)}   ({len(derivation.steps) - 1} steps, "
           f"each checked; {time.perf_counter() - tic:.1f}s)")
     return 0 if derivation.closed else 3
+
+
+def _catalogue_names(catalogue) -> dict:
+    """The declared symbols and vectors a catalogue's own derivations use, by name (a
+    loss on the command line may use them: examples/temperature.py's tau)."""
+    import sympy as sp
+
+    from . import symbols
+
+    if getattr(catalogue, "built_in", False):
+        return {}
+    found = {}
+    for derivation in catalogue:
+        for step in derivation.steps:
+            for atom in step.expr.atoms(sp.Symbol, sp.IndexedBase):
+                if symbols.sampler(atom) is not None:
+                    found[str(atom)] = atom
+    return found
 
 
 def _print_chain(derivation, pretty, engine, indent=""):
@@ -369,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the variable (built-in content: a, W, b, x or a component; default a)")
     grad.add_argument("--labels", default=None,
                       help="what the target is (built-in content: soft (default), onehot or none)")
+    grad.add_argument("--param", action="append", metavar="NAME=LO:HI",
+                      help="declare a parameter and its range (any name: beta and gamma too)")
     grad.add_argument("--min-classes", type=int, default=1,
                       help="the smallest T the statement is checked for (e.g. 2 for the focal loss)")
     grad.set_defaults(func=cmd_gradient)

@@ -201,20 +201,20 @@ class Loss:
                 return out
             return make
         return (
-            Inputs("moderate T=3", lambda rng: rng.normal(0, 2, (12, 3)), fixed("moderate")),
-            Inputs("moderate T=10", lambda rng: rng.normal(0, 3, (8, 10)), fixed("moderate")),
-            Inputs("parameters at their ends", lambda rng: rng.normal(0, 3, (12, 5)), fixed("ends")),
-            Inputs("parameters low", lambda rng: rng.normal(0, 3, (6, 4)), fixed("low")),
-            Inputs("parameters high", lambda rng: rng.normal(0, 3, (6, 4)), fixed("high")),
-            Inputs("spread logits", lambda rng: rng.uniform(-40, 40, (8, 6)), fixed("moderate")),
-            Inputs("logits near +-1000", lambda rng: rng.choice([-1.0, 1.0], (8, 1)) * 1000
-                   + rng.normal(0, 3, (8, 6)), fixed("large")),
-            *((Inputs("second logits as large", lambda rng: rng.uniform(-1000, 1000, (8, 6)), fixed("large")),
-               Inputs("second logits near +-1000", lambda rng: rng.normal(0, 4, (8, 6)), fixed("large")),
-               Inputs("second logits near the first", lambda rng: rng.normal(0, 4, (8, 6)), fixed("near_logits")))
+            Inputs("moderate T=3", lambda rng: rng.normal(0, 2, (6, 3)), fixed("moderate")),
+            Inputs("moderate T=10", lambda rng: rng.normal(0, 3, (4, 10)), fixed("moderate")),
+            Inputs("parameters at their ends", lambda rng: rng.normal(0, 3, (8, 5)), fixed("ends")),
+            Inputs("parameters low", lambda rng: rng.normal(0, 3, (4, 4)), fixed("low")),
+            Inputs("parameters high", lambda rng: rng.normal(0, 3, (4, 4)), fixed("high")),
+            Inputs("spread logits", lambda rng: rng.uniform(-40, 40, (6, 6)), fixed("moderate")),
+            Inputs("logits near +-1000", lambda rng: rng.choice([-1.0, 1.0], (6, 1)) * 1000
+                   + rng.normal(0, 3, (6, 6)), fixed("large")),
+            *((Inputs("second logits as large", lambda rng: rng.uniform(-1000, 1000, (6, 6)), fixed("large")),
+               Inputs("second logits near +-1000", lambda rng: rng.normal(0, 4, (4, 6)), fixed("large")),
+               Inputs("second logits near the first", lambda rng: rng.normal(0, 4, (4, 6)), fixed("near_logits")))
               if self.inputs else ()),
             Inputs("tiny loss", lambda rng: np.concatenate(
-                [rng.normal(0, 1, (8, 4)), rng.uniform(30, 60, (8, 1))], axis=1), fixed("tiny")),
+                [rng.normal(0, 1, (6, 4)), rng.uniform(30, 60, (6, 1))], axis=1), fixed("tiny")),
         )
 
     def register(self, catalogue: Catalogue) -> Loss:

@@ -46,6 +46,7 @@ import sympy as sp
 from sympy import Indexed, IndexedBase, KroneckerDelta, Sum
 from sympy.codegen.cfunctions import log1p
 
+from . import kernel_helpers as H
 from . import stable_helpers as SH
 from . import symbols
 from .functions import (
@@ -243,6 +244,17 @@ class _At(_OfLogits):
         return r"f_k"
 
 
+class AccurateTail(SumExceptMax):
+    """s' = sum_{j != k} e_j rounded about once (every 1 - S_c, and every power of it,
+    inherits the tail's error)."""
+
+    helpers = (H._accurate_sum, SH._accurate_tail)
+
+    def _numpycode(self, printer):
+        e, k = self.args
+        return f"_accurate_tail({printer.doprint(e)}, {flat_index(printer, e, k)})"
+
+
 class OneHot(ArrayFunction):
     """delta_jc: 1 at the target c of each row, 0 elsewhere (shaped like the logits A)."""
 
@@ -290,7 +302,7 @@ class Family:
             self._classes[role] = _make(name, cls, template, self.kappa)
         self.k = self._classes["argmax"](*self.leaves)
         self.e = self._classes["exp"](*self.leaves, self.k)
-        self.tail = SumExceptMax(self.e, self.k)
+        self.tail = AccurateTail(self.e, self.k)
         self.shift = self._classes["shift"](*self.leaves, self.k)
         self.top = self._classes["top"](*self.leaves, self.k)
         self.softmax = Quotient(self.e, 1 + self.tail)
@@ -387,6 +399,47 @@ def _match_pair(e, ctx):
     return None
 
 
+def _match_factor_pair(e, ctx):
+    """S_j - delta_jc + sum_n u_n (S_j - delta_jc): every other term a multiple of the
+    pair (either sign), so that it factors out."""
+    found = _match_pair(e, ctx)
+    if found is None:
+        return None
+    family, sign, expanded = found
+    pair = sign * (family.name[ctx.j] - KroneckerDelta(ctx.j, ctx.c))
+    rest = [t for t in sp.Add.make_args(e) if t not in (sign * family.name[ctx.j],
+                                                          -sign * KroneckerDelta(ctx.j, ctx.c))]
+    if not rest or len(rest) + 2 != len(e.args):
+        return None
+    quotients = [sp.cancel(t / pair) for t in rest]
+    if any(q.has(KroneckerDelta) or q.has(family.name[ctx.j]) for q in quotients):
+        return None
+    return pair, 1 + sp.Add(*quotients)
+
+
+def _build_factor_pair(e, ctx, found):
+    pair, factor = found
+    return walk(sp.Mul(pair, factor, evaluate=False), ctx)
+
+
+def _match_complement_in_sum(e, ctx):
+    """n - n S_c (+ more terms): n (1 - S_c) is computed without cancellation."""
+    if not isinstance(e, sp.Add) or len(e.args) < 3:
+        return None
+    for family in ctx.families.values():
+        s_c = family.name[ctx.c]
+        for term in e.args:
+            if term.is_Number and -term * s_c in e.args:
+                return family, term
+    return None
+
+
+def _build_complement_in_sum(e, ctx, found):
+    family, n = found
+    rest = e - n + n * family.name[ctx.c]
+    return n * family.complement + walk(rest, ctx)
+
+
 def _build_pair(e, ctx, found):
     family, sign, expanded = found
     rest = expanded - sign * (family.name[ctx.j] - KroneckerDelta(ctx.j, ctx.c))
@@ -394,10 +447,13 @@ def _build_pair(e, ctx, found):
 
 
 def _match_complement(e, ctx):
-    if isinstance(e, sp.Add) and len(e.args) == 2 and 1 in e.args:
-        other = e.args[0] if e.args[1] == 1 else e.args[1]
-        if isinstance(other, sp.Mul) and other.args[0] == -1 and len(other.args) == 2:
-            return _name_at(other.args[1], ctx, ctx.c)
+    """1 - S_c (sign 1) or S_c - 1 (sign -1)."""
+    if isinstance(e, sp.Add) and len(e.args) == 2 and (1 in e.args or -1 in e.args):
+        one = 1 if 1 in e.args else -1
+        other = e.args[0] if e.args[1] == one else e.args[1]
+        family = _name_at(-one * other, ctx, ctx.c)
+        if family is not None:
+            return family, one
     return None
 
 
@@ -486,7 +542,7 @@ def _build_product(e, ctx, found):
 GRADIENT_PAIR = StableRule("gradient_pair", r"$S_j - \delta_{jc}$: at the true class $-s'/(1 + s')$ "
                            r"when $c$ is the argmax (no cancellation)", _match_pair, _build_pair)
 COMPLEMENT = StableRule("complement", r"$1 - S_c = \sum_{j \ne c} S_j$: $s'/(1 + s')$ when $c$ is the argmax",
-                        _match_complement, lambda e, ctx, f: f.complement)
+                        _match_complement, lambda e, ctx, f: f[1] * f[0].complement)
 POWER = StableRule("power_through_log", r"$S_c^p = e^{p \log S_c}$ with $\log S_c$ from log-softmax",
                    _match_power, _build_power)
 LOG_SOFTMAX = StableRule("log_softmax", r"$\log S_j = (f_j - f_k) - \operatorname{log1p}(s')$",
@@ -497,9 +553,14 @@ SOFTMAX = StableRule("softmax_through_max", r"$S_j = e^{f_j - f_k} / (1 + s')$, 
                      _match_softmax, _build_softmax)
 ROW_SUM = StableRule("accurate_row_sum", r"$\sum_s g_s$ summed to about one rounding",
                      _match_row_sum, _build_row_sum)
+FACTOR_PAIR = StableRule("factor_pair", r"$(S_j - \delta_{jc})(1 + u)$: the pair factored out of "
+                         r"$S_j - \delta_{jc} + u (S_j - \delta_{jc})$ (no cancellation between them)",
+                         _match_factor_pair, _build_factor_pair)
 PRODUCT = StableRule("scaled_product", r"$S_j g = 2^{-900} (2^{900} e^{f_j - f_k} g / (1 + s'))$: "
                      r"one rounding into the subnormal range", _match_product, _build_product)
-RULES = (PRODUCT, GRADIENT_PAIR, COMPLEMENT, POWER, LOG_SOFTMAX, LOG_PARTITION, SOFTMAX, ROW_SUM)
+COMPLEMENT_IN_SUM = StableRule("complement_in_sum", r"$n - n S_c + u = n (1 - S_c) + u$",
+                               _match_complement_in_sum, _build_complement_in_sum)
+RULES = (FACTOR_PAIR, PRODUCT, GRADIENT_PAIR, COMPLEMENT, COMPLEMENT_IN_SUM, POWER, LOG_SOFTMAX, LOG_PARTITION, SOFTMAX, ROW_SUM)
 
 
 def _sign(e, ctx) -> int | None:
@@ -515,6 +576,13 @@ def _sign(e, ctx) -> int | None:
         return -1
     if isinstance(e, Sum):
         return _sign(e.function, ctx)
+    if _match_complement(e, ctx) is not None:  # 1 - S_c or S_c - 1
+        return _match_complement(e, ctx)[1]
+    found = _match_complement_in_sum(e, ctx)
+    if found is not None:  # n (1 - S_c) + rest
+        return _sign(e - found[1] + found[1] * found[0].name[ctx.c], ctx) if found[1] > 0 else None
+    if isinstance(e, sp.Pow) and e.exp.is_integer and e.exp.is_odd:
+        return _sign(e.base, ctx)
     if isinstance(e, sp.Pow) and _sign(e.base, ctx) == 1:
         return 1
     if isinstance(e, sp.Mul):

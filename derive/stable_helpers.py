@@ -126,3 +126,11 @@ def _dd_shift_exp_up(f, at):
         d_hi = numpy.maximum(d[0], -800.0)
         e = numpy.exp(d_hi)
         return e + e * numpy.where(d[0] > -800.0, d[1], 0.0)
+
+
+def _accurate_tail(e, at):
+    """sum_{j != k} e_j (k at the flat index ``at``) as a column, rounded about once
+    (_accurate_sum of a copy with e_k = 0: e itself is used again)."""
+    x = e.copy()
+    x.reshape(-1)[at] = 0.0
+    return _accurate_sum(x)

@@ -26,7 +26,7 @@ from . import rules as R
 from .notation import Y  # noqa: F401 - registers the kernels' arrays
 
 ONEHOT = sp.Symbol("onehot")
-_INDEX_NAMES = (D.i, D.j, D.k, D.l, D.c, D.p, D.r, D.s, D.n)
+_INDEX_NAMES = R.INDEX_NAMES
 
 
 def _per_class(f, u):
@@ -40,24 +40,6 @@ def _per_class(f, u):
             return e
         return e.func(*(walk(arg) for arg in e.args))
     return walk(sp.sympify(f))
-
-
-def _check_indices(expr, text: str) -> None:
-    """An index used as a number (an exponent, a factor) is an error, not a silent symbol."""
-    def walk(e, bound):
-        if isinstance(e, (Indexed, KroneckerDelta)):
-            return
-        if isinstance(e, Sum):
-            inner = bound | {lim[0] for lim in e.limits}
-            return walk(e.function, inner)
-        if isinstance(e, sp.Symbol) and e in _INDEX_NAMES and e not in bound:
-            raise ValueError(f"the index {e} is used as a number in {text!r}: an index only "
-                             "selects a component (a[c], S(c), delta(j, c)) or runs a Sum")
-        if isinstance(e, sp.Symbol) and e in _INDEX_NAMES:
-            raise ValueError(f"the summation index {e} is used as a number in {text!r}")
-        for arg in e.args:
-            walk(arg, bound)
-    walk(expr, frozenset())
 
 
 def _parse_param(text: str):
@@ -110,7 +92,7 @@ def read_loss(name: str, text: str, params: list, inputs: list, labels: str = "o
         raise ValueError(f"cannot parse the loss {text!r}: {type(err).__name__}: {err}") from None
     if not isinstance(expr, sp.Expr):
         raise ValueError(f"the loss {text!r} is not an expression")
-    _check_indices(expr, text)
+    R.check_indices(expr, text)
     if labels == "onehot" and expr.has(D.y):
         raise ValueError(f"the loss {text!r} uses y with --labels onehot: write it with the target c")
     if labels != "onehot" and expr.has(D.c):

@@ -404,8 +404,38 @@ def cli_namespace(flags: dict) -> dict:
     return names
 
 
-def parse_loss(text: str) -> tuple[sp.Expr, dict]:
-    """A loss expression in the names of :func:`cli_namespace`; (expression, flags)."""
+#: the index names of the language (an index selects a component or runs a sum)
+INDEX_NAMES = (D.i, D.j, D.k, D.l, D.c, D.p, D.q, D.r, D.s, D.n)
+
+
+def check_indices(expr: sp.Expr, text: str) -> None:
+    """An index used as a number (an exponent, a factor) is an error, not a silent symbol.
+
+    >>> check_indices(parse_loss("S(c)**2")[0], "S(c)**2")
+    >>> check_indices(parse_loss("S(c)**c")[0], "S(c)**c")
+    Traceback (most recent call last):
+    ...
+    ValueError: the index c is used as a number in 'S(c)**c': an index only selects a component (a[c], S(c), delta(j, c)) or runs a Sum
+    """
+    def walk(e, bound):
+        if isinstance(e, (Indexed, KroneckerDelta)):
+            return
+        if isinstance(e, Sum):
+            walk(e.function, bound | {lim[0] for lim in e.limits})
+            return
+        if isinstance(e, sp.Symbol) and e in INDEX_NAMES:
+            what = "summation index" if e in bound else "index"
+            raise ValueError(f"the {what} {e} is used as a number in {text!r}: an index only selects a "
+                             "component (a[c], S(c), delta(j, c)) or runs a Sum")
+        for arg in e.args:
+            walk(arg, bound)
+    walk(expr, frozenset())
+
+
+def parse_loss(text: str, names: dict | None = None) -> tuple[sp.Expr, dict]:
+    """A loss expression in the names of :func:`cli_namespace` and ``names`` (declared
+    parameters, a catalogue's own names: they take precedence, so a parameter may be
+    called beta or gamma); (expression, flags)."""
     from sympy.parsing.sympy_parser import (
         auto_number,
         factorial_notation,
@@ -416,7 +446,7 @@ def parse_loss(text: str) -> tuple[sp.Expr, dict]:
 
     flags: dict = {}
     try:  # SymPy's standard transformations without auto_symbol: an unknown name is an error
-        expr = parse_expr(text, local_dict=cli_namespace(flags), transformations=(
+        expr = parse_expr(text, local_dict={**cli_namespace(flags), **(names or {})}, transformations=(
             lambda_notation, auto_number, repeated_decimals, factorial_notation))
     except NameError as err:  # a name the content does not define (it has no sampler either)
         raise ValueError(f"unknown name in the loss {text!r}: {err} (python -m derive gradient "
@@ -424,6 +454,8 @@ def parse_loss(text: str) -> tuple[sp.Expr, dict]:
     except Exception as err:  # noqa: BLE001 - any parse failure is reported with the text
         raise ValueError(f"cannot parse the loss {text!r}: {type(err).__name__}: {err} "
                          "(python -m derive gradient --help lists the names)") from None
+    if isinstance(expr, sp.Expr):
+        check_indices(expr, text)
     return expr, flags
 
 
@@ -431,19 +463,37 @@ _WRT = {"a": "a[i]", "W": "W[p, q]", "b": "b[p]", "x": "x[q]"}
 _LABELS = {"soft": (D.SOFT_LABEL,), "onehot": (D.ONE_HOT,), "none": ()}
 
 
-def read(loss_text: str, wrt_text: str, labels: str) -> Question:
-    """The question ``python -m derive gradient`` asks: the loss parsed, the variable
-    (a, W, b, x or a component), the label assumption, and the rule set -- the softmax
-    of a/tau where the loss says softmax(j, tau), the chain rule through a = W x + b for
-    W, b and x."""
-    loss, flags = parse_loss(loss_text)
+def declare(params) -> dict:
+    """{name: parameter} for ``--param NAME=LO:HI`` texts (drawn uniformly over the range)."""
+    from ..loss import symbols_scalar
+
+    out = {}
+    for text in params:
+        name, sep, bounds = text.partition("=")
+        lo, sep2, hi = bounds.partition(":")
+        if not (sep and sep2 and name.isidentifier()):
+            raise ValueError(f"--param takes NAME=LO:HI (e.g. beta=0:1); got {text!r}")
+        try:
+            out[name] = symbols_scalar(name, float(lo), float(hi))
+        except ValueError:
+            raise ValueError(f"--param {text!r}: LO and HI must be numbers, LO <= HI") from None
+    return out
+
+
+def read(loss_text: str, wrt_text: str, labels: str, params=(), names: dict | None = None) -> Question:
+    """The question ``python -m derive gradient`` asks: the loss parsed (in the
+    language's names, a catalogue's ``names`` and the declared ``params``), the variable
+    (a, W, b, x or a component), the label assumption, and the rule set -- every softmax
+    of the loss recognised (:func:`recognise`; the softmax of a/tau where the loss says
+    softmax(j, tau)), the chain rule through a = W x + b for W, b and x."""
+    loss, flags = parse_loss(loss_text, {**(names or {}), **declare(params)})
     wrt, _ = parse_loss(_WRT.get(wrt_text, wrt_text))
     if not isinstance(wrt, Indexed):
         raise ValueError(f"--wrt must be a component such as a[i] or W[p, q], or one of "
                          f"{', '.join(_WRT)}; got {wrt_text!r}")
     if labels not in _LABELS:
         raise ValueError(f"--labels must be one of {', '.join(_LABELS)}; got {labels!r}")
-    softmax = SOFTMAX
+    softmax, others = recognise(loss)
     if flags.get("scale") is not None:
         scale = flags["scale"]
         softmax = softmax_of(lambda u: D.a[u] / scale, "softmax_scaled",
@@ -453,7 +503,8 @@ def read(loss_text: str, wrt_text: str, labels: str) -> Question:
         layer = FC_LAYER
         loss = loss.replace(lambda e: isinstance(e, Indexed) and e.base == D.a,
                             lambda e: D.fc_logit(e.indices[0]))
-    return Question(loss, wrt, (D.REAL_LOGITS, *_LABELS[labels]), rule_set(softmax, layer))
+    return Question(loss, wrt, (D.REAL_LOGITS, *_LABELS[labels]),
+                    rule_set(softmax, layer, others=() if layer else others))
 
 
 #: how ``python -m derive gradient`` reads a loss in the softmax content's names
