@@ -114,7 +114,7 @@ def check_grads(loss: Callable, grad: Callable, x: np.ndarray, directions: int =
         v /= np.linalg.norm(v)
         h = step if step is not None else 1e-5 * max(1.0, float(np.max(np.abs(x))))
 
-        def central(h):
+        def central(h, v=v):
             return (np.sum(loss(x + h * v)) - np.sum(loss(x - h * v))) / (2 * h)
         fd = (4 * central(h / 2) - central(h)) / 3 if richardson else central(h)
         exact = float(np.sum(g * v))

@@ -560,7 +560,8 @@ PRODUCT = StableRule("scaled_product", r"$S_j g = 2^{-900} (2^{900} e^{f_j - f_k
                      r"one rounding into the subnormal range", _match_product, _build_product)
 COMPLEMENT_IN_SUM = StableRule("complement_in_sum", r"$n - n S_c + u = n (1 - S_c) + u$",
                                _match_complement_in_sum, _build_complement_in_sum)
-RULES = (FACTOR_PAIR, PRODUCT, GRADIENT_PAIR, COMPLEMENT, COMPLEMENT_IN_SUM, POWER, LOG_SOFTMAX, LOG_PARTITION, SOFTMAX, ROW_SUM)
+RULES = (FACTOR_PAIR, PRODUCT, GRADIENT_PAIR, COMPLEMENT, COMPLEMENT_IN_SUM, POWER, LOG_SOFTMAX, LOG_PARTITION,
+         SOFTMAX, ROW_SUM)
 
 
 def _sign(e, ctx) -> int | None:

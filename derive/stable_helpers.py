@@ -133,4 +133,4 @@ def _accurate_tail(e, at):
     (_accurate_sum of a copy with e_k = 0: e itself is used again)."""
     x = e.copy()
     x.reshape(-1)[at] = 0.0
-    return _accurate_sum(x)
+    return _accurate_sum(x)  # noqa: F821 - derive.kernel_helpers', copied beside it
