@@ -195,9 +195,9 @@ class Loss:
                         out[p] = (lo, hi)[(n + int(rng.integers(2))) % 2]
                 if onehot and kind == "tiny":
                     out[ct.target] = np.argmax(logits, axis=-1)
-                if self.labels == "soft":
-                    w = rng.gamma(0.7, size=logits.shape)
-                    out[ct.soft] = w / w.sum(axis=-1, keepdims=True)
+                if self.labels == "soft":  # multiples of 2^-10 that sum to exactly 1
+                    p = rng.dirichlet(np.full(logits.shape[-1], 0.7), logits.shape[0])
+                    out[ct.soft] = np.array([rng.multinomial(1024, row) for row in p]) / 1024.0
                 return out
             return make
         return (

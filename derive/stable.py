@@ -255,6 +255,22 @@ class AccurateTail(SumExceptMax):
         return f"_accurate_tail({printer.doprint(e)}, {flat_index(printer, e, k)})"
 
 
+class Classes(ArrayFunction):
+    """T, the number of classes (the length of the logits' last axis)."""
+
+    nargs = 1
+    is_column = True
+
+    def indexed(self, j, tr):
+        return symbols.CLASSES
+
+    def _numpycode(self, printer):
+        return f"float({printer.doprint(self.args[0])}.shape[-1])"
+
+    def _latex(self, printer):
+        return "T"
+
+
 class OneHot(ArrayFunction):
     """delta_jc: 1 at the target c of each row, 0 elsewhere (shaped like the logits A)."""
 
@@ -609,6 +625,8 @@ def walk(e, ctx: Context):
             return rule.build(e, ctx, found)
     if e.is_Number or (isinstance(e, sp.Symbol) and not e.is_integer):
         return e
+    if e == symbols.CLASSES:
+        return Classes(A)
     if isinstance(e, KroneckerDelta) and set(e.args) == {ctx.j, ctx.c}:
         return OneHot(A, C)
     if isinstance(e, Indexed):

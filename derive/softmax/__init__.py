@@ -45,4 +45,7 @@ def _catalogue():
 def __getattr__(name):
     if name == "CATALOGUE":
         return _catalogue()
+    if name == "LOSS_CONTENT":  # how `python -m derive loss` reads a loss (derive.loss.Content)
+        from .losses import CONTENT
+        return CONTENT
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

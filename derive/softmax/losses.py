@@ -83,8 +83,11 @@ def read_loss(name: str, text: str, params: list, inputs: list, labels: str = "o
     names.update(vectors)
     names.update(declared)  # a parameter may be called beta or gamma: the name is the parameter
     try:
-        expr = parse_expr(text, local_dict=names, transformations=(auto_number, repeated_decimals,
-                                                                   factorial_notation))
+        # no global names but the numbers' constructors: a name SymPy would take for one of
+        # its functions (zeta, beta, gamma) is unknown unless declared
+        numbers = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational}
+        expr = parse_expr(text, local_dict=names, global_dict=numbers,
+                          transformations=(auto_number, repeated_decimals, factorial_notation))
     except NameError as err:
         raise ValueError(f"unknown name in the loss {text!r}: {err} (declare parameters with "
                          "--param NAME=LO:HI and vectors with --input NAME)") from None
