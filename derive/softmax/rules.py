@@ -331,7 +331,7 @@ def recognise(loss: sp.Expr, wrt: IndexedBase = D.a) -> tuple[Define, tuple]:
     >>> tau = sp.Symbol("tau", positive=True)
     >>> S, others = recognise(-sp.log(D.softmax(D.c, lambda u: D.a[u] / tau)))
     >>> S.body(D.j), others
-    (exp(a[j]/tau)/Sum(exp(a[s]/tau), (s, 1, T)), ())
+    (exp(a[j]/tau)/Sum(exp(a[r]/tau), (r, 1, T)), ())
     """
     found = partitions(loss)
     mine = [p for p in found if p.function.has(wrt)]
