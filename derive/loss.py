@@ -73,6 +73,24 @@ class Loss:
 
     :meth:`build` returns the catalogue entries; :meth:`register` adds them to a
     catalogue.
+
+    Examples
+    --------
+    The focal loss over gamma in [0, 2], its gradient derived and its kernels derived
+    into stable forms (1 - S_c through the other classes, the pair S_j - delta_jc
+    factored out):
+
+    >>> import sympy as sp
+    >>> from derive import Loss, scalar
+    >>> from derive.softmax import definitions as D
+    >>> gamma = scalar("gamma", lambda rng: rng.uniform(0, 2), nonnegative=True)
+    >>> S = D.softmax
+    >>> focal = Loss("focal", -(1 - S(D.c)) ** gamma * sp.log(S(D.c)), {gamma: (0, 2)},
+    ...              min_classes=2).build()
+    >>> focal.derivation.closed, [k.name for k in focal.kernels]
+    (True, ['focal_rows', 'focal_grad_rows'])
+    >>> focal.stable[1].rules[:3]
+    ('complement', 'factor_pair', 'scaled_product')
     """
 
     name: str
