@@ -3,6 +3,9 @@ NumPy kernels, high-precision verification and reports, for anyone's loss.
 
 The public face (``from derive import ...``):
 
+* one declaration per loss -- :class:`Loss` (the gradient derived, stable kernels
+  derived by :mod:`derive.stable`, their proofs, verifications and report entries;
+  ``python -m derive loss NAME "EXPR"``);
 * symbols and assumptions -- :func:`scalar`, :func:`vector` (a symbol with the
   sampler the engine draws it by), :class:`Assumption` (its rewrite, sampler and
   LaTeX in one place), :class:`MissingSampler`;
@@ -30,10 +33,11 @@ The built-in content (softmax, the softmax loss, cross entropy) is the library
 flowing one way: engine (proofs) -> codegen -> verification -> publish; ``python -m
 derive all [--catalogue FILE] [--out DIR]`` runs them in that order.
 """
+from .autodiff import Define, Language, Rule, gradient, jacobian
 from .codegen import Claim, Kernel, write_module
 from .engine import Derivation, Step, StepFalse, StepRejected, StepUnproved, check
 from .functions import ArrayFunction, define_arrays
-from .gradient import Define, Language, Rule, gradient, jacobian
+from .loss import Loss
 from .measure import check_grads, ulp_error
 from .printing import extend_notation
 from .publish import build_report
@@ -57,7 +61,7 @@ __version__ = _installed_version()
 
 __all__ = [
     "Assumption", "ArrayFunction", "Catalogue", "Claim", "DEFAULT_INPUTS", "Define", "Derivation",
-    "Inputs", "Kernel", "Language", "MissingSampler", "Rule", "Step", "StepFalse", "StepRejected",
+    "Inputs", "Kernel", "Language", "Loss", "MissingSampler", "Rule", "Step", "StepFalse", "StepRejected",
     "StepUnproved", "Verification", "build_report", "check", "check_all", "check_grads",
     "define_arrays", "derivation_tests", "extend_notation", "gradient", "jacobian",
     "load_catalogue", "reference", "scalar", "vector", "ulp_error", "verify_function",

@@ -137,14 +137,20 @@ def _language(catalogue):
 def cmd_gradient(args) -> int:
     """Derive d(loss)/d(wrt) with the content's rules and print the checked chain."""
     from . import engine
-    from .gradient import gradient
+    from .autodiff import gradient
 
     language = _language(_catalogue(args))
     if args.names or args.loss is None:
         print(language.names)
         return 0 if args.names else 2
     try:
-        question = language.read(args.loss, args.wrt or language.wrt, args.labels or language.labels[0])
+        extra = {}
+        names = _catalogue_names(_catalogue(args))
+        if args.param or names:  # a language that reads declared parameters and a catalogue's names
+            import inspect
+            accepted = inspect.signature(language.read).parameters
+            extra = {k: v for k, v in (("params", args.param or []), ("names", names)) if k in accepted}
+        question = language.read(args.loss, args.wrt or language.wrt, args.labels or language.labels[0], **extra)
     except ValueError as err:
         print(f"FAIL {err}", file=sys.stderr)
         return 2
@@ -170,12 +176,42 @@ def cmd_gradient(args) -> int:
     return 0 if derivation.closed else 3
 
 
+def _catalogue_names(catalogue) -> dict:
+    """The declared symbols and vectors a catalogue's own derivations use, by name (a
+    loss on the command line may use them: examples/temperature.py's tau)."""
+    import sympy as sp
+
+    from . import symbols
+
+    if getattr(catalogue, "built_in", False):
+        return {}
+    found = {}
+    for derivation in catalogue:
+        for step in derivation.steps:
+            for atom in step.expr.atoms(sp.Symbol, sp.IndexedBase):
+                if symbols.sampler(atom) is not None:
+                    found[str(atom)] = atom
+    return found
+
+
 def _print_chain(derivation, pretty, engine, indent=""):
     print(f"{indent}   {pretty(derivation.start)}")
     report = derivation.report
     for step, checked in zip(derivation.steps[1:], report.steps if report else []):
         print(f"{indent} = {pretty(step.expr)}\n{indent}       \u2713 {engine.plain(step.why)}  "
               f"[{checked.symbolic}; {checked.instances} instances]")
+
+
+def cmd_loss(args) -> int:
+    """One loss through every stage (derive.loss), in the language of the catalogue (or
+    of one it uses; the built-in one's by default)."""
+    from .loss import main
+    from .registry import load_catalogue
+
+    catalogue = _catalogue(args)
+    content = next((c.loss_content for c in (catalogue, *catalogue.uses) if getattr(c, "loss_content", None)),
+                   None) or load_catalogue(None).loss_content
+    return main(args, content)
 
 
 def _common(parser) -> None:
@@ -231,13 +267,29 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the variable (built-in content: a, W, b, x or a component; default a)")
     grad.add_argument("--labels", default=None,
                       help="what the target is (built-in content: soft (default), onehot or none)")
+    grad.add_argument("--param", action="append", metavar="NAME=LO:HI",
+                      help="declare a parameter and its range (any name: beta and gamma too)")
     grad.add_argument("--min-classes", type=int, default=1,
                       help="the smallest T the statement is checked for (e.g. 2 for the focal loss)")
     grad.set_defaults(func=cmd_gradient)
+    lss = sub.add_parser("loss", help="one loss through every stage, from one declaration",
+                         description="Derive the gradient of NAME's loss EXPR, derive stable kernels for the "
+                                     "loss and its gradient, prove them, verify them against mpmath over the "
+                                     "declared ranges and write the report: DIR/NAME_kernels.py (NAME(logits, "
+                                     "target, **inputs), NAME_grad(...)), DIR/NAME_verification.json, "
+                                     "DIR/NAME.md/.tex. Exit 0: ok; 1: a failed check; 2: bad input; 3: not "
+                                     "closed, or no stable form within the bound (the reason is printed).")
+    lss.add_argument("name", help="the loss's name (a Python identifier)")
+    lss.add_argument("expr", help='the loss of one row, e.g. "-(1 - S(c))**gamma*log(S(c))"')
+    lss.add_argument("--param", action="append", metavar="NAME=LO:HI", help="a parameter and its range")
+    lss.add_argument("--input", action="append", metavar="NAME", help="an extra per-class vector (teacher logits)")
+    lss.add_argument("--labels", default="onehot", help="onehot (target c, default), soft (y) or none")
+    lss.add_argument("--min-classes", type=int, default=1, help="the smallest T the loss is stated for")
+    lss.set_defaults(func=cmd_loss)
     everything = sub.add_parser("all", help="every stage in order")
     everything.set_defaults(func=cmd_all)
     everything.add_argument("--pdf", action="store_true", help="a missing TeX engine is an error")
-    for command in (prove, gen, ver, rep, grad, everything):
+    for command in (prove, gen, ver, rep, grad, lss, everything):
         _common(command)
     return parser
 

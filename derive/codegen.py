@@ -107,6 +107,9 @@ class Kernel:
     #: the same outputs in a faster form that is accurate only for moderate logits (the
     #: caller's ``moderate=True``), each proved against the same claims; () for none
     moderate: tuple = ()
+    #: run under numpy.errstate(all="ignore") (a kernel called directly, not through a
+    #: runtime that sets it: underflow to a subnormal is not an error there)
+    quiet: bool = False
 
     def __post_init__(self):
         if len(self.claims) != len(self.outputs):
@@ -355,7 +358,7 @@ def is_full(expr, temps) -> bool:
         return True
     if isinstance(expr, sp.Symbol):
         return temps.get(expr, False)
-    if expr.is_Number or isinstance(expr, _COLUMN_FUNCS) or expr == C:
+    if expr.is_Number or isinstance(expr, _COLUMN_FUNCS) or getattr(expr, "is_column", False) or expr == C:
         return False
     return any(is_full(arg, temps) for arg in expr.args)
 
@@ -468,6 +471,8 @@ def print_full(st: Statement, printer: KernelPrinter) -> str:
     """One statement that writes a full-shape value into its buffer."""
     e, out = st.expr, st.buffer
     p = printer.doprint
+    if hasattr(e, "_numpycode_into"):  # a function that prints its own buffered form
+        return e._numpycode_into(printer, out)
     if isinstance(e, ExpDiff):
         return f"_exp_difference({p(e.args[0])}, {p(e.args[1])}, {out}, {', '.join(st.extra)}, moderate)"
     if isinstance(e, PutAt):
@@ -575,7 +580,7 @@ def _print_body(outputs, printer: KernelPrinter, first_arg, indent: str = "    "
         lines += _bind_flat_indices(st.expr, printer, first_arg)
         if st.full:
             code = print_full(st, printer)
-            if isinstance(st.expr, PutAt) or ";" in code:
+            if isinstance(st.expr, PutAt) or ";" in code or hasattr(st.expr, "_numpycode_into"):
                 lines += [f"    {part}" for part in code.split("; ")]
                 lines.append(f"    {st.target} = {st.buffer}")
             else:
@@ -627,6 +632,17 @@ def print_kernel(kernel: Kernel, printer: KernelPrinter, name: str | None = None
     return "\n".join(lines)
 
 
+def print_quiet(kernel: Kernel) -> str:
+    """A kernel whose body runs under numpy.errstate(all="ignore"): the body printed as
+    ``_NAME_body``, and ``NAME`` calling it."""
+    body = print_kernel(kernel, KernelPrinter(-1), name=f"_{kernel.name}_body")
+    args = ", ".join(str(arg) for arg in kernel.args)
+    return (f"{body}\n\n\ndef {kernel.name}({args}, out=None, scratch=None, moderate=False):\n"
+            f'    """{kernel.doc.splitlines()[0]} (floating-point exceptions ignored: see _{kernel.name}_body)."""\n'
+            f"    with numpy.errstate(all=\"ignore\"):\n"
+            f"        return _{kernel.name}_body({args}, out, scratch, moderate)")
+
+
 BUFFER_HELPERS = "\n\n\n".join(inspect.getsource(f).strip() for f in (H._scratch, H._outputs))
 
 
@@ -638,7 +654,7 @@ def render(specs: Iterable[Kernel], header: str) -> str:
     helpers = helpers_used([out for kernel in specs for out in kernel.outputs + kernel.moderate])
     parts = [header, BUFFER_HELPERS]
     parts += helpers
-    parts += [print_kernel(kernel, KernelPrinter(-1)) for kernel in specs]
+    parts += [print_quiet(kernel) if kernel.quiet else print_kernel(kernel, KernelPrinter(-1)) for kernel in specs]
     names = [k.name for k in specs]
     counts = ", ".join(f"{k.name!r}: {scratch_count(k)}" for k in specs if k.rows)
     parts.append("#: scratch arrays (shaped like the logits) each kernel needs\nSCRATCH = {" + counts + "}")

@@ -499,5 +499,7 @@ def helpers_used(exprs) -> list[str]:
         used.add(AccurateRowSum)
     if ExpDiff in used:
         used.add(DiffLo)
+    # then the helpers of any other function (derive.stable's), in a fixed order
+    order += sorted((cls for cls in used if cls not in order and cls.helpers), key=lambda cls: cls.__name__)
     functions = [f for cls in order if cls in used for f in cls.helpers]
     return [inspect.getsource(f).strip() for f in dict.fromkeys(functions)]  # each once

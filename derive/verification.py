@@ -53,6 +53,10 @@ class Inputs:
     make: Callable
     target: str = "random"
     fd: bool = False
+    #: values for the other arguments, ``fixed(rng, logits) -> {symbol: value}``: a second
+    #: logit vector as large as the first, a parameter at the end of its range, the target
+    #: at the argmax (a tiny loss); what it does not give is drawn as before
+    fixed: Callable | None = None
 
 
 def _dominated(rng, rows: int, classes: int, low: float, high: float) -> np.ndarray:
@@ -141,12 +145,17 @@ class Verification:
     assumptions: tuple = ()
     seed: int = 20240611
     ranges: dict = field(default_factory=dict)
+    #: errors in ULPs of max(|exact|, |scale|) instead of |exact| (a sum whose terms cancel
+    #: is measured against the sum of their magnitudes, stated in its report entry)
+    scale: sp.Expr | None = None
 
     def __post_init__(self):
         # the assumptions' rewrites are sound: the reference is the definition under them
         # (a one-hot label y_j = delta_jc, say, which the inputs then satisfy)
         for assumption in self.assumptions:
             self.definition = assumption.rewrite(self.definition)
+            if self.scale is not None:
+                self.scale = assumption.rewrite(self.scale)
 
 
 @dataclass
@@ -204,7 +213,9 @@ def _arguments(spec: Verification, logits: np.ndarray, rng, target: str = "rando
                fixed: dict | None = None) -> tuple[list, list]:
     """(arrays for the function, per-row environments for the reference). An index
     argument points at a random class, or at the row's maximum (``target="argmax"``);
-    a scalar in ``fixed`` takes that value, any other its sampler's draw."""
+    an argument in ``fixed`` (:attr:`Inputs.fixed`, a declared range's value) takes
+    that value, any other its sampler's draw."""
+    fixed = fixed or {}
     rows, n = logits.shape
     arrays, per_row = [], [_Row(n) for _ in range(rows)]
     for env in per_row:
@@ -212,27 +223,27 @@ def _arguments(spec: Verification, logits: np.ndarray, rng, target: str = "rando
     vectors = 0
     for arg in spec.args:
         if isinstance(arg, sp.IndexedBase):
-            values = logits if vectors == 0 else rng.normal(0, 2, logits.shape)
+            values = logits if vectors == 0 else fixed.get(arg, None)
+            values = rng.normal(0, 2, logits.shape) if values is None else values
             vectors += 1
             arrays.append(np.ascontiguousarray(values, dtype=np.float64))
             for env, row in zip(per_row, values):
                 for k, v in enumerate(row, start=1):
                     env[arg[k]] = mpmath.mpf(float(v))
         elif arg.is_integer:
-            column = rng.integers(0, n, (rows, 1)).astype(np.int64)
-            if target == "argmax":
-                column = np.argmax(logits, axis=1).astype(np.int64)[:, None]
+            column = fixed.get(arg, None)
+            if column is None:
+                column = (np.argmax(logits, axis=1)[:, None] if target == "argmax"
+                          else rng.integers(0, n, (rows, 1)))
+            column = np.asarray(column).reshape(rows, 1).astype(np.int64)
             arrays.append(column)
             for env, value in zip(per_row, column[:, 0]):
                 env[arg] = int(value) + 1
         else:
             draw = symbols.sampler(arg)
-            if fixed and arg in fixed:
-                value = float(fixed[arg])
-            elif draw is None:
+            if draw is None and arg not in fixed:
                 raise symbols.MissingSampler(symbols.how_to_declare(arg))
-            else:
-                value = float(draw(rng))
+            value = float(fixed[arg]) if arg in fixed else float(draw(rng))
             arrays.append(value)
             for env in per_row:
                 env[arg] = mpmath.mpf(value)
@@ -257,10 +268,33 @@ def reference(expr: sp.Expr, env: dict, digits: int = DIGITS) -> mpmath.mpf:
         return +engine._Evaluator(env)(expr)
 
 
-def _values(spec: Verification, env, n: int) -> list:
+def rising_reference(expr: sp.Expr, env: dict, digits: int = DIGITS, most: int = 1600):
+    """``expr`` at rising precision: evaluations at 30 and 60 digits, then 2x, 4x...
+    until two agree to 25 digits, the last returned (a definition that cancels, 1 - S_c
+    with S_c within 1e-200 of 1, needs more than 50 digits; one that divides by it
+    cannot be evaluated at 50 digits at all; a 0 may be a cancellation and rises too).
+    At least ``digits`` digits are used for the value returned."""
+    last, work = None, 30
+    while work <= most:
+        try:
+            value = reference(expr, env, max(work, digits) if last is not None else work)
+        except engine.EvaluationError:
+            value = None
+        if value is not None and last is not None and value != 0:
+            with mpmath.workdps(max(work, digits)):
+                if abs(value - last) <= abs(value) * mpmath.mpf(10) ** -25:
+                    return value
+        last, work = value, work * 2
+    if last is None:
+        return reference(expr, env, most)  # raises the evaluator's own error
+    return last
+
+
+def _values(spec: Verification, env, n: int, expr=None) -> list:
+    expr = spec.definition if expr is None else expr
     if spec.index is None:
-        return [reference(spec.definition, env)]
-    return [reference(spec.definition, {**env, spec.index: k}) for k in range(1, n + 1)]
+        return [rising_reference(expr, env)]
+    return [rising_reference(expr, {**env, spec.index: k}) for k in range(1, n + 1)]
 
 
 def _fd_reference(spec: Verification, env, n: int, h_digits: int = 20) -> float:
@@ -286,8 +320,13 @@ def _fd_function(spec: Verification, logits: np.ndarray, rest: list) -> float:
     """Relative difference of the function and float64 directional central differences
     of the loss function it is the gradient of (the other arguments fixed)."""
     loss = spec.gradient_of.function
+    # a step of 1e-5 sqrt(max |a|) and Richardson's extrapolation: the rounding of a + h v
+    # is still far below h near |a| = 1000, and the truncation error stays small where the
+    # loss curves fast (a softmax of 30 a; the plain step 1e-5 max |a| left 1e-4 there)
+    step = 1e-5 * max(1.0, float(np.max(np.abs(logits)))) ** 0.5
     return check_grads(lambda x: loss(np.ascontiguousarray(x), *rest),
-                       lambda x: spec.function(np.ascontiguousarray(x), *rest), logits, rtol=1.0)
+                       lambda x: spec.function(np.ascontiguousarray(x), *rest), logits, rtol=1.0,
+                       step=step, richardson=True)
 
 
 def verify_function(spec: Verification) -> Result:
@@ -314,14 +353,18 @@ def verify_function(spec: Verification) -> Result:
     fd_ref, fd_fun = 0.0, 0.0
     for entry in spec.inputs:
         logits = np.asarray(entry.make(rng), dtype=np.float64)
-        arrays, per_row = _arguments(spec, logits, rng)
+        fixed = entry.fixed(rng, logits) if entry.fixed is not None else None
+        arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
         with np.errstate(all="ignore"):  # measured by the values it returns
             computed = spec.function(*arrays)
         computed = np.asarray(computed, dtype=np.float64).reshape(logits.shape[0], -1)
         worst = 0.0
         for out_row, env in zip(computed, per_row):
-            for got, exact in zip(out_row, _values(spec, env, logits.shape[1])):
-                worst = max(worst, ulp_error(got, exact))
+            scales = (_values(spec, env, logits.shape[1], spec.scale) if spec.scale is not None
+                      else [None] * len(out_row))
+            for got, exact, scale in zip(out_row, _values(spec, env, logits.shape[1]), scales):
+                unit = None if scale is None else max(abs(exact), abs(scale))
+                worst = max(worst, ulp_error(got, exact, scale=unit))
                 result.values += 1
         result.worst[entry.name] = worst
         if spec.gradient_of is not None:
@@ -554,21 +597,29 @@ def run(specs: Iterable[Verification], executor: Executor | None = None, thoroug
         rng = np.random.default_rng(spec.seed)
         for entry, fixed in _entries(spec, thorough):
             logits = np.asarray(entry.make(rng), dtype=np.float64)
+            if entry.fixed is not None:
+                fixed = {**fixed, **entry.fixed(rng, logits)}
             arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
             digits = [digits_for(row) for row in logits]
-            envs = [{**env, _CLASSES_KEY: logits.shape[1]} for env in per_row]
-            plans.append((spec, entry, logits, arrays, per_row))
-            tasks.append((spec.definition, spec.index, [dict(env) for env in envs], digits))
+            envs = [dict({**env, _CLASSES_KEY: logits.shape[1]}) for env in per_row]
+            plans.append((spec, entry, logits, arrays, per_row, len(tasks)))
+            tasks.append((spec.definition, spec.index, envs, digits))
+            if spec.scale is not None:
+                tasks.append((spec.scale, spec.index, envs, digits))
     exact = references(tasks, executor, progress)
     table = results.VerificationTable(tested=TESTED)
     fd = {}
     naive = {id(spec): _naive_function(spec) for spec in specs}
-    for (spec, entry, logits, arrays, per_row), parts in zip(plans, exact):
+    for spec, entry, logits, arrays, per_row, task in plans:
+        parts, unit = exact[task], None
+        if spec.scale is not None:  # ULPs of max(|exact|, |scale|)
+            unit = parts.copy()
+            unit[0] = np.maximum(np.abs(parts[0]), np.abs(exact[task + 1][0]))
         for name, function in ((TESTED, spec.function), (NAIVE, naive[id(spec)])):
             try:
                 with np.errstate(all="ignore"):  # measured by their values, warnings or not
                     computed = np.asarray(function(*arrays), dtype=np.float64).reshape(-1)
-                errors = ulp_errors(computed, parts)
+                errors = ulp_errors(computed, parts, scale=unit)
                 worst = float(np.max(errors)) if errors.size else 0.0
             except (FloatingPointError, ValueError, OverflowError, ZeroDivisionError):
                 worst = np.inf

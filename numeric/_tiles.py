@@ -173,7 +173,8 @@ class _Stats:
         self.weights = np.empty(keep)  # sum of w_j over each kept tile's classes
 
     def columns(self, count):
-        pick = (lambda a: None if a is None else a[:, :count])
+        def pick(a):
+            return None if a is None else a[:, :count]
         return (pick(self.top), pick(self.tail), pick(self.hit), pick(self.spread), pick(self.mass),
                 self.weights[:count])
 

@@ -1,7 +1,7 @@
 """Automatic gradients (issue 14): SymPy derives, named rules close the form, the engine
 checks every produced step.
 
-Each "Done when" result is derived by :func:`derive.gradient.gradient` from the loss
+Each "Done when" result is derived by :func:`derive.autodiff.gradient` from the loss
 alone -- no step typed -- and checked by :func:`derive.engine.check` as a hand-written
 chain would be. A wrong rule added to the rule set is rejected at the step it produces,
 by name; a rule set that cannot close the form says so instead of claiming a result.
@@ -16,7 +16,7 @@ import sympy as sp
 from sympy import KroneckerDelta, Sum, log
 
 from derive import Define, Rule, engine, gradient, jacobian, scalar
-from derive.gradient import DELTA_SUM, Definitions
+from derive.autodiff import DELTA_SUM, Definitions
 from derive.softmax import definitions as D
 from derive.softmax import rules as R
 from derive.softmax.definitions import T, W, a, b, c, i, j, p, q, s, x, y

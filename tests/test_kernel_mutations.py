@@ -33,20 +33,28 @@ def _rebuild(expr, path, new):
     return expr.func(*args)
 
 
+def _is_argmax(node) -> bool:
+    """The argmax column: of the logits (RowArgmax), or of a derived kernel's softmax of
+    any f (derive.stable's Argmax_ functions)."""
+    return isinstance(node, F.RowArgmax) or (isinstance(node, F.ArrayFunction)
+                                              and type(node).__name__.startswith("Argmax_"))
+
+
 def _nodes(expr, path=(), at_argmax=False):
     """(path, node, inside the branch taken when c = k) for every node."""
     yield path, expr, at_argmax
-    if isinstance(expr, sp.Basic) and not expr.is_Atom and not isinstance(expr, F.RowArgmax):
+    if isinstance(expr, sp.Basic) and not expr.is_Atom and not _is_argmax(expr):
         for n, arg in enumerate(expr.args):
             inside = at_argmax or (isinstance(expr, F.SelectArgmax) and n == 2)
             yield from _nodes(arg, (*path, n), inside)
 
 
-def _local_mutants(node, at_argmax):
+def _local_mutants(node, at_argmax, top=K):
     """(kind, replacement) for one node of an array expression. Where c = k (the first
     branch of SelectArgmax(C, K, ...)) the target and the argmax are the same index,
     so exchanging them there is no mistake and is not tried."""
-    if isinstance(node, F.ArrayFunction) and len(node.args) >= 2 and not isinstance(node, COMMUTING):
+    if (isinstance(node, F.ArrayFunction) and len(node.args) >= 2 and not isinstance(node, COMMUTING)
+            and not _is_argmax(node) and not type(node).__name__.startswith(("ShiftExp", "Shift_", "At_"))):
         args = list(node.args)
         if isinstance(node, F.SelectArgmax):
             yield "swap branches", node.func(args[0], args[1], args[3], args[2])
@@ -61,15 +69,16 @@ def _local_mutants(node, at_argmax):
             yield "drop a term", sp.Add(*terms[:n], *terms[n + 1:])
     if isinstance(node, sp.Mul) and node.args[0] == -1:
         yield "flip a sign", -node
-    if node == K and not at_argmax:
+    if node == top and not at_argmax:
         yield "target for argmax", C
     if node == C and not at_argmax:
-        yield "argmax for target", K
+        yield "argmax for target", top
 
 
 def mutants(expr):
+    top = next((node for _, node, _ in _nodes(expr) if _is_argmax(node)), K)
     for path, node, at_argmax in _nodes(expr):
-        for kind, new in _local_mutants(node, at_argmax):
+        for kind, new in _local_mutants(node, at_argmax, top):
             mutant = _rebuild(expr, path, new)
             if mutant != expr:
                 yield kind, path, mutant

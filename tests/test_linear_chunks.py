@@ -181,7 +181,7 @@ def test_probability_targets_hold_a_tile_of_logits_not_all_of_them(monkeypatch):
     tile = B * 128 * 8  # (LINEAR_MIN_TILE classes)
     statistics = 8 * B * (T // 128)  # one float64 per row and tile
     for options in ({}, {"label_smoothing": 0.1, "weight": rng.uniform(0.5, 2, T)}):
-        chunked = _peak_beyond_outputs(lambda: numeric.linear_cross_entropy(x, W, b, target, **options))
+        chunked = _peak_beyond_outputs(lambda options=options: numeric.linear_cross_entropy(x, W, b, target, **options))
         # the tile's logits, a few block-sized temporaries, and a dozen columns of per-row
         # statistics: 7.7 and 10.2 MB, 12 and 16 % of the logits
         assert chunked < 3 * tile + 12 * statistics, (options, chunked)

@@ -9,10 +9,14 @@ import derive
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
-def test_your_own_derivations_starts_from_gradient():
-    code = re.search(r"```python\n(.*?)```", _section(), re.S).group(1)
-    first = code.index("gradient(")
-    assert first < code.index("Catalogue(") and first < code.index("Kernel(") and first < code.index("check(")
+def test_your_own_derivations_starts_from_one_declaration():
+    section = _section()
+    assert section.index("python -m derive loss") < section.index("```python")
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert code.index("Loss(") < code.index("run(")
+    underneath = re.findall(r"```python\n(.*?)```", section, re.S)[1]
+    first = underneath.index("gradient(")
+    assert first < underneath.index("Catalogue(") and first < underneath.index("Kernel(")
 
 
 def _section() -> str:
@@ -22,7 +26,11 @@ def _section() -> str:
 
 
 def test_the_readme_example_runs_as_written(capsys):
-    code = re.search(r"```python\n(.*?)```", _section(), re.S).group(1)
+    declaration, code = re.findall(r"```python\n(.*?)```", _section(), re.S)[:2]
+    exec(compile(declaration, "README.md", "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out
+    assert "beta*S[j] ('scaled_product'" in printed and "every stage passed" in printed
+    assert printed.strip().endswith("0")
     exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
     printed = capsys.readouterr().out
     assert "beta*S[j] True" in printed  # the gradient derived, closed, every step checked
@@ -50,7 +58,8 @@ def test_the_public_examples_run():
 
     for name in ("derive", "derive.symbols", "derive.engine", "derive.registry", "derive.codegen",
                  "derive.functions", "derive.printing", "derive.verification", "derive.measure",
-                 "derive.publish", "derive.testing", "derive.gradient", "derive.softmax.rules",
-                 "derive.softmax.kernels", "derive.document", "derive.executors", "derive.results"):
+                 "derive.publish", "derive.testing", "derive.autodiff", "derive.softmax.rules",
+                 "derive.softmax.kernels", "derive.document", "derive.executors", "derive.results",
+                 "derive.stable", "derive.loss", "derive.softmax.losses"):
         failed, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert failed == 0, name

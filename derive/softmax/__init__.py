@@ -32,7 +32,7 @@ from . import notation  # noqa: F401 - registers the kernels' arrays and the rep
 @functools.lru_cache(maxsize=1)
 def _catalogue():
     from ..registry import Catalogue
-    from . import catalogue, documents, kernels, report, rules, verify
+    from . import catalogue, documents, kernels, losses, report, rules, verify
 
     cat = Catalogue("softmax", "Softmax, the softmax loss and cross entropy")
     cat.add(*catalogue.build())
@@ -45,10 +45,14 @@ def _catalogue():
     if (report.ROOT / "pyproject.toml").is_file() and report.REPORTS.is_dir():
         # a source checkout: the committed generated module, reports and README are its home
         cat.module, cat.home, cat.readme = kernels.TARGET, report.REPORTS, report.ROOT / "README.md"
+    cat.loss_content = losses.CONTENT  # how `python -m derive loss` reads a loss
     return cat
 
 
 def __getattr__(name):
     if name == "CATALOGUE":
         return _catalogue()
+    if name == "LOSS_CONTENT":  # how `python -m derive loss` reads a loss (derive.loss.Content)
+        from .losses import CONTENT
+        return CONTENT
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 
+from ..autodiff import GradientDerivation, gradient
 from ..engine import Derivation, Step
-from ..gradient import GradientDerivation, gradient
 from . import definitions as D
 from . import rules as R
 from .definitions import W, a, b, i, j, p, q, x, y

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Union
 
 import mpmath
+import numpy as np
 import sympy as sp
 from sympy import Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
@@ -343,6 +344,23 @@ class Instance(symbols.Instance):
         self[yb] = _mpf(rng.uniform(0, 1))
         self[pw] = _mpf(rng.uniform(0.1, 5))
         self[zp] = _mpf(rng.uniform(0.01, 30))
+        # indices other content registered (derive.stable's shift index of a softmax),
+        # half of them equal to an index drawn before; from a generator of their own,
+        # seeded by this instance, so that the built-in stream is the same whatever
+        # other content a process has loaded
+        extra = [sym for sym in symbols.INDEX_RANGES if sym not in INDEX_RANGES]
+        if extra:
+            own = np.random.default_rng([n_classes, n_features, *(self[sym] for sym in drawn)])
+            for sym in extra:
+                rng_sym = symbols.INDEX_RANGES[sym]
+                hi = {T: n_classes, N: n_features}.get(rng_sym)
+                if hi is None:
+                    continue
+                same_range = [other for other, where in drawn.items() if where == rng_sym]
+                if same_range and own.random() < 0.5:
+                    self[sym] = self[same_range[int(own.integers(len(same_range)))]]
+                else:
+                    self[sym] = int(own.integers(1, hi + 1))
 
     def probability(self, base):
         weights = [_mpf(w) for w in self.rng.gamma(0.7, size=self.T)]

@@ -1,6 +1,6 @@
 """The softmax content's rewrite rules for :func:`derive.gradient`, and its rule sets.
 
-Written against the machinery of :mod:`derive.gradient` (``Rule``, ``Define``,
+Written against the machinery of :mod:`derive.autodiff` (``Rule``, ``Define``,
 ``through``, ``BEFORE_DIFF``...) as a user's own rules would be: the definition of the
 softmax S as a named quantity (:data:`SOFTMAX`, or :func:`softmax_of` other logits such
 as a/tau), what is known about it (``log S_j = a_j - log Z``, ``d log Z/da_i = S_i``,
@@ -25,7 +25,7 @@ import sympy as sp
 from sympy import Derivative, Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
 from .. import engine
-from ..gradient import (
+from ..autodiff import (
     ASSUMPTIONS,
     COUNT,
     DELTA_SUM,
@@ -236,6 +236,27 @@ UNFOLD_LOGITS = _UnfoldLogits("unfold_logits",
 FOLD_LOG_SOFTMAX = Rule("fold_log_softmax", r"$a_j - \log Z = \log S_j$",
                         lambda e: isinstance(e, sp.Add), lambda e, context: _fold_log(e, context) or e,
                         inside_derivatives=False)
+def _reciprocal_of_softmax(e, context):
+    """e^{-g_u} sum_r e^{g_r} (times anything) = 1/S_u for a name S defined as softmax(g):
+    the quotient rule leaves Z/e^{g_c} beside S_c^gamma when S_c is raised to a power."""
+    for define in _softmax_names(context):
+        inverse = sp.Pow(e, -1)
+        folded = define.fold(inverse)
+        if folded != inverse and folded.has(define.base):
+            return sp.Pow(folded, -1)
+    return None
+
+
+def _has_partition_factor(e) -> bool:
+    return isinstance(e, sp.Mul) and any(
+        _is_partition(f) or (isinstance(f, sp.Pow) and _is_partition(f.base) and f.exp.is_positive)
+        for f in e.args) and any(isinstance(f, exp) for f in e.args)
+
+
+#: e^{-g_u} sum_r e^{g_r} = 1/S_u (a power of S_c differentiated)
+RECIPROCAL = Rule("reciprocal_softmax", r"$e^{-a_c} \sum_r e^{a_r} = 1/S_c$ (the definition of $S_c$, inverted)",
+                  _has_partition_factor, lambda e, context: _reciprocal_of_softmax(e, context) or e,
+                  inside_derivatives=False)
 #: the fully connected layer a_u = sum_n W_un x_n + b_u, as a named quantity
 FC_LAYER = Define("fc_layer", r"$a = W x + b$: $a_j = \sum_n W_{jn} x_n + b_j$", base=D.a,
                   body=D.fc_logit)
@@ -245,23 +266,25 @@ FC_LAYER = Define("fc_layer", r"$a = W x + b$: $a_j = \sum_n W_{jn} x_n + b_j$",
 BEFORE_DIFF = (ASSUMPTIONS, LOG_OF_SOFTMAX, DELTA_SUM, SUM_LINEARITY, COUNT,
                DERIVATIVE_LINEARITY, D_LOG_PARTITION)
 #: closing the result: the names, sums that equal one, logs of softmax outputs
-AFTER_DIFF = (SOFTMAX, UNIT_SUM, FOLD_LOG_SOFTMAX, INTO_SUM, DISTRIBUTE)
+AFTER_DIFF = (SOFTMAX, RECIPROCAL, UNIT_SUM, FOLD_LOG_SOFTMAX, INTO_SUM, DISTRIBUTE)
 #: the last resort when logits are left: a_u = log S_u + log Z
 LAST_RESORT = (UNFOLD_LOGITS,)
 
 
-def rule_set(softmax: Define = SOFTMAX, layer: Define | None = None) -> tuple:
+def rule_set(softmax: Define = SOFTMAX, layer: Define | None = None, others: tuple = ()) -> tuple:
     """The softmax content's rules, in priority order, with ``softmax`` as the
     definition of S (the softmax of other logits: :func:`softmax_of`) and, given a
     ``layer`` (such as :data:`FC_LAYER`), the chain rule through it: the layer defined
-    before S, sums kept from splitting its instances, and dL/da derived on its own."""
-    after = tuple(softmax if rule is SOFTMAX else rule for rule in AFTER_DIFF)
+    before S, sums kept from splitting its instances, and dL/da derived on its own.
+    ``others`` are further named softmaxes (a teacher's, :func:`recognise`), folded
+    before S."""
+    after = tuple(rule for r in AFTER_DIFF for rule in ((*others, softmax) if r is SOFTMAX else (r,)))
     if layer is None:
         return BEFORE_DIFF + DIFF + after + LAST_RESORT
     # the body is brought to sum-of-terms form with the layer whole, then the chain rule
     # fires; the assumptions (y_j = delta_jc, ...) are the sub-derivation's business
     rest = tuple(rule for rule in BEFORE_DIFF if rule not in (LOG_OF_SOFTMAX, SUM_LINEARITY))
-    return through(layer, rule_set(softmax), first=(LOG_OF_SOFTMAX,),
+    return through(layer, rule_set(softmax, others=others), first=(LOG_OF_SOFTMAX,),
                      after=rest + DIFF + after + LAST_RESORT)
 
 
@@ -270,6 +293,68 @@ RULES = rule_set()
 #: the rule set for a loss of the FC layer's logits: the body simplified, then the chain
 #: rule through a = Wx + b (dL/da derived on its own), then as for the logits
 FC_RULES = rule_set(layer=FC_LAYER)
+
+
+# --------------------------------------------------------------------------- any softmax
+#: the names of further softmaxes in one loss (a teacher's), in order of appearance
+OTHER_NAMES = (IndexedBase("P", real=True), IndexedBase("Q", real=True))
+
+
+def partitions(expr: sp.Expr) -> list:
+    """The partition functions sum_r e^{g_r} in ``expr`` (each once, bound variable
+    canonical), in a fixed order."""
+    found = []
+    for e in sp.preorder_traversal(expr):
+        if _is_partition(e) and e.limits[0][1:] == (1, D.T):
+            canon = engine.canonical_bound(e)
+            if canon not in found:
+                found.append(canon)
+    return found
+
+
+def logits_of(partition: Sum) -> Callable[[sp.Expr], sp.Expr]:
+    """u -> g_u for the partition function sum_r e^{g_r}."""
+    var, body = partition.limits[0][0], partition.function.args[0]
+    return lambda u: body.xreplace({var: u})
+
+
+def recognise(loss: sp.Expr, wrt: IndexedBase = D.a) -> tuple[Define, tuple]:
+    """Every e^{f_j} / sum_k e^{f_k} of ``loss`` recognised as the softmax of f: (the
+    Define naming S the softmax whose logits hold ``wrt``, the Defines naming the others
+    P, Q). The first partition function holding ``wrt`` gives S (the plain softmax of a
+    when there is none).
+
+    Examples
+    --------
+    >>> from derive.softmax import definitions as D
+    >>> import sympy as sp
+    >>> tau = sp.Symbol("tau", positive=True)
+    >>> S, others = recognise(-sp.log(D.softmax(D.c, lambda u: D.a[u] / tau)))
+    >>> S.body(D.j), others
+    (exp(a[j]/tau)/Sum(exp(a[r]/tau), (r, 1, T)), ())
+    """
+    found = partitions(loss)
+    mine = [p for p in found if p.function.has(wrt)]
+    rest = [p for p in found if not p.function.has(wrt)]
+    if not mine or logits_of(mine[0])(D.j) == D.a[D.j]:
+        main = SOFTMAX
+    else:
+        f = logits_of(mine[0])
+        main = softmax_of(f, "softmax_f", rf"definition of $S_j = e^{{{sp.latex(f(D.j))}}} / "
+                                         rf"\sum_k e^{{{sp.latex(f(D.k))}}}$")
+    others = []
+    for name, p in zip(OTHER_NAMES, rest + mine[1:]):
+        g = logits_of(p)
+        others.append(Define(f"softmax_{name}", rf"definition of ${name}_j = e^{{{sp.latex(g(D.j))}}} / "
+                                                rf"\sum_k e^{{{sp.latex(g(D.k))}}}$",
+                             base=name, body=lambda u, g=g: D.softmax(u, g), is_open=_open_in_softmax))
+    return main, tuple(others)
+
+
+def rules_for(loss: sp.Expr, wrt: IndexedBase = D.a) -> tuple:
+    """The rule set closing d loss/d wrt in the softmaxes the loss holds (:func:`recognise`)."""
+    main, others = recognise(loss, wrt)
+    return rule_set(main, others=others)
 
 
 # --------------------------------------------------------------------------- the command line
@@ -319,8 +404,38 @@ def cli_namespace(flags: dict) -> dict:
     return names
 
 
-def parse_loss(text: str) -> tuple[sp.Expr, dict]:
-    """A loss expression in the names of :func:`cli_namespace`; (expression, flags)."""
+#: the index names of the language (an index selects a component or runs a sum)
+INDEX_NAMES = (D.i, D.j, D.k, D.l, D.c, D.p, D.q, D.r, D.s, D.n)
+
+
+def check_indices(expr: sp.Expr, text: str) -> None:
+    """An index used as a number (an exponent, a factor) is an error, not a silent symbol.
+
+    >>> check_indices(parse_loss("S(c)**2")[0], "S(c)**2")
+    >>> check_indices(parse_loss("S(c)**2")[0] ** D.c, "S(c)**c")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the index c is used as a number in 'S(c)**c': an index only selects a ...
+    """
+    def walk(e, bound):
+        if isinstance(e, (Indexed, KroneckerDelta)):
+            return
+        if isinstance(e, Sum):
+            walk(e.function, bound | {lim[0] for lim in e.limits})
+            return
+        if isinstance(e, sp.Symbol) and e in INDEX_NAMES:
+            what = "summation index" if e in bound else "index"
+            raise ValueError(f"the {what} {e} is used as a number in {text!r}: an index only selects a "
+                             "component (a[c], S(c), delta(j, c)) or runs a Sum")
+        for arg in e.args:
+            walk(arg, bound)
+    walk(expr, frozenset())
+
+
+def parse_loss(text: str, names: dict | None = None) -> tuple[sp.Expr, dict]:
+    """A loss expression in the names of :func:`cli_namespace` and ``names`` (declared
+    parameters, a catalogue's own names: they take precedence, so a parameter may be
+    called beta or gamma); (expression, flags)."""
     from sympy.parsing.sympy_parser import (
         auto_number,
         factorial_notation,
@@ -331,7 +446,7 @@ def parse_loss(text: str) -> tuple[sp.Expr, dict]:
 
     flags: dict = {}
     try:  # SymPy's standard transformations without auto_symbol: an unknown name is an error
-        expr = parse_expr(text, local_dict=cli_namespace(flags), transformations=(
+        expr = parse_expr(text, local_dict={**cli_namespace(flags), **(names or {})}, transformations=(
             lambda_notation, auto_number, repeated_decimals, factorial_notation))
     except NameError as err:  # a name the content does not define (it has no sampler either)
         raise ValueError(f"unknown name in the loss {text!r}: {err} (python -m derive gradient "
@@ -339,6 +454,8 @@ def parse_loss(text: str) -> tuple[sp.Expr, dict]:
     except Exception as err:  # noqa: BLE001 - any parse failure is reported with the text
         raise ValueError(f"cannot parse the loss {text!r}: {type(err).__name__}: {err} "
                          "(python -m derive gradient --help lists the names)") from None
+    if isinstance(expr, sp.Expr):
+        check_indices(expr, text)
     return expr, flags
 
 
@@ -346,19 +463,37 @@ _WRT = {"a": "a[i]", "W": "W[p, q]", "b": "b[p]", "x": "x[q]"}
 _LABELS = {"soft": (D.SOFT_LABEL,), "onehot": (D.ONE_HOT,), "none": ()}
 
 
-def read(loss_text: str, wrt_text: str, labels: str) -> Question:
-    """The question ``python -m derive gradient`` asks: the loss parsed, the variable
-    (a, W, b, x or a component), the label assumption, and the rule set -- the softmax
-    of a/tau where the loss says softmax(j, tau), the chain rule through a = W x + b for
-    W, b and x."""
-    loss, flags = parse_loss(loss_text)
+def declare(params) -> dict:
+    """{name: parameter} for ``--param NAME=LO:HI`` texts (drawn uniformly over the range)."""
+    from ..loss import symbols_scalar
+
+    out = {}
+    for text in params:
+        name, sep, bounds = text.partition("=")
+        lo, sep2, hi = bounds.partition(":")
+        if not (sep and sep2 and name.isidentifier()):
+            raise ValueError(f"--param takes NAME=LO:HI (e.g. beta=0:1); got {text!r}")
+        try:
+            out[name] = symbols_scalar(name, float(lo), float(hi))
+        except ValueError:
+            raise ValueError(f"--param {text!r}: LO and HI must be numbers, LO <= HI") from None
+    return out
+
+
+def read(loss_text: str, wrt_text: str, labels: str, params=(), names: dict | None = None) -> Question:
+    """The question ``python -m derive gradient`` asks: the loss parsed (in the
+    language's names, a catalogue's ``names`` and the declared ``params``), the variable
+    (a, W, b, x or a component), the label assumption, and the rule set -- every softmax
+    of the loss recognised (:func:`recognise`; the softmax of a/tau where the loss says
+    softmax(j, tau)), the chain rule through a = W x + b for W, b and x."""
+    loss, flags = parse_loss(loss_text, {**(names or {}), **declare(params)})
     wrt, _ = parse_loss(_WRT.get(wrt_text, wrt_text))
     if not isinstance(wrt, Indexed):
         raise ValueError(f"--wrt must be a component such as a[i] or W[p, q], or one of "
                          f"{', '.join(_WRT)}; got {wrt_text!r}")
     if labels not in _LABELS:
         raise ValueError(f"--labels must be one of {', '.join(_LABELS)}; got {labels!r}")
-    softmax = SOFTMAX
+    softmax, others = recognise(loss)
     if flags.get("scale") is not None:
         scale = flags["scale"]
         softmax = softmax_of(lambda u: D.a[u] / scale, "softmax_scaled",
@@ -368,7 +503,8 @@ def read(loss_text: str, wrt_text: str, labels: str) -> Question:
         layer = FC_LAYER
         loss = loss.replace(lambda e: isinstance(e, Indexed) and e.base == D.a,
                             lambda e: D.fc_logit(e.indices[0]))
-    return Question(loss, wrt, (D.REAL_LOGITS, *_LABELS[labels]), rule_set(softmax, layer))
+    return Question(loss, wrt, (D.REAL_LOGITS, *_LABELS[labels]),
+                    rule_set(softmax, layer, others=() if layer else others))
 
 
 #: how ``python -m derive gradient`` reads a loss in the softmax content's names

@@ -483,7 +483,14 @@ class _Tidy(Rule):
                        key=sp.default_sort_key)
         expanded = sp.expand(expr, power_exp=False, log=False, multinomial=False)
         collected = sp.collect(expanded, names) if names else expanded
-        return sp.factor_terms(_merge_sums(collected))
+        tidy = sp.factor_terms(_merge_sums(collected))
+        # common factors out ((1 + eps S_c)(S_j - delta_jc), not its expansion), where
+        # factoring shortens the form
+        try:
+            factored = sp.factor(tidy, deep=False)
+        except Exception:  # noqa: BLE001 - a form SymPy cannot factor is kept as it is
+            return tidy
+        return factored if sp.count_ops(factored) < sp.count_ops(tidy) else tidy
 
 
 def _constant_sum(e) -> bool:
