@@ -564,7 +564,7 @@ def _examples() -> list[Derivation]:
                  rel="<"),
             Step(-log(Rational(1, 10), evaluate=False),
                  r"$S_c = 0.1 < 0.3$: the true class is nearly ruled out, which costs most", rel="<"),
-        ], section="examples"),
+        ], matrix=r"-\log 0.6 < -\log 0.3 < -\log 0.1", section="examples"),
         # ---------------------------------------------------------------- 9. weighted log-sum-exp
         Derivation("lse_weighted_factor", r"Weighted log-sum-exp: factor out the largest exponential",
                    (D.REAL_LOGITS, D.K_IS_ARGMAX), [
