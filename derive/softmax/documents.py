@@ -137,8 +137,8 @@ LEARNER = Document(
              "score per class, a softmax that turns the scores into probabilities, and a loss that "
              "says how wrong those probabilities are. This document derives each piece and the "
              "gradient that training needs, shows what that gradient does, and follows one example "
-             "through with numbers. It follows the blog post it is built on -- " + SOURCE + " -- in "
-             "order, and needs only calculus."),
+             "through with numbers. It follows, in order, the blog post it is built on (cited in "
+             "section 7), and needs only calculus."),
         Text("Every equation is a step checked by a computer algebra system; how, and the code that "
              "computes all of it accurately, are in the developers' document, "
              "softmax_cross_entropy_developers. All logarithms are natural (base $e$)."),
@@ -221,7 +221,8 @@ LEARNER = Document(
         Section("4. Cross entropy is the softmax loss", "cross_entropy", (
             Text("The cross entropy of a label distribution $y$ and a predicted distribution $S$ is"),
             Display(r"H(y, S) = -\sum_j y_j \log S_j = L."),
-            Text("It measures how far $S$ is from $y$: it splits into the entropy of the label, "
+            Text("It measures how far $S$ is from $y$. Adding and subtracting $\\sum_j y_j \\log y_j$ "
+                 "splits it into the entropy of the label, "
                  "$H(y) = -\\sum_j y_j \\log y_j$, which does not depend on the network, and the "
                  "Kullback--Leibler divergence, which is $\\ge 0$ and is 0 only when $S = y$:"),
             Display(r"H(y, S) = H(y) + \mathrm{KL}(y \,\|\, S), \qquad "

@@ -128,7 +128,7 @@ def figure_pipeline(path: Path, ctx: dict) -> None:
              ("FC layer\n$a = W x + b$", "$W$: $T \\times N$", "#dde8f5"),
              ("logits $a$", "$T \\times 1$", "white"),
              ("softmax", "$S_j = e^{a_j} / Z$", "#dde8f5"),
-             ("probabilities $S$", "$T \\times 1$", "white"),
+             ("probabilities\n$S$", "$T \\times 1$", "white"),
              ("loss $L$", "$-\\sum_j y_j \\log S_j$", "#dde8f5")]
     width, gap = 1.12, 0.26
     for k, (name, shape, colour) in enumerate(boxes):
