@@ -97,6 +97,12 @@ def text_tex(text: str, rendering: Rendering) -> str:
     return re.sub(r'"([^"]+)"', r"``\1''", out)
 
 
+def plain_reason(why: str) -> str:
+    """A reason written without math markup (an automatic rule's) with its formulas set as
+    math, as the assumptions' texts are; a reason with ``$...$`` is kept as written."""
+    return why if "$" in why else _mathify(why)
+
+
 def derivation_tex(d) -> list[str]:
     """A checked derivation: its title, assumptions, one aligned line per step with its reason
     beside it, and its result boxed once (:func:`derive.document.result_boxes`); one of at
@@ -111,7 +117,8 @@ def derivation_tex(d) -> list[str]:
         rows.append(rf"& {r.start} \notag")
     for k, (rel, rhs, why) in enumerate(r.lines):
         left = r.start if (k == 0 and not wide) else ""
-        rows.append(rf"{left} &{rel} {rhs} && \parbox[t]{{{REASONS_WIDTH}}}{{\raggedright {why_tex(why)}}}")
+        reason = why_tex(plain_reason(why))
+        rows.append(rf"{left} &{rel} {rhs} && \parbox[t]{{{REASONS_WIDTH}}}{{\raggedright {reason}}}")
     out += [r"\begin{align}", " \\\\\n".join(rows), r"\end{align}"]
     out += [r"\[\boxed{" + box + r"}\]" for box in result_boxes(r)]
     if len(r.lines) <= UNBROKEN_LINES:

@@ -41,7 +41,8 @@ def derivation_md(d) -> list[str]:
     rows = [f"{r.start} & {rel} {rhs} && \\text{{({k})}}" if k == 1 else f"& {rel} {rhs} && \\text{{({k})}}"
             for k, (rel, rhs, _) in enumerate(r.lines, start=1)]
     out += ["```math", "\\begin{aligned}", " \\\\\n".join(rows), "\\end{aligned}", "```", ""]
-    out += [f"{k}. {relations_as_text(why)}" for k, (_, _, why) in enumerate(r.lines, start=1)]
+    out += [f"{k}. {relations_as_text(why if '$' in why else _mathify(why))}"
+            for k, (_, _, why) in enumerate(r.lines, start=1)]
     boxes = result_boxes(r)
     if boxes:
         out += ["", "```math", "\\boxed{" + boxes[0] + "}", "```", ""]
