@@ -94,6 +94,8 @@ def text_tex(text: str, rendering: Rendering) -> str:
     """A paragraph: **bold** as bold, "quotes" as quotes, document names as file names."""
     out = why_tex(link_names(text, rendering.names, lambda name: f"\\texttt{{{name}.pdf}}"))
     out = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", out)
+    # a file name may break after an underscore rather than run into the margin
+    out = re.sub(r"\\texttt\{[^{}]*\}", lambda m: m.group(0).replace("\\_", "\\_\\allowbreak{}"), out)
     return re.sub(r'"([^"]+)"', r"``\1''", out)
 
 

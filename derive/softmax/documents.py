@@ -139,9 +139,9 @@ LEARNER = Document(
              "gradient that training needs, shows what that gradient does, and follows one example "
              "through with numbers. It follows, in order, the blog post it is built on (cited in "
              "section 7), and needs only calculus."),
-        Text("Every equation is a step checked by a computer algebra system; how, and the code that "
-             "computes all of it accurately, are in the developers' document, "
-             "softmax_cross_entropy_developers. All logarithms are natural (base $e$)."),
+        Text("Every derivation is checked step by step by a computer algebra system, and every number "
+             "is computed by the library's code; how, and the code itself, are in the developers' "
+             "document, softmax_cross_entropy_developers. All logarithms are natural (base $e$)."),
         Block("notation"),
     ),
     sections=(
