@@ -48,6 +48,7 @@ class Figure:
 
     key: str
     caption: str
+    width: float = 0.56  # of the text width, in the PDF
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,21 @@ def link_names(text: str, names, link: Callable[[str], str]) -> str:
         return text
     pattern = "|".join(sorted(names, key=len, reverse=True))
     return re.sub(rf"(?<![\w/])({pattern})(?!\w|\.\w)", lambda m: link(m.group(1)), text)
+
+
+def _same(left: str, right: str) -> bool:
+    return re.sub(r"\s+|\\[,;!]|\\(left|right|textstyle)\b", "", left) == \
+        re.sub(r"\s+|\\[,;!]|\\(left|right|textstyle)\b", "", right)
+
+
+def result_boxes(rendered) -> list[str]:
+    """What a rendered derivation boxes as its result, once: the matrix form when it has one
+    (unless it only repeats the chain's own first and last line), else the first line and the
+    last; nothing when the chain is a single line, which the box would only repeat."""
+    index, matrix = rendered.boxed_index, rendered.boxed_matrix
+    if matrix and not _same(matrix, index):
+        return [matrix]
+    return [index] if len(rendered.lines) > 1 else []
 
 
 def unknown_item(item) -> TypeError:

@@ -12,14 +12,27 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .document import Block, Display, Document, Figure, Proof, Rendering, Text, fill, link_names, unknown_item
-from .printing import _derivation_tex, _escape_tex, why_tex
+from .document import (
+    Block,
+    Display,
+    Document,
+    Figure,
+    Proof,
+    Rendering,
+    Text,
+    fill,
+    link_names,
+    result_boxes,
+    unknown_item,
+)
+from .printing import _escape_tex, _mathify, _visible, render_derivation
+from .printing import why_tex as _why_tex
 
 #: the Debian packages that bring latexmk and the LaTeX packages the preamble loads
 TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended latexmk"
 
 TEX_PREAMBLE = r"""\documentclass[10pt]{article}
-\usepackage[a4paper,margin=2.2cm]{geometry}
+\usepackage[a4paper,margin=2cm]{geometry}
 \usepackage{amsmath,amssymb}
 \usepackage{graphicx}
 \usepackage{booktabs}
@@ -29,8 +42,36 @@ TEX_PREAMBLE = r"""\documentclass[10pt]{article}
 \allowdisplaybreaks
 \setlength{\parskip}{0.4em}
 \setlength{\parindent}{0pt}
-\lstset{basicstyle=\ttfamily\footnotesize,breaklines=true,columns=fullflexible}
+\lstset{basicstyle=\ttfamily\footnotesize,breaklines=true,columns=fullflexible,keepspaces=true}
+% a figure set where it stands (never floated past the colophon)
+\makeatletter
+\newenvironment{placedfigure}{\par\medskip\noindent\begin{minipage}{\linewidth}\centering\def\@captype{figure}}%
+  {\end{minipage}\par\medskip}
+\makeatother
 """
+
+#: the width of the reasons column of a derivation
+REASONS_WIDTH = r"0.36\textwidth"
+#: a derivation of at most this many lines is kept on one page with its result
+UNBROKEN_LINES = 14
+
+#: ASCII relations in text, as LaTeX math (in text mode > and < print as inverted ! and ?)
+_RELATIONS = {">=": r"$\ge$", "<=": r"$\le$", "!=": r"$\ne$", ">": "$>$", "<": "$<$"}
+
+
+def relations_as_math(text: str) -> str:
+    """Set the ASCII relations of the text-mode parts of ``text`` (outside ``$...$``) as math."""
+    parts = text.split("$")
+    for k in range(0, len(parts), 2):
+        parts[k] = re.sub(r">=|<=|!=|>|<", lambda m: _RELATIONS[m.group(0)], parts[k])
+    return "$".join(parts).replace("$$", "")
+
+
+def why_tex(text: str) -> str:
+    """Text with ``$...$`` math (a title, a reason, a caption) for LaTeX text mode: specials
+    escaped, ASCII relations set as math."""
+    return relations_as_math(_why_tex(text))
+
 
 
 def build_tex(doc: Document, rendering: Rendering) -> str:
@@ -50,7 +91,72 @@ def build_tex(doc: Document, rendering: Rendering) -> str:
 
 
 def text_tex(text: str, rendering: Rendering) -> str:
-    return why_tex(link_names(text, rendering.names, lambda name: f"\\texttt{{{name}.pdf}}"))
+    """A paragraph: **bold** as bold, "quotes" as quotes, document names as file names."""
+    out = why_tex(link_names(text, rendering.names, lambda name: f"\\texttt{{{name}.pdf}}"))
+    out = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", out)
+    # a file name may break after an underscore rather than run into the margin
+    out = re.sub(r"\\texttt\{[^{}]*\}", lambda m: m.group(0).replace("\\_", "\\_\\allowbreak{}"), out)
+    return re.sub(r'"([^"]+)"', r"``\1''", out)
+
+
+def plain_reason(why: str) -> str:
+    """A reason written without math markup (an automatic rule's) with its formulas set as
+    math, as the assumptions' texts are; a reason with ``$...$`` is kept as written."""
+    return why if "$" in why else _mathify(why)
+
+
+#: a step whose formula shows more characters than this gets a line of its own, shrunk to
+#: the page if it is wider, with its reason below it: beside it, both would run off the page
+OVERWIDE = 60
+
+
+def _width(latex: str) -> int:
+    """Roughly how wide a formula shows: the widest of its rows (the cases of a
+    ``cases`` stack one above the other)."""
+    return max(len(_visible(row)) for row in latex.split("\\\\"))
+
+
+def _fit(latex: str, width: str = r"0.95\linewidth") -> str:
+    """Display math scaled down to ``width`` when wider, as it is otherwise."""
+    return (rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}"
+            rf"{{$\displaystyle {latex}$}}")
+
+
+def _overwide_rows(r) -> list[str]:
+    rows, narrower = [rf"& {_fit(r.start)} \notag"], r"0.9\linewidth"
+    for rel, rhs, why in r.lines:
+        rows.append(rf"&{rel} {_fit(rhs, narrower)}")
+        rows.append(rf"& \qquad \parbox[t]{{0.8\linewidth}}{{\small\raggedright {why_tex(plain_reason(why))}}} \notag")
+    return rows
+
+
+def _rows(r) -> list[str]:
+    """One aligned row per step, its reason beside it (the start on a row of its own when wide)."""
+    rows = []
+    wide = max(len(_visible(r.start)) + len(_visible(rhs)) for _, rhs, _ in r.lines) > 34
+    if wide:
+        rows.append(rf"& {r.start} \notag")
+    for k, (rel, rhs, why) in enumerate(r.lines):
+        left = r.start if (k == 0 and not wide) else ""
+        reason = why_tex(plain_reason(why))
+        rows.append(rf"{left} &{rel} {rhs} && \parbox[t]{{{REASONS_WIDTH}}}{{\raggedright {reason}}}")
+    return rows
+
+
+def derivation_tex(d) -> list[str]:
+    """A checked derivation: its title, assumptions, one aligned line per step with its reason
+    beside it, and its result boxed once (:func:`derive.document.result_boxes`); one of at
+    most :data:`UNBROKEN_LINES` lines stays on one page with its result."""
+    r = render_derivation(d)
+    out = [rf"\paragraph{{{why_tex(r.title)}}}\label{{d:{r.key}}}"]
+    if r.assumptions and not d.concrete:  # reality is assumed throughout
+        out.append("Assumptions: " + "; ".join(why_tex(_mathify(a)) for a in r.assumptions) + ".")
+    rows = _overwide_rows(r) if max(_width(rhs) for _, rhs, _ in r.lines) > OVERWIDE else _rows(r)
+    out += [r"\begin{align}", " \\\\\n".join(rows), r"\end{align}"]
+    out += [r"\[\boxed{" + box + r"}\]" for box in result_boxes(r)]
+    if len(r.lines) <= UNBROKEN_LINES:
+        out = [r"\par\medskip\noindent\begin{minipage}{\linewidth}"] + out + [r"\end{minipage}\par\smallskip"]
+    return out
 
 
 def item_tex(item, doc: Document, rendering: Rendering) -> list[str]:
@@ -59,11 +165,11 @@ def item_tex(item, doc: Document, rendering: Rendering) -> list[str]:
     if isinstance(item, Display):
         return [r"\[" + fill(item.latex, rendering) + r"\]"]
     if isinstance(item, Proof):
-        return _derivation_tex(rendering.derivations[item.key])
+        return derivation_tex(rendering.derivations[item.key])
     if isinstance(item, Figure):
-        return [r"\begin{figure}[htbp]\centering",
-                rf"\includegraphics[width=0.8\textwidth]{{figures/{item.key}.png}}",
-                rf"\caption{{{why_tex(item.caption)}}}\label{{fig:{item.key}}}", r"\end{figure}"]
+        return [r"\begin{placedfigure}",
+                rf"\includegraphics[width={item.width:g}\textwidth]{{figures/{item.key}.png}}",
+                rf"\caption{{{why_tex(item.caption)}}}\label{{fig:{item.key}}}", r"\end{placedfigure}"]
     if isinstance(item, Block):
         return rendering.blocks[item.key][0](doc, rendering)
     raise unknown_item(item)
@@ -85,7 +191,7 @@ def long_table_tex(header, rows, spec) -> list[str]:
     """A table that breaks across pages (cells escaped as plain text)."""
     out = [rf"{{\small\setlength{{\tabcolsep}}{{4pt}}\begin{{longtable}}{{{spec}}}\toprule",
            " & ".join(header) + r" \\ \midrule\endhead"]
-    out += [" & ".join(_escape_tex(str(c)) for c in row) + r" \\" for row in rows]
+    out += [" & ".join(relations_as_math(_escape_tex(str(c))) for c in row) + r" \\" for row in rows]
     return out + [r"\bottomrule\end{longtable}}"]
 
 

@@ -4,8 +4,49 @@ from __future__ import annotations
 import re
 
 from . import engine
-from .document import Block, Display, Document, Figure, Proof, Rendering, Text, fill, link_names, unknown_item
-from .printing import _derivation_md
+from .document import (
+    Block,
+    Display,
+    Document,
+    Figure,
+    Proof,
+    Rendering,
+    Text,
+    fill,
+    link_names,
+    result_boxes,
+    unknown_item,
+)
+from .printing import _mathify, render_derivation
+
+#: ASCII relations in text, as the characters they stand for
+_RELATIONS = {">=": "≥", "<=": "≤", "!=": "≠"}
+
+
+def relations_as_text(text: str) -> str:
+    """The ASCII relations >=, <=, != of the text parts of ``text`` (outside ``$...$``) as ≥, ≤, ≠."""
+    parts = text.split("$")
+    for k in range(0, len(parts), 2):
+        parts[k] = re.sub(r">=|<=|!=", lambda m: _RELATIONS[m.group(0)], parts[k])
+    return "$".join(parts)
+
+
+def derivation_md(d) -> list[str]:
+    """A checked derivation: its title, assumptions, the aligned steps numbered, the reasons
+    as a numbered list below them, and the result boxed once (:func:`derive.document.result_boxes`)."""
+    r = render_derivation(d)
+    out = ["", f"**{r.title}**", ""]
+    if r.assumptions and not d.concrete:
+        out += ["Assumptions: " + "; ".join(relations_as_text(_mathify(a)) for a in r.assumptions) + ".", ""]
+    rows = [f"{r.start} & {rel} {rhs} && \\text{{({k})}}" if k == 1 else f"& {rel} {rhs} && \\text{{({k})}}"
+            for k, (rel, rhs, _) in enumerate(r.lines, start=1)]
+    out += ["```math", "\\begin{aligned}", " \\\\\n".join(rows), "\\end{aligned}", "```", ""]
+    out += [f"{k}. {relations_as_text(why if '$' in why else _mathify(why))}"
+            for k, (_, _, why) in enumerate(r.lines, start=1)]
+    boxes = result_boxes(r)
+    if boxes:
+        out += ["", "```math", "\\boxed{" + boxes[0] + "}", "```", ""]
+    return out
 
 
 def build_md(doc: Document, rendering: Rendering) -> str:
@@ -24,7 +65,8 @@ def build_md(doc: Document, rendering: Rendering) -> str:
 
 def text_md(text: str, rendering: Rendering) -> str:
     """A paragraph for Markdown: LaTeX's -- is an en dash, document names are links."""
-    return link_names(text.replace(" -- ", " – "), rendering.names, lambda name: f"[{name}]({name}.md)")
+    return link_names(relations_as_text(text.replace(" -- ", " – ")), rendering.names,
+                      lambda name: f"[{name}]({name}.md)")
 
 
 def item_md(item, doc: Document, rendering: Rendering) -> list[str]:
@@ -33,7 +75,7 @@ def item_md(item, doc: Document, rendering: Rendering) -> list[str]:
     if isinstance(item, Display):
         return ["", "```math", fill(item.latex, rendering), "```", ""]
     if isinstance(item, Proof):
-        return _derivation_md(rendering.derivations[item.key])
+        return derivation_md(rendering.derivations[item.key])
     if isinstance(item, Figure):
         return ["", f"![{plain_caption(item.caption)}](figures/{item.key}.png)", "", f"*{item.caption}*", ""]
     if isinstance(item, Block):

@@ -361,7 +361,7 @@ def _escape_tex(text: str) -> str:
     """Escape LaTeX specials in plain text (an escaped \\_ stays as it is)."""
     text = text.replace(r"\_", "_")
     return (text.replace("&", r"\&").replace("%", r"\%").replace("#", r"\#")
-            .replace("_", r"\_"))
+            .replace("_", r"\_").replace("^", r"\textasciicircum{}"))
 
 
 # --------------------------------------------------------------------------- derivations
@@ -411,75 +411,6 @@ def _visible(latex: str) -> str:
     """Roughly what a formula shows: its LaTeX without commands and braces."""
     latex = re.sub(r"\\(left|right|frac|operatorname|mathrm|text|textstyle|big|Big)\b", "", latex)
     return re.sub(r"[{}^_ ]", "", re.sub(r"\\[a-zA-Z]+", "x", latex))
-
-
-#: a step whose formula shows more characters than this gets a line of its own, shrunk to
-#: the page if it is wider, with its justification below it: beside it, both would run
-#: off the page (a 21-step automatic derivation lost its last steps that way)
-OVERWIDE = 60
-
-
-def _width(latex: str) -> int:
-    """Roughly how wide a formula shows: the widest of its rows (the cases of a
-    ``cases`` stack one above the other)."""
-    return max(len(_visible(row)) for row in latex.split("\\\\"))
-
-
-def _fit(latex: str, width: str = r"0.95\linewidth") -> str:
-    """Display math scaled down to ``width`` when wider, as it is otherwise."""
-    return (rf"\resizebox{{\ifdim\width>{width}{width}\else\width\fi}}{{!}}"
-            rf"{{$\displaystyle {latex}$}}")
-
-
-def _overwide_tex(r: Rendered) -> list[str]:
-    rows, narrower = [rf"& {_fit(r.start)} \notag"], r"0.9\linewidth"
-    for rel, rhs, why in r.lines:
-        rows.append(rf"&{rel} {_fit(rhs, narrower)}")
-        rows.append(rf"& \qquad \parbox[t]{{0.8\linewidth}}{{\small\raggedright {why_tex(why)}}} \notag")
-    boxes = [rf"\boxed{{{r.boxed_index}}}"] + ([rf"\boxed{{{r.boxed_matrix}}}"] if r.boxed_matrix else [])
-    return [r"\begin{align}", " \\\\\n".join(rows), r"\end{align}",
-            r"\begin{gather*}" + " \\\\\n".join(_fit(box) for box in boxes) + r"\end{gather*}"]
-
-
-def _derivation_tex(d) -> list[str]:
-    r = render_derivation(d)
-    out = [rf"\paragraph{{{why_tex(r.title)}}}\label{{d:{r.key}}}"]
-    if r.assumptions and not d.concrete:  # reality is assumed throughout
-        out.append("Assumptions: " + "; ".join(why_tex(_mathify(a)) for a in r.assumptions) + ".")
-    if max(_width(rhs) for _, rhs, _ in r.lines) > OVERWIDE:
-        return out + _overwide_tex(r)
-    out.append(r"\begin{align}")
-    rows = []
-    wide = max(len(_visible(r.start)) + len(_visible(rhs)) for _, rhs, _ in r.lines) > 38
-    if wide:  # the start on a line of its own, every step below it
-        rows.append(rf"& {r.start} \notag")
-    for k, (rel, rhs, why) in enumerate(r.lines):
-        left = r.start if (k == 0 and not wide) else ""
-        rows.append(rf"{left} &{rel} {rhs} && \parbox[t]{{0.28\textwidth}}{{\raggedright {why_tex(why)}}}")
-    out.append(" \\\\\n".join(rows))
-    out.append(r"\end{align}")
-    boxes = [rf"\boxed{{{r.boxed_index}}}"]
-    if r.boxed_matrix:
-        boxes.append(rf"\boxed{{{r.boxed_matrix}}}")
-    if len(_visible(r.boxed_index)) + len(_visible(r.boxed_matrix)) > 45:
-        out.append(r"\begin{gather*}" + " \\\\\n".join(boxes) + r"\end{gather*}")
-    else:
-        out.append(r"\[" + r"\qquad".join(boxes) + r"\]")
-    return out
-
-
-def _derivation_md(d) -> list[str]:
-    r = render_derivation(d)
-    out = ["", f"**{r.title}**", ""]
-    if r.assumptions and not d.concrete:
-        out += ["Assumptions: " + "; ".join(_mathify(a) for a in r.assumptions) + ".", ""]
-    rows = [f"{r.start} & {rel} {rhs} && \\text{{({k})}}" if k == 1 else f"& {rel} {rhs} && \\text{{({k})}}"
-            for k, (rel, rhs, _) in enumerate(r.lines, start=1)]
-    out += ["```math", "\\begin{aligned}", " \\\\\n".join(rows), "\\end{aligned}", "```", ""]
-    out += [f"{k}. {why}" for k, (_, _, why) in enumerate(r.lines, start=1)]
-    boxes = [f"\\boxed{{{r.boxed_index}}}"] + ([f"\\boxed{{{r.boxed_matrix}}}"] if r.boxed_matrix else [])
-    out += ["", "```math", " \\qquad ".join(boxes), "```", ""]
-    return out
 
 
 def repeated_steps(derivations: Iterable[engine.Derivation]) -> list[str]:

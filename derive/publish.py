@@ -14,9 +14,11 @@ import sympy as sp
 from . import engine, latex, results
 from .document import Block, Document, Figure, Proof, Rendering, Section, Text, figure_keys, items, proofs
 from .figures import draw
-from .latex import TEX_PACKAGES, LatexError, build_tex, compile_pdf
+from .latex import TEX_PACKAGES, LatexError, build_tex, compile_pdf, why_tex
+from .latex import derivation_tex as _derivation_tex
 from .markdown import build_md
-from .printing import _derivation_md, _derivation_tex, repeated_steps, why_tex
+from .markdown import derivation_md as _derivation_md
+from .printing import repeated_steps
 
 
 def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Path, pdf: bool | None = None,

@@ -405,7 +405,7 @@ def test_changed_summation_limits_are_rejected(key, number):
 
 
 @pytest.mark.parametrize("key, number, rel", [("softmax_sums_to_one", 1, ">"),
-                                              ("hessian_psd", 3, ">"), ("example_order", 1, "<")])
+                                              ("hessian_psd", 3, ">"), ("example_order", 1, ">")])
 def test_changed_relations_are_rejected(key, number, rel):
     derivation = catalogue.by_key()[key]
     with pytest.raises(StepRejected, match=f"step {number} "):

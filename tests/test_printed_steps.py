@@ -112,7 +112,7 @@ def test_loss_examples_print_decimals_and_the_ordering():
         r = printing.render_derivation(by_key[key])
         assert [rhs for _, rhs, _ in r.lines[-2:]] == list(tail)
     order = printing.render_derivation(by_key["example_order"])
-    assert [order.start] + [rhs for _, rhs, _ in order.lines] == [r"- \log 0.1", r"- \log 0.3", r"- \log 0.6"]
+    assert [order.start] + [rhs for _, rhs, _ in order.lines] == [r"- \log 0.6", r"- \log 0.3", r"- \log 0.1"]
 
 
 def test_a_users_proof_style_tests_fail_on_a_step_that_shows_nothing():

@@ -20,9 +20,9 @@ import sympy as sp
 from .. import engine, results
 from ..document import Document, Proof, Rendering, items, proofs
 from ..figures import error_plot, pyplot, save
-from ..latex import TEX_PACKAGES, LatexError, compile_pdf, table_tex, tex_engine
-from ..markdown import table_md
-from ..printing import _derivation_md, _derivation_tex, _mathify, repeated_steps, why_tex
+from ..latex import TEX_PACKAGES, LatexError, compile_pdf, derivation_tex, table_tex, tex_engine, why_tex
+from ..markdown import derivation_md, table_md
+from ..printing import _mathify, repeated_steps
 from ..publish import write_documents
 from . import definitions as D
 from . import documents, verify
@@ -81,15 +81,15 @@ def figure_neg_log(path: Path, ctx: dict) -> None:
     plt = pyplot()
     p = np.linspace(0.005, 1.0, 400)
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=130)
-    ax.plot(p, -np.log(p), color="black", linewidth=1.4, label="$-\\log p_c$")
+    ax.plot(p, -np.log(p), color="black", linewidth=1.4, label="$-\\log S_c$")
     for pc, loss in ctx["loss_examples"]:
         ax.plot([pc], [loss], "o", markersize=7)
-        ax.annotate(f"$p_c = {pc:g}$: $-\\log {pc:g} \\approx {loss:.3f}$", (pc, loss),
+        ax.annotate(f"$S_c = {pc:g}$: $-\\log {pc:g} \\approx {loss:.3f}$", (pc, loss),
                     xytext=(12, 6), textcoords="offset points", fontsize=9)
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 5.4)
-    ax.set_xlabel("probability of the true class $p_c$")
-    ax.set_ylabel("loss $L = -\\log p_c$")
+    ax.set_xlabel("probability of the true class $S_c$")
+    ax.set_ylabel("loss $L = -\\log S_c$")
     ax.grid(True, linewidth=0.3)
     save(plt, fig, path)
 
@@ -115,6 +115,38 @@ def figure_softmax_sweep(path: Path, ctx: dict) -> None:
     ax.set_ylim(0, 1)
     ax.grid(True, linewidth=0.3)
     ax.legend(fontsize=9, loc="center left")
+    save(plt, fig, path)
+
+
+def figure_pipeline(path: Path, ctx: dict) -> None:
+    """The source's picture: features -> FC layer -> logits -> softmax -> probabilities -> loss,
+    each box with its shape."""
+    plt = pyplot()
+    from matplotlib.patches import FancyBboxPatch
+    fig, ax = plt.subplots(figsize=(7.6, 1.75), dpi=150)
+    boxes = [("features $x$", "$N \\times 1$", "white"),
+             ("FC layer\n$a = W x + b$", "$W$: $T \\times N$", "#dde8f5"),
+             ("logits $a$", "$T \\times 1$", "white"),
+             ("softmax", "$S_j = e^{a_j} / Z$", "#dde8f5"),
+             ("probabilities\n$S$", "$T \\times 1$", "white"),
+             ("loss $L$", "$-\\sum_j y_j \\log S_j$", "#dde8f5")]
+    width, gap = 1.12, 0.26
+    for k, (name, shape, colour) in enumerate(boxes):
+        left = k * (width + gap)
+        ax.add_patch(FancyBboxPatch((left, 0.0), width, 1.0, boxstyle="round,pad=0.02,rounding_size=0.08",
+                                    facecolor=colour, edgecolor="black", linewidth=1.0))
+        ax.text(left + width / 2, 0.64, name, ha="center", va="center", fontsize=10)
+        ax.text(left + width / 2, 0.2, shape, ha="center", va="center", fontsize=9, color="#333333")
+        if k:
+            ax.annotate("", xy=(left - 0.03, 0.5), xytext=(left - gap + 0.03, 0.5),
+                        arrowprops={"arrowstyle": "->", "linewidth": 1.0})
+    loss_left = 5 * (width + gap)
+    ax.text(loss_left + width / 2, 1.45, "label $y$ ($T \\times 1$)", ha="center", va="center", fontsize=9.5)
+    ax.annotate("", xy=(loss_left + width / 2, 1.03), xytext=(loss_left + width / 2, 1.3),
+                arrowprops={"arrowstyle": "->", "linewidth": 1.0})
+    ax.set_xlim(-0.05, 6 * width + 5 * gap + 0.05)
+    ax.set_ylim(-0.08, 1.6)
+    ax.axis("off")
     save(plt, fig, path)
 
 
@@ -164,6 +196,7 @@ def figure_error_vs_margin(path: Path, ctx: dict) -> None:
 
 #: figure key -> the function that draws it into a path (the documents choose which)
 FIGURES = {
+    "pipeline": figure_pipeline,
     "neg_log": figure_neg_log,
     "softmax_sweep": figure_softmax_sweep,
     "error_vs_spread": figure_error_vs_spread,
@@ -264,6 +297,54 @@ def worked_values(inputs: dict, worked: list[Quantity]) -> dict[str, str]:
             "dW": _mat(np.reshape(dW.values, (T, N))), "db": _vec(db.values), "dx": _vec(dx.values)}
 
 
+def gradient_step(inputs: dict, eta: float) -> dict[str, np.ndarray]:
+    """One gradient-descent step on the worked example, by the generated code: W and b move
+    by -eta times their gradients (numeric.linear_cross_entropy), then the new logits,
+    probabilities and loss (numeric.softmax, numeric.cross_entropy)."""
+    import numeric
+    x, W, b = (np.array(inputs[k], dtype=np.float64) for k in ("x", "W", "b"))
+    c = int(inputs["c"])
+    loss, dx, dW, db = numeric.linear_cross_entropy(x[None, :], W, b, np.array([c - 1]))
+    W_step, b_step = W - eta * dW, b - eta * db
+    a_step = W_step @ x + b_step
+    return {"loss": np.float64(loss), "W": W_step, "b": b_step, "a": a_step, "S": numeric.softmax(a_step),
+            "loss_step": np.float64(numeric.cross_entropy(a_step[None, :], np.array([c - 1])))}
+
+
+def overflow_example(logits) -> tuple[np.ndarray, np.ndarray]:
+    """softmax of ``logits`` by the formula as written (NumPy, warnings silenced) and by the
+    generated code, which shifts by the largest logit."""
+    import numeric
+    big = np.array(logits, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        naive = np.exp(big) / np.exp(big).sum()
+    return naive, numeric.softmax(big)
+
+
+def initial_loss(T: int, N: int, B: int, scale: float, seed: int) -> float:
+    """The mean loss of B random samples through an FC layer with weights of size ``scale``
+    (numeric.cross_entropy): close to log T before any training."""
+    import numeric
+    rng = np.random.default_rng(seed)
+    W = scale * rng.standard_normal((T, N))
+    X = rng.standard_normal((B, N))
+    return float(numeric.cross_entropy(X @ W.T, rng.integers(0, T, B)))
+
+
+def _learner_values(inputs: dict, worked: list[Quantity]) -> dict[str, str]:
+    """The numbers of the learner's sections 2, 3 and 6 beyond the worked example's own."""
+    step = gradient_step(inputs, documents.LEARNING_RATE)
+    c = int(inputs["c"])
+    naive, shifted = overflow_example(documents.BIG_LOGITS)
+    init = documents.INITIAL_LOSS
+    return {"eta": f"{documents.LEARNING_RATE:g}", "a_step": _vec(step["a"]), "S_step": _vec(step["S"]),
+            "S_c_step": f"{step['S'][c - 1]:.4f}", "L_step": f"{step['loss_step']:.4f}",
+            "big_naive": "$[" + ", ".join(rf"\mathrm{{{_num(v)}}}" if np.isnan(v) else _num(v) for v in naive) + "]$",
+            "big_shifted": "$[" + ", ".join(f"{v:.4f}" for v in shifted) + "]$",
+            "init_T": str(init["T"]), "init_N": str(init["N"]), "init_B": str(init["B"]),
+            "init_loss": f"{initial_loss(**init):.3f}", "init_logT": f"{np.log(init['T']):.3f}"}
+
+
 def _worked_rows(ctx) -> list[tuple[str, str, str, str]]:
     """(quantity, its first component from the code and from mpmath, the worst ULP error)."""
     rows = []
@@ -296,7 +377,8 @@ def computed(rendering: Rendering) -> None:
     rendering.extra.update({"kernels": list(SK._proofs().values()), "naive": _naive_failures(), "worked": worked,
                             "loss_example_rows": loss_example_rows,
                             "loss_examples": [(pc, loss) for _, pc, loss in loss_example_rows]})
-    rendering.values = worked_values(documents.WORKED_EXAMPLE, worked)
+    rendering.values = {**worked_values(documents.WORKED_EXAMPLE, worked),
+                        **_learner_values(documents.WORKED_EXAMPLE, worked)}
     rendering.about = _about(_versions())
 
 
@@ -334,7 +416,7 @@ def _about(v: dict) -> str:
 
 # --------------------------------------------------------------------------- blocks
 def _notation_tex(doc, ctx):
-    out = [r"\begin{center}\begin{tabular}{llp{0.55\textwidth}}\toprule",
+    out = [r"\begin{center}\small\begin{tabular}{llp{0.6\textwidth}}\toprule",
            r"symbol & shape & meaning \\ \midrule"]
     for sym, shape, meaning in documents.NOTATION:
         out.append(f"${sym}$ & {'$' + shape + '$' if shape else ''} & {why_tex(meaning)} \\\\")
@@ -364,7 +446,40 @@ def _loss_example_rows(ctx):
     return [(p, f"{pc:g}", rf"-\log {pc:g} \approx {loss:.3f}") for p, pc, loss in ctx["loss_example_rows"]]
 
 
-_LOSS_EXAMPLES_HEADER = ("prediction $p$ (true class 4)", "$p_4$", "loss")
+_LOSS_EXAMPLES_HEADER = ("prediction $S$ (true class $c = 4$)", "$S_4$", "loss $L = -\\log S_4$")
+_SOFTMAX_EXAMPLE_HEADER = ("$j$", "$e^{j - 1} / (1 + e + e^2)$", "$S_j$ (generated code)", "the source")
+#: the source's rounding of softmax([1, 2, 3])
+SOURCE_ROUNDED = ("0.09", "0.24", "0.67")
+
+
+def softmax_example() -> np.ndarray:
+    """softmax([1, 2, 3]) by the generated code (the table of the learner's section 2)."""
+    import numeric
+    return numeric.softmax(np.array([1.0, 2.0, 3.0]))
+
+
+def _softmax_example_rows(ctx):
+    values = softmax_example()
+    return [(str(j), rf"e^{{{j - 1}}} / (1 + e + e^2)", f"{v:.4f}", SOURCE_ROUNDED[j - 1])
+            for j, v in enumerate(values, start=1)]
+
+
+def _softmax_example_tex(doc, ctx):
+    return table_tex(_SOFTMAX_EXAMPLE_HEADER, _softmax_example_rows(ctx), "cccc", math_columns=(1,))
+
+
+def _softmax_example_md(doc, ctx):
+    return table_md(_SOFTMAX_EXAMPLE_HEADER, _softmax_example_rows(ctx), math_columns=(1,))
+
+
+def _numpy_pass_tex(doc, ctx):
+    return [r"\begin{lstlisting}[language=Python]", documents.NUMPY_PASS.rstrip("\n"), r"\end{lstlisting}"]
+
+
+def _numpy_pass_md(doc, ctx):
+    return ["```python", documents.NUMPY_PASS.rstrip("\n"), "```"]
+
+
 _WORKED_HEADER = ("quantity", "first component: generated", "mpmath", "max error (ULP)")
 _NAIVE_HEADER = ("input", "naive or max-shift", "generated", "exact")
 
@@ -396,7 +511,7 @@ def _naive_table_md(doc, ctx):
 def _kernels_tex(doc, ctx):
     out = []
     for d in ctx["kernels"]:
-        out += _derivation_tex(d)
+        out += derivation_tex(d)
     return out + [r"\begin{lstlisting}[language=Python]", _listing("nll_index_with_grad"),
                   _helpers_listing(), r"\end{lstlisting}"]
 
@@ -404,7 +519,7 @@ def _kernels_tex(doc, ctx):
 def _kernels_md(doc, ctx):
     out = []
     for d in ctx["kernels"]:
-        out += _derivation_md(d)
+        out += derivation_md(d)
     return out + ["", "```python", _listing("nll_index_with_grad"), "", _helpers_listing(), "```"]
 
 
@@ -433,6 +548,8 @@ BLOCKS = {
     "notation": (_notation_tex, _notation_md),
     "assumptions": (_assumptions_tex, _assumptions_md),
     "loss_examples": (_loss_examples_tex, _loss_examples_md),
+    "softmax_example": (_softmax_example_tex, _softmax_example_md),
+    "numpy_pass": (_numpy_pass_tex, _numpy_pass_md),
     "worked_table": (_worked_table_tex, _worked_table_md),
     "naive_table": (_naive_table_tex, _naive_table_md),
     "kernels": (_kernels_tex, _kernels_md),
