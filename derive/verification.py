@@ -351,9 +351,10 @@ def verify_function(spec: Verification) -> Result:
     result = Result(spec.name, spec.bound)
     rng = np.random.default_rng(spec.seed)
     fd_ref, fd_fun = 0.0, 0.0
-    for entry in spec.inputs:
+    for entry, fixed in _entries(spec, thorough=False):
         logits = np.asarray(entry.make(rng), dtype=np.float64)
-        fixed = entry.fixed(rng, logits) if entry.fixed is not None else None
+        if entry.fixed is not None:  # a declared range's value wins over the entry's draw
+            fixed = {**entry.fixed(rng, logits), **fixed}
         arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
         with np.errstate(all="ignore"):  # measured by the values it returns
             computed = spec.function(*arrays)
@@ -386,12 +387,15 @@ def parameter_inputs(spec: Verification) -> list[tuple[Inputs, dict]]:
     """For each declared range of ``spec``: its low end, middle and high end, each on
     moderate logits and on logits where one class dominates (the true class at it)."""
     out = []
+    # the other arguments as the suite's own entries give them (a declaration's soft labels
+    # or second logits), the parameter at the value of the range
+    base = next((entry.fixed for entry in spec.inputs if entry.fixed is not None), None)
     for symbol, (low, high) in spec.ranges.items():
         for value in (low, (low + high) / 2, high):
             label = f"{symbol} = {value:g}"
-            out.append((Inputs(label, lambda rng: rng.normal(0, 3, (6, 5)), fd=True), {symbol: value}))
-            out.append((Inputs(f"{label}, dominated", lambda rng: _dominated(rng, 6, 5, 30, 400), "argmax"),
-                        {symbol: value}))
+            out.append((Inputs(label, lambda rng: rng.normal(0, 3, (6, 5)), fd=True, fixed=base), {symbol: value}))
+            out.append((Inputs(f"{label}, dominated", lambda rng: _dominated(rng, 6, 5, 30, 400), "argmax",
+                               fixed=base), {symbol: value}))
     return out
 
 
@@ -597,8 +601,8 @@ def run(specs: Iterable[Verification], executor: Executor | None = None, thoroug
         rng = np.random.default_rng(spec.seed)
         for entry, fixed in _entries(spec, thorough):
             logits = np.asarray(entry.make(rng), dtype=np.float64)
-            if entry.fixed is not None:
-                fixed = {**fixed, **entry.fixed(rng, logits)}
+            if entry.fixed is not None:  # a declared range's value wins over the entry's draw
+                fixed = {**entry.fixed(rng, logits), **fixed}
             arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
             digits = [digits_for(row) for row in logits]
             envs = [dict({**env, _CLASSES_KEY: logits.shape[1]}) for env in per_row]
