@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
-import tracemalloc
 
 import numpy as np
+from run import peak_beyond_outputs  # benchmarks/run.py, beside this script
 
 import numeric
 from numeric import api
@@ -55,12 +55,7 @@ def main(argv=None):
         out = call()
         times.append(time.perf_counter() - tic)
         del out
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    out = call()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    extra = peak - sum(np.asarray(o).nbytes for o in out)
+    extra = peak_beyond_outputs(call)
     logits = B * T * 8
     print(f"{args.case}: B={B} N={N} T={T} peak beyond inputs and outputs {extra / 2 ** 20:.0f} MB "
           f"({100 * extra / logits:.1f} % of the {logits / 2 ** 20:.0f} MB float64 logits); "

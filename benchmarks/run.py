@@ -203,6 +203,16 @@ def large_table(impls, repeats, rng, functions, dtypes) -> list[str]:
     return lines
 
 
+def peak_beyond_outputs(call) -> int:
+    """The peak memory (tracemalloc) of one ``call()`` beyond the arrays it returns."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    out = call()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak - sum(np.asarray(o).nbytes for o in out)
+
+
 def vocab_table(repeats, rng) -> list[str]:
     """linear_cross_entropy at language-model size: the default (two passes over tiles of
     classes) against the computation it replaced, the whole logits at once (the row path
@@ -223,17 +233,11 @@ def vocab_table(repeats, rng) -> list[str]:
             "peak beyond inputs and outputs", "(% of float64 logits)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, call in calls.items():
-        tracemalloc.start()
-        tracemalloc.reset_peak()
-        out = call()
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        extra = peak - sum(np.asarray(o).nbytes for o in out)
+        extra = peak_beyond_outputs(call)
         cells = [f"{B} x {N} x {T}", name, f"{med[name]:.2f} s", f"{med[name] / med[whole]:.2f}",
                  _mb(extra), f"{100 * extra / full_logits:.1f} %"]
         lines.append("| " + " | ".join(cells) + " |")
         print(lines[-1], flush=True)
-        del out
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     if load:
         lines.append(f"\nLoad average during the table: {load[0]:.2f} (1 min), {load[1]:.2f} (5 min) "
