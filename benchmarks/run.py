@@ -203,8 +203,11 @@ def large_table(impls, repeats, rng, functions, dtypes) -> list[str]:
     return lines
 
 
-def peak_beyond_outputs(call) -> int:
-    """The peak memory (tracemalloc) of one ``call()`` beyond the arrays it returns."""
+def peak_beyond_outputs(call, warm: bool = False) -> int:
+    """The peak memory (tracemalloc) of one ``call()`` beyond the arrays it returns
+    (``warm``: after a first call, so that one-time allocations are not counted)."""
+    if warm:
+        call()
     tracemalloc.start()
     tracemalloc.reset_peak()
     out = call()

@@ -4,7 +4,8 @@
 tile, not by B x T."""
 from __future__ import annotations
 
-import tracemalloc
+import sys
+from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -13,6 +14,9 @@ import pytest
 import numeric
 from derive import ulp_error
 from numeric import api
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+from run import peak_beyond_outputs  # noqa: E402 - benchmarks/run.py, the same measure
 
 
 def _unchunked(x, W, b, target, **options):
@@ -86,16 +90,6 @@ def test_bad_chunk_is_named():
         numeric.linear_cross_entropy(*args, chunk=True)
 
 
-def _peak_beyond_outputs(call):
-    call()  # warm up
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    out = call()
-    _, top = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return top - sum(np.asarray(o).nbytes for o in out)
-
-
 def test_memory_does_not_grow_with_the_classes():
     """float64 inputs (no widened copies): what a call holds beyond its inputs and
     outputs is the tile's logits, its W and per-row statistics of at most
@@ -107,8 +101,8 @@ def test_memory_does_not_grow_with_the_classes():
     def peaks(T):
         x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)) / 4, rng.normal(size=T)
         target = rng.integers(0, T, B)
-        tiled = _peak_beyond_outputs(lambda: numeric.linear_cross_entropy(x, W, b, target, chunk=tile))
-        whole = _peak_beyond_outputs(lambda: api._linear(x, W, b, target, None, -100, 0.0, "mean", None,
+        tiled = peak_beyond_outputs(warm=True, call=lambda: numeric.linear_cross_entropy(x, W, b, target, chunk=tile))
+        whole = peak_beyond_outputs(warm=True, call=lambda: api._linear(x, W, b, target, None, -100, 0.0, "mean", None,
                                                          whole=True))
         return tiled, whole
 
@@ -181,11 +175,12 @@ def test_probability_targets_hold_a_tile_of_logits_not_all_of_them(monkeypatch):
     tile = B * 128 * 8  # (LINEAR_MIN_TILE classes)
     statistics = 8 * B * (T // 128)  # one float64 per row and tile
     for options in ({}, {"label_smoothing": 0.1, "weight": rng.uniform(0.5, 2, T)}):
-        chunked = _peak_beyond_outputs(lambda options=options: numeric.linear_cross_entropy(x, W, b, target, **options))
+        chunked = peak_beyond_outputs(
+            lambda options=options: numeric.linear_cross_entropy(x, W, b, target, **options), warm=True)
         # the tile's logits, a few block-sized temporaries, and a dozen columns of per-row
         # statistics: 7.7 and 10.2 MB, 12 and 16 % of the logits
         assert chunked < 3 * tile + 12 * statistics, (options, chunked)
-    whole = _peak_beyond_outputs(lambda: api._linear(x, W, b, target, None, -100, 0.0, "mean", None,
+    whole = peak_beyond_outputs(warm=True, call=lambda: api._linear(x, W, b, target, None, -100, 0.0, "mean", None,
                                                      whole=True))
     assert whole > 1.5 * full, whole
 

@@ -10,7 +10,6 @@ directly (benchmarks/accuracy_search.py, the search behind the bounds, does the 
 from __future__ import annotations
 
 import sys
-import tracemalloc
 from pathlib import Path
 
 import mpmath
@@ -22,6 +21,7 @@ from numeric import api
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import accuracy_search as search  # noqa: E402
+from run import peak_beyond_outputs  # noqa: E402 - benchmarks/run.py
 
 BOUND = 4.0
 
@@ -239,16 +239,6 @@ def test_int16_targets_past_65436_classes_on_the_tiles(classes):
 
 
 # ----------------------------------------------------------------- item 6: memory beyond 708
-def _peak(call):
-    call()
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    out = call()
-    _, top = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return top - sum(np.asarray(o).nbytes for o in out)
-
-
 def test_a_logit_beyond_708_keeps_the_call_on_the_tiles(monkeypatch):
     """Issue 20, item 6: one logit beyond +-708 sent a class-index call to the row path
     (749 MB at the README's size, 48 % of the float64 logits: a float64 W and dW, two
@@ -262,7 +252,7 @@ def test_a_logit_beyond_708_keeps_the_call_on_the_tiles(monkeypatch):
     far = b.copy()
     far[7] = 750.0
     monkeypatch.setattr(api._blocks, "BLOCK_BYTES", 2 ** 16)  # (the TwoSum form's temporaries: ~10 blocks)
-    calm = _peak(lambda: numeric.linear_cross_entropy(x, W, b, target, chunk=128))
-    beyond = _peak(lambda: numeric.linear_cross_entropy(x, W, far, target, chunk=128))
+    calm = peak_beyond_outputs(warm=True, call=lambda: numeric.linear_cross_entropy(x, W, b, target, chunk=128))
+    beyond = peak_beyond_outputs(warm=True, call=lambda: numeric.linear_cross_entropy(x, W, far, target, chunk=128))
     assert beyond < 1.2 * calm + 2 ** 20, (calm, beyond)
     assert beyond < 0.5 * B * T * 8  # (the row path held all B x T logits here, and their gradient)
