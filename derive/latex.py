@@ -20,6 +20,7 @@ from .document import (
     Proof,
     Rendering,
     Text,
+    around_urls,
     fill,
     link_names,
     result_boxes,
@@ -91,7 +92,12 @@ def build_tex(doc: Document, rendering: Rendering) -> str:
 
 
 def text_tex(text: str, rendering: Rendering) -> str:
-    """A paragraph: **bold** as bold, "quotes" as quotes, document names as file names."""
+    """A paragraph: **bold** as bold, "quotes" as quotes, document names as file names, web
+    addresses as ``\\url`` (which breaks them at a slash rather than run into the margin)."""
+    return around_urls(text, lambda part: _paragraph_tex(part, rendering), lambda url: rf"\url{{{url}}}")
+
+
+def _paragraph_tex(text: str, rendering: Rendering) -> str:
     out = why_tex(link_names(text, rendering.names, lambda name: f"\\texttt{{{name}.pdf}}"))
     out = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", out)
     # a file name may break after an underscore rather than run into the margin
