@@ -1,16 +1,26 @@
 """Error-free transformations (Knuth's TwoSum, Dekker's TwoProduct) and the
 quantities built from them that must be rounded once: the smoothed, weighted target
-u = w ((1 - eps) y + eps / T), and a b / c. Imports NumPy only."""
+u = w ((1 - eps) y + eps / T), a b / c, and e^(x - y) 2^E for any finite x - y.
+Imports NumPy only."""
 from __future__ import annotations
 
 import numpy as np
+
+#: ln 2 = LN2_HI + LN2_LO, LN2_HI with 32 significant bits: E LN2_HI is exact for |E| < 2^21
+LN2_HI = float.fromhex("0x1.62e42fe000000p-1")
+LN2_LO = (float.fromhex("0x1.62e42fefa39efp-1") - LN2_HI) + 2.3190468138462996e-17  # (exact, then ln 2's own rest)
+
+
+def _two_sum_error(a, b, s):
+    """(a + b) - s for s = fl(a + b), exactly (Knuth)."""
+    bb = s - a
+    return (a - (s - bb)) + (b - bb)
 
 
 def _two_sum(x, y):
     """(s, e) with s = fl(x + y) and s + e = x + y exactly (Knuth)."""
     s = x + y
-    z = s - x
-    return s, (x - (s - z)) + (y - z)
+    return s, _two_sum_error(x, y, s)
 
 
 def _split(x):
@@ -80,3 +90,29 @@ def _zero_times(factor, values):
     out = np.multiply(factor, values)
     np.copyto(out, 0.0, where=(np.asarray(factor) == 0) & ~np.isnan(values))
     return out
+
+
+def exp_scaled(x, y, exponent=0):
+    """e^(x - y) 2^exponent to about one ULP (x <= y, finite y; x may be -inf), for
+    results anywhere in the normal range: x - y and exponent ln 2 are added with their
+    rounding errors carried (TwoSum; ln 2 split so that exponent LN2_HI is exact), and
+    e^(hi + lo) = e^hi (1 + lo). x is first raised to y - max(2000, |y| 2^-40): e^-2000
+    2^1024 is 0, so -inf and far-apart inputs stay finite through the error terms."""
+    x = np.maximum(x, y - np.maximum(2000.0, np.abs(y) * 2.0 ** -40))
+    hi = x - y
+    lo = _two_sum_error(x, -y, hi)
+    if np.any(exponent):
+        shift = exponent * LN2_HI
+        total = hi + shift
+        lo = lo + _two_sum_error(hi, shift, total) + exponent * LN2_LO
+        hi = total + lo  # renormalized: lo (up to 2^-20 here) is again below an ULP of hi
+        lo = _two_sum_error(total, lo, hi)
+    e = np.exp(hi)
+    return e + e * lo
+
+
+def split_power(q):
+    """(f, E) with q = f 2^E, f in [1, 2) (E = 0 where q is 0): e^(a - m) q is
+    exp_scaled(a, m, E) f, one rounding after the exponential."""
+    f, e = np.frexp(q)
+    return f * 2.0, e - 1
