@@ -106,7 +106,8 @@ def _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothi
     return (loss, grad) if want == "both" else (loss if want == "loss" else grad)
 
 
-def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction):
+def _compute(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction):
+    """The cross entropy functions' one body: ``want`` is "loss", "grad" or "both"."""
     fast = _plain_small(logits, target, axis, want, weight, ignore_index, label_smoothing, reduction)
     if fast is not None:
         return fast
@@ -117,7 +118,6 @@ def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoot
     rows, batch_shape, classes = _to_rows(arr, (ax,))
     kind, tgt, ignored, weight, eps, reduction = _prepared_targets(
         target, arr.shape, ax, classes, weight, ignore_index, label_smoothing, reduction)
-    plain_index = kind == "index" and eps == 0.0
     counted, denom = _mean_denominator(kind, tgt, ignored, weight)
     # the mean's divisor folded into the gradient (issue 20: G w_c then / sum w, or the
     # kernel's G then / sum w, stacked two more roundings on the kernel's): u / sum w
@@ -127,7 +127,6 @@ def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoot
     family, extra = _kernel_targets(kind, tgt, eps, weight, rows.shape[0], classes,
                                     denom if fold else None)
     fold = fold and (family == "weighted" or weight is not None)
-
     # results are rounded to the caller's dtype in the kernels, unless more arithmetic
     # follows here (weights, ignored rows, reductions): then at the end
     post = weight is not None or ignored is not None or reduction != "none"
@@ -135,19 +134,8 @@ def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoot
                    dtype=np.float64 if post else dtype, moderate_form=family != "weighted" or want == "loss")
     results = results if isinstance(results, tuple) else (results,)
     got = dict(zip(("loss", "grad") if want == "both" else (want,), results))
-    loss, grad = got.get("loss"), got.get("grad")
-    row_scale = None  # per-row factor: w_c for weighted integer targets, 0 if ignored
-    if plain_index and weight is not None:
-        row_scale = weight[tgt[:, 0]]
-    if ignored is not None:
-        row_scale = (np.ones(rows.shape[0]) if row_scale is None else row_scale.copy())
-        row_scale[ignored] = 0.0
-    if row_scale is not None:
-        if loss is not None:
-            loss = _zero_times(row_scale, loss)
-        if grad is not None:
-            grad = (_product_quotient(grad, row_scale[:, None], denom) if fold and family == "index"
-                    else _zero_times(row_scale[:, None], grad))
+    loss, grad = _scaled_rows(got.get("loss"), got.get("grad"), kind == "index" and eps == 0.0, tgt, weight,
+                              ignored, denom if fold and family == "index" else None)
     fixed = None
     if weight is not None:  # a weight above 1 times a subnormal: the tiles' forms
         fixed = _subnormal_products(rows, kind, tgt, weight, eps, classes, reduction, counted, denom)
@@ -161,11 +149,36 @@ def _cross_entropy(logits, target, axis, want, weight, ignore_index, label_smoot
             loss, grad = _reduced(loss, grad, reduction, dtype, (counted, denom))
     if fixed is not None and grad is not None:
         grad[fixed[0]] = fixed[2]
+    return _outputs(want, loss, grad, reduction, dtype, (arr.shape, ax, batch_shape))
+
+
+def _scaled_rows(loss, grad, plain_index, tgt, weight, ignored, divisor):
+    """The per-row factor applied: w_c for weighted plain class indices, 0 in ignored
+    rows (0 * inf = 0, NaN stays NaN); with ``divisor`` (the mean folded in), the
+    gradient's G w_c / divisor rounded about once."""
+    row_scale = None
+    if plain_index and weight is not None:
+        row_scale = weight[tgt[:, 0]]
+    if ignored is not None:
+        row_scale = (np.ones(tgt.shape[0]) if row_scale is None else row_scale.copy())
+        row_scale[ignored] = 0.0
+    if row_scale is not None:
+        if loss is not None:
+            loss = _zero_times(row_scale, loss)
+        if grad is not None:
+            grad = (_product_quotient(grad, row_scale[:, None], divisor) if divisor is not None
+                    else _zero_times(row_scale[:, None], grad))
+    return loss, grad
+
+
+def _outputs(want, loss, grad, reduction, dtype, layout):
+    """The results in the caller's shapes and dtype: loss, grad or (loss, grad)."""
+    shape, ax, batch_shape = layout
     outs = []
     if want in ("loss", "both"):
         outs.append(_finish(loss.reshape(batch_shape), dtype) if reduction == "none" else loss)
     if want in ("grad", "both"):
-        outs.append(_finish(_from_rows(grad, arr.shape, (ax,), batch_shape), dtype))
+        outs.append(_finish(_from_rows(grad, shape, (ax,), batch_shape), dtype))
     return tuple(outs) if want == "both" else outs[0]
 
 
@@ -298,19 +311,19 @@ _OPTIONS_DOC = """
 @_quiet
 def cross_entropy(logits, target, *, weight=None, ignore_index=IGNORE_INDEX, label_smoothing=0.0,
                   reduction="mean", axis=-1):
-    return _cross_entropy(logits, target, axis, "loss", weight, ignore_index, label_smoothing, reduction)
+    return _compute(logits, target, axis, "loss", weight, ignore_index, label_smoothing, reduction)
 
 
 @_quiet
 def cross_entropy_grad(logits, target, *, weight=None, ignore_index=IGNORE_INDEX, label_smoothing=0.0,
                        reduction="mean", axis=-1):
-    return _cross_entropy(logits, target, axis, "grad", weight, ignore_index, label_smoothing, reduction)
+    return _compute(logits, target, axis, "grad", weight, ignore_index, label_smoothing, reduction)
 
 
 @_quiet
 def cross_entropy_with_grad(logits, target, *, weight=None, ignore_index=IGNORE_INDEX,
                             label_smoothing=0.0, reduction="mean", axis=-1):
-    return _cross_entropy(logits, target, axis, "both", weight, ignore_index, label_smoothing, reduction)
+    return _compute(logits, target, axis, "both", weight, ignore_index, label_smoothing, reduction)
 
 
 cross_entropy.__doc__ = """Softmax cross entropy L = -sum_j y_j log S_j, reduced to its mean by default.

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from . import _tiles
-from ._cross_entropy import _cross_entropy, _mean_denominator, _soft_tile
+from ._cross_entropy import _compute, _mean_denominator, _soft_tile
 from ._rows import _finish, _quiet, _scalar
 from ._validation import IGNORE_INDEX, _array, _linear_inputs, _prepared_targets
 
@@ -227,7 +227,7 @@ def _chunk_loss_and_gradient(x_part, Ws, bs, tgt_part, options, reduction, denom
     weight, ignore_index, eps = options
     logits = x_part @ Ws.T
     logits += bs
-    losses, grad = _cross_entropy(logits, tgt_part, -1, "both", weight, ignore_index, eps, "none")
+    losses, grad = _compute(logits, tgt_part, -1, "both", weight, ignore_index, eps, "none")
     del logits
     grad = np.asarray(grad, dtype=np.float64)
     if reduction == "mean":
