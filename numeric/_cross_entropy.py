@@ -9,7 +9,8 @@ import numpy as np
 
 from . import _blocks, _kernels, _tiles
 from ._exact import _product_quotient, _smoothed_weighted, _zero_times
-from ._rows import _finish, _from_rows, _quiet, _run, _scalar, _to_rows
+from ._rows import _docstring, _finish, _from_rows, _quiet, _run, _scalar, _to_rows
+from ._typing import ArrayLike, Loss, NDArray, Reduction
 from ._validation import (
     _FLOATS,
     _REDUCTIONS,
@@ -283,74 +284,187 @@ def _reduced(loss, grad, reduction, dtype, counted_denom):
     return _scalar(np.nan, dtype), grad
 
 
-_OPTIONS_DOC = """
-    Options, with PyTorch's names, defaults and semantics
-    (``torch.nn.functional.cross_entropy``):
-
-    - ``weight``: one finite, non-negative weight per class, w. A sample's loss becomes
-      -sum_j w_j y_j log S_j (w_c L for an integer target c).
-    - ``ignore_index`` (default -100): integer targets equal to it contribute 0 to the
-      loss, get a zero gradient and do not count in the mean. None ignores nothing.
-      Probability targets accept only the default (which then means nothing).
-    - ``label_smoothing`` = eps, a number in [0, 1]: y is replaced by
-      y' = (1 - eps) y + eps / T, and the gradient is S sum_j u_j - u with u = w y'.
-    - ``reduction`` (default "mean"): "none" keeps one loss per sample; "sum" adds them;
-      "mean" divides the sum by the summed weights w_c of the counted integer targets
-      (their number without weights), or by the number of samples for probability
-      targets. A reduced loss is a NumPy scalar of the result dtype. The gradients are
-      those of the loss returned ("none": of the sum of the per-sample losses). A mean
-      over nothing (every target ignored, or every weight 0) is NaN, as in PyTorch; its
-      gradient is NaN in the rows that count (weight 0) and 0 in ignored rows.
-
-    Non-finite logits: a NaN row gives a NaN loss and gradient, also when its target is
-    ignored or has weight 0. 0 * inf = 0: a class (or sample) of zero target mass adds
-    nothing, even where -log S_j = +inf.
+_LOGITS_TARGET = """
+    logits : array_like
+        Real numbers a (float16/32/64; integers and booleans taken as float64), with the
+        classes along ``axis``.
+    target : array_like
+        Either integer class indices c, of the logits' shape without the class axis, or
+        float probabilities y of the logits' shape (non-negative, each summing to 1
+        within sqrt(eps) of their dtype).
 """
+_OPTIONS = """
+    weight : array_like, optional
+        One finite, non-negative weight w_j per class: a sample's loss becomes
+        -sum_j w_j y_j log S_j (w_c L for a class index c).
+    ignore_index : int or None, default -100
+        Class indices equal to it add 0 to the loss, get a zero gradient and do not
+        count in the mean (None ignores nothing). Probability targets accept only the
+        default.
+    label_smoothing : float in [0, 1], default 0.0
+        eps: y becomes y' = (1 - eps) y + eps / T.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none" keeps one loss per sample, "sum" adds them, "mean" divides the sum by
+        the summed w_c of the counted class indices (their number without weights),
+        or by the number of samples for probabilities. A mean over nothing is NaN.
+    axis : int, default -1
+        The class axis (PyTorch's is 1 for 3-D and wider logits: pass ``axis=1``).
+"""
+_RAISES = """
+    ValueError
+        A class index outside [0, T), a target of the wrong shape (the message gives
+        the fix when it is clear: ``axis=1``, or a float dtype for one-hot targets),
+        negative or non-normalized probabilities, an empty class axis, bad options.
+    TypeError
+        Non-numeric, complex or masked data; options of the wrong type.
+"""
+_NOTES = """
+    With u = w y' (y' the smoothed target) the loss of a row is
+    L = sum_j u_j (-log S_j) and its gradient dL/da = S sum_j u_j - u: the derivative
+    of the loss computed, also where y sums to 1 only within the tolerance. For class
+    indices without options L = (m - a_c) + log1p(s') (m, s' as in :func:`softmax`),
+    within 4 ULP, also for losses far below 1e-16 (where libraries return 0), and
+    dL/da = S - e_c with S_c - 1 formed as -sum_{j != c} S_j when c is the argmax.
+    Gradients are those of the loss returned ("none": of the sum of the losses); a mean
+    over nothing has a NaN gradient in the rows that count. A NaN row gives NaN;
+    0 * inf = 0 (a class or sample of zero target mass adds nothing, even where
+    -log S_j = +inf).
+"""
+_SHARED = dict(logits_target=_LOGITS_TARGET, options=_OPTIONS, raises=_RAISES, notes=_NOTES)
 
 
 @_quiet
-def cross_entropy(logits, target, *, weight=None, ignore_index=IGNORE_INDEX, label_smoothing=0.0,
-                  reduction="mean", axis=-1):
+@_docstring(**_SHARED)
+def cross_entropy(logits: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
+                  ignore_index: int | None = IGNORE_INDEX, label_smoothing: float = 0.0,
+                  reduction: Reduction = "mean", axis: int = -1) -> Loss:
+    """Softmax cross entropy L = -sum_j y_j log S_j, as ``torch.nn.functional.cross_entropy``.
+
+    Parameters
+    ----------
+    $logits_target
+    $options
+
+    Returns
+    -------
+    ndarray or NumPy scalar
+        The loss in the logits' floating dtype: one per sample with
+        ``reduction="none"``, else a NumPy scalar.
+
+    Raises
+    ------
+    $raises
+
+    Notes
+    -----
+    $notes
+
+    Examples
+    --------
+    >>> import numpy as np, numeric
+    >>> p = [[0.1, 0.15, 0.05, 0.6, 0.1], [0.15, 0.2, 0.4, 0.1, 0.15]]
+    >>> numeric.cross_entropy(np.log(p), np.array([3, 3]), reduction="none")  # -log 0.6, -log 0.1
+    array([0.51082562, 2.30258509])
+    >>> numeric.cross_entropy([[1.0, 2.0, 3.0]], np.array([[0.0, 0.5, 0.5]]))  # probabilities
+    np.float64(0.9076059644443804)
+    >>> numeric.cross_entropy([[0.0, 745.0]], np.array([1]))  # e^-745: libraries give 0
+    np.float64(5e-324)
+    >>> numeric.cross_entropy([[1.0, 2.0, 3.0], [9.0, 0.0, 0.0]], np.array([2, -100]))  # one ignored
+    np.float64(0.4076059644443803)
+    >>> numeric.cross_entropy([[1.0, 2.0, 3.0]], np.array([3]))
+    Traceback (most recent call last):
+    ValueError: target 3 at position (0,) is not a class index in [0, 3)
+    """
     return _compute(logits, target, axis, "loss", weight, ignore_index, label_smoothing, reduction)
 
 
 @_quiet
-def cross_entropy_grad(logits, target, *, weight=None, ignore_index=IGNORE_INDEX, label_smoothing=0.0,
-                       reduction="mean", axis=-1):
+@_docstring(**_SHARED)
+def cross_entropy_grad(logits: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
+                       ignore_index: int | None = IGNORE_INDEX, label_smoothing: float = 0.0,
+                       reduction: Reduction = "mean", axis: int = -1) -> NDArray[np.floating]:
+    """The gradient dL/d logits of :func:`cross_entropy` (same arguments): S - y.
+
+    Parameters
+    ----------
+    $logits_target
+    $options
+
+    Returns
+    -------
+    ndarray
+        dL/da, of the logits' shape and floating dtype.
+
+    Raises
+    ------
+    $raises
+
+    Notes
+    -----
+    $notes
+
+    Examples
+    --------
+    >>> import numpy as np, numeric
+    >>> numeric.cross_entropy_grad([[1.0, 2.0, 3.0]], np.array([2]))  # softmax([1, 2, 3]) - e_2
+    array([[ 0.09003057,  0.24472847, -0.33475904]])
+    >>> numeric.cross_entropy_grad([[0.0, 40.0]], np.array([1]))  # S_1 - 1 = -4.2e-18, not 0
+    array([[ 4.24835426e-18, -4.24835426e-18]])
+    >>> numeric.cross_entropy_grad([[1.0, 2.0, 3.0]], np.array([2]), weight=[1.0, 1.0, 2.0],
+    ...                            label_smoothing=0.3)  # (S sum_j u_j - u) / w_c
+    array([[ 0.03102752,  0.17025562, -0.20128314]])
+    >>> numeric.cross_entropy_grad([[1.0, 2.0, 3.0], [9.0, 0.0, 0.0]], np.array([2, -100]),
+    ...                            reduction="sum")  # an ignored row: zero gradient
+    array([[ 0.09003057,  0.24472847, -0.33475904],
+           [ 0.        ,  0.        ,  0.        ]])
+    """
     return _compute(logits, target, axis, "grad", weight, ignore_index, label_smoothing, reduction)
 
 
 @_quiet
-def cross_entropy_with_grad(logits, target, *, weight=None, ignore_index=IGNORE_INDEX,
-                            label_smoothing=0.0, reduction="mean", axis=-1):
+@_docstring(**_SHARED)
+def cross_entropy_with_grad(logits: ArrayLike, target: ArrayLike, *, weight: ArrayLike | None = None,
+                            ignore_index: int | None = IGNORE_INDEX, label_smoothing: float = 0.0,
+                            reduction: Reduction = "mean",
+                            axis: int = -1) -> tuple[Loss, NDArray[np.floating]]:
+    """``(cross_entropy(...), cross_entropy_grad(...))`` from one fused pass.
+
+    Parameters
+    ----------
+    $logits_target
+    $options
+
+    Returns
+    -------
+    loss : ndarray or NumPy scalar
+        As :func:`cross_entropy`.
+    grad : ndarray
+        As :func:`cross_entropy_grad`: the gradient of exactly this loss.
+
+    Raises
+    ------
+    $raises
+
+    Notes
+    -----
+    $notes
+
+    Examples
+    --------
+    >>> import numpy as np, numeric
+    >>> a = [[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]]
+    >>> loss, grad = numeric.cross_entropy_with_grad(a, np.array([2, 0]))
+    >>> loss  # the mean of -log S_2 and -log S_0
+    np.float64(1.4076059644443801)
+    >>> grad  # (S - y) / 2
+    array([[ 0.04501529,  0.12236424, -0.16737952],
+           [-0.45498471,  0.12236424,  0.33262048]])
+    >>> numeric.cross_entropy_with_grad(np.zeros((2, 3, 4)), np.zeros((2, 4), int))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: integer targets must have the logits' shape ... (PyTorch's (N, C, L) layout): pass axis=1
+    >>> numeric.cross_entropy_with_grad(np.zeros((2, 3, 4)), np.zeros((2, 4), int), axis=1,
+    ...                                 reduction="none")[0]  # log 3 each
+    array([[1.09861229, 1.09861229, 1.09861229, 1.09861229],
+           [1.09861229, 1.09861229, 1.09861229, 1.09861229]])
+    """
     return _compute(logits, target, axis, "both", weight, ignore_index, label_smoothing, reduction)
-
-
-cross_entropy.__doc__ = """Softmax cross entropy L = -sum_j y_j log S_j, reduced to its mean by default.
-
-    ``target`` is either integer class indices c with the logits' shape minus the class
-    axis (then L = (m - a_c) + log1p(s'), within 4 ULP, including losses far below
-    1e-16 where libraries return exactly 0), or probabilities with the logits' shape
-    (non-negative, each row summing to 1 within sqrt(eps) of their dtype; then
-    L = sum_j y_j (-log S_j), with 0 * inf = 0 for masked classes of zero target).
-    The class axis is ``axis`` (default -1; PyTorch's is 1 for 3-D and wider logits).
-
-    Errors: a label outside [0, T), a target shape that does not match (with the fix
-    when it is clear: ``axis=1`` for (N, C, L) logits, a float dtype for one-hot
-    targets), negative or non-normalized soft targets, an empty class axis, non-numeric
-    data, and bad options.
-""" + _OPTIONS_DOC
-
-
-cross_entropy_grad.__doc__ = """dL/d logits of :func:`cross_entropy` (same arguments), the logits' shape.
-
-    dL/da = S - y for integer targets: each component within 4 ULP; at the true class
-    S_c - 1 is computed as -sum_{j != c} S_j when c is the argmax, so S_c ~ 1 loses
-    nothing. For probability targets, weights or smoothing, dL/da = S sum_j u_j - u,
-    the derivative of the loss computed also where a row of y sums to 1 only within
-    the tolerance (S - y would not be).
-""" + _OPTIONS_DOC
-
-
-cross_entropy_with_grad.__doc__ = """(cross_entropy, cross_entropy_grad) from one fused pass.
-""" + _OPTIONS_DOC

@@ -1,5 +1,67 @@
-"""The fully connected layer and the softmax loss in one call, the logits never held
-whole (:mod:`numeric._tiles`; the row path for non-finite logits). Imports NumPy only."""
+"""The fully connected layer and the softmax loss in one call: logits = x W^T + b
+(as ``torch.nn.functional.linear``), never held whole. Imports NumPy only.
+
+The whole B x T logits are never held. Every call with finite logits (class
+indices or probabilities, any option) goes in tiles of ``chunk`` classes (default:
+as many as make :data:`LINEAR_TILE_BYTES` of float64 logits for the B rows, at least
+:data:`LINEAR_MIN_TILE`), in two passes over the tiles, each computing the tile's
+logits x W_tile^T + b_tile in float64 (W widened one tile at a time;
+:mod:`numeric._tiles`):
+
+1. per row and tile, the tile's largest logit m_t and the sum s_t of e^(a_j - m_t)
+   over its classes other than its own argmax (and the target), the sums of
+   u_j (m_t - a_j) and of u_j (probability targets, smoothing), the target logit a_c.
+   Combined, with m = max_t m_t (``lse_split_classes``): Z e^-m = 1 + R with
+   R = s_t* + sum_{t != t*} e^(m_t - m) (1 + s_t) (+ e^(a_c - m)), a sum of small
+   terms, and the loss sigma log1p(R) + sum_j u_j (m - a_j)
+   (``loss_split_true_class``): losses far below 1e-16 keep their digits, and none
+   is negative;
+2. the tile's G = e^a F - rho u with F = e^-m sigma rho / Z' rounded once (sigma =
+   sum_j u_j, rho the reduction's factor), S_c - 1 as -sum_{j != c} e^(a_j - m) / Z'
+   where c is the argmax (``true_class_complement_shifted``); then dW's rows of the
+   tile = G_tile^T x (``fc_grad_W_class_tile``), rounded once into the result, db's
+   entries, and dx += G_tile W_tile into a float64 B x N sum (``fc_batch_grad_x_tiles``).
+
+Exponentials are e^a e^-m (each factor rounded once) in rows whose logits lie in
+[-708, 708], and e^(a - m) with a - m carried with its rounding error (TwoSum)
+elsewhere, so finite logits of any size stay on the tiles. Where a weight above 1
+meets a number that would be subnormal (S_j, or R past a gap of 708), the
+weight's power of two goes into the exponent first.
+
+Memory beyond the inputs and outputs: the tile's logits, the tile of W and of dW in
+float64, float64 copies of x and of dx (and one product G_tile W_tile), per-row
+statistics of at most :data:`LINEAR_STAT_TILES` tiles, and a few cache blocks of
+temporaries (probability targets are checked and read a block of a tile at a time:
+no float64 copy of them). At B = 4096, N = 768, T = 50257 (float32): 136 MB for
+class indices, 142 MB with a logit beyond 708, 145 MB for probability targets (8.7,
+9.0 and 9.2 % of the 1.6 GB of float64 logits, which the whole computation at once
+held 2.3 times over; benchmarks/linear_memory.py).
+
+NaN, +inf, a row of only -inf, or -inf with smoothing or probability targets take
+the row path instead: rows in chunks of :data:`LINEAR_CHUNK_BYTES` of float64
+logits through :func:`numeric.cross_entropy_with_grad`, dW and db accumulated over the
+chunks (``fc_batch_grad_W_chunks``), with a float64 copy of W and a float64 dW
+(more memory: those calls' results are NaN or infinite where the input is;
+``chunk`` does not apply there). Non-finite logits behave as in
+:func:`numeric.cross_entropy`.
+
+Accuracy (tests/test_linear_chunks.py, tests/test_tiles_accuracy.py, against
+mpmath from the exact inputs). From given float64 logits (W = I, b = 0: the logits
+are x exactly and dx is G) the loss is within 4 ULP, also far below 1e-16 (down to
+1e-300), and each entry of G within 4 ULP of max(S_j sigma, u_j) rho (for plain
+class indices: of itself) on every option, weights up to 1e300 included. The
+logits themselves are BLAS's float64 sums of the products x_n W_jn: each is within
+gamma_N sum_n |x_n W_jn| (gamma_N = N 2^-53 / (1 - N 2^-53)) of the exact logit,
+and the loss, whose derivative in each row has 1-norm at most 2 sigma, moves by at
+most twice that per unit of target mass. So with float32 inputs (every product
+exact in float64) the results are within 1 ULP of float32 of the exact values
+*when the dot products do not cancel*; in general the loss is within 1 ULP of
+float32 plus 2 gamma_N max_j sum_n |x_n W_jn| per row (per unit of sigma) of the
+exact loss -- logits that cancel (x_n W_jn of 1e17 summing to 1) can be off by
+more than 1 even in float64. The per-row results agree with the row path's to a
+few ULP, not bit for bit: another formula for the same math, and the sums of dW,
+db and dx in another order.
+"""
 from __future__ import annotations
 
 import functools
@@ -11,6 +73,7 @@ import numpy as np
 from . import _tiles
 from ._cross_entropy import _compute, _mean_denominator, _soft_tile
 from ._rows import _finish, _quiet, _scalar
+from ._typing import ArrayLike, Loss, NDArray, Reduction
 from ._validation import IGNORE_INDEX, _array, _linear_inputs, _prepared_targets
 
 #: the tiles (every call with finite logits) compute the logits of all B rows for a tile of
@@ -40,90 +103,63 @@ LINEAR_CHUNK_BYTES = 64 * 2 ** 20
 
 
 @_quiet
-def linear_cross_entropy(x, W, b, target, *, weight=None, ignore_index=IGNORE_INDEX, label_smoothing=0.0,
-                         reduction="mean", chunk=None):
+def linear_cross_entropy(x: ArrayLike, W: ArrayLike, b: ArrayLike | None, target: ArrayLike, *,
+                         weight: ArrayLike | None = None, ignore_index: int | None = IGNORE_INDEX,
+                         label_smoothing: float = 0.0, reduction: Reduction = "mean",
+                         chunk: int | None = None) -> tuple[Loss, NDArray, NDArray, NDArray]:
     """The fully connected layer and the softmax loss in one call: ``(loss, dx, dW, db)``.
 
-    logits = x W^T + b as ``torch.nn.functional.linear``: x of shape (..., N), W (T, N)
-    as in the source material, b (T,) (or None for no bias); the loss is
-    :func:`cross_entropy` of the logits (classes last) with the same ``target`` (shape
-    x.shape[:-1] for class indices) and options, PyTorch's defaults included. The
-    gradients are those of the loss returned ("none": of the sum of the per-sample
-    losses, as autograd gives), through the FC derivations of the catalogue: with
-    G = dL/d logits (rows S - y', scaled as the options say), dW = G^T x,
-    db = sum over the batch of G, dx = G W. Every result takes the promoted dtype of
-    x, W and b (computed in float64, rounded once).
+    Parameters
+    ----------
+    x : array_like
+        Features, shape (..., N).
+    W : array_like
+        Weights, shape (T, N) (as ``torch.nn.functional.linear``).
+    b : array_like or None
+        Biases, shape (T,); None for none.
+    target : array_like
+        Class indices of shape x.shape[:-1], or probabilities of shape x.shape[:-1] + (T,).
+    weight, ignore_index, label_smoothing, reduction
+        As for :func:`cross_entropy`, PyTorch's defaults included.
+    chunk : int or None, default None
+        Classes per tile (>= 1); None: as many as make :data:`LINEAR_TILE_BYTES` of
+        float64 logits for the batch, at least :data:`LINEAR_MIN_TILE`.
 
-    The whole B x T logits are never held. Every call with finite logits (class
-    indices or probabilities, any option) goes in tiles of ``chunk`` classes (default:
-    as many as make :data:`LINEAR_TILE_BYTES` of float64 logits for the B rows, at least
-    :data:`LINEAR_MIN_TILE`), in two passes over the tiles, each computing the tile's
-    logits x W_tile^T + b_tile in float64 (W widened one tile at a time;
-    :mod:`numeric._tiles`):
+    Returns
+    -------
+    loss : ndarray or NumPy scalar
+        :func:`cross_entropy` of the logits a = x W^T + b (classes last).
+    dx, dW, db : ndarray
+        The gradients of that loss ("none": of the sum of the losses), of the shapes
+        of x, W and b (db of shape (T,) also when b is None).
+        Every result has the promoted floating dtype of x, W and b.
 
-    1. per row and tile, the tile's largest logit m_t and the sum s_t of e^(a_j - m_t)
-       over its classes other than its own argmax (and the target), the sums of
-       u_j (m_t - a_j) and of u_j (probability targets, smoothing), the target logit a_c.
-       Combined, with m = max_t m_t (``lse_split_classes``): Z e^-m = 1 + R with
-       R = s_t* + sum_{t != t*} e^(m_t - m) (1 + s_t) (+ e^(a_c - m)), a sum of small
-       terms, and the loss sigma log1p(R) + sum_j u_j (m - a_j)
-       (``loss_split_true_class``): losses far below 1e-16 keep their digits, and none
-       is negative;
-    2. the tile's G = e^a F - rho u with F = e^-m sigma rho / Z' rounded once (sigma =
-       sum_j u_j, rho the reduction's factor), S_c - 1 as -sum_{j != c} e^(a_j - m) / Z'
-       where c is the argmax (``true_class_complement_shifted``); then dW's rows of the
-       tile = G_tile^T x (``fc_grad_W_class_tile``), rounded once into the result, db's
-       entries, and dx += G_tile W_tile into a float64 B x N sum (``fc_batch_grad_x_tiles``).
+    Raises
+    ------
+    ValueError, TypeError
+        Shapes that do not fit (x (..., N), W (T, N), b (T,), T >= 1), a bad ``chunk``,
+        and every error of :func:`cross_entropy`.
 
-    Exponentials are e^a e^-m (each factor rounded once) in rows whose logits lie in
-    [-708, 708], and e^(a - m) with a - m carried with its rounding error (TwoSum)
-    elsewhere, so finite logits of any size stay on the tiles. Where a weight above 1
-    meets a number that would be subnormal (S_j, or R past a gap of 708), the
-    weight's power of two goes into the exponent first.
-
-    Memory beyond the inputs and outputs: the tile's logits, the tile of W and of dW in
-    float64, float64 copies of x and of dx (and one product G_tile W_tile), per-row
-    statistics of at most :data:`LINEAR_STAT_TILES` tiles, and a few cache blocks of
-    temporaries (probability targets are checked and read a block of a tile at a time:
-    no float64 copy of them). At B = 4096, N = 768, T = 50257 (float32): 136 MB for
-    class indices, 142 MB with a logit beyond 708, 145 MB for probability targets (8.7,
-    9.0 and 9.2 % of the 1.6 GB of float64 logits, which the whole computation at once
-    held 2.3 times over; benchmarks/linear_memory.py).
-
-    NaN, +inf, a row of only -inf, or -inf with smoothing or probability targets take
-    the row path instead: rows in chunks of :data:`LINEAR_CHUNK_BYTES` of float64
-    logits through :func:`cross_entropy_with_grad`, dW and db accumulated over the
-    chunks (``fc_batch_grad_W_chunks``), with a float64 copy of W and a float64 dW
-    (more memory: those calls' results are NaN or infinite where the input is;
-    ``chunk`` does not apply there). Non-finite logits behave as in
-    :func:`cross_entropy`.
-
-    Accuracy (tests/test_linear_chunks.py, tests/test_tiles_accuracy.py, against
-    mpmath from the exact inputs). From given float64 logits (W = I, b = 0: the logits
-    are x exactly and dx is G) the loss is within 4 ULP, also far below 1e-16 (down to
-    1e-300), and each entry of G within 4 ULP of max(S_j sigma, u_j) rho (for plain
-    class indices: of itself) on every option, weights up to 1e300 included. The
-    logits themselves are BLAS's float64 sums of the products x_n W_jn: each is within
-    gamma_N sum_n |x_n W_jn| (gamma_N = N 2^-53 / (1 - N 2^-53)) of the exact logit,
-    and the loss, whose derivative in each row has 1-norm at most 2 sigma, moves by at
-    most twice that per unit of target mass. So with float32 inputs (every product
-    exact in float64) the results are within 1 ULP of float32 of the exact values
-    *when the dot products do not cancel*; in general the loss is within 1 ULP of
-    float32 plus 2 gamma_N max_j sum_n |x_n W_jn| per row (per unit of sigma) of the
-    exact loss -- logits that cancel (x_n W_jn of 1e17 summing to 1) can be off by
-    more than 1 even in float64. The per-row results agree with the row path's to a
-    few ULP, not bit for bit: another formula for the same math, and the sums of dW,
-    db and dx in another order.
-
-    ``chunk``: classes per tile (an int >= 1) or None for the default.
+    Notes
+    -----
+    With G = dL/da (rows S sum_j u_j - u, scaled as the options say; S - y for plain
+    class indices), the FC derivations give dW = G^T x, db = sum over the batch of G and
+    dx = G W. The B x T logits are never held whole: two passes over tiles of classes
+    (:mod:`numeric._linear` describes them, their memory and their accuracy). From exact
+    logits the loss and G are within 4 ULP; the logits themselves carry BLAS's rounding.
 
     Examples
     --------
     >>> import numpy as np, numeric
-    >>> x, W, b = np.ones((2, 3)), np.zeros((4, 3)), np.zeros(4)
-    >>> loss, dx, dW, db = numeric.linear_cross_entropy(x, W, b, np.array([0, 3]))
-    >>> float(loss)  # all logits 0: log 4
-    1.3862943611198906
+    >>> x, W = np.array([[1.0, 2.0]]), np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    >>> loss, dx, dW, db = numeric.linear_cross_entropy(x, W, None, np.array([2]))
+    >>> loss, db  # logits [1, 2, 3]: -log S_2 and S - e_2
+    (np.float64(0.4076059644443803), array([ 0.09003057,  0.24472847, -0.33475904]))
+    >>> dx  # G W
+    array([[-0.24472847, -0.09003057]])
+    >>> numeric.linear_cross_entropy(x, W[:, :1], None, np.array([2]))
+    Traceback (most recent call last):
+    ValueError: x has 2 features but W has 1 columns (x (1, 2), W (3, 1); W is T x N)
     """
     return _linear(x, W, b, target, weight, ignore_index, label_smoothing, reduction, chunk)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import math
+import string
+import textwrap
 
 import numpy as np
 
@@ -19,6 +21,17 @@ def _quiet(function):
         with np.errstate(all="ignore"):
             return function(*args, **kwargs)
     return wrapper
+
+
+def _docstring(**parts):
+    """Fill ``$name`` in the decorated function's docstring with ``parts[name]``, a
+    section shared by several functions (written once, indented as the docstring)."""
+    def apply(function):
+        filled = {name: textwrap.indent(textwrap.dedent(text).strip("\n"), "    ").lstrip()
+                  for name, text in parts.items()}
+        function.__doc__ = string.Template(function.__doc__).substitute(filled)
+        return function
+    return apply
 
 
 def _to_rows(arr, axes):

@@ -5,10 +5,13 @@ import numpy as np
 
 from . import _kernels
 from ._rows import _finish, _from_rows, _quiet, _run, _to_rows
+from ._typing import ArrayLike, Axis, NDArray
 from ._validation import _FLOATS, _array, _check_not_bool, _logits_array, _normalize_axes
 
 
 def _axiswise(logits, axis, kernel, fill, reduce, posinf_fill=None):
+    """The softmax-family kernel ``kernel`` along ``axis``: rows of only -inf get
+    ``fill`` (and +inf rows ``posinf_fill``); ``reduce`` for one value per row."""
     arr, dtype = _logits_array(logits, keep=True)
     _check_not_bool(axis)
     if arr.ndim == 0:
@@ -35,55 +38,156 @@ def _axiswise(logits, axis, kernel, fill, reduce, posinf_fill=None):
 
 
 @_quiet
-def softmax(logits, axis=-1):
-    """Softmax along ``axis``: S_j = e^{a_j} / sum_k e^{a_k}.
+def softmax(logits: ArrayLike, axis: Axis = -1) -> NDArray[np.floating]:
+    """Softmax along ``axis``: the probabilities S_j = e^{a_j} / sum_k e^{a_k}.
 
-    Computed as S_j = e^{a_j - m} / (1 + s'), with m = max_k a_k at index k and
-    s' = sum_{j != k} e^{a_j - m} summed without the term k; a_j - m is carried with its
-    rounding error (TwoSum), so S_j is within 4 ULP even for logits spread over
-    thousands. ``axis`` may be an int, a tuple of ints or None (all axes), as in
-    ``scipy.special.softmax`` (whose default is None; here it is -1).
+    Parameters
+    ----------
+    logits : array_like
+        Real numbers a (float16/32/64, or integers and booleans, taken as float64).
+    axis : int, tuple of ints or None, default -1
+        The class axis (or axes: the softmax over all of them together; None: all), as in
+        ``scipy.special.softmax`` (whose default is None).
 
-    Edge cases: -inf gives probability 0; a row of only -inf gives 0 everywhere;
-    +inf logits share the probability equally; NaN gives a NaN row.
+    Returns
+    -------
+    ndarray
+        S, of the logits' shape and floating dtype: each entry in [0, 1], summing to 1
+        along ``axis``.
+
+    Raises
+    ------
+    TypeError
+        Complex, non-numeric or masked logits; a boolean or non-integer axis.
+    numpy.exceptions.AxisError
+        An axis out of range.
+    ValueError
+        An empty class axis, or a repeated axis.
+
+    Notes
+    -----
+    S_j = e^{a_j - m} / (1 + s') with m = max_k a_k at index k and
+    s' = sum_{j != k} e^{a_j - m}, summed without the term k; a_j - m is carried with its
+    rounding error (TwoSum), so each S_j is within 4 ULP even for logits spread over
+    thousands, where e^{a_j} alone overflows. A -inf logit gets probability 0 (a row of
+    only -inf: 0 everywhere); n +inf logits share the probability equally (1/n each);
+    a NaN makes its row NaN.
+
+    Examples
+    --------
+    >>> import numpy as np, numeric
+    >>> numeric.softmax([1.0, 2.0, 3.0])
+    array([0.09003057, 0.24472847, 0.66524096])
+
+    A logit of 1000 overflows e^a (the naive formula gives NaN); the ratio does not:
+
+    >>> numeric.softmax([1000.0, 0.0])
+    array([1., 0.])
+    >>> numeric.softmax(np.array([1.0, -np.inf, np.inf, np.inf], dtype=np.float32))
+    array([0. , 0. , 0.5, 0.5], dtype=float32)
     """
     return _axiswise(logits, axis, _kernels.softmax, 0.0, reduce=False)
 
 
 @_quiet
-def log_softmax(logits, axis=-1):
-    """log S_j = (a_j - m) - log1p(s') along ``axis``, within 4 ULP everywhere.
+def log_softmax(logits: ArrayLike, axis: Axis = -1) -> NDArray[np.floating]:
+    """The logarithm of :func:`softmax` along ``axis``: log S_j = a_j - log sum_k e^{a_k}.
 
-    Accurate also where log S_j is far below 1e-16 in magnitude (the largest logit far
-    ahead: a naive log(softmax) gives exactly 0) and for logits up to +-1e308 (a_j - m
-    may overflow to -inf, which is then the correctly rounded result). ``axis`` as in
-    :func:`softmax`. -inf logits give -inf; a row of only -inf gives -inf; +inf logits
-    give -log n at the n +inf classes and -inf elsewhere.
+    Parameters
+    ----------
+    logits : array_like
+        Real numbers a, as for :func:`softmax`.
+    axis : int, tuple of ints or None, default -1
+        The class axis (or axes), as for :func:`softmax`.
+
+    Returns
+    -------
+    ndarray
+        log S, of the logits' shape and floating dtype; every entry <= 0.
+
+    Raises
+    ------
+    TypeError, numpy.exceptions.AxisError, ValueError
+        As :func:`softmax`.
+
+    Notes
+    -----
+    log S_j = (a_j - m) - log1p(s') (m and s' as in :func:`softmax`), within 4 ULP,
+    also where log S_j is far below 1e-16 in magnitude (the largest logit far ahead:
+    log(softmax) gives exactly 0 there) and for logits up to +-1e308 (a_j - m may then
+    overflow to -inf, the correctly rounded result). -inf logits give -inf (a row of
+    only -inf: -inf everywhere); n +inf logits give -log n there and -inf elsewhere;
+    NaN gives a NaN row.
+
+    Examples
+    --------
+    >>> import numpy as np, numeric
+    >>> numeric.log_softmax([40.0, 0.0])
+    array([-4.24835426e-18, -4.00000000e+01])
+
+    The naive form rounds S_0 = 1 - 4.2e-18 to 1 and loses the first entry entirely:
+
+    >>> np.log(np.exp([40.0, 0.0]) / np.exp([40.0, 0.0]).sum())
+    array([  0., -40.])
     """
     return _axiswise(logits, axis, _kernels.log_softmax, -np.inf, reduce=False)
 
 
 @_quiet
-def logsumexp(logits, axis=-1, b=None, keepdims=False, return_sign=False):
-    """log |sum_j b_j e^{a_j}| along ``axis`` (removed unless ``keepdims``), as
-    ``scipy.special.logsumexp``; with ``return_sign``, ``(value, sign)``.
+def logsumexp(logits: ArrayLike, axis: Axis = -1, b: ArrayLike | None = None, keepdims: bool = False,
+              return_sign: bool = False) -> NDArray[np.floating] | np.floating | tuple:
+    """log |sum_j b_j e^{a_j}| along ``axis``, as ``scipy.special.logsumexp``.
 
-    Without ``b``: m + log1p(s'), within 4 ULP of |m| + log(1 + s'), i.e. of the result
-    except where the problem itself cancels (m < 0 and log(1 + s') ~ -m).
+    Parameters
+    ----------
+    logits : array_like
+        Real numbers a, as for :func:`softmax`.
+    axis : int, tuple of ints or None, default -1
+        The axes summed over (None: all); SciPy's shapes for 0-d input.
+    b : array_like, optional
+        Finite weights of any sign, broadcast to the logits' shape; b_j = 0 leaves the
+        term out, also from the maximum (as in SciPy). Default: all 1.
+    keepdims : bool, default False
+        Keep the summed axes with length 1.
+    return_sign : bool, default False
+        Return ``(log |s|, sign s)``; without it a negative sum gives NaN.
 
-    With weights ``b`` (finite, of any sign, broadcast to the logits' shape; entries
-    with b_j = 0 are left out, also from the maximum, as in SciPy): m + log|b_k + s'_b|
-    with s'_b = sum_{j != k} b_j e^{a_j - m} summed accurately and b_k + s'_b carried
-    exactly into the log. Within 4 ULP of |m| + |log|s|| + sum_{j != k} |b_j|
-    e^{a_j - m} / |s| (s = b_k + s'_b): of the result unless the weighted sum itself
-    cancels. A negative sum gives NaN unless ``return_sign`` (then its log-magnitude and
-    sign -1); a zero sum gives -inf, sign 0.
+    Returns
+    -------
+    ndarray or NumPy scalar, or a tuple of two
+        The value (a scalar when every axis is summed), and with ``return_sign`` the
+        sign (1, -1, or 0 for a zero sum, whose value is -inf).
 
-    ``axis`` as in SciPy (int, tuple or None; a boolean is a TypeError), and SciPy's
-    shapes for 0-d input. -inf entries contribute nothing; a row of only -inf gives
-    -inf (sign 0); +inf gives +inf (NaN if the weights at +inf sum to 0); NaN gives NaN.
+    Raises
+    ------
+    TypeError, numpy.exceptions.AxisError, ValueError
+        As :func:`softmax`; and ValueError for weights that are not finite or do not
+        broadcast.
+
+    Notes
+    -----
+    Without b: m + log1p(s') (as in :func:`softmax`), within 4 ULP of |m| + log(1 + s').
+    With b: m + log|b_k + s'_b|, s'_b = sum_{j != k} b_j e^{a_j - m} summed accurately
+    and b_k + s'_b carried exactly into the log: within 4 ULP unless the weighted sum
+    itself cancels. -inf terms add nothing (a row of only -inf: -inf, sign 0); +inf gives
+    +inf (NaN if its weights sum to 0); NaN gives NaN.
+
+    Examples
+    --------
+    >>> import numpy as np, numeric
+    >>> numeric.logsumexp([1000.0, 1000.0])  # log(2 e^1000); e^1000 alone overflows
+    np.float64(1000.6931471805599)
+    >>> numeric.logsumexp([0.0, 1.0], b=[1.0, -1.0], return_sign=True)  # log|1 - e|
+    (np.float64(0.5413248546129181), np.float64(-1.0))
+    >>> numeric.logsumexp([0.0, 1.0], b=[1.0, np.inf])
+    Traceback (most recent call last):
+    ValueError: b must be finite; got inf at position (1,)
     """
-    arr = _array(logits, "logits")
+    return _logsumexp(_array(logits, "logits"), axis, b, keepdims, return_sign)
+
+
+def _logsumexp(arr, axis, b, keepdims, return_sign):
+    """:func:`logsumexp` of an array (the masked-array check done)."""
     if b is None:
         out = _axiswise(arr, axis, _kernels.logsumexp, -np.inf, reduce=True, posinf_fill=np.inf)
         sign = None
