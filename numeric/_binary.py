@@ -8,24 +8,13 @@ from . import _kernels
 from ._exact import _zero_times
 from ._rows import _docstring, _finish, _quiet, _scalar
 from ._typing import ArrayLike, Loss, NDArray, Reduction
-from ._validation import _array, _broadcast_weight, _check_reduction, _logits_array
+from ._validation import _binary_inputs, _check_reduction
 
 
 def _bce(logits, target, weight, pos_weight, reduction, want):
+    """The binary cross entropy functions' one body: ``want`` is "loss", "grad" or "both"."""
     _check_reduction(reduction)
-    z, dtype = _logits_array(logits)
-    y = _array(target, "target")
-    if y.dtype.kind not in "biuf":
-        raise TypeError(f"target must be numeric probabilities in [0, 1]; got dtype {y.dtype}")
-    y = y.astype(np.float64)
-    if y.shape != z.shape:
-        raise ValueError(f"target must have the logits' shape {z.shape}; got {y.shape}")
-    bad = ~((y >= 0) & (y <= 1))
-    if bad.any():
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"binary targets must be in [0, 1]; got {y[where]} at position {where}")
-    pw = np.float64(1.0) if pos_weight is None else _broadcast_weight(pos_weight, "pos_weight", z.shape)
-    w = None if weight is None else _broadcast_weight(weight, "weight", z.shape)
+    z, dtype, y, pw, w = _binary_inputs(logits, target, weight, pos_weight)
     shape = z.shape
     z, y = z.reshape(-1), y.reshape(-1)  # the kernels work on 1-d arrays (0-d too)
     pw = np.broadcast_to(pw, shape).reshape(-1)

@@ -226,7 +226,6 @@ def _linear_targets(target, lead, classes):
 
 # --------------------------------------------------------------- the row path
 
-
 def _linear_rows(flat, Ws, bs, tgt, options, reduction, counted, denom, dtype):
     """(per-row losses, dx, dW, db) in chunks of rows holding :data:`LINEAR_CHUNK_BYTES`
     of float64 logits each (at least one row): :func:`cross_entropy_with_grad` of each

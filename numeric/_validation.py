@@ -21,7 +21,6 @@ IGNORE_INDEX = -100
 
 # ------------------------------------------------------------ arrays and axes
 
-
 def _array(value, name):
     """``np.asarray(value)``, refusing masked arrays: their mask would be dropped
     silently (np.asarray keeps the data under it), so a masked array is a TypeError
@@ -89,7 +88,6 @@ def _normalize_axes(axis, ndim, allow_multiple):
 
 
 # -------------------------------------------------------------------- targets
-
 
 def _soft_tolerance(dtype):
     """How far a row of soft targets may sum from 1: sqrt(eps) of their dtype (1.5e-8
@@ -184,7 +182,6 @@ def _prepared_targets(target, shape, ax, classes, weight, ignore_index, label_sm
 
 # -------------------------------------------------------------------- options
 
-
 def _check_reduction(reduction):
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"reduction must be one of {', '.join(map(repr, _REDUCTIONS))}; got {reduction!r}")
@@ -242,8 +239,27 @@ def _broadcast_weight(values, name, shape):
     return wts
 
 
-# ----------------------------------------------------------- the linear layer
+def _binary_inputs(logits, target, weight, pos_weight):
+    """(z as float64, the result dtype, y as float64, p_w, w or None) for the binary
+    cross entropy: y of the logits' shape in [0, 1], the weights as
+    :func:`_broadcast_weight` (p_w 1 when not given)."""
+    z, dtype = _logits_array(logits)
+    y = _array(target, "target")
+    if y.dtype.kind not in "biuf":
+        raise TypeError(f"target must be numeric probabilities in [0, 1]; got dtype {y.dtype}")
+    y = y.astype(np.float64)
+    if y.shape != z.shape:
+        raise ValueError(f"target must have the logits' shape {z.shape}; got {y.shape}")
+    bad = ~((y >= 0) & (y <= 1))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"binary targets must be in [0, 1]; got {y[where]} at position {where}")
+    pw = np.float64(1.0) if pos_weight is None else _broadcast_weight(pos_weight, "pos_weight", z.shape)
+    w = None if weight is None else _broadcast_weight(weight, "weight", z.shape)
+    return z, dtype, y, pw, w
 
+
+# ----------------------------------------------------------- the linear layer
 
 def _linear_dtype(*arrays):
     """The promoted floating dtype of x, W and b (integers and booleans: float64)."""
