@@ -58,7 +58,8 @@ def test_the_public_examples_run():
 
     for name in ("derive", "derive.symbols", "derive.engine", "derive.registry", "derive.codegen",
                  "derive.functions", "derive.printing", "derive.verification", "derive.measure",
-                 "derive.publish", "derive.testing", "derive.autodiff", "derive.softmax.rules",
+                 "derive.publish", "derive.testing", "derive.autodiff", "derive.autodiff.rewriting",
+                 "derive.autodiff.driver", "derive.autodiff.language", "derive.softmax.rules",
                  "derive.softmax.kernels", "derive.document", "derive.executors", "derive.results",
                  "derive.stable", "derive.loss", "derive.softmax.losses"):
         failed, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
