@@ -57,6 +57,7 @@ def test_the_public_examples_run():
     import importlib
 
     for name in ("derive", "derive.symbols", "derive.engine", "derive.registry", "derive.codegen",
+                 "derive.codegen.claims", "derive.codegen.printed", "derive.codegen.module",
                  "derive.functions", "derive.printing", "derive.verification", "derive.measure",
                  "derive.publish", "derive.testing", "derive.autodiff", "derive.autodiff.rewriting",
                  "derive.autodiff.driver", "derive.autodiff.language", "derive.softmax.rules",
