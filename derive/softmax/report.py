@@ -24,6 +24,7 @@ from ..latex import TEX_PACKAGES, LatexError, compile_pdf, derivation_tex, table
 from ..markdown import derivation_md, table_md
 from ..printing import _mathify, repeated_steps
 from ..publish import write_documents
+from ..references import worst_ulp
 from . import definitions as D
 from . import documents, verify
 from . import kernels as SK
@@ -168,7 +169,7 @@ def figure_error_vs_spread(path: Path, ctx: dict) -> None:
         for name, _ in _ERROR_NAMES:
             with np.errstate(all="ignore"):
                 vals = impls[name]["softmax"](rows)
-            errors[name].append(max(verify._errors(v, r.softmax, np.float64) for v, r in zip(vals, refs)))
+            errors[name].append(max(worst_ulp(v, r.softmax, np.float64) for v, r in zip(vals, refs)))
     error_plot(path, spreads, errors, _ERROR_NAMES, "logit spread (max - min)", "softmax: worst error (ULP)",
                logx=True)
 
