@@ -2,7 +2,8 @@
 verification of row functions runs on, knowing no formula.
 
 * :func:`digits_for` -- the working precision that resolves every quantity of a row of
-  logits;
+  logits; :func:`central_differences` -- a gradient's reference against central
+  differences of its loss's, at high precision;
 * :class:`RowFormula` -- a proved expression in a class index, evaluated per row with
   mpmath, each sum that does not depend on the index once per row;
 * :func:`case_references` -- the reference of every row of every :class:`derive.cases.Case`,
@@ -60,6 +61,33 @@ def digits_for(row: np.ndarray, least: int = MIN_DIGITS) -> int:
     gap = float(ordered[-1] - ordered[-2]) if ordered.size > 1 else 0.0
     gap = min(gap if math.isfinite(gap) else 800.0, 800.0)
     return int(least + 10 + math.ceil(big) + math.ceil(gap / math.log(10)))
+
+
+def central_differences(loss: Callable, exact: Callable, indices, digits: int, h_digits: int) -> float:
+    """The worst relative difference between the components of a gradient's reference and
+    central differences of its loss's reference, all at ``digits`` digits: over ``indices``,
+    |(loss(k, h) - loss(k, -h)) / 2h - exact(k)| / max(|exact(k)|, 1e-30), h = 10^-h_digits,
+    where ``loss(k, shift)`` is the loss with its k-th variable moved by ``shift``. An
+    independent check of a derivative's reference (the truncation error is O(h^2)).
+
+    Examples
+    --------
+    >>> import mpmath
+    >>> from derive.references import central_differences
+    >>> x = [mpmath.mpf(1), mpmath.mpf(2)]
+    >>> def loss(k, shift):  # sum_k x_k^3
+    ...     return sum((v + shift if j == k else v) ** 3 for j, v in enumerate(x))
+    >>> central_differences(loss, lambda k: 3 * x[k] ** 2, range(2), 60, 20) < 1e-35
+    True
+    """
+    worst = mpmath.mpf(0)
+    with mpmath.workdps(digits):
+        h = mpmath.mpf(10) ** (-h_digits)
+        for k in indices:
+            fd = (loss(k, h) - loss(k, -h)) / (2 * h)
+            value = exact(k)
+            worst = max(worst, abs(fd - value) / max(abs(value), mpmath.mpf(10) ** -30))
+    return float(worst)
 
 
 # --------------------------------------------------------------------------- per-row formulas

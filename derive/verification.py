@@ -27,7 +27,7 @@ import sympy as sp
 
 from . import engine, results, symbols
 from .measure import check_grads, ulp_error
-from .references import digits_for, keep, load_cached
+from .references import central_differences, digits_for, keep, load_cached
 
 #: digits of the reference evaluation
 DIGITS = 50
@@ -300,20 +300,10 @@ def _values(spec: Verification, env, n: int, expr=None) -> list:
 def _fd_reference(spec: Verification, env, n: int, h_digits: int = 20) -> float:
     """Relative difference of the gradient reference and central differences of the
     loss reference (both at high precision)."""
-    loss, vector = spec.gradient_of.definition, spec.args[0]
-    worst = mpmath.mpf(0)
-    with mpmath.workdps(DIGITS + 2 * h_digits):
-        h = mpmath.mpf(10) ** (-h_digits)
-        for k in range(1, n + 1):
-            moved = dict(env)
-            moved[vector[k]] = env[vector[k]] + h
-            up = reference(loss, moved, DIGITS + 2 * h_digits)
-            moved[vector[k]] = env[vector[k]] - h
-            down = reference(loss, moved, DIGITS + 2 * h_digits)
-            fd = (up - down) / (2 * h)
-            exact = reference(spec.definition, {**env, spec.index: k}, DIGITS + 2 * h_digits)
-            worst = max(worst, abs(fd - exact) / max(abs(exact), mpmath.mpf(10) ** -30))
-    return float(worst)
+    loss, vector, digits = spec.gradient_of.definition, spec.args[0], DIGITS + 2 * h_digits
+    return central_differences(
+        lambda k, shift: reference(loss, {**env, vector[k]: env[vector[k]] + shift}, digits),
+        lambda k: reference(spec.definition, {**env, spec.index: k}, digits), range(1, n + 1), digits, h_digits)
 
 
 def _fd_function(spec: Verification, logits: np.ndarray, rest: list) -> float:

@@ -35,7 +35,16 @@ from .. import references, results
 from ..cases import Case, onehot
 from ..executors import Progress, local
 from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error
-from ..references import MIN_DIGITS, RowFormula, as_parts, digits_for, fingerprint, measure_calls, measure_cases
+from ..references import (
+    MIN_DIGITS,
+    RowFormula,
+    as_parts,
+    central_differences,
+    digits_for,
+    fingerprint,
+    measure_calls,
+    measure_cases,
+)
 from ..results import Result, VerificationTable
 from . import definitions as D
 
@@ -150,22 +159,16 @@ def reference_fd_check(row: np.ndarray, target: int, h_digits: int = 25) -> floa
     """Max relative difference between S - y and central differences of the reference
     loss at high precision (an independent check that dL/da = S - y)."""
     digits = digits_for(row) + 2 * h_digits
-    worst = mpmath.mpf(0)
-    with mpmath.workdps(digits):
-        h = mpmath.mpf(10) ** (-h_digits)
-        base = reference_row(row, target, digits=digits)
-        T = len(row)
-        y = [None] + [mpmath.mpf(int(j == target)) for j in range(T)]
-        for i in range(T):
-            def loss_at(shift, i=i):
-                a = [None] + [mpmath.mpf(float(v)) for v in row]
-                a[i + 1] += shift
-                Z = _REF["partition"](a, T)
-                return mpmath.fsum(_REF["loss_term"](y, a, s, Z) for s in range(1, T + 1) if y[s] != 0)
-            fd = (loss_at(h) - loss_at(-h)) / (2 * h)
-            exact = base.grad_index[i]
-            worst = max(worst, abs(fd - exact) / max(abs(exact), mpmath.mpf(10) ** -30))
-    return float(worst)
+    base = reference_row(row, target, digits=digits)
+    T = len(row)
+    y = [None] + [mpmath.mpf(int(j == target)) for j in range(T)]
+
+    def loss_at(i, shift):
+        a = [None] + [mpmath.mpf(float(v)) for v in row]
+        a[i + 1] += shift
+        Z = _REF["partition"](a, T)
+        return mpmath.fsum(_REF["loss_term"](y, a, s, Z) for s in range(1, T + 1) if y[s] != 0)
+    return central_differences(loss_at, lambda i: base.grad_index[i], range(T), digits, h_digits)
 
 
 # --------------------------------------------------------------------------- implementations
