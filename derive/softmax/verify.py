@@ -31,7 +31,7 @@ import sympy as sp
 from sympy import lambdify
 
 from .. import cases as C
-from .. import references, results
+from .. import references
 from ..cases import Case, onehot
 from ..executors import Progress, local
 from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error
@@ -50,7 +50,6 @@ from . import definitions as D
 
 #: seed of the verification suite
 SEED = 20240611
-F64_TINY = np.finfo(np.float64).tiny
 
 # --------------------------------------------------------------------------- reference
 _Z = sp.Symbol("Z", positive=True)
@@ -559,14 +558,9 @@ def extra_checks(rng) -> dict:
     return checks
 
 
-# --------------------------------------------------------------------------- output
+# --------------------------------------------------------------------------- the declaration
 #: the implementations the tables show beside the generated code
 SHOWN = ("numeric", "max-shift", "scipy.special")
-
-
-def table(report: VerificationTable, implementations_shown=SHOWN) -> str:
-    """Markdown: function x category -> max ULP of each implementation, bound, pass."""
-    return results.table(report, FUNCTIONS, implementations_shown)
 
 
 class Suite:
@@ -578,7 +572,3 @@ class Suite:
 
     def run(self, executor=None, thorough: bool = False, out=sys.stderr) -> VerificationTable:
         return run(thorough=thorough, out=out, executor=executor or _INLINE)
-
-
-def to_json(report: VerificationTable) -> str:
-    return results.to_json(report, MIN_DIGITS)
