@@ -13,9 +13,10 @@ import pytest
 import sympy as sp
 
 from derive import latex, markdown
+from derive import measure as M
 from derive.document import Proof, items, result_boxes
 from derive.printing import render_derivation
-from derive.softmax import catalogue, documents, report, verify
+from derive.softmax import catalogue, documents, report
 
 pytest.importorskip("matplotlib")
 pytestmark = pytest.mark.xdist_group("report")
@@ -197,8 +198,8 @@ def test_the_gradient_step_comes_from_numeric_and_matches_mpmath():
         # numeric's loss at the float weights it stepped to, exactly
         at_floats = _exact_loss([[mpmath.mpf(v) for v in row] for row in step["W"]],
                                 [mpmath.mpf(v) for v in step["b"]], x, c)
-    assert verify.ulp_error(step["loss"], loss) <= 4
-    assert verify.ulp_error(step["loss_step"], at_floats) <= 4
+    assert M.ulp_error(step["loss"], loss) <= 4
+    assert M.ulp_error(step["loss_step"], at_floats) <= 4
     assert abs(step["loss_step"] - float(loss_step)) < 1e-14
     # the numbers the document shows
     assert f"{step['loss']:.4f}" == "0.4843" and f"{step['loss_step']:.4f}" == "0.3365"
@@ -234,7 +235,7 @@ def test_the_softmax_table_is_the_derivation_evaluated():
     with mpmath.workdps(50):
         for k, v in enumerate(values, start=1):
             exact = sp.N(last.subs(j, k), 50)
-            assert verify.ulp_error(v, mpmath.mpf(str(exact))) <= 4
+            assert M.ulp_error(v, mpmath.mpf(str(exact))) <= 4
     assert [f"{v:.2f}" for v in values] == list(report.SOURCE_ROUNDED)
 
 
