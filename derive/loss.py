@@ -360,15 +360,35 @@ def symbols_scalar(name: str, lo: float, hi: float) -> sp.Symbol:
 
 
 # --------------------------------------------------------------------------- the command
-def run(loss: Loss, out: Path, catalogue_name: str | None = None, echo=print) -> int:
+def run(loss: Loss, out: Path, catalogue_name: str | None = None, echo=print, executor=None) -> int:
     """Prove, generate, verify and report one loss into ``out``; the exit status (0 ok,
-    1 a failed check, 3 not closed or no stable form within the bound)."""
-    from . import publish
-    from .verification import bind, verify_function
-
+    1 a failed check, 3 not closed or no stable form within the bound). The reference
+    values are computed by ``executor`` (None: here) and kept in the reference cache."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
+    status = _build(loss, echo)
+    if status:
+        return status
+    cat = Catalogue(catalogue_name or loss.name, f"The loss {loss.name}", uses=loss.content.uses)
+    loss.register(cat)
+    module = _prove_and_generate(loss, out, echo)
+    if module is None:
+        return 1
+    results = _verify(loss, module, echo, executor)
+    if results is None:
+        return 1
+    (out / f"{loss.name}_verification.json").write_text(json.dumps([r.as_dict() for r in results], indent=1) + "\n")
+    status = max((_judge(loss, result, spec, echo) for result, spec in zip(results, loss.verifications)), default=0)
+    _report(loss, cat, results, out, echo)
+    echo(f"loss {loss.name}: {'every stage passed' if status == 0 else 'FAILED'} "
+         f"({time.perf_counter() - tic:.1f}s)")
+    return status
+
+
+def _build(loss: Loss, echo) -> int:
+    """0 once the loss is built, 3 (said) when its gradient does not close or a part of
+    it has no stable form."""
     try:
         loss.build()
     except NotClosed as err:
@@ -378,51 +398,70 @@ def run(loss: Loss, out: Path, catalogue_name: str | None = None, echo=print) ->
         echo(f"CANNOT STABILISE {loss.name}: {err}")
         return 3
     echo(f"ok   gradient  {sp.sstr(loss.derivation.result)}   [rules: {', '.join(loss.derivation.rules)}]")
-    cat = Catalogue(catalogue_name or loss.name, f"The loss {loss.name}", uses=loss.content.uses)
-    loss.register(cat)
+    return 0
+
+
+def _prove_and_generate(loss: Loss, out: Path, echo):
+    """The derivation checked, the kernels proved and written, the module imported (None:
+    a step or a kernel was rejected, said)."""
+    import importlib.util
+
     try:
         engine.check(loss.derivation)
         echo(f"ok   prove     {loss.derivation.key}: {len(loss.derivation.steps) - 1} steps checked")
         path = loss.write_module(out / f"{loss.name}_kernels.py")
     except engine.StepRejected as err:
         echo("FAIL a step or a kernel was rejected:\n     " + str(err).replace("\n", "\n     "))
-        return 1
+        return None
     echo(f"ok   generate  {path} (each kernel proved against its definition)")
-    import importlib.util
     spec = importlib.util.spec_from_file_location(f"_loss_{loss.name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _verify(loss: Loss, module, echo, executor) -> list | None:
+    """The results of the loss's verifications (None: a reference cannot be evaluated on
+    the suites, said: never a traceback)."""
+    from .verification import bind, verify_function
+
     results, undefined = [], []
     for v in loss.verifications:
         try:
-            results.append(verify_function(bind(v, module)))
-        except engine.EvaluationError as err:  # the reference itself: say so, never a traceback
+            results.append(verify_function(bind(v, module), executor))
+        except engine.EvaluationError as err:
             undefined.append(f"FAIL verify    {v.name}: its reference cannot be evaluated on the suites: {err}")
     if undefined:
         echo("\n".join(undefined))
-        return 1
-    (out / f"{loss.name}_verification.json").write_text(json.dumps([r.as_dict() for r in results], indent=1) + "\n")
-    status = 0
-    for result, spec_ in zip(results, loss.verifications):
-        unit = " of the terms' magnitudes" if spec_.scale is not None else ""
-        fd = ("" if result.fd_function is None else
-              f"; finite differences {result.fd_reference:.1e}, {result.fd_function:.1e}")
-        echo(f"{'ok  ' if result.passed else 'FAIL'} verify    {result.name}: worst {result.max_ulp:.2f} ULP{unit} "
-             f"(bound {result.bound:g}){fd}")
-        if not result.passed:
-            worst = max(result.worst, key=result.worst.get)
-            form = loss.stable[0 if spec_.gradient_of is None else 1]
-            where = (f"the sums that cancel: {'; '.join(map(sp.sstr, form.cancelling))}" if form.cancelling
-                     else f"the expression {sp.sstr(form.expr)}")
-            echo(f"CANNOT STABILISE {result.name}: measured {result.max_ulp:.3g} ULP on '{worst}' "
-                 f"(bound {result.bound:g}); no stable form found for {where}")
-            status = 3 if result.max_ulp > result.bound else 1
+        return None
+    return results
+
+
+def _judge(loss: Loss, result, spec, echo) -> int:
+    """Say one verification's result; its status (3: past the bound, with the measured
+    error, where and the subexpression; 1: another failed check)."""
+    unit = " of the terms' magnitudes" if spec.scale is not None else ""
+    fd = ("" if result.fd_function is None else
+          f"; finite differences {result.fd_reference:.1e}, {result.fd_function:.1e}")
+    echo(f"{'ok  ' if result.passed else 'FAIL'} verify    {result.name}: worst {result.max_ulp:.2f} ULP{unit} "
+         f"(bound {result.bound:g}){fd}")
+    if result.passed:
+        return 0
+    worst = max(result.worst, key=result.worst.get)
+    form = loss.stable[0 if spec.gradient_of is None else 1]
+    where = (f"the sums that cancel: {'; '.join(map(sp.sstr, form.cancelling))}" if form.cancelling
+             else f"the expression {sp.sstr(form.expr)}")
+    echo(f"CANNOT STABILISE {result.name}: measured {result.max_ulp:.3g} ULP on '{worst}' "
+         f"(bound {result.bound:g}); no stable form found for {where}")
+    return 3 if result.max_ulp > result.bound else 1
+
+
+def _report(loss: Loss, cat: Catalogue, results: list, out: Path, echo) -> None:
+    from . import publish
+
     proofs = codegen.kernel_proofs(cat.kernels)
     for written in publish.build_report(cat.title, [*cat, *proofs], results, out, loss.name, cat.sections):
         echo(f"ok   report    {written}")
-    echo(f"loss {loss.name}: {'every stage passed' if status == 0 else 'FAILED'} "
-         f"({time.perf_counter() - tic:.1f}s)")
-    return status
 
 
 def main(args, content: Content) -> int:
@@ -434,4 +473,15 @@ def main(args, content: Content) -> int:
     except ValueError as err:
         print(f"FAIL {err}".splitlines()[0], file=sys.stderr)
         return 2
-    return run(loss, Path(args.out or "."))
+    from . import executors
+
+    try:
+        executor = executors.make(getattr(args, "jobs", None), getattr(args, "scheduler", None))
+    except executors.SchedulerError as err:
+        print(f"FAIL {err}", file=sys.stderr)
+        return 2
+    try:
+        return run(loss, Path(args.out or "."), executor=executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()

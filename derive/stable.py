@@ -539,7 +539,8 @@ def _match_product(e, ctx):
     for n, factor in enumerate(e.args):
         rest = sp.Mul(*(e.args[:n] + e.args[n + 1:]))
         family = _name_at(factor, ctx, ctx.j)
-        if family is not None and not rest.has(family.name[ctx.j]):
+        # S_j g with g free of S_j but for log S_j (log-softmax: no subnormal S_j in it)
+        if family is not None and not rest.xreplace({sp.log(factor): SLOT}).has(family.name[ctx.j]):
             return family, 1, rest, False
         pair = _match_pair(factor, ctx)
         if pair is not None and sp.expand(pair[2] - pair[1] * (pair[0].name[ctx.j]

@@ -27,7 +27,7 @@ import numpy as np
 import sympy as sp
 
 from . import engine, results, symbols
-from .measure import check_grads, ulp_error
+from .measure import check_grads
 
 #: digits of the reference evaluation
 DIGITS = 50
@@ -250,9 +250,57 @@ def _arguments(spec: Verification, logits: np.ndarray, rng, target: str = "rando
     return arrays, per_row
 
 
+#: the most digits a reference rises to; a sum still unresolved there (|value| below
+#: 10^-1900 of its terms) is below anything float64 tells apart from 0
+MOST_DIGITS = 4000
+#: the digits a cancelling sum, or a logarithm near 1, must keep of its own value
+KEPT_DIGITS = 32
+
+
+class _Resolving(engine._Evaluator):
+    """The engine's evaluator, raising :class:`engine._Cancelled` (with the digits that
+    would resolve it) wherever the working precision cannot tell the value: a sum (an
+    Add or a Sum) whose terms cancel to less than :data:`KEPT_DIGITS` of their size,
+    and the logarithm of a number so close to 1 that its rounding is the value (log S_c
+    with S_c within 10^-300 of 1: no sum cancels there, the digits are lost in S_c)."""
+
+    def _ev(self, expr, scope):
+        value = super()._ev(expr, scope)
+        if isinstance(expr, sp.Add):  # the terms are in the memo
+            self._resolved([self.ev(arg, scope) for arg in expr.args], value, expr)
+        elif isinstance(expr, sp.log):
+            self._resolved([mpmath.mpf(1)], value, expr)
+        return value
+
+    def sum(self, body, limits, scope):
+        if not limits:
+            return self.ev(body, scope)
+        (var, lo, hi), inner = limits[-1], limits[:-1]  # the outermost limit is last
+        lo, hi = self.index(lo, scope), self.index(hi, scope)
+        sign_ = 1
+        if hi < lo:  # SymPy's (Karr's) convention, as the engine's evaluator
+            lo, hi, sign_ = hi + 1, lo - 1, -1
+        terms = [self.sum(body, inner, {**scope, var: n}) for n in range(lo, hi + 1)]
+        total = mpmath.fsum(terms)
+        self._resolved(terms, total, body)
+        return sign_ * total
+
+    @staticmethod
+    def _resolved(terms, total, expr) -> None:
+        largest = max((abs(t) for t in terms if not isinstance(t, mpmath.mpc)), default=0)
+        digits = mpmath.mp.dps
+        if largest == 0 or abs(total) * mpmath.mpf(10) ** (digits - KEPT_DIGITS) >= largest:
+            return
+        lost = digits if total == 0 else int(mpmath.log10(largest / abs(total))) + 1
+        raise engine._Cancelled(max(2 * digits, lost + KEPT_DIGITS + 10), expr)
+
+
 def reference(expr: sp.Expr, env: dict, digits: int = DIGITS) -> mpmath.mpf:
     """``expr`` on the values ``env`` (symbols and vector components -> numbers), by the
-    engine's evaluator at ``digits`` digits.
+    engine's evaluator at ``digits`` digits or at as many more as it needs: wherever a
+    sum cancels, or a logarithm's argument is within 10^-digits of 1, the evaluation
+    starts again with the digits that resolve it (up to :data:`MOST_DIGITS`), so a value
+    is never taken from digits that were lost (1 - S_c with S_c within 10^-300 of 1).
 
     Examples
     --------
@@ -263,38 +311,18 @@ def reference(expr: sp.Expr, env: dict, digits: int = DIGITS) -> mpmath.mpf:
     >>> row = {T: 2, g[1]: 0.0, g[2]: 0.0}
     >>> float(reference(sp.log(sp.Sum(sp.exp(g[s]), (s, 1, T))), row))  # log 2
     0.6931471805599453
+    >>> row = {T: 2, g[1]: 0.0, g[2]: 700.0}  # S_2 = 1 - 9.9e-305: log S_2 needs 340 digits
+    >>> float(reference(sp.log(sp.exp(g[2]) / sp.Sum(sp.exp(g[s]), (s, 1, T))), row))
+    -9.85...e-305
     """
-    with mpmath.workdps(digits):
-        return +engine._Evaluator(env)(expr)
-
-
-def rising_reference(expr: sp.Expr, env: dict, digits: int = DIGITS, most: int = 1600):
-    """``expr`` at rising precision: evaluations at 30 and 60 digits, then 2x, 4x...
-    until two agree to 25 digits, the last returned (a definition that cancels, 1 - S_c
-    with S_c within 1e-200 of 1, needs more than 50 digits; one that divides by it
-    cannot be evaluated at 50 digits at all; a 0 may be a cancellation and rises too).
-    At least ``digits`` digits are used for the value returned."""
-    last, work = None, 30
-    while work <= most:
-        try:
-            value = reference(expr, env, max(work, digits) if last is not None else work)
-        except engine.EvaluationError:
-            value = None
-        if value is not None and last is not None and value != 0:
-            with mpmath.workdps(max(work, digits)):
-                if abs(value - last) <= abs(value) * mpmath.mpf(10) ** -25:
-                    return value
-        last, work = value, work * 2
-    if last is None:
-        return reference(expr, env, most)  # raises the evaluator's own error
-    return last
-
-
-def _values(spec: Verification, env, n: int, expr=None) -> list:
-    expr = spec.definition if expr is None else expr
-    if spec.index is None:
-        return [rising_reference(expr, env)]
-    return [rising_reference(expr, {**env, spec.index: k}) for k in range(1, n + 1)]
+    while True:
+        with mpmath.workdps(digits):
+            if digits >= MOST_DIGITS:  # as resolved as it gets
+                return +engine._Evaluator(env)(expr)
+            try:
+                return +_Resolving(env)(expr)
+            except engine._Cancelled as cancelled:
+                digits = min(cancelled.digits, MOST_DIGITS)
 
 
 def _fd_reference(spec: Verification, env, n: int, h_digits: int = 20) -> float:
@@ -329,9 +357,12 @@ def _fd_function(spec: Verification, logits: np.ndarray, rest: list) -> float:
                        step=step, richardson=True)
 
 
-def verify_function(spec: Verification) -> Result:
-    """Run ``spec`` over its suite: the worst ULP error per entry, and for a gradient the
-    two finite-difference checks. See :class:`Verification` for an example.
+def verify_function(spec: Verification, executor: Executor | None = None) -> Result:
+    """Run ``spec`` over its suite and declared parameter ranges: the worst ULP error per
+    entry, and for a gradient the two finite-difference checks (on the entries marked
+    ``fd``). The inputs, the reference values (from the reference cache, else computed
+    by ``executor``) and the errors are those of :func:`run`, which measures the same
+    draws.
 
     Examples
     --------
@@ -348,33 +379,87 @@ def verify_function(spec: Verification) -> Result:
     True
     """
     tic = time.perf_counter()
+    plans, tasks = _plan([spec], thorough=False)
+    exact = references(tasks, executor)
     result = Result(spec.name, spec.bound)
-    rng = np.random.default_rng(spec.seed)
-    fd_ref, fd_fun = 0.0, 0.0
-    for entry, fixed in _entries(spec, thorough=False):
-        logits = np.asarray(entry.make(rng), dtype=np.float64)
-        if entry.fixed is not None:  # a declared range's value wins over the entry's draw
-            fixed = {**entry.fixed(rng, logits), **fixed}
-        arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
-        with np.errstate(all="ignore"):  # measured by the values it returns
-            computed = spec.function(*arrays)
-        computed = np.asarray(computed, dtype=np.float64).reshape(logits.shape[0], -1)
-        worst = 0.0
-        for out_row, env in zip(computed, per_row):
-            scales = (_values(spec, env, logits.shape[1], spec.scale) if spec.scale is not None
-                      else [None] * len(out_row))
-            for got, exact, scale in zip(out_row, _values(spec, env, logits.shape[1]), scales):
-                unit = None if scale is None else max(abs(exact), abs(scale))
-                worst = max(worst, ulp_error(got, exact, scale=unit))
-                result.values += 1
-        result.worst[entry.name] = worst
-        if spec.gradient_of is not None:
-            fd_ref = max(fd_ref, _fd_reference(spec, per_row[0], logits.shape[1]))
-            fd_fun = max(fd_fun, _fd_function(spec, logits, arrays[1:]))
+    for plan in plans:
+        parts, unit = _exact_of(plan, exact)
+        result.worst[plan.entry.name] = _worst(spec.function, plan.arrays, parts, unit)
+        result.values += int(parts.shape[1])
+    fd = _fd_checks(plans)
     if spec.gradient_of is not None:
-        result.fd_reference, result.fd_function = fd_ref, fd_fun
+        result.fd_reference, result.fd_function = fd.get(spec.name, (0.0, 0.0))
     result.seconds = time.perf_counter() - tic
     return result
+
+
+@dataclass
+class _Plan:
+    """One suite entry of one verification, drawn: the function's arrays, the reference's
+    per-row environments, and where its reference task (and its scale's) is."""
+
+    spec: Verification
+    entry: Inputs
+    logits: np.ndarray
+    arrays: list
+    per_row: list
+    task: int
+
+
+def _plan(specs: list, thorough: bool) -> tuple[list[_Plan], list]:
+    """The draws of every entry of every spec (from each spec's own seed, in suite order:
+    the same inputs whoever measures them) and the reference tasks they need."""
+    plans, tasks = [], []
+    for spec in specs:
+        rng = np.random.default_rng(spec.seed)
+        for entry, fixed in _entries(spec, thorough):
+            logits = np.asarray(entry.make(rng), dtype=np.float64)
+            if entry.fixed is not None:  # a declared range's value wins over the entry's draw
+                fixed = {**entry.fixed(rng, logits), **fixed}
+            arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
+            digits = [digits_for(row) for row in logits]
+            envs = [dict({**env, _CLASSES_KEY: logits.shape[1]}) for env in per_row]
+            plans.append(_Plan(spec, entry, logits, arrays, per_row, len(tasks)))
+            tasks.append((spec.definition, spec.index, envs, digits))
+            if spec.scale is not None:
+                tasks.append((spec.scale, spec.index, envs, digits))
+    return plans, tasks
+
+
+def _exact_of(plan: _Plan, exact: list) -> tuple[np.ndarray, np.ndarray | None]:
+    """The exact parts of a plan's values, and the unit they are measured in: None (ULPs
+    of the value), or max(|exact|, |scale|) for a stated scale."""
+    parts, unit = exact[plan.task], None
+    if plan.spec.scale is not None:
+        unit = parts.copy()
+        unit[0] = np.maximum(np.abs(parts[0]), np.abs(exact[plan.task + 1][0]))
+    return parts, unit
+
+
+def _worst(function: Callable, arrays: list, parts: np.ndarray, unit) -> float:
+    """The worst error in ULPs of ``function`` on ``arrays`` (inf where it raises)."""
+    from .measure import ulp_errors
+
+    try:
+        with np.errstate(all="ignore"):  # measured by their values, warnings or not
+            computed = np.asarray(function(*arrays), dtype=np.float64).reshape(-1)
+        errors = ulp_errors(computed, parts, scale=unit)
+        return float(np.max(errors)) if errors.size else 0.0
+    except (FloatingPointError, ValueError, OverflowError, ZeroDivisionError):
+        return np.inf
+
+
+def _fd_checks(plans: list[_Plan]) -> dict:
+    """{gradient name: (reference vs high-precision differences, function vs float64
+    directional differences)}, the worst over the entries marked ``fd``."""
+    fd = {}
+    for plan in plans:
+        spec = plan.spec
+        if spec.gradient_of is not None and plan.entry.fd:
+            ref, fun = fd.get(spec.name, (0.0, 0.0))
+            fd[spec.name] = (max(ref, _fd_reference(spec, plan.per_row[0], plan.logits.shape[1])),
+                             max(fun, _fd_function(spec, plan.logits, plan.arrays[1:])))
+    return fd
 
 
 # --------------------------------------------------------------------------- the suite of a catalogue
@@ -525,7 +610,7 @@ def _fingerprint() -> str:
     import inspect
 
     sources = [inspect.getsource(f) for f in (_reference_task, _row_values, _sample, _settled, reference,
-                                              engine._Evaluator)]
+                                              _Resolving, engine._Evaluator)]
     return hashlib.sha256("\n".join(sources + [mpmath.__version__, str(DIGITS)]).encode()).hexdigest()
 
 
@@ -592,47 +677,18 @@ def run(specs: Iterable[Verification], executor: Executor | None = None, thoroug
     >>> [(r.implementation, r.passed) for r in table.results]
     [('generated', True), ('naive', False)]
     """
-    from .measure import ulp_errors
-
     tic = time.perf_counter()
     specs = list(specs)
-    plans, tasks = [], []
-    for spec in specs:
-        rng = np.random.default_rng(spec.seed)
-        for entry, fixed in _entries(spec, thorough):
-            logits = np.asarray(entry.make(rng), dtype=np.float64)
-            if entry.fixed is not None:  # a declared range's value wins over the entry's draw
-                fixed = {**entry.fixed(rng, logits), **fixed}
-            arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
-            digits = [digits_for(row) for row in logits]
-            envs = [dict({**env, _CLASSES_KEY: logits.shape[1]}) for env in per_row]
-            plans.append((spec, entry, logits, arrays, per_row, len(tasks)))
-            tasks.append((spec.definition, spec.index, envs, digits))
-            if spec.scale is not None:
-                tasks.append((spec.scale, spec.index, envs, digits))
+    plans, tasks = _plan(specs, thorough)
     exact = references(tasks, executor, progress)
     table = results.VerificationTable(tested=TESTED)
-    fd = {}
     naive = {id(spec): _naive_function(spec) for spec in specs}
-    for spec, entry, logits, arrays, per_row, task in plans:
-        parts, unit = exact[task], None
-        if spec.scale is not None:  # ULPs of max(|exact|, |scale|)
-            unit = parts.copy()
-            unit[0] = np.maximum(np.abs(parts[0]), np.abs(exact[task + 1][0]))
-        for name, function in ((TESTED, spec.function), (NAIVE, naive[id(spec)])):
-            try:
-                with np.errstate(all="ignore"):  # measured by their values, warnings or not
-                    computed = np.asarray(function(*arrays), dtype=np.float64).reshape(-1)
-                errors = ulp_errors(computed, parts, scale=unit)
-                worst = float(np.max(errors)) if errors.size else 0.0
-            except (FloatingPointError, ValueError, OverflowError, ZeroDivisionError):
-                worst = np.inf
-            table.results.append(results.Result(name, spec.name, entry.name, int(parts.shape[1]), worst, spec.bound))
-        if spec.gradient_of is not None and entry.fd:
-            ref, fun = fd.get(spec.name, (0.0, 0.0))
-            fd[spec.name] = (max(ref, _fd_reference(spec, per_row[0], logits.shape[1])),
-                             max(fun, _fd_function(spec, logits, arrays[1:])))
-    for name, (ref, fun) in fd.items():
+    for plan in plans:
+        parts, unit = _exact_of(plan, exact)
+        for name, function in ((TESTED, plan.spec.function), (NAIVE, naive[id(plan.spec)])):
+            table.results.append(results.Result(name, plan.spec.name, plan.entry.name, int(parts.shape[1]),
+                                                _worst(function, plan.arrays, parts, unit), plan.spec.bound))
+    for name, (ref, fun) in _fd_checks(plans).items():
         table.checks[f"{name}: reference against high-precision central differences"] = ref
         table.checks[f"{name}: float64 directional differences of the loss"] = fun
     table.seconds = time.perf_counter() - tic
