@@ -128,6 +128,26 @@ def _dd_shift_exp_up(f, at):
         return e + e * numpy.where(d[0] > -800.0, d[1], 0.0)
 
 
+def _dd_pair_times(f, at, at_c, h, tail):
+    """S_j S_c h = e^{f_j + f_c - 2 f_k} h / (1 + s')^2 rounded about once: the two
+    exponentials as one (of f_j - f_k + f_c - f_k in double-double, its remainder kept
+    beside it), 1 + s' and its square in double-double, one division, and the scale 2^900
+    taken off last so that a subnormal result is rounded once (k at the flat index
+    ``at``, c at ``at_c``; s' the tail, a column)."""
+    hi, lo = numpy.broadcast_arrays(*f)
+    with numpy.errstate(all="ignore"):
+        d = _dd_add((hi, lo), (-hi.reshape(-1).take(at)[:, None], -lo.reshape(-1).take(at)[:, None]))
+        d_c = (d[0].reshape(-1).take(at_c)[:, None], d[1].reshape(-1).take(at_c)[:, None])
+        d = _dd_add(_dd_add(d, d_c), (623.8324625039508, 2.7532759472367637e-14))
+        e = numpy.exp(numpy.maximum(d[0], -800.0))
+        e_lo = e * numpy.where(d[0] > -800.0, d[1], 0.0)
+        p, p_lo = _two_prod(e, h)
+        one, one_lo = _two_sum(1.0, tail)
+        sq, sq_lo = _two_prod(one, one)
+        q = _dd_div((p, p_lo + e_lo * h), (sq, sq_lo + 2.0 * one * one_lo))[0]
+        return numpy.ldexp(q, -900)
+
+
 def _accurate_tail(e, at):
     """sum_{j != k} e_j (k at the flat index ``at``) as a column, rounded about once
     (_accurate_sum of a copy with e_k = 0: e itself is used again)."""

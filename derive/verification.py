@@ -524,13 +524,20 @@ def digits_for(row: np.ndarray) -> int:
     return int(DIGITS + 10 + np.ceil(big) + np.ceil(gap / np.log(10)))
 
 
-def _row_values(definition, index, row: dict, n: int, digits: int, classes=None) -> list:
-    """The values of one row at ``digits`` digits: one, or one per class (of ``classes``:
-    default every class)."""
-    with mpmath.workdps(digits):
-        if index is None:
-            return [reference(definition, row, digits)]
-        return [reference(definition, {**row, index: k}, digits) for k in (classes or range(1, n + 1))]
+def _row_values(definition, index, row: dict, n: int, digits: int, classes=None) -> tuple[list, int]:
+    """The values of one row at ``digits`` digits or as many more as a cancellation in it
+    needs (:class:`_Resolving`): one, or one per class (of ``classes``: default every
+    class); and the digits used. One evaluator serves every class of the row, the class
+    index in its scope, so that what does not depend on the class (the partition
+    function, a sum over the row) is evaluated once."""
+    classes = [None] if index is None else list(classes or range(1, n + 1))
+    while True:
+        with mpmath.workdps(digits):
+            ev = _Resolving(row) if digits < MOST_DIGITS else engine._Evaluator(row)
+            try:
+                return [+ev.ev(definition, {} if k is None else {index: k}) for k in classes], digits
+            except engine._Cancelled as cancelled:
+                digits = min(cancelled.digits, MOST_DIGITS)
 
 
 def _sample(n: int, index_values) -> list[int]:
@@ -576,13 +583,13 @@ def _reference_task(task) -> np.ndarray:
         row = {key: value for key, value in env.items() if key != _CLASSES_KEY}
         # rising precision on a few classes, then every class at the precision they settle at
         sample = None if index is None else _sample(n, [v for v in row.values() if isinstance(v, int)])
-        low = _row_values(definition, index, row, n, row_digits, sample)
+        low, row_digits = _row_values(definition, index, row, n, row_digits, sample)
         while True:
-            high = _row_values(definition, index, row, n, row_digits + 40, sample)
-            if _settled(low, high, row_digits) or row_digits > 4000:
+            high, _ = _row_values(definition, index, row, n, row_digits + 40, sample)
+            if _settled(low, high, row_digits) or row_digits > MOST_DIGITS:
                 break
             row_digits, low = 2 * row_digits, high
-        values += high if index is None else _row_values(definition, index, row, n, row_digits + 40)
+        values += high if index is None else _row_values(definition, index, row, n, row_digits + 40)[0]
         top = max(top, row_digits + 40)
     with mpmath.workdps(top):
         return exact_parts(values)

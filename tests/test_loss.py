@@ -48,16 +48,7 @@ def _module(path):
     return module
 
 
-#: families whose derived kernels the adversarial suites every catalogue gets still break
-#: (measured on this machine; the derivation of their stable forms is open work, the
-#: bound stays 4): strict, so that a fix shows up as a failure to remove the mark
-OPEN = {
-    "poly": "the gradient (delta_jc - S_j)(2 S_c - 2 - gamma) S_c: 4.63 ULP at T = 100",
-}
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(reason=OPEN[name], strict=True))
-                                  if name in OPEN else name for name in FAMILIES])
+@pytest.mark.parametrize("name", FAMILIES)
 def test_a_loss_of_each_family_end_to_end(name, tmp_path, capsys):
     expr, options = FAMILIES[name]
     status = _run(name, expr, options, tmp_path)
