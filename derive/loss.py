@@ -191,40 +191,21 @@ class Loss:
         return self
 
     def suite(self) -> tuple:
-        """The verification inputs: moderate and spread logits, logits near +-1000, a tiny
-        loss (the target far above the rest), every parameter at both ends of its range
-        and inside it, second logits as large as the first."""
-        ct = self.content
-        params = list(self.params.items())
-        onehot = self.labels == "onehot"
-
-        def fixed(kind):
-            def make(rng, logits):
-                out = {}
-                for vec, (lo, hi) in self.inputs.items():
-                    if kind == "large":
-                        out[vec] = rng.uniform(lo, hi, logits.shape)
-                    elif kind == "near_logits":  # a teacher close to the student
-                        out[vec] = np.clip(logits + rng.normal(0, 1, logits.shape), lo, hi)
-                    else:
-                        out[vec] = rng.normal(0, min(3.0, hi), logits.shape)
-                for n, (p, (lo, hi)) in enumerate(params):
-                    out[p] = {"low": lo, "high": hi}.get(kind, rng.uniform(lo, hi))
-                    if kind == "ends":
-                        out[p] = (lo, hi)[(n + int(rng.integers(2))) % 2]
-                if onehot and kind == "tiny":
-                    out[ct.target] = np.argmax(logits, axis=-1)
-                if self.labels == "soft":  # multiples of 2^-10 that sum to exactly 1
-                    p = rng.dirichlet(np.full(logits.shape[-1], 0.7), logits.shape[0])
-                    out[ct.soft] = np.array([rng.multinomial(1024, row) for row in p]) / 1024.0
-                return out
-            return make
+        """The verification inputs: the suites every catalogue gets (moderate logits at
+        T = 3 and 10, spread over +-1000, one class dominating, tiny losses, near +-708,
+        ties, T = 100), each with this loss's parameters, second logits and soft labels
+        drawn as below; and the loss's own: every parameter at one end of its range or
+        the other (mixed), all low and all high (for two parameters or more), logits
+        spread over +-40, logits near +-1000, and second logits
+        as large as the first, near +-1000 and near the first. Each parameter's low end,
+        middle and high end come on top (:func:`derive.verification.parameter_inputs`)."""
+        fixed = self._fixed
         own = (
-            Inputs("moderate T=3", lambda rng: rng.normal(0, 2, (6, 3)), fixed=fixed("moderate"), fd=True),
-            Inputs("moderate T=10", lambda rng: rng.normal(0, 3, (4, 10)), fixed=fixed("moderate")),
             Inputs("parameters at their ends", lambda rng: rng.normal(0, 3, (8, 5)), fixed=fixed("ends")),
-            Inputs("parameters low", lambda rng: rng.normal(0, 3, (4, 4)), fixed=fixed("low")),
-            Inputs("parameters high", lambda rng: rng.normal(0, 3, (4, 4)), fixed=fixed("high")),
+            # every parameter low, every one high (one parameter alone: its range's entries)
+            *((Inputs("parameters low", lambda rng: rng.normal(0, 3, (4, 4)), fixed=fixed("low")),
+               Inputs("parameters high", lambda rng: rng.normal(0, 3, (4, 4)), fixed=fixed("high")))
+              if len(self.params) > 1 else ()),
             Inputs("spread logits", lambda rng: rng.uniform(-40, 40, (6, 6)), fixed=fixed("moderate")),
             Inputs("logits near +-1000", lambda rng: rng.choice([-1.0, 1.0], (6, 1)) * 1000
                    + rng.normal(0, 3, (6, 6)), fixed=fixed("large")),
@@ -232,12 +213,37 @@ class Loss:
                Inputs("second logits near +-1000", lambda rng: rng.normal(0, 4, (4, 6)), fixed=fixed("large")),
                Inputs("second logits near the first", lambda rng: rng.normal(0, 4, (4, 6)), fixed=fixed("near_logits")))
               if self.inputs else ()),
-            Inputs("tiny loss", lambda rng: np.concatenate(
-                [rng.normal(0, 1, (6, 4)), rng.uniform(30, 60, (6, 1))], axis=1), fixed=fixed("tiny")),
         )
-        # and the suites every catalogue gets (ties, near +-708, a large T, ...), with the
-        # parameters, second inputs and soft labels drawn as above
-        return own + tuple(dataclasses.replace(entry, fixed=fixed("moderate")) for entry in DEFAULT_INPUTS)
+        return tuple(dataclasses.replace(entry, fixed=fixed("moderate")) for entry in DEFAULT_INPUTS) + own
+
+    def _fixed(self, kind: str):
+        """``Inputs.fixed`` for the suite: the second logits (``large``: uniform over
+        their range; ``near_logits``: the first plus N(0, 1); else N(0, 3)), the
+        parameters (``low``, ``high``, ``ends``: one end or the other; else uniform), the
+        target at the argmax for ``tiny``, soft labels that sum to exactly 1."""
+        ct = self.content
+        params = list(self.params.items())
+
+        def make(rng, logits):
+            out = {}
+            for vec, (lo, hi) in self.inputs.items():
+                if kind == "large":
+                    out[vec] = rng.uniform(lo, hi, logits.shape)
+                elif kind == "near_logits":  # a teacher close to the student
+                    out[vec] = np.clip(logits + rng.normal(0, 1, logits.shape), lo, hi)
+                else:
+                    out[vec] = rng.normal(0, min(3.0, hi), logits.shape)
+            for n, (p, (lo, hi)) in enumerate(params):
+                out[p] = {"low": lo, "high": hi}.get(kind, rng.uniform(lo, hi))
+                if kind == "ends":
+                    out[p] = (lo, hi)[(n + int(rng.integers(2))) % 2]
+            if self.labels == "onehot" and kind == "tiny":
+                out[ct.target] = np.argmax(logits, axis=-1)
+            if self.labels == "soft":  # multiples of 2^-10 that sum to exactly 1
+                p = rng.dirichlet(np.full(logits.shape[-1], 0.7), logits.shape[0])
+                out[ct.soft] = np.array([rng.multinomial(1024, row) for row in p]) / 1024.0
+            return out
+        return make
 
     def register(self, catalogue: Catalogue) -> Loss:
         """Build (if not built) and add the derivation, the kernels, the verifications and
@@ -380,7 +386,7 @@ def run(loss: Loss, out: Path, catalogue_name: str | None = None, echo=print, ex
         return 1
     (out / f"{loss.name}_verification.json").write_text(json.dumps([r.as_dict() for r in results], indent=1) + "\n")
     status = max((_judge(loss, result, spec, echo) for result, spec in zip(results, loss.verifications)), default=0)
-    _report(loss, cat, results, out, echo)
+    status = max(status, _report(loss, cat, results, out, echo))
     echo(f"loss {loss.name}: {'every stage passed' if status == 0 else 'FAILED'} "
          f"({time.perf_counter() - tic:.1f}s)")
     return status
@@ -456,12 +462,24 @@ def _judge(loss: Loss, result, spec, echo) -> int:
     return 3 if result.max_ulp > result.bound else 1
 
 
-def _report(loss: Loss, cat: Catalogue, results: list, out: Path, echo) -> None:
+def _report(loss: Loss, cat: Catalogue, results: list, out: Path, echo) -> int:
+    """The report (.md, .tex, and the PDF where a TeX engine is installed); 1 (said) when
+    LaTeX fails on it."""
     from . import publish
+    from .latex import LatexError, compile_pdf, tex_engine
 
     proofs = codegen.kernel_proofs(cat.kernels)
     for written in publish.build_report(cat.title, [*cat, *proofs], results, out, loss.name, cat.sections):
         echo(f"ok   report    {written}")
+    if tex_engine() is None:
+        echo("     report    no PDF: no TeX engine (latexmk or pdflatex) is installed")
+        return 0
+    try:
+        echo(f"ok   report    {compile_pdf(out / f'{loss.name}.tex')}")
+    except LatexError as err:
+        echo(f"FAIL report    {err}")
+        return 1
+    return 0
 
 
 def main(args, content: Content) -> int:
