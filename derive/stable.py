@@ -111,6 +111,11 @@ def stabilise(expr: sp.Expr, fams: dict, j: sp.Symbol = symbols.j, c: sp.Symbol 
     return Stabilised(expr, array, tuple(ctx.fired), tuple(ctx.cancelling))
 
 
+def _has_pair(e: sp.Add) -> bool:
+    """A sum with a term +-delta_jc (the pair S_j - delta_jc among its terms)."""
+    return any(isinstance(t, KroneckerDelta) or isinstance(-t, KroneckerDelta) for t in e.args)
+
+
 def magnitude(expr: sp.Expr, cancelling) -> sp.Expr:
     """``expr`` with every sum of :attr:`Stabilised.cancelling` replaced by the sum of
     its terms' magnitudes: the scale in whose ULPs a rounding error of such a sum is
@@ -118,9 +123,9 @@ def magnitude(expr: sp.Expr, cancelling) -> sp.Expr:
     floating-point evaluation; this is the sum's own condition)."""
     if not cancelling:
         return expr
-    table = {e: sp.Add(*(sp.Abs(t) for t in e.args)) for e in cancelling}
+    table = {e: sp.Add(*(sp.Abs(t) for t in e.args)) for e in cancelling if not _has_pair(e)}
     new = expr.xreplace(table)
-    if new != expr:
+    if new != expr and len(table) == len(cancelling):
         return new
     # the cancelling sums are parts of an expanded form (S_j - delta_jc + u S_j (...)):
     # the pair S_j - delta_jc stays one term (its stable form does not cancel)

@@ -95,7 +95,6 @@ def _build_factor_pair(e, ctx, found):
     pair, factor = found
     return ctx.walk(sp.Mul(pair, factor, evaluate=False))
 
-
 FACTOR_PAIR = StableRule("factor_pair", r"$(S_j - \delta_{jc})(1 + u)$: the pair factored out of "
                          r"$S_j - \delta_{jc} + u (S_j - \delta_{jc})$ (no cancellation between them)",
                          _match_factor_pair, _build_factor_pair)
@@ -131,6 +130,8 @@ def _build_target_product(e, ctx, found):
     s_c = family.name[ctx.c]
     h = sign * ctx.walk(rest / s_c)
     return family.pair_times_target(h, ctx.walk(s_c) * h) if pair else family.times_target(h)
+
+
 TARGET_PRODUCT = StableRule("target_product", r"$S_j S_c h = 2^{-900} (2^{900} e^{f_j + f_c - 2 f_k} h / "
                             r"(1 + s')^2)$: the two exponentials as one, $(1 + s')^2$ in double-double, "
                             r"one rounding; at the true class $-\sum_{j \ne c} S_j S_c h$ when $c$ is the argmax",
@@ -141,6 +142,8 @@ def _build_product(e, ctx, found):
     family, sign, rest, pair = found
     g = sign * ctx.walk(rest)
     return family.pair_times(g) if pair else family.times(g)
+
+
 PRODUCT = StableRule("scaled_product", r"$S_j g = 2^{-900} (2^{900} e^{f_j - f_k} g / (1 + s'))$: "
                      r"one rounding into the subnormal range", _match_product, _build_product)
 
@@ -148,7 +151,11 @@ PRODUCT = StableRule("scaled_product", r"$S_j g = 2^{-900} (2^{900} e^{f_j - f_k
 def _build_pair(e, ctx, found):
     family, sign, expanded = found
     rest = expanded - sign * (family.name[ctx.j] - KroneckerDelta(ctx.j, ctx.c))
+    if rest != 0:  # the pair is >= 0 off the target and <= 0 at it: any other term may cancel it
+        ctx.cancelling.append(expanded)
     return sign * family.grad_pair + ctx.walk(rest)
+
+
 GRADIENT_PAIR = StableRule("gradient_pair", r"$S_j - \delta_{jc}$: at the true class $-s'/(1 + s')$ "
                            r"when $c$ is the argmax (no cancellation)", _match_pair, _build_pair)
 
@@ -162,6 +169,8 @@ def _match_complement(e, ctx):
         if family is not None:
             return family, one
     return None
+
+
 COMPLEMENT = StableRule("complement", r"$1 - S_c = \sum_{j \ne c} S_j$: $s'/(1 + s')$ when $c$ is the argmax",
                         _match_complement, lambda e, ctx, f: f[1] * f[0].complement)
 
@@ -182,6 +191,8 @@ def _build_complement_in_sum(e, ctx, found):
     family, n = found
     rest = e - n + n * family.name[ctx.c]
     return n * family.complement + ctx.walk(rest)
+
+
 COMPLEMENT_IN_SUM = StableRule("complement_in_sum", r"$n - n S_c + u = n (1 - S_c) + u$",
                                _match_complement_in_sum, _build_complement_in_sum)
 
@@ -196,6 +207,8 @@ def _build_power(e, ctx, found):
     index = e.base.indices[0]
     log_s = found.log_softmax if index == ctx.j else Take(found.shift, C) - log1p(found.tail)
     return sp.exp(ctx.walk(e.exp) * log_s)
+
+
 POWER = StableRule("power_through_log", r"$S_c^p = e^{p \log S_c}$ with $\log S_c$ from log-softmax",
                    _match_power, _build_power)
 
@@ -210,6 +223,8 @@ def _build_log(e, ctx, family):
     if e.args[0].indices[0] == ctx.j:
         return family.log_softmax
     return Take(family.shift, C) - log1p(family.tail)
+
+
 LOG_SOFTMAX = StableRule("log_softmax", r"$\log S_j = (f_j - f_k) - \operatorname{log1p}(s')$",
                          _match_log, _build_log)
 
@@ -225,6 +240,8 @@ def _match_log_partition(e, ctx):
         return Family(IndexedBase(f"Z{len(ctx.families)}"), lambda u, g=g: g.xreplace({SLOT: u}),
                       tag=f"Z{len(ctx.families)}")
     return None
+
+
 LOG_PARTITION = StableRule("log_partition", r"$\log \sum_j e^{f_j} = f_k + \operatorname{log1p}(s')$",
                            _match_log_partition, lambda e, ctx, f: f.log_partition)
 
@@ -235,6 +252,8 @@ def _match_softmax(e, ctx):
 
 def _build_softmax(e, ctx, family):
     return family.softmax if e.indices[0] == ctx.j else Quotient(Take(family.e, C), 1 + family.tail)
+
+
 SOFTMAX = StableRule("softmax_through_max", r"$S_j = e^{f_j - f_k} / (1 + s')$, $f_j - f_k$ in double-double",
                      _match_softmax, _build_softmax)
 
@@ -249,6 +268,8 @@ def _match_row_sum(e, ctx):
 
 def _build_row_sum(e, ctx, var):
     return AccurateRowSum(ctx.walk(e.function.xreplace({var: ctx.j})))
+
+
 ROW_SUM = StableRule("accurate_row_sum", r"$\sum_s g_s$ summed to about one rounding",
                      _match_row_sum, _build_row_sum)
 
