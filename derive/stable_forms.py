@@ -104,7 +104,8 @@ def _dd_code(expr, printer, at: Callable) -> str:
 
 _DD_HELPERS = (SH._two_sum, SH._split, SH._two_prod, SH._dd, SH._dd_norm, SH._dd_add, SH._dd_neg,
                SH._dd_mul, SH._dd_div, SH._onehot, SH._dd_shift, SH._dd_shift_exp, SH._dd_at,
-               SH._dd_argmax, SH._dd_shift_exp_up, SH._dd_pair_times)
+               SH._dd_argmax, SH._dd_shift_exp_up, SH._dd_int_pow, SH._dd_column, SH._dd_exp_over,
+               SH._dd_pair_times, SH._dd_power_target)
 
 
 class _OfLogits(ArrayFunction):
@@ -170,21 +171,41 @@ class _ShiftExpUp(_OfLogits):
 
 
 class _PairTimes(_OfLogits):
-    """S_j S_c h: arguments the inputs of f, then h, the tail s', the target column and
-    the argmax column."""
+    """S_j S_c^n h: arguments the inputs of f, then n, h, the tail s', the target column
+    and the argmax column."""
 
     def indexed(self, j, tr):
-        h, tail, c, k = self.args[-4:]
+        n, h, tail, c, k = self.args[-5:]
         f_k = self._f(tr(k, j))
-        return sp.exp(self._f(j) + self._f(tr(c, j)) - 2 * f_k) * tr(h, j) / (1 + tr(tail, j)) ** 2
+        return (sp.exp(self._f(j) + n * self._f(tr(c, j)) - (n + 1) * f_k) * tr(h, j)
+                / (1 + tr(tail, j)) ** (n + 1))
 
     def _numpycode(self, printer):
-        h, tail, c, _ = self.args[-4:]
+        n, h, tail, c, _ = self.args[-5:]
         return (f"_dd_pair_times({self._dd(printer)}, {self._at(printer)}, "
-                f"{flat_index(printer, sp.Symbol('A'), c)}, {printer.doprint(h)}, {printer.doprint(tail)})")
+                f"{flat_index(printer, sp.Symbol('A'), c)}, {printer.doprint(h)}, {printer.doprint(tail)}, {int(n)})")
 
     def _latex(self, printer):
-        return r"S_j S_c \, %s" % printer.doprint(self.args[-4])
+        return r"S_j S_c^{%d} \, %s" % (int(self.args[-5]), printer.doprint(self.args[-4]))
+
+
+class _PowerTarget(_OfLogits):
+    """S_c^n: arguments the inputs of f, then n, the tail s', the target column and the
+    argmax column."""
+
+    is_column = True
+
+    def indexed(self, j, tr):
+        n, tail, c, k = self.args[-4:]
+        return sp.exp(n * (self._f(tr(c, j)) - self._f(tr(k, j)))) / (1 + tr(tail, j)) ** n
+
+    def _numpycode(self, printer):
+        n, tail, c, _ = self.args[-4:]
+        return (f"_dd_power_target({self._dd(printer)}, {self._at(printer)}, "
+                f"{flat_index(printer, sp.Symbol('A'), c)}, {int(n)}, {printer.doprint(tail)})")
+
+    def _latex(self, printer):
+        return r"S_c^{%d}" % int(self.args[-4])
 
 
 class Ldexp(ArrayFunction):
@@ -298,7 +319,7 @@ class Family:
         self.leaves = tuple(leaves)
         key = sp.srepr(template)
         for role, cls in (("argmax", _Argmax), ("exp", _ShiftExp), ("shift", _Shift), ("top", _At),
-                          ("up", _ShiftExpUp), ("pair", _PairTimes)):
+                          ("up", _ShiftExpUp), ("pair", _PairTimes), ("power", _PowerTarget)):
             name = f"{cls.__name__[1:]}_{self.tag}_{zlib.crc32(key.encode()):08x}"
             self._classes[role] = _make(name, cls, template, self.kappa)
         self.k = self._classes["argmax"](*self.leaves)
@@ -320,17 +341,21 @@ class Family:
         """S_j g rounded once: 2^-900 (2^900 e_j g / (1 + s'))."""
         return Ldexp(Quotient(self.e_up * g, 1 + self.tail), -UP)
 
-    def times_target(self, h):
-        """S_j S_c h rounded about once (the two exponentials as one, see _dd_pair_times)."""
-        return self._classes["pair"](*self.leaves, h, self.tail, C, self.k)
+    def times_target(self, h, n=1):
+        """S_j S_c^n h rounded about once (the exponentials as one, see _dd_pair_times)."""
+        return self._classes["pair"](*self.leaves, sp.Integer(n), h, self.tail, C, self.k)
 
-    def pair_times_target(self, h, g):
-        """(S_j - delta_jc) g with g = S_c h: the classes j != c as S_j S_c h rounded about
-        once; the true class, when it is the argmax, minus their accurate sum."""
+    def pair_times_target(self, h, g, n=1):
+        """(S_j - delta_jc) g with g = S_c^n h: the classes j != c as S_j S_c^n h rounded
+        about once; the true class, when it is the argmax, minus their accurate sum."""
         from .functions import PutAt
-        scaled = self.times_target(h)
-        # c = k: (S_c - 1) S_c h = -sum_{j != c} S_j S_c h, a sum of terms of one sign
+        scaled = self.times_target(h, n)
+        # c = k: (S_c - 1) S_c^n h = -sum_{j != c} S_j S_c^n h, a sum of terms of one sign
         return PutAt(scaled, C, SelectArgmax(C, self.k, -AccurateTail(scaled, self.k), Take(scaled, C) - g))
+
+    def power_target(self, n):
+        """S_c^n rounded about once (see _dd_power_target)."""
+        return self._classes["power"](*self.leaves, sp.Integer(n), self.tail, C, self.k)
 
     def pair_times(self, g):
         """(S_j - delta_jc) g, the true class without cancellation and rounded once."""

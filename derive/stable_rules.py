@@ -117,24 +117,40 @@ def _match_product(e, ctx):
     return None
 
 
+#: the largest integer power of S_c taken through one exponential (S_c^n = e^{n d_c} / (1 + s')^n)
+LARGEST_POWER = 16
+
+
+def _target_power(e, ctx, family) -> int:
+    """n if ``e`` is S_c^n (a positive integer n up to LARGEST_POWER), else 0."""
+    s_c = family.name[ctx.c]
+    if e == s_c:
+        return 1
+    if isinstance(e, sp.Pow) and e.base == s_c and e.exp.is_Integer and 1 <= e.exp <= LARGEST_POWER:
+        return int(e.exp)
+    return 0
+
+
 def _match_target_product(e, ctx):
-    """S_j S_c h or (S_j - delta_jc) S_c h: a softmax output times the target's."""
+    """S_j S_c^n h or (S_j - delta_jc) S_c^n h: a softmax output times a power of the target's."""
     found = _match_product(e, ctx)
-    if found is not None and found[0].name[ctx.c] in sp.Mul.make_args(found[2]):
-        return found
-    return None
+    if found is None:
+        return None
+    powers = [_target_power(f, ctx, found[0]) for f in sp.Mul.make_args(found[2])]
+    n = max(powers, default=0)
+    return (*found, n) if n else None
 
 
 def _build_target_product(e, ctx, found):
-    family, sign, rest, pair = found
-    s_c = family.name[ctx.c]
-    h = sign * ctx.walk(rest / s_c)
-    return family.pair_times_target(h, ctx.walk(s_c) * h) if pair else family.times_target(h)
+    family, sign, rest, pair, n = found
+    s_cn = family.name[ctx.c] ** n
+    h = sign * ctx.walk(rest / s_cn)
+    return family.pair_times_target(h, ctx.walk(s_cn) * h, n) if pair else family.times_target(h, n)
 
 
-TARGET_PRODUCT = StableRule("target_product", r"$S_j S_c h = 2^{-900} (2^{900} e^{f_j + f_c - 2 f_k} h / "
-                            r"(1 + s')^2)$: the two exponentials as one, $(1 + s')^2$ in double-double, "
-                            r"one rounding; at the true class $-\sum_{j \ne c} S_j S_c h$ when $c$ is the argmax",
+TARGET_PRODUCT = StableRule("target_product", r"$S_j S_c^n h = 2^{-900} (2^{900} e^{f_j + n f_c - (n + 1) f_k} h / "
+                            r"(1 + s')^{n + 1})$: the exponentials as one, $(1 + s')^{n + 1}$ in double-double, "
+                            r"one rounding; at the true class $-\sum_{j \ne c} S_j S_c^n h$ when $c$ is the argmax",
                             _match_target_product, _build_target_product)
 
 
@@ -209,6 +225,18 @@ def _build_power(e, ctx, found):
     return sp.exp(ctx.walk(e.exp) * log_s)
 
 
+def _match_integer_power(e, ctx):
+    if isinstance(e, sp.Pow) and e.exp.is_Integer and 2 <= e.exp <= LARGEST_POWER:
+        family = _name_at(e.base, ctx, ctx.c)
+        return (family, int(e.exp)) if family is not None else None
+    return None
+
+
+INTEGER_POWER = StableRule("integer_power", r"$S_c^n = 2^{-900} (2^{900} e^{n (f_c - f_k)} / (1 + s')^n)$, "
+                           r"$n (f_c - f_k)$ and $(1 + s')^n$ in double-double: one rounding",
+                           _match_integer_power, lambda e, ctx, found: found[0].power_target(found[1]))
+
+
 POWER = StableRule("power_through_log", r"$S_c^p = e^{p \log S_c}$ with $\log S_c$ from log-softmax",
                    _match_power, _build_power)
 
@@ -275,8 +303,8 @@ ROW_SUM = StableRule("accurate_row_sum", r"$\sum_s g_s$ summed to about one roun
 
 
 #: the stable rules, tried in this order at every node (the first that matches builds it)
-RULES = (FACTOR_PAIR, TARGET_PRODUCT, PRODUCT, GRADIENT_PAIR, COMPLEMENT, COMPLEMENT_IN_SUM, POWER, LOG_SOFTMAX,
-         LOG_PARTITION, SOFTMAX, ROW_SUM)
+RULES = (FACTOR_PAIR, TARGET_PRODUCT, PRODUCT, GRADIENT_PAIR, COMPLEMENT, COMPLEMENT_IN_SUM, INTEGER_POWER, POWER,
+         LOG_SOFTMAX, LOG_PARTITION, SOFTMAX, ROW_SUM)
 
 
 def _sign(e, ctx) -> int | None:
