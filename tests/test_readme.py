@@ -60,6 +60,7 @@ def test_the_public_examples_run():
                  "derive.functions", "derive.printing", "derive.verification", "derive.measure",
                  "derive.publish", "derive.testing", "derive.autodiff", "derive.softmax.rules",
                  "derive.softmax.kernels", "derive.document", "derive.executors", "derive.results",
-                 "derive.stable", "derive.loss", "derive.softmax.losses"):
+                 "derive.stable", "derive.stable_rules", "derive.stable_forms", "derive.references", "derive.loss",
+                 "derive.softmax.losses"):
         failed, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert failed == 0, name
