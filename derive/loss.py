@@ -191,40 +191,21 @@ class Loss:
         return self
 
     def suite(self) -> tuple:
-        """The verification inputs: moderate and spread logits, logits near +-1000, a tiny
-        loss (the target far above the rest), every parameter at both ends of its range
-        and inside it, second logits as large as the first."""
-        ct = self.content
-        params = list(self.params.items())
-        onehot = self.labels == "onehot"
-
-        def fixed(kind):
-            def make(rng, logits):
-                out = {}
-                for vec, (lo, hi) in self.inputs.items():
-                    if kind == "large":
-                        out[vec] = rng.uniform(lo, hi, logits.shape)
-                    elif kind == "near_logits":  # a teacher close to the student
-                        out[vec] = np.clip(logits + rng.normal(0, 1, logits.shape), lo, hi)
-                    else:
-                        out[vec] = rng.normal(0, min(3.0, hi), logits.shape)
-                for n, (p, (lo, hi)) in enumerate(params):
-                    out[p] = {"low": lo, "high": hi}.get(kind, rng.uniform(lo, hi))
-                    if kind == "ends":
-                        out[p] = (lo, hi)[(n + int(rng.integers(2))) % 2]
-                if onehot and kind == "tiny":
-                    out[ct.target] = np.argmax(logits, axis=-1)
-                if self.labels == "soft":  # multiples of 2^-10 that sum to exactly 1
-                    p = rng.dirichlet(np.full(logits.shape[-1], 0.7), logits.shape[0])
-                    out[ct.soft] = np.array([rng.multinomial(1024, row) for row in p]) / 1024.0
-                return out
-            return make
+        """The verification inputs: the suites every catalogue gets (moderate logits at
+        T = 3 and 10, spread over +-1000, one class dominating, tiny losses, near +-708,
+        ties, T = 100), each with this loss's parameters, second logits and soft labels
+        drawn as below; and the loss's own: every parameter at one end of its range or
+        the other (mixed), all low and all high (for two parameters or more), logits
+        spread over +-40, logits near +-1000, and second logits
+        as large as the first, near +-1000 and near the first. Each parameter's low end,
+        middle and high end come on top (:func:`derive.verification.parameter_inputs`)."""
+        fixed = self._fixed
         own = (
-            Inputs("moderate T=3", lambda rng: rng.normal(0, 2, (6, 3)), fixed=fixed("moderate"), fd=True),
-            Inputs("moderate T=10", lambda rng: rng.normal(0, 3, (4, 10)), fixed=fixed("moderate")),
             Inputs("parameters at their ends", lambda rng: rng.normal(0, 3, (8, 5)), fixed=fixed("ends")),
-            Inputs("parameters low", lambda rng: rng.normal(0, 3, (4, 4)), fixed=fixed("low")),
-            Inputs("parameters high", lambda rng: rng.normal(0, 3, (4, 4)), fixed=fixed("high")),
+            # every parameter low, every one high (one parameter alone: its range's entries)
+            *((Inputs("parameters low", lambda rng: rng.normal(0, 3, (4, 4)), fixed=fixed("low")),
+               Inputs("parameters high", lambda rng: rng.normal(0, 3, (4, 4)), fixed=fixed("high")))
+              if len(self.params) > 1 else ()),
             Inputs("spread logits", lambda rng: rng.uniform(-40, 40, (6, 6)), fixed=fixed("moderate")),
             Inputs("logits near +-1000", lambda rng: rng.choice([-1.0, 1.0], (6, 1)) * 1000
                    + rng.normal(0, 3, (6, 6)), fixed=fixed("large")),
@@ -232,12 +213,37 @@ class Loss:
                Inputs("second logits near +-1000", lambda rng: rng.normal(0, 4, (4, 6)), fixed=fixed("large")),
                Inputs("second logits near the first", lambda rng: rng.normal(0, 4, (4, 6)), fixed=fixed("near_logits")))
               if self.inputs else ()),
-            Inputs("tiny loss", lambda rng: np.concatenate(
-                [rng.normal(0, 1, (6, 4)), rng.uniform(30, 60, (6, 1))], axis=1), fixed=fixed("tiny")),
         )
-        # and the suites every catalogue gets (ties, near +-708, a large T, ...), with the
-        # parameters, second inputs and soft labels drawn as above
-        return own + tuple(dataclasses.replace(entry, fixed=fixed("moderate")) for entry in DEFAULT_INPUTS)
+        return tuple(dataclasses.replace(entry, fixed=fixed("moderate")) for entry in DEFAULT_INPUTS) + own
+
+    def _fixed(self, kind: str):
+        """``Inputs.fixed`` for the suite: the second logits (``large``: uniform over
+        their range; ``near_logits``: the first plus N(0, 1); else N(0, 3)), the
+        parameters (``low``, ``high``, ``ends``: one end or the other; else uniform), the
+        target at the argmax for ``tiny``, soft labels that sum to exactly 1."""
+        ct = self.content
+        params = list(self.params.items())
+
+        def make(rng, logits):
+            out = {}
+            for vec, (lo, hi) in self.inputs.items():
+                if kind == "large":
+                    out[vec] = rng.uniform(lo, hi, logits.shape)
+                elif kind == "near_logits":  # a teacher close to the student
+                    out[vec] = np.clip(logits + rng.normal(0, 1, logits.shape), lo, hi)
+                else:
+                    out[vec] = rng.normal(0, min(3.0, hi), logits.shape)
+            for n, (p, (lo, hi)) in enumerate(params):
+                out[p] = {"low": lo, "high": hi}.get(kind, rng.uniform(lo, hi))
+                if kind == "ends":
+                    out[p] = (lo, hi)[(n + int(rng.integers(2))) % 2]
+            if self.labels == "onehot" and kind == "tiny":
+                out[ct.target] = np.argmax(logits, axis=-1)
+            if self.labels == "soft":  # multiples of 2^-10 that sum to exactly 1
+                p = rng.dirichlet(np.full(logits.shape[-1], 0.7), logits.shape[0])
+                out[ct.soft] = np.array([rng.multinomial(1024, row) for row in p]) / 1024.0
+            return out
+        return make
 
     def register(self, catalogue: Catalogue) -> Loss:
         """Build (if not built) and add the derivation, the kernels, the verifications and
@@ -360,15 +366,35 @@ def symbols_scalar(name: str, lo: float, hi: float) -> sp.Symbol:
 
 
 # --------------------------------------------------------------------------- the command
-def run(loss: Loss, out: Path, catalogue_name: str | None = None, echo=print) -> int:
+def run(loss: Loss, out: Path, catalogue_name: str | None = None, echo=print, executor=None) -> int:
     """Prove, generate, verify and report one loss into ``out``; the exit status (0 ok,
-    1 a failed check, 3 not closed or no stable form within the bound)."""
-    from . import publish
-    from .verification import bind, verify_function
-
+    1 a failed check, 3 not closed or no stable form within the bound). The reference
+    values are computed by ``executor`` (None: here) and kept in the reference cache."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tic = time.perf_counter()
+    status = _build(loss, echo)
+    if status:
+        return status
+    cat = Catalogue(catalogue_name or loss.name, f"The loss {loss.name}", uses=loss.content.uses)
+    loss.register(cat)
+    module = _prove_and_generate(loss, out, echo)
+    if module is None:
+        return 1
+    results = _verify(loss, module, echo, executor)
+    if results is None:
+        return 1
+    (out / f"{loss.name}_verification.json").write_text(json.dumps([r.as_dict() for r in results], indent=1) + "\n")
+    status = max((_judge(loss, result, spec, echo) for result, spec in zip(results, loss.verifications)), default=0)
+    status = max(status, _report(loss, cat, results, out, echo))
+    echo(f"loss {loss.name}: {'every stage passed' if status == 0 else 'FAILED'} "
+         f"({time.perf_counter() - tic:.1f}s)")
+    return status
+
+
+def _build(loss: Loss, echo) -> int:
+    """0 once the loss is built, 3 (said) when its gradient does not close or a part of
+    it has no stable form."""
     try:
         loss.build()
     except NotClosed as err:
@@ -378,51 +404,82 @@ def run(loss: Loss, out: Path, catalogue_name: str | None = None, echo=print) ->
         echo(f"CANNOT STABILISE {loss.name}: {err}")
         return 3
     echo(f"ok   gradient  {sp.sstr(loss.derivation.result)}   [rules: {', '.join(loss.derivation.rules)}]")
-    cat = Catalogue(catalogue_name or loss.name, f"The loss {loss.name}", uses=loss.content.uses)
-    loss.register(cat)
+    return 0
+
+
+def _prove_and_generate(loss: Loss, out: Path, echo):
+    """The derivation checked, the kernels proved and written, the module imported (None:
+    a step or a kernel was rejected, said)."""
+    import importlib.util
+
     try:
         engine.check(loss.derivation)
         echo(f"ok   prove     {loss.derivation.key}: {len(loss.derivation.steps) - 1} steps checked")
         path = loss.write_module(out / f"{loss.name}_kernels.py")
     except engine.StepRejected as err:
         echo("FAIL a step or a kernel was rejected:\n     " + str(err).replace("\n", "\n     "))
-        return 1
+        return None
     echo(f"ok   generate  {path} (each kernel proved against its definition)")
-    import importlib.util
     spec = importlib.util.spec_from_file_location(f"_loss_{loss.name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _verify(loss: Loss, module, echo, executor) -> list | None:
+    """The results of the loss's verifications (None: a reference cannot be evaluated on
+    the suites, said: never a traceback)."""
+    from .verification import bind, verify_function
+
     results, undefined = [], []
     for v in loss.verifications:
         try:
-            results.append(verify_function(bind(v, module)))
-        except engine.EvaluationError as err:  # the reference itself: say so, never a traceback
+            results.append(verify_function(bind(v, module), executor))
+        except engine.EvaluationError as err:
             undefined.append(f"FAIL verify    {v.name}: its reference cannot be evaluated on the suites: {err}")
     if undefined:
         echo("\n".join(undefined))
-        return 1
-    (out / f"{loss.name}_verification.json").write_text(json.dumps([r.as_dict() for r in results], indent=1) + "\n")
-    status = 0
-    for result, spec_ in zip(results, loss.verifications):
-        unit = " of the terms' magnitudes" if spec_.scale is not None else ""
-        fd = ("" if result.fd_function is None else
-              f"; finite differences {result.fd_reference:.1e}, {result.fd_function:.1e}")
-        echo(f"{'ok  ' if result.passed else 'FAIL'} verify    {result.name}: worst {result.max_ulp:.2f} ULP{unit} "
-             f"(bound {result.bound:g}){fd}")
-        if not result.passed:
-            worst = max(result.worst, key=result.worst.get)
-            form = loss.stable[0 if spec_.gradient_of is None else 1]
-            where = (f"the sums that cancel: {'; '.join(map(sp.sstr, form.cancelling))}" if form.cancelling
-                     else f"the expression {sp.sstr(form.expr)}")
-            echo(f"CANNOT STABILISE {result.name}: measured {result.max_ulp:.3g} ULP on '{worst}' "
-                 f"(bound {result.bound:g}); no stable form found for {where}")
-            status = 3 if result.max_ulp > result.bound else 1
+        return None
+    return results
+
+
+def _judge(loss: Loss, result, spec, echo) -> int:
+    """Say one verification's result; its status (3: past the bound, with the measured
+    error, where and the subexpression; 1: another failed check)."""
+    unit = " of the terms' magnitudes" if spec.scale is not None else ""
+    fd = ("" if result.fd_function is None else
+          f"; finite differences {result.fd_reference:.1e}, {result.fd_function:.1e}")
+    echo(f"{'ok  ' if result.passed else 'FAIL'} verify    {result.name}: worst {result.max_ulp:.2f} ULP{unit} "
+         f"(bound {result.bound:g}){fd}")
+    if result.passed:
+        return 0
+    worst = max(result.worst, key=result.worst.get)
+    form = loss.stable[0 if spec.gradient_of is None else 1]
+    where = (f"the sums that cancel: {'; '.join(map(sp.sstr, form.cancelling))}" if form.cancelling
+             else f"the expression {sp.sstr(form.expr)}")
+    echo(f"CANNOT STABILISE {result.name}: measured {result.max_ulp:.3g} ULP on '{worst}' "
+         f"(bound {result.bound:g}); no stable form found for {where}")
+    return 3 if result.max_ulp > result.bound else 1
+
+
+def _report(loss: Loss, cat: Catalogue, results: list, out: Path, echo) -> int:
+    """The report (.md, .tex, and the PDF where a TeX engine is installed); 1 (said) when
+    LaTeX fails on it."""
+    from . import publish
+    from .latex import LatexError, compile_pdf, tex_engine
+
     proofs = codegen.kernel_proofs(cat.kernels)
     for written in publish.build_report(cat.title, [*cat, *proofs], results, out, loss.name, cat.sections):
         echo(f"ok   report    {written}")
-    echo(f"loss {loss.name}: {'every stage passed' if status == 0 else 'FAILED'} "
-         f"({time.perf_counter() - tic:.1f}s)")
-    return status
+    if tex_engine() is None:
+        echo("     report    no PDF: no TeX engine (latexmk or pdflatex) is installed")
+        return 0
+    try:
+        echo(f"ok   report    {compile_pdf(out / f'{loss.name}.tex')}")
+    except LatexError as err:
+        echo(f"FAIL report    {err}")
+        return 1
+    return 0
 
 
 def main(args, content: Content) -> int:
@@ -434,4 +491,15 @@ def main(args, content: Content) -> int:
     except ValueError as err:
         print(f"FAIL {err}".splitlines()[0], file=sys.stderr)
         return 2
-    return run(loss, Path(args.out or "."))
+    from . import executors
+
+    try:
+        executor = executors.make(getattr(args, "jobs", None), getattr(args, "scheduler", None))
+    except executors.SchedulerError as err:
+        print(f"FAIL {err}", file=sys.stderr)
+        return 2
+    try:
+        return run(loss, Path(args.out or "."), executor=executor)
+    finally:
+        if executor is not None:
+            executor.shutdown()

@@ -147,7 +147,7 @@ def _markdown(title: str, derivations: list, results: list, sections, intro: str
 
 def _latex(title: str, derivations: list, results: list, sections, intro: str) -> list[str]:
     """The lines of the LaTeX report (see :func:`build_report`)."""
-    tex = [r"\documentclass{article}", r"\usepackage{amsmath,amssymb}",
+    tex = [r"\documentclass{article}", r"\usepackage{amsmath,amssymb,graphicx}",
            r"\usepackage[margin=2cm]{geometry}", rf"\title{{{why_tex(title)}}}", r"\date{}",
            r"\begin{document}", r"\maketitle"]
     if intro:

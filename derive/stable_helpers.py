@@ -128,6 +128,58 @@ def _dd_shift_exp_up(f, at):
         return e + e * numpy.where(d[0] > -800.0, d[1], 0.0)
 
 
+def _dd_int_pow(x, n):
+    """x^n for a double-double x and an integer n >= 1 (binary powering in double-double)."""
+    result = None
+    while n:
+        if n & 1:
+            result = x if result is None else _dd_mul(result, x)
+        n >>= 1
+        if n:
+            x = _dd_mul(x, x)
+    return result
+
+
+def _dd_column(d, at_c):
+    """The entries at the flat index ``at_c`` of a double-double array, as columns."""
+    return d[0].reshape(-1).take(at_c)[:, None], d[1].reshape(-1).take(at_c)[:, None]
+
+
+def _dd_exp_over(x, den):
+    """e^x / den rounded about once, for a double-double x <= 0 and den >= 1: e^{x_hi}
+    with the remainder x_lo beside it, one division in double-double, the scale 2^900
+    taken off last so that a subnormal result is rounded once."""
+    x = _dd_add(x, (623.8324625039508, 2.7532759472367637e-14))  # + 900 ln 2
+    e = numpy.exp(numpy.maximum(x[0], -800.0))
+    return e, e * numpy.where(x[0] > -800.0, x[1], 0.0), den
+
+
+def _dd_pair_times(f, at, at_c, h, tail, n=1):
+    """S_j S_c^n h = e^{f_j + n f_c - (n + 1) f_k} h / (1 + s')^{n + 1} rounded about once:
+    the exponentials as one (its exponent in double-double, its remainder kept beside
+    it), 1 + s' and its power in double-double, one division, the scale 2^900 taken off
+    last (k at the flat index ``at``, c at ``at_c``; s' the tail, a column)."""
+    hi, lo = numpy.broadcast_arrays(*f)
+    with numpy.errstate(all="ignore"):
+        d = _dd_add((hi, lo), (-hi.reshape(-1).take(at)[:, None], -lo.reshape(-1).take(at)[:, None]))
+        d = _dd_add(d, _dd_mul(_dd_column(d, at_c), (float(n), 0.0)))
+        e, e_lo, den = _dd_exp_over(d, _dd_int_pow(_two_sum(1.0, tail), n + 1))
+        p, p_lo = _two_prod(e, h)
+        return numpy.ldexp(_dd_div((p, p_lo + e_lo * h), den)[0], -900)
+
+
+def _dd_power_target(f, at, at_c, n, tail):
+    """S_c^n = e^{n (f_c - f_k)} / (1 + s')^n rounded about once (n >= 1 an integer):
+    n (f_c - f_k) in double-double, so that the rounding of f_c - f_k is not multiplied
+    by n log-fold as in e^{n log S_c}."""
+    hi, lo = numpy.broadcast_arrays(*f)
+    with numpy.errstate(all="ignore"):
+        d = _dd_add((hi, lo), (-hi.reshape(-1).take(at)[:, None], -lo.reshape(-1).take(at)[:, None]))
+        x = _dd_mul(_dd_column(d, at_c), (float(n), 0.0))
+        e, e_lo, den = _dd_exp_over(x, _dd_int_pow(_two_sum(1.0, tail), n))
+        return numpy.ldexp(_dd_div((e, e_lo), den)[0], -900)
+
+
 def _accurate_tail(e, at):
     """sum_{j != k} e_j (k at the flat index ``at``) as a column, rounded about once
     (_accurate_sum of a copy with e_k = 0: e itself is used again)."""

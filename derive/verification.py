@@ -25,12 +25,10 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from . import engine, results, symbols
-from .measure import check_grads, ulp_error
-from .references import central_differences, digits_for, keep, load_cached
-
-#: digits of the reference evaluation
-DIGITS = 50
+from . import results, symbols
+from .measure import check_grads
+from .precise import _CLASSES_KEY, DIGITS, reference, references
+from .references import central_differences, digits_for
 
 
 @dataclass(frozen=True)
@@ -250,53 +248,6 @@ def _arguments(spec: Verification, logits: np.ndarray, rng, target: str = "rando
     return arrays, per_row
 
 
-def reference(expr: sp.Expr, env: dict, digits: int = DIGITS) -> mpmath.mpf:
-    """``expr`` on the values ``env`` (symbols and vector components -> numbers), by the
-    engine's evaluator at ``digits`` digits.
-
-    Examples
-    --------
-    >>> import sympy as sp
-    >>> from derive import reference
-    >>> from derive.symbols import CLASSES as T, s
-    >>> g = sp.IndexedBase("g")
-    >>> row = {T: 2, g[1]: 0.0, g[2]: 0.0}
-    >>> float(reference(sp.log(sp.Sum(sp.exp(g[s]), (s, 1, T))), row))  # log 2
-    0.6931471805599453
-    """
-    with mpmath.workdps(digits):
-        return +engine._Evaluator(env)(expr)
-
-
-def rising_reference(expr: sp.Expr, env: dict, digits: int = DIGITS, most: int = 1600):
-    """``expr`` at rising precision: evaluations at 30 and 60 digits, then 2x, 4x...
-    until two agree to 25 digits, the last returned (a definition that cancels, 1 - S_c
-    with S_c within 1e-200 of 1, needs more than 50 digits; one that divides by it
-    cannot be evaluated at 50 digits at all; a 0 may be a cancellation and rises too).
-    At least ``digits`` digits are used for the value returned."""
-    last, work = None, 30
-    while work <= most:
-        try:
-            value = reference(expr, env, max(work, digits) if last is not None else work)
-        except engine.EvaluationError:
-            value = None
-        if value is not None and last is not None and value != 0:
-            with mpmath.workdps(max(work, digits)):
-                if abs(value - last) <= abs(value) * mpmath.mpf(10) ** -25:
-                    return value
-        last, work = value, work * 2
-    if last is None:
-        return reference(expr, env, most)  # raises the evaluator's own error
-    return last
-
-
-def _values(spec: Verification, env, n: int, expr=None) -> list:
-    expr = spec.definition if expr is None else expr
-    if spec.index is None:
-        return [rising_reference(expr, env)]
-    return [rising_reference(expr, {**env, spec.index: k}) for k in range(1, n + 1)]
-
-
 def _fd_reference(spec: Verification, env, n: int, h_digits: int = 20) -> float:
     """Relative difference of the gradient reference and central differences of the
     loss reference (both at high precision)."""
@@ -319,9 +270,12 @@ def _fd_function(spec: Verification, logits: np.ndarray, rest: list) -> float:
                        step=step, richardson=True)
 
 
-def verify_function(spec: Verification) -> Result:
-    """Run ``spec`` over its suite: the worst ULP error per entry, and for a gradient the
-    two finite-difference checks. See :class:`Verification` for an example.
+def verify_function(spec: Verification, executor: Executor | None = None) -> Result:
+    """Run ``spec`` over its suite and declared parameter ranges: the worst ULP error per
+    entry, and for a gradient the two finite-difference checks (on the entries marked
+    ``fd``). The inputs, the reference values (from the reference cache, else computed
+    by ``executor``) and the errors are those of :func:`run`, which measures the same
+    draws.
 
     Examples
     --------
@@ -338,33 +292,87 @@ def verify_function(spec: Verification) -> Result:
     True
     """
     tic = time.perf_counter()
+    plans, tasks = _plan([spec], thorough=False)
+    exact = references(tasks, executor)
     result = Result(spec.name, spec.bound)
-    rng = np.random.default_rng(spec.seed)
-    fd_ref, fd_fun = 0.0, 0.0
-    for entry, fixed in _entries(spec, thorough=False):
-        logits = np.asarray(entry.make(rng), dtype=np.float64)
-        if entry.fixed is not None:  # a declared range's value wins over the entry's draw
-            fixed = {**entry.fixed(rng, logits), **fixed}
-        arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
-        with np.errstate(all="ignore"):  # measured by the values it returns
-            computed = spec.function(*arrays)
-        computed = np.asarray(computed, dtype=np.float64).reshape(logits.shape[0], -1)
-        worst = 0.0
-        for out_row, env in zip(computed, per_row):
-            scales = (_values(spec, env, logits.shape[1], spec.scale) if spec.scale is not None
-                      else [None] * len(out_row))
-            for got, exact, scale in zip(out_row, _values(spec, env, logits.shape[1]), scales):
-                unit = None if scale is None else max(abs(exact), abs(scale))
-                worst = max(worst, ulp_error(got, exact, scale=unit))
-                result.values += 1
-        result.worst[entry.name] = worst
-        if spec.gradient_of is not None:
-            fd_ref = max(fd_ref, _fd_reference(spec, per_row[0], logits.shape[1]))
-            fd_fun = max(fd_fun, _fd_function(spec, logits, arrays[1:]))
+    for plan in plans:
+        parts, unit = _exact_of(plan, exact)
+        result.worst[plan.entry.name] = _worst(spec.function, plan.arrays, parts, unit)
+        result.values += int(parts.shape[1])
+    fd = _fd_checks(plans)
     if spec.gradient_of is not None:
-        result.fd_reference, result.fd_function = fd_ref, fd_fun
+        result.fd_reference, result.fd_function = fd.get(spec.name, (0.0, 0.0))
     result.seconds = time.perf_counter() - tic
     return result
+
+
+@dataclass
+class _Plan:
+    """One suite entry of one verification, drawn: the function's arrays, the reference's
+    per-row environments, and where its reference task (and its scale's) is."""
+
+    spec: Verification
+    entry: Inputs
+    logits: np.ndarray
+    arrays: list
+    per_row: list
+    task: int
+
+
+def _plan(specs: list, thorough: bool) -> tuple[list[_Plan], list]:
+    """The draws of every entry of every spec (from each spec's own seed, in suite order:
+    the same inputs whoever measures them) and the reference tasks they need."""
+    plans, tasks = [], []
+    for spec in specs:
+        rng = np.random.default_rng(spec.seed)
+        for entry, fixed in _entries(spec, thorough):
+            logits = np.asarray(entry.make(rng), dtype=np.float64)
+            if entry.fixed is not None:  # a declared range's value wins over the entry's draw
+                fixed = {**entry.fixed(rng, logits), **fixed}
+            arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
+            digits = [digits_for(row) for row in logits]
+            envs = [dict({**env, _CLASSES_KEY: logits.shape[1]}) for env in per_row]
+            plans.append(_Plan(spec, entry, logits, arrays, per_row, len(tasks)))
+            tasks.append((spec.definition, spec.index, envs, digits))
+            if spec.scale is not None:
+                tasks.append((spec.scale, spec.index, envs, digits))
+    return plans, tasks
+
+
+def _exact_of(plan: _Plan, exact: list) -> tuple[np.ndarray, np.ndarray | None]:
+    """The exact parts of a plan's values, and the unit they are measured in: None (ULPs
+    of the value), or max(|exact|, |scale|) for a stated scale."""
+    parts, unit = exact[plan.task], None
+    if plan.spec.scale is not None:
+        unit = parts.copy()
+        unit[0] = np.maximum(np.abs(parts[0]), np.abs(exact[plan.task + 1][0]))
+    return parts, unit
+
+
+def _worst(function: Callable, arrays: list, parts: np.ndarray, unit) -> float:
+    """The worst error in ULPs of ``function`` on ``arrays`` (inf where it raises)."""
+    from .measure import ulp_errors
+
+    try:
+        with np.errstate(all="ignore"):  # measured by their values, warnings or not
+            computed = np.asarray(function(*arrays), dtype=np.float64).reshape(-1)
+        errors = ulp_errors(computed, parts, scale=unit)
+        return float(np.max(errors)) if errors.size else 0.0
+    except (FloatingPointError, ValueError, OverflowError, ZeroDivisionError):
+        return np.inf
+
+
+def _fd_checks(plans: list[_Plan]) -> dict:
+    """{gradient name: (reference vs high-precision differences, function vs float64
+    directional differences)}, the worst over the entries marked ``fd``."""
+    fd = {}
+    for plan in plans:
+        spec = plan.spec
+        if spec.gradient_of is not None and plan.entry.fd:
+            ref, fun = fd.get(spec.name, (0.0, 0.0))
+            fd[spec.name] = (max(ref, _fd_reference(spec, plan.per_row[0], plan.logits.shape[1])),
+                             max(fun, _fd_function(spec, plan.logits, plan.arrays[1:])))
+    return fd
 
 
 # --------------------------------------------------------------------------- the suite of a catalogue
@@ -416,114 +424,6 @@ def _naive_function(spec: Verification) -> Callable:
     return naive
 
 
-def _row_values(definition, index, row: dict, n: int, digits: int, classes=None) -> list:
-    """The values of one row at ``digits`` digits: one, or one per class (of ``classes``:
-    default every class)."""
-    with mpmath.workdps(digits):
-        if index is None:
-            return [reference(definition, row, digits)]
-        return [reference(definition, {**row, index: k}, digits) for k in (classes or range(1, n + 1))]
-
-
-def _sample(n: int, index_values) -> list[int]:
-    """The classes whose values decide a row's precision: the ends, the middle and every
-    class an index argument points at (the true class, where a gradient cancels)."""
-    return sorted({1, n, (n + 1) // 2, *(k for k in index_values if 1 <= k <= n)})
-
-
-#: digits that resolve any float64 result (down to the smallest subnormal, 4.9e-324) of a
-#: sum of terms up to about 1e70 that cancels to it
-_RESOLVES_FLOAT64 = 400
-
-
-def _settled(low: list, high: list, digits: int) -> bool:
-    """Whether the values at ``digits`` digits (``low``) and at more (``high``) agree to
-    far more digits than float64 resolves. A value that vanishes at this precision may
-    be a cancellation that more digits resolve, so it settles only at
-    :data:`_RESOLVES_FLOAT64` digits."""
-    for a, b in zip(low, high):
-        if mpmath.isnan(a) or mpmath.isnan(b):
-            if not (mpmath.isnan(a) and mpmath.isnan(b)):
-                return False
-            continue
-        if abs(b) < mpmath.mpf(10) ** (20 - digits) and digits < _RESOLVES_FLOAT64:
-            return False
-        if abs(a - b) > max(abs(b) * mpmath.mpf(10) ** -25, mpmath.mpf(10) ** -340):
-            return False
-    return True
-
-
-def _reference_task(task) -> np.ndarray:
-    """The exact values of the rows of one suite entry, as :func:`exact_parts` (3, rows * k):
-    a module-level function of plain data, so that any executor can run it.
-
-    Each row is evaluated at rising precision until two precisions agree: a parameter
-    such as a temperature can make a row cancel more digits than its logits suggest."""
-    from .measure import exact_parts
-
-    definition, index, envs, digits = task
-    values, top = [], DIGITS
-    for env, row_digits in zip(envs, digits):
-        n = env[_CLASSES_KEY]
-        row = {key: value for key, value in env.items() if key != _CLASSES_KEY}
-        # rising precision on a few classes, then every class at the precision they settle at
-        sample = None if index is None else _sample(n, [v for v in row.values() if isinstance(v, int)])
-        low = _row_values(definition, index, row, n, row_digits, sample)
-        while True:
-            high = _row_values(definition, index, row, n, row_digits + 40, sample)
-            if _settled(low, high, row_digits) or row_digits > 4000:
-                break
-            row_digits, low = 2 * row_digits, high
-        values += high if index is None else _row_values(definition, index, row, n, row_digits + 40)
-        top = max(top, row_digits + 40)
-    with mpmath.workdps(top):
-        return exact_parts(values)
-
-
-_CLASSES_KEY = "__classes__"
-
-
-def _task_key(task, fingerprint: str) -> str:
-    import hashlib
-
-    definition, index, envs, digits = task
-    digest = hashlib.sha256(fingerprint.encode())
-    digest.update(sp.srepr(definition).encode())
-    digest.update(repr(index).encode())
-    for env, row_digits in zip(envs, digits):
-        digest.update(repr(sorted((str(k), repr(v)) for k, v in env.items())).encode())
-        digest.update(str(row_digits).encode())
-    return digest.hexdigest()[:32]
-
-
-def _fingerprint() -> str:
-    """What a reference value depends on besides its task: the evaluator and mpmath."""
-    import hashlib
-    import inspect
-
-    sources = [inspect.getsource(f) for f in (_reference_task, _row_values, _sample, _settled, reference,
-                                              engine._Evaluator)]
-    return hashlib.sha256("\n".join(sources + [mpmath.__version__, str(DIGITS)]).encode()).hexdigest()
-
-
-def references(tasks: list, executor: Executor | None = None, progress: Callable | None = None
-               ) -> list[np.ndarray]:
-    """The exact values of every task (one suite entry of one verification each), read
-    from the reference cache where they are, else computed by ``executor`` and kept."""
-    from .executors import cache_dir, in_order
-
-    where, fingerprint = cache_dir(), _fingerprint()
-    paths = [where / f"v-{_task_key(task, fingerprint)}.npy" if where else None for task in tasks]
-    found = [load_cached(path) for path in paths]
-    todo = [k for k in range(len(tasks)) if found[k] is None]
-    for done, (k, parts) in enumerate(zip(todo, in_order(executor, _reference_task, [tasks[k] for k in todo])), 1):
-        found[k] = parts
-        if progress:
-            progress(done, len(todo))
-        keep(paths[k], parts)
-    return found
-
-
 def _entries(spec: Verification, thorough: bool) -> list[tuple[Inputs, dict]]:
     entries = [(entry, {}) for entry in spec.inputs] + parameter_inputs(spec)
     if thorough:  # every entry again, from other draws
@@ -556,47 +456,18 @@ def run(specs: Iterable[Verification], executor: Executor | None = None, thoroug
     >>> [(r.implementation, r.passed) for r in table.results]
     [('generated', True), ('naive', False)]
     """
-    from .measure import ulp_errors
-
     tic = time.perf_counter()
     specs = list(specs)
-    plans, tasks = [], []
-    for spec in specs:
-        rng = np.random.default_rng(spec.seed)
-        for entry, fixed in _entries(spec, thorough):
-            logits = np.asarray(entry.make(rng), dtype=np.float64)
-            if entry.fixed is not None:  # a declared range's value wins over the entry's draw
-                fixed = {**entry.fixed(rng, logits), **fixed}
-            arrays, per_row = _arguments(spec, logits, rng, entry.target, fixed)
-            digits = [digits_for(row) for row in logits]
-            envs = [dict({**env, _CLASSES_KEY: logits.shape[1]}) for env in per_row]
-            plans.append((spec, entry, logits, arrays, per_row, len(tasks)))
-            tasks.append((spec.definition, spec.index, envs, digits))
-            if spec.scale is not None:
-                tasks.append((spec.scale, spec.index, envs, digits))
+    plans, tasks = _plan(specs, thorough)
     exact = references(tasks, executor, progress)
     table = results.VerificationTable(tested=TESTED)
-    fd = {}
     naive = {id(spec): _naive_function(spec) for spec in specs}
-    for spec, entry, logits, arrays, per_row, task in plans:
-        parts, unit = exact[task], None
-        if spec.scale is not None:  # ULPs of max(|exact|, |scale|)
-            unit = parts.copy()
-            unit[0] = np.maximum(np.abs(parts[0]), np.abs(exact[task + 1][0]))
-        for name, function in ((TESTED, spec.function), (NAIVE, naive[id(spec)])):
-            try:
-                with np.errstate(all="ignore"):  # measured by their values, warnings or not
-                    computed = np.asarray(function(*arrays), dtype=np.float64).reshape(-1)
-                errors = ulp_errors(computed, parts, scale=unit)
-                worst = float(np.max(errors)) if errors.size else 0.0
-            except (FloatingPointError, ValueError, OverflowError, ZeroDivisionError):
-                worst = np.inf
-            table.results.append(results.Result(name, spec.name, entry.name, int(parts.shape[1]), worst, spec.bound))
-        if spec.gradient_of is not None and entry.fd:
-            ref, fun = fd.get(spec.name, (0.0, 0.0))
-            fd[spec.name] = (max(ref, _fd_reference(spec, per_row[0], logits.shape[1])),
-                             max(fun, _fd_function(spec, logits, arrays[1:])))
-    for name, (ref, fun) in fd.items():
+    for plan in plans:
+        parts, unit = _exact_of(plan, exact)
+        for name, function in ((TESTED, plan.spec.function), (NAIVE, naive[id(plan.spec)])):
+            table.results.append(results.Result(name, plan.spec.name, plan.entry.name, int(parts.shape[1]),
+                                                _worst(function, plan.arrays, parts, unit), plan.spec.bound))
+    for name, (ref, fun) in _fd_checks(plans).items():
         table.checks[f"{name}: reference against high-precision central differences"] = ref
         table.checks[f"{name}: float64 directional differences of the loss"] = fun
     table.seconds = time.perf_counter() - tic

@@ -62,6 +62,8 @@ def test_the_public_examples_run():
                  "derive.publish", "derive.testing", "derive.autodiff", "derive.autodiff.rewriting",
                  "derive.autodiff.driver", "derive.autodiff.language", "derive.softmax.rules",
                  "derive.softmax.kernels", "derive.document", "derive.executors", "derive.results",
-                 "derive.stable", "derive.loss", "derive.softmax.losses", "derive.references"):
+                 "derive.stable", "derive.stable_rules", "derive.stable_forms", "derive.references", "derive.precise",
+                 "derive.loss",
+                 "derive.softmax.losses"):
         failed, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert failed == 0, name
