@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from derive import engine, symbols
+from derive import engine, notation, symbols
 from derive.engine import memo
 
 ENGINE = Path(engine.__file__).resolve().parent
@@ -48,11 +48,12 @@ def test_the_engine_modules_are_small():
     assert not too_long
 
 
-def test_the_version_hashes_every_engine_module_and_symbols():
+def test_the_version_hashes_every_engine_module_symbols_and_notation():
     sources = memo.engine_sources()
     modules = sorted(ENGINE.glob("*.py"))
     assert len(modules) >= 10  # the package, not a stray single file
-    assert [Path(p).resolve() for p in sources] == [*modules, Path(symbols.__file__).resolve()]
+    assert [Path(p).resolve() for p in sources] == [*modules, Path(symbols.__file__).resolve(),
+                                                    Path(notation.__file__).resolve()]
     assert memo._engine_version() == engine.ENGINE_VERSION
 
 

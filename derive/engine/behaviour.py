@@ -14,7 +14,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .. import symbols
+from .. import notation, symbols
 from .steps import Derivation
 
 
@@ -70,7 +70,7 @@ def behaviour(obj, _depth: int = 0, _seen: tuple = ()) -> tuple:
         return (type(obj).__name__, *(deeper(item) for item in obj))
     if isinstance(obj, (set, frozenset)):
         return ("set", *sorted((deeper(item) for item in obj), key=repr))
-    if isinstance(obj, dict):
+    if isinstance(obj, (dict, notation.ActiveTable)):  # a table of the active notation: as it is now
         return ("dict", *sorted(((deeper(k), deeper(v)) for k, v in obj.items()), key=repr))
     if isinstance(obj, types.ModuleType):
         if not (_library(obj.__name__) or obj.__name__.startswith("derive")):
@@ -190,11 +190,12 @@ def _depends_on(exprs) -> tuple:
     found = set()
     for expr in exprs:
         found |= expr.atoms(sp.Symbol)
-    ranges = tuple(sorted((sp.srepr(sym), sp.srepr(symbols.INDEX_RANGES[sym]))
-                          for sym in found if sym in symbols.INDEX_RANGES))
+    active = notation.current()
+    ranges = tuple(sorted((sp.srepr(sym), sp.srepr(active.index_ranges[sym]))
+                          for sym in found if sym in active.index_ranges))
     drawn = tuple((sp.srepr(atom), _cached_behaviour(symbols.sampler(atom)))
                   for atom in symbols._used(exprs) if symbols.sampler(atom) is not None)
-    return ranges, drawn, _cached_behaviour(symbols._INSTANCE[0])
+    return ranges, drawn, _cached_behaviour(active.instance_class)
 
 
 def fingerprint(derivation: Derivation) -> tuple:

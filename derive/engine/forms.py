@@ -14,7 +14,7 @@ from sympy.codegen.cfunctions import log1p
 from sympy.concrete.expr_with_limits import ExprWithLimits
 from sympy.core.operations import AssocOp
 
-from .. import symbols
+from .. import notation, symbols
 from .memo import memo_read, memo_write, read_srepr
 
 # integers and nothing more: a summation variable is bounded by its own limits only
@@ -91,8 +91,9 @@ def _range_facts(sym, lo, hi) -> dict:
 
 def _free_index_facts(expr: sp.Expr) -> dict:
     facts = {}
-    for sym in expr.free_symbols & set(symbols.INDEX_RANGES):
-        facts.update(_range_facts(sym, 1, symbols.INDEX_RANGES[sym]))
+    ranges = notation.current().index_ranges
+    for sym in expr.free_symbols & set(ranges):
+        facts.update(_range_facts(sym, 1, ranges[sym]))
     return facts
 
 

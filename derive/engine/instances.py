@@ -11,7 +11,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .. import symbols
+from .. import notation, symbols
 from . import settings
 from .evaluator import evaluator
 from .steps import Derivation
@@ -121,9 +121,10 @@ def _widen_indices(env, derivation: Derivation, rng) -> None:
     """On a wide instance, most free indices move past the values the regular instances
     reach (past the largest regular T for a class index, past 3 for any other)."""
     free = set().union(*(step.expr.free_symbols for step in derivation.steps))
-    for sym in sorted(free & set(symbols.INDEX_RANGES), key=lambda s: s.name):
-        size = env.get(symbols.INDEX_RANGES[sym])
-        small = _regular_top(derivation) if symbols.INDEX_RANGES[sym] == symbols.CLASSES else 3
+    ranges = notation.current().index_ranges
+    for sym in sorted(free & set(ranges), key=lambda s: s.name):
+        size = env.get(ranges[sym])
+        small = _regular_top(derivation) if ranges[sym] == symbols.CLASSES else 3
         if isinstance(size, int) and size > small and rng.random() < 0.75:
             env[sym] = int(rng.integers(small + 1, size + 1))
 
@@ -161,9 +162,9 @@ MAX_PATTERN_INDICES = 4
 
 def _free_class_indices(derivation: Derivation) -> list:
     """The free indices ranging over the classes in any step (sorted by name)."""
-    found = set()
+    found, ranges = set(), notation.current().index_ranges
     for step in derivation.steps:
-        found |= {sym for sym in step.expr.free_symbols if symbols.INDEX_RANGES.get(sym) == symbols.CLASSES}
+        found |= {sym for sym in step.expr.free_symbols if ranges.get(sym) == symbols.CLASSES}
     return sorted(found, key=lambda sym: sym.name)
 
 

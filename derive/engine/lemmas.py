@@ -10,7 +10,7 @@ import sympy as sp
 from sympy import Indexed
 from sympy.concrete.expr_with_limits import ExprWithLimits
 
-from .. import symbols
+from .. import notation
 from .forms import canonical_bound
 from .steps import Derivation, LemmaRefused
 
@@ -75,7 +75,7 @@ class _Rewrite:
     def __init__(self, lemma: Derivation):
         start, result = canonical_bound(lemma.start), canonical_bound(lemma.result)
         fixed = _assumption_symbols(lemma.assumptions)
-        self.key, self.ranges = lemma.key, symbols.INDEX_RANGES
+        self.key, self.ranges = lemma.key, notation.current().index_ranges
         # every index of the start (also those a Derivative binds, d/da_i)
         self.indices = start.atoms(sp.Symbol) & set(self.ranges)
         free = sorted(self.indices - fixed, key=sp.default_sort_key)

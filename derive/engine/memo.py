@@ -1,6 +1,7 @@
 """The proof memo shared by processes: authenticated JSON data (an HMAC under the
 session's secret), bound to this engine's version (:data:`ENGINE_VERSION`: a hash of
-the source of every module of :mod:`derive.engine` and of :mod:`derive.symbols`), and
+the source of every module of :mod:`derive.engine`, :mod:`derive.symbols` and
+:mod:`derive.notation`), and
 SymPy's srepr read back without running it (:func:`read_srepr`)."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 import mpmath
 import sympy as sp
 
-from .. import symbols
+from .. import notation, symbols
 
 #: environment variable naming a directory where accepted links (and SymPy's values of
 #: sums) are remembered for every process that shares it and :data:`MEMO_KEY_VARIABLE`
@@ -26,10 +27,11 @@ MEMO_KEY_VARIABLE = "DERIVE_PROOF_MEMO_KEY"
 
 def engine_sources() -> list[str]:
     """The files the engine version covers: every module of :mod:`derive.engine`, sorted
-    by name, and :mod:`derive.symbols` (whose instances and samplers the engine draws)."""
+    by name, :mod:`derive.symbols` (whose instances and samplers the engine draws) and
+    :mod:`derive.notation` (where it reads the index ranges, samplers and instance class)."""
     folder = os.path.dirname(os.path.abspath(__file__))
     modules = sorted(name for name in os.listdir(folder) if name.endswith(".py"))
-    return [os.path.join(folder, name) for name in modules] + [symbols.__file__]
+    return [os.path.join(folder, name) for name in modules] + [symbols.__file__, notation.__file__]
 
 
 def _engine_version(sources: Sequence[str] | None = None) -> str:

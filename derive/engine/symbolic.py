@@ -10,7 +10,7 @@ import itertools
 import sympy as sp
 from sympy import Indexed, KroneckerDelta, Piecewise
 
-from .. import symbols
+from .. import notation, symbols
 from .behaviour import Unknowable, _assumptions_behaviour, _depends_on, fingerprint
 from .forms import LAST_QUICK_FORM, _is_zero, _ladder, canonical_bound, refine_ranges, sign
 from .lemmas import _apply_lemmas, _assumption_symbols
@@ -20,7 +20,7 @@ from .memo import _remember, _remembered
 def _index_pairs(expr) -> list[tuple]:
     """Pairs of free indices whose equality a side branches on (Eq conditions, deltas)."""
     pairs = set()
-    free = set(symbols.INDEX_RANGES)
+    free = set(notation.current().index_ranges)
     for atom in expr.atoms(sp.Eq, sp.Ne, KroneckerDelta):
         x, y = atom.args
         if x in free and y in free and x != y:
@@ -157,7 +157,7 @@ def untrusted_index(exprs) -> sp.Expr | None:
     >>> untrusted_index([a[j] + a[T + 1 - j]]) is None, untrusted_index([a[2 * j]])
     (True, a[2*j])
     """
-    sizes = {size for size in symbols.INDEX_RANGES.values() if isinstance(size, sp.Symbol)}
+    sizes = {size for size in notation.current().index_ranges.values() if isinstance(size, sp.Symbol)}
     sizes |= {symbols.CLASSES, symbols.FEATURES}
     for expr in exprs:
         for node in sp.preorder_traversal(expr):
