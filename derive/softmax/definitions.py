@@ -309,23 +309,14 @@ class Instance(symbols.Instance):
         self.B = symbols.draw_size(rng)  # 1..3, or in the tens on a wide instance
         self[B] = self.B
         self[beta] = int(rng.integers(1, self.B + 1))
-        # free indices: half of them copy an index drawn before them, so that
-        # coincidences such as j = c or c = k (where a formula branches) are common
-        # each over its range in the active notation (a catalogue that uses this one
-        # may mean another range by the same name), in the built-in's order
+        # the free indices, each over its range in the active notation (a catalogue
+        # that uses this one may mean another range by the same name), in this order
         ranges = notation.current().index_ranges
         drawn = {}
         for sym in INDEX_RANGES:
-            rng_sym = ranges.get(sym, INDEX_RANGES[sym])
-            hi = {T: n_classes, N: n_features}.get(rng_sym)
-            if hi is None:
-                continue
-            same_range = [other for other, where in drawn.items() if where == rng_sym]
-            if same_range and rng.random() < 0.5:
-                self[sym] = self[same_range[int(rng.integers(len(same_range)))]]
-            else:
-                self[sym] = int(rng.integers(1, hi + 1))
-            drawn[sym] = rng_sym
+            size = ranges.get(sym, INDEX_RANGES[sym])
+            if self._draw_index(sym, size, drawn, rng):
+                drawn[sym] = size
         for base in (a, v, P, Qv, y, b, bw):
             for idx in range(1, n_classes + 1):
                 self[_at(base, idx)] = _mpf(rng.normal(0, 2.0))
@@ -354,23 +345,29 @@ class Instance(symbols.Instance):
         self[yb] = _mpf(rng.uniform(0, 1))
         self[pw] = _mpf(rng.uniform(0.1, 5))
         self[zp] = _mpf(rng.uniform(0.01, 30))
-        # indices other content registered (derive.stable's shift index of a softmax),
-        # half of them equal to an index drawn before; from a generator of their own,
-        # seeded by this instance, so that the built-in stream is the same whatever
-        # other content a process has loaded
+        # indices other content declared (derive.stable's shift index of a softmax),
+        # from a generator of their own, seeded by this instance, so that the built-in
+        # stream is the same whatever other content the notation holds
         extra = [sym for sym in ranges if sym not in INDEX_RANGES]
         if extra:
             own = np.random.default_rng([n_classes, n_features, *(self[sym] for sym in drawn)])
             for sym in extra:
-                rng_sym = ranges[sym]
-                hi = {T: n_classes, N: n_features}.get(rng_sym)
-                if hi is None:
-                    continue
-                same_range = [other for other, where in drawn.items() if where == rng_sym]
-                if same_range and own.random() < 0.5:
-                    self[sym] = self[same_range[int(own.integers(len(same_range)))]]
-                else:
-                    self[sym] = int(own.integers(1, hi + 1))
+                self._draw_index(sym, ranges[sym], drawn, own)
+
+    def _draw_index(self, sym, size, drawn: dict, gen) -> bool:
+        """Draw the index ``sym`` over 1..``size`` with ``gen``; half the time it copies
+        an index of ``drawn`` (index -> its size) over the same range, so that
+        coincidences such as j = c or c = k (where a formula branches) are common.
+        False for a size other than T or N (not drawn here)."""
+        hi = {T: self.T, N: self.N}.get(size)
+        if hi is None:
+            return False
+        same_range = [other for other, where in drawn.items() if where == size]
+        if same_range and gen.random() < 0.5:
+            self[sym] = self[same_range[int(gen.integers(len(same_range)))]]
+        else:
+            self[sym] = int(gen.integers(1, hi + 1))
+        return True
 
     def probability(self, base):
         weights = [_mpf(w) for w in self.rng.gamma(0.7, size=self.T)]
