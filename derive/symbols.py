@@ -11,6 +11,11 @@ a new one is declared here, once, with its sampler:
 A symbol that a derivation uses but nobody declared is a :class:`MissingSampler`
 error that says how to declare it.
 
+Declarations (samplers, index ranges, the instance class) go to the active
+:class:`derive.notation.Notation` (the catalogue's while its file is loaded and while
+the stages run it; :data:`derive.notation.DEFAULT` elsewhere), never to a table of this
+module: ``INDEX_RANGES`` reads and writes the active notation's.
+
 An :class:`Assumption` is a hypothesis of a derivation, used twice by the engine: its
 ``rewrite`` is a sound symbolic substitution (it only substitutes what the hypothesis
 states), its ``sample`` adjusts a concrete instance so that the hypothesis holds.
