@@ -26,7 +26,7 @@ import mpmath
 import numpy as np
 
 import numeric
-from numeric import api
+from numeric import _cross_entropy
 
 TINY = np.finfo(np.float64).tiny
 BOUND = 4.0
@@ -111,12 +111,12 @@ def direct(logits, target, options):
 
 
 def general(logits, target, options):
-    small = api.SMALL_ELEMENTS
-    api.SMALL_ELEMENTS = 0
+    small = _cross_entropy.SMALL_ELEMENTS
+    _cross_entropy.SMALL_ELEMENTS = 0
     try:
         return numeric.cross_entropy_with_grad(logits, target, **options)
     finally:
-        api.SMALL_ELEMENTS = small
+        _cross_entropy.SMALL_ELEMENTS = small
 
 
 def tiles(chunk):

@@ -219,8 +219,8 @@ def peak_beyond_outputs(call, warm: bool = False) -> int:
 def vocab_table(repeats, rng) -> list[str]:
     """linear_cross_entropy at language-model size: the default (two passes over tiles of
     classes) against the computation it replaced, the whole logits at once (the row path
-    in one chunk of all B rows: numeric.api._linear(..., whole=True))."""
-    from numeric import api
+    in one chunk of all B rows: numeric._linear._linear(..., whole=True))."""
+    from numeric import _linear
 
     B, N, T = VOCAB
     x = rng.standard_normal((B, N), dtype=np.float32)
@@ -230,7 +230,7 @@ def vocab_table(repeats, rng) -> list[str]:
     full_logits = B * T * 8  # the float64 logits the whole computation holds
     whole = "whole logits at once (before)"
     calls = {"tiles of classes (default)": lambda: numeric.linear_cross_entropy(x, W, b, target),
-             whole: lambda: api._linear(x, W, b, target, None, api.IGNORE_INDEX, 0.0, "mean", None, whole=True)}
+             whole: lambda: _linear._linear(x, W, b, target, None, _linear.IGNORE_INDEX, 0.0, "mean", None, whole=True)}
     med = interleaved(calls, repeats, 10 ** 9)
     head = ["B x N x T (float32)", "mode", "time", "time (x whole logits)",
             "peak beyond inputs and outputs", "(% of float64 logits)"]

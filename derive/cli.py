@@ -230,10 +230,23 @@ def _common(parser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per stage, ``all``, ``gradient`` and ``loss``, each
+    with the options every command takes (:func:`_common`)."""
     parser = argparse.ArgumentParser(prog="softmax-derive", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"softmax-derive {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
+    commands = [*_stage_parsers(sub), _gradient_parser(sub), _loss_parser(sub)]
+    everything = sub.add_parser("all", help="every stage in order")
+    everything.set_defaults(func=cmd_all)
+    everything.add_argument("--pdf", action="store_true", help="a missing TeX engine is an error")
+    for command in (*commands, everything):
+        _common(command)
+    return parser
+
+
+def _stage_parsers(sub) -> list[argparse.ArgumentParser]:
+    """prove, generate, verify and report."""
     prove = sub.add_parser("prove", help="check every derivation of the catalogue")
     prove.add_argument("only", nargs="*", help="keys of derivations to check (default: all)")
     prove.add_argument("--list", action="store_true", help="list each derivation's key and statement, and stop")
@@ -251,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write the LaTeX/Markdown reports (and PDF with TeX)")
     rep.add_argument("--pdf", action="store_true", help="a missing TeX engine is an error")
     rep.set_defaults(func=cmd_report)
+    return [prove, gen, ver, rep]
+
+
+def _gradient_parser(sub) -> argparse.ArgumentParser:
     grad = sub.add_parser(
         "gradient", help="derive a gradient automatically, every step checked",
         description="Derive d(loss)/d(wrt): SymPy differentiates, the content's named rewrite rules "
@@ -272,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     grad.add_argument("--min-classes", type=int, default=1,
                       help="the smallest T the statement is checked for (e.g. 2 for the focal loss)")
     grad.set_defaults(func=cmd_gradient)
+    return grad
+
+
+def _loss_parser(sub) -> argparse.ArgumentParser:
     lss = sub.add_parser("loss", help="one loss through every stage, from one declaration",
                          description="Derive the gradient of NAME's loss EXPR, derive stable kernels for the "
                                      "loss and its gradient, prove them, verify them against mpmath over the "
@@ -286,12 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     lss.add_argument("--labels", default="onehot", help="onehot (target c, default), soft (y) or none")
     lss.add_argument("--min-classes", type=int, default=1, help="the smallest T the loss is stated for")
     lss.set_defaults(func=cmd_loss)
-    everything = sub.add_parser("all", help="every stage in order")
-    everything.set_defaults(func=cmd_all)
-    everything.add_argument("--pdf", action="store_true", help="a missing TeX engine is an error")
-    for command in (prove, gen, ver, rep, grad, lss, everything):
-        _common(command)
-    return parser
+    return lss
 
 
 def _version() -> str:

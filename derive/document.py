@@ -124,6 +124,22 @@ def fill(text: str, rendering: Rendering) -> str:
     return re.sub(r"@(\w+)@", value, text)
 
 
+#: a web address written in a text, up to a space or a closing bracket (a final full stop,
+#: comma or semicolon ends the sentence, not the address)
+URL = re.compile(r"https?://[^\s<>()\[\]{}\"']*[^\s<>()\[\]{}\"'.,;:]")
+
+
+def around_urls(text: str, plain: Callable[[str], str], url: Callable[[str], str]) -> str:
+    """``text`` with its web addresses written by ``url`` and the text between them by
+    ``plain``: an address must not pass through the text's escaping (its ``_``, ``~`` and
+    ``%`` are the address's own) nor through the setting of ASCII relations as math."""
+    out, last = [], 0
+    for m in URL.finditer(text):
+        out += [plain(text[last:m.start()]), url(m.group(0))]
+        last = m.end()
+    return "".join(out + [plain(text[last:])])
+
+
 def link_names(text: str, names, link: Callable[[str], str]) -> str:
     """Write each of the document ``names`` in ``text`` as ``link(name)``, in one pass."""
     if not names:

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 from .document import (
     Block,
     Display,
@@ -20,6 +22,7 @@ from .document import (
     Proof,
     Rendering,
     Text,
+    around_urls,
     fill,
     link_names,
     result_boxes,
@@ -91,7 +94,12 @@ def build_tex(doc: Document, rendering: Rendering) -> str:
 
 
 def text_tex(text: str, rendering: Rendering) -> str:
-    """A paragraph: **bold** as bold, "quotes" as quotes, document names as file names."""
+    """A paragraph: **bold** as bold, "quotes" as quotes, document names as file names, web
+    addresses as ``\\url`` (which breaks them at a slash rather than run into the margin)."""
+    return around_urls(text, lambda part: _paragraph_tex(part, rendering), lambda url: rf"\url{{{url}}}")
+
+
+def _paragraph_tex(text: str, rendering: Rendering) -> str:
     out = why_tex(link_names(text, rendering.names, lambda name: f"\\texttt{{{name}.pdf}}"))
     out = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", out)
     # a file name may break after an underscore rather than run into the margin
@@ -185,6 +193,23 @@ def table_tex(header, rows, spec, math_columns=()) -> list[str]:
     out += [" & ".join(cell(k, v) for k, v in enumerate(row)) + r" \\" for row in rows]
     out.append(r"\bottomrule\end{tabular}\end{center}")
     return out
+
+
+def bmatrix(values, digits: int = 4) -> str:
+    """A vector (as a column) or a matrix (a list of rows) of numbers as a LaTeX bmatrix,
+    each entry with ``digits`` decimals.
+
+    Examples
+    --------
+    >>> from derive.latex import bmatrix
+    >>> print(bmatrix([1, 2], 1))
+    \\begin{bmatrix} 1.0 \\\\ 2.0 \\end{bmatrix}
+    >>> print(bmatrix([[1, 2]], 0))
+    \\begin{bmatrix} 1 & 2 \\end{bmatrix}
+    """
+    rows = values if np.ndim(values) == 2 else [[v] for v in values]
+    return (r"\begin{bmatrix} " + r" \\ ".join(" & ".join(f"{v:.{digits}f}" for v in row) for row in rows)
+            + r" \end{bmatrix}")
 
 
 def long_table_tex(header, rows, spec) -> list[str]:

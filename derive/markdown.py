@@ -12,6 +12,7 @@ from .document import (
     Proof,
     Rendering,
     Text,
+    around_urls,
     fill,
     link_names,
     result_boxes,
@@ -64,9 +65,11 @@ def build_md(doc: Document, rendering: Rendering) -> str:
 
 
 def text_md(text: str, rendering: Rendering) -> str:
-    """A paragraph for Markdown: LaTeX's -- is an en dash, document names are links."""
-    return link_names(relations_as_text(text.replace(" -- ", " – ")), rendering.names,
-                      lambda name: f"[{name}]({name}.md)")
+    """A paragraph for Markdown: LaTeX's -- is an en dash, document names are links, web
+    addresses are autolinks."""
+    return around_urls(text, lambda part: link_names(relations_as_text(part.replace(" -- ", " – ")), rendering.names,
+                                                     lambda name: f"[{name}]({name}.md)"),
+                       lambda url: f"<{url}>")
 
 
 def item_md(item, doc: Document, rendering: Rendering) -> list[str]:

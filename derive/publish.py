@@ -16,9 +16,9 @@ from .document import Block, Document, Figure, Proof, Rendering, Section, Text, 
 from .figures import draw
 from .latex import TEX_PACKAGES, LatexError, build_tex, compile_pdf, why_tex
 from .latex import derivation_tex as _derivation_tex
-from .markdown import build_md
+from .markdown import build_md, table_md
 from .markdown import derivation_md as _derivation_md
-from .printing import repeated_steps
+from .printing import _mathify, repeated_steps
 
 
 def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Path, pdf: bool | None = None,
@@ -252,8 +252,67 @@ def figure_errors(path: Path, rendering: Rendering) -> None:
     save(plt, fig, path)
 
 
+def _assumptions(doc: Document, rendering: Rendering) -> list[str]:
+    """Every assumption the document's general derivations make, once, in order of first use."""
+    ds = [rendering.derivations[item.key] for item in items(doc) if isinstance(item, Proof)]
+    return list(dict.fromkeys(a.text for d in ds if not d.concrete for a in d.assumptions))
+
+
+_ASSUMPTIONS_INTRO = ("Assumptions, each stated where a derivation uses it; the proof engine uses each one both "
+                      "as a symbolic rewrite and to draw concrete instances:")
+
+
+def _assumptions_tex(doc, rendering):
+    out = [_ASSUMPTIONS_INTRO, r"\begin{itemize}"]
+    return out + [rf"\item {why_tex(_mathify(text))}" for text in _assumptions(doc, rendering)] + [r"\end{itemize}"]
+
+
+def _assumptions_md(doc, rendering):
+    return [_ASSUMPTIONS_INTRO, ""] + [f"- {_mathify(text)}" for text in _assumptions(doc, rendering)]
+
+
+# --------------------------------------------------------------------------- blocks a catalogue declares
+def table_block(header: tuple, rows, tex_columns: str, md_align=None, math_columns: tuple = ()) -> tuple:
+    """A block (LaTeX renderer, Markdown renderer) of one table: ``header``, and the rows
+    ``rows(rendering)`` computes; ``tex_columns`` is the LaTeX column spec, ``md_align``
+    the Markdown alignment row (default: left), ``math_columns`` the columns set as math.
+
+    Examples
+    --------
+    >>> from derive.publish import table_block
+    >>> tex, md = table_block(("x", "x^2"), lambda rendering: [(2, 4)], "rr", math_columns=(1,))
+    >>> md(None, None)[-1]
+    '| 2 | $4$ |'
+    """
+    def tex(doc, rendering):
+        return latex.table_tex(header, rows(rendering), tex_columns, math_columns=math_columns)
+
+    def md(doc, rendering):
+        return table_md(header, rows(rendering), md_align, math_columns=math_columns)
+    return tex, md
+
+
+def code_block(text: str, language: str = "python") -> tuple:
+    """A block (LaTeX renderer, Markdown renderer) of a code listing."""
+    def tex(doc, rendering):
+        return [rf"\begin{{lstlisting}}[language={language.capitalize()}]", text.rstrip("\n"), r"\end{lstlisting}"]
+
+    def md(doc, rendering):
+        return [f"```{language}", text.rstrip("\n"), "```"]
+    return tex, md
+
+
+def function_source(text: str, name: str, drop: str | None = None) -> str:
+    """The source of the top-level function ``name`` in the module source ``text`` (up to
+    the two blank lines that end it), without the lines that contain ``drop``."""
+    start = text.index(f"def {name}(")
+    body = text[start:text.index("\n\n\n", start)]
+    return "\n".join(line for line in body.splitlines() if drop is None or drop not in line)
+
+
 #: what every catalogue's documents may use: block key -> (LaTeX, Markdown), figure key -> draw
-BLOCKS = {"kernels": (_kernels_tex, _kernels_md), "verification": (_verification_tex, _verification_md)}
+BLOCKS = {"kernels": (_kernels_tex, _kernels_md), "verification": (_verification_tex, _verification_md),
+          "assumptions": (_assumptions_tex, _assumptions_md)}
 FIGURES = {"errors": figure_errors}
 
 

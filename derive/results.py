@@ -21,6 +21,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from .latex import long_table_tex
 from .markdown import table_md
 
@@ -69,6 +71,14 @@ def fmt(value: float) -> str:
     if value >= 1e6:
         return f"{value:.1e}"
     return f"{value:.2f}" if value < 100 else f"{value:.0f}"
+
+
+def fmt_value(x) -> str:
+    """A value or a vector of values for a table: three significant digits, "0" and "nan"
+    written as such, a vector in brackets."""
+    arr = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    parts = ["nan" if np.isnan(v) else ("0" if v == 0 else f"{v:.3g}") for v in arr]
+    return parts[0] if arr.size == 1 and np.ndim(x) == 0 else "[" + ", ".join(parts) + "]"
 
 
 def table(report: VerificationTable, functions, implementations_shown, tested: str = "numeric") -> str:

@@ -264,28 +264,36 @@ def report(run: Run, pdf: bool | None = None) -> int:
     """Write the catalogue's documents (.tex, .md, figures; the PDF where a TeX engine
     exists, an error with ``pdf=True`` where none does) from its verification results;
     at home, also the verification table of its README."""
-    from . import publish
     from .latex import LatexError
 
-    cat = run.catalogue
-    data_path = run.out / cat.results_name
+    data_path = run.out / run.catalogue.results_name
     if not data_path.is_file():
         print(f"FAIL {_shown(data_path)} is missing: run `python -m derive verify` with the same "
               "--catalogue and --out first")
         return 1
-    data = json.loads(data_path.read_text())
     try:
-        docs, rendering = publish.rendering(cat, data, run.spec)
-        lines = publish.write_documents(docs, rendering, run.out, pdf=pdf,
-                                        also_checked=rendering.extra.get("kernels", ()))
+        lines = write_reports(run, json.loads(data_path.read_text()), pdf)
     except LatexError as err:
         print(f"FAIL {err}")
         return 1
+    for line in lines:
+        print(line)
+    return 0
+
+
+def write_reports(run: Run, data: dict, pdf: bool | None = None) -> list[str]:
+    """The report stage's work: the catalogue's documents into ``run.out`` from the
+    verification results ``data`` and, at home, the README's verification table; the
+    lines to print (a :class:`derive.latex.LatexError` when the PDF fails, or ``pdf=True``
+    without a TeX engine)."""
+    from . import publish
+
+    cat = run.catalogue
+    docs, rendering = publish.rendering(cat, data, run.spec)
+    lines = publish.write_documents(docs, rendering, run.out, pdf=pdf, also_checked=rendering.extra.get("kernels", ()))
     if run.at_home and cat.readme is not None:
         functions, shown, tested = _functions(cat)
         text = results.table(results.from_json(data, tested), functions, shown, tested)
         if publish.update_readme(cat.readme, text):
             lines.append(f"updated the verification table in {cat.readme.name}")
-    for line in lines:
-        print(line)
-    return 0
+    return lines

@@ -15,7 +15,6 @@ lambda rng: rng.normal(0, 30, (20, 7))),)``.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
@@ -28,6 +27,7 @@ import sympy as sp
 
 from . import engine, results, symbols
 from .measure import check_grads, ulp_error
+from .references import central_differences, digits_for, keep, load_cached
 
 #: digits of the reference evaluation
 DIGITS = 50
@@ -300,20 +300,10 @@ def _values(spec: Verification, env, n: int, expr=None) -> list:
 def _fd_reference(spec: Verification, env, n: int, h_digits: int = 20) -> float:
     """Relative difference of the gradient reference and central differences of the
     loss reference (both at high precision)."""
-    loss, vector = spec.gradient_of.definition, spec.args[0]
-    worst = mpmath.mpf(0)
-    with mpmath.workdps(DIGITS + 2 * h_digits):
-        h = mpmath.mpf(10) ** (-h_digits)
-        for k in range(1, n + 1):
-            moved = dict(env)
-            moved[vector[k]] = env[vector[k]] + h
-            up = reference(loss, moved, DIGITS + 2 * h_digits)
-            moved[vector[k]] = env[vector[k]] - h
-            down = reference(loss, moved, DIGITS + 2 * h_digits)
-            fd = (up - down) / (2 * h)
-            exact = reference(spec.definition, {**env, spec.index: k}, DIGITS + 2 * h_digits)
-            worst = max(worst, abs(fd - exact) / max(abs(exact), mpmath.mpf(10) ** -30))
-    return float(worst)
+    loss, vector, digits = spec.gradient_of.definition, spec.args[0], DIGITS + 2 * h_digits
+    return central_differences(
+        lambda k, shift: reference(loss, {**env, vector[k]: env[vector[k]] + shift}, digits),
+        lambda k: reference(spec.definition, {**env, spec.index: k}, digits), range(1, n + 1), digits, h_digits)
 
 
 def _fd_function(spec: Verification, logits: np.ndarray, rest: list) -> float:
@@ -426,19 +416,6 @@ def _naive_function(spec: Verification) -> Callable:
     return naive
 
 
-def digits_for(row: np.ndarray) -> int:
-    """Working precision that resolves every quantity of a row of logits: log S_j =
-    a_j - log Z cancels about log10 max|a| digits, 1 - S_c and a loss near 0 about
-    (m - a_second)/ln 10 (which only matter down to the smallest subnormal); 10 more."""
-    finite = row[np.isfinite(row)]
-    if finite.size == 0:
-        return DIGITS
-    big = np.log10(max(1.0, float(np.max(np.abs(finite)))))
-    ordered = np.sort(finite)
-    gap = min(float(ordered[-1] - ordered[-2]) if ordered.size > 1 else 0.0, 800.0)
-    return int(DIGITS + 10 + np.ceil(big) + np.ceil(gap / np.log(10)))
-
-
 def _row_values(definition, index, row: dict, n: int, digits: int, classes=None) -> list:
     """The values of one row at ``digits`` digits: one, or one per class (of ``classes``:
     default every class)."""
@@ -537,26 +514,13 @@ def references(tasks: list, executor: Executor | None = None, progress: Callable
 
     where, fingerprint = cache_dir(), _fingerprint()
     paths = [where / f"v-{_task_key(task, fingerprint)}.npy" if where else None for task in tasks]
-    found = [None] * len(tasks)
-    for k, path in enumerate(paths):
-        if path is not None and path.exists():
-            try:
-                found[k] = np.load(path, allow_pickle=False)
-            except (OSError, ValueError):  # a broken entry is recomputed
-                pass
+    found = [load_cached(path) for path in paths]
     todo = [k for k in range(len(tasks)) if found[k] is None]
     for done, (k, parts) in enumerate(zip(todo, in_order(executor, _reference_task, [tasks[k] for k in todo])), 1):
         found[k] = parts
         if progress:
             progress(done, len(todo))
-        if paths[k] is not None:
-            try:
-                paths[k].parent.mkdir(parents=True, exist_ok=True)
-                tmp = paths[k].with_suffix(f".{os.getpid()}.tmp.npy")
-                np.save(tmp, parts)
-                os.replace(tmp, paths[k])
-            except OSError:  # a read-only cache only costs time
-                pass
+        keep(paths[k], parts)
     return found
 
 

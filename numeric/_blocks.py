@@ -129,6 +129,53 @@ def each(work, starts, elements: int) -> None:
         _calls.depth = depth
 
 
+class _Job:
+    """One call of :func:`run`: the kernel, its scratch count, which results are full
+    rows, the block size, and whether results are narrowed to another dtype."""
+
+    def __init__(self, kernel, full, dtype, moderate_form, block, classes, narrow):
+        self.kernel, self.full, self.dtype, self.moderate_form = kernel, full, dtype, moderate_form
+        self.count = K.SCRATCH[kernel.__name__]
+        self.block, self.classes, self.narrow = block, classes, narrow
+
+    def compute(self, a_part, extra_parts, out_parts, moderate: bool) -> None:
+        """The kernel on some rows; results written into ``out_parts``."""
+        n, count, full = a_part.shape[0], self.count, self.full
+        need = count + (1 + sum(full) if self.narrow else 0)
+        scratch = take_scratch(need, (self.block, self.classes))
+        try:  # the scratch is this computation's alone until given back
+            if self.narrow:  # widen the block, compute in float64, round each result once
+                wide = scratch[count][:n]
+                np.copyto(wide, a_part)
+                a_part = wide
+                spare = iter(scratch[count + 1:])
+                targets = [next(spare)[:n] if f else None for f in full]
+            else:
+                targets = [out if f else None for out, f in zip(out_parts, full)]
+            results = self.kernel(a_part, *extra_parts, out=targets, scratch=[s[:n] for s in scratch[:count]],
+                                  moderate=moderate and self.moderate_form)
+            results = results if isinstance(results, tuple) else (results,)
+            for out, res, f in zip(out_parts, results, full):
+                if self.narrow or not f:
+                    np.copyto(out, res, casting="same_kind")
+        finally:
+            give_back(need, (self.block, self.classes), scratch)
+
+    def mixed(self, part, extra_parts, out_parts) -> None:
+        """A block with a logit outside [MODERATE_LOW, MODERATE_HIGH] (or NaN): the
+        TwoSum form, then the rows that are moderate by themselves again in the
+        moderate form, so that a row's result never depends on the other rows of its
+        block."""
+        self.compute(part, extra_parts, out_parts, False)
+        with np.errstate(invalid="ignore"):
+            calm = np.flatnonzero((part.min(axis=1) >= MODERATE_LOW) & (part.max(axis=1) <= MODERATE_HIGH))
+        if calm.size:
+            sub_outs = [np.empty((calm.size, out.shape[1]), self.dtype) for out in out_parts]
+            self.compute(np.ascontiguousarray(part[calm]), [x[calm] for x in extra_parts], sub_outs, True)
+            for out, sub in zip(out_parts, sub_outs):
+                out[calm] = sub
+
+
 def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
         dtype=np.float64, moderate_form: bool = True) -> tuple[list[np.ndarray], bool]:
     """Run ``kernel`` (a function of the generated module) on the rows of ``a`` (C-contiguous, rows x T; float16 and
@@ -152,35 +199,12 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
     """
     rows, classes = a.shape
     outs = [np.empty((rows, classes), dtype) if f else np.empty((rows, 1), dtype) for f in full]
-    narrow = a.dtype != np.float64 or dtype != np.float64
     if rows == 0:
         return outs, True
-    count = K.SCRATCH[kernel.__name__]
     block = max(1, min(rows, BLOCK_BYTES // (8 * classes)))
-    starts = range(0, rows, block)
-
-    def compute(a_part, extra_parts, out_parts, moderate: bool) -> None:
-        """The kernel on some rows; results written into ``out_parts``."""
-        n = a_part.shape[0]
-        need = count + (1 + sum(full) if narrow else 0)
-        scratch = take_scratch(need, (block, classes))
-        try:  # the scratch is this computation's alone until given back
-            if narrow:  # widen the block, compute in float64, round each result once
-                wide = scratch[count][:n]
-                np.copyto(wide, a_part)
-                a_part = wide
-                spare = iter(scratch[count + 1:])
-                targets = [next(spare)[:n] if f else None for f in full]
-            else:
-                targets = [out if f else None for out, f in zip(out_parts, full)]
-            results = kernel(a_part, *extra_parts, out=targets,
-                             scratch=[s[:n] for s in scratch[:count]], moderate=moderate and moderate_form)
-            results = results if isinstance(results, tuple) else (results,)
-            for out, res, f in zip(out_parts, results, full):
-                if narrow or not f:
-                    np.copyto(out, res, casting="same_kind")
-        finally:
-            give_back(need, (block, classes), scratch)
+    job = _Job(kernel, full, dtype, moderate_form, block, classes,
+               narrow=a.dtype != np.float64 or dtype != np.float64)
+    immoderate = []  # blocks with a logit outside [MODERATE_LOW, MODERATE_HIGH] (or NaN)
 
     def work(begin: int) -> None:
         end = min(begin + block, rows)
@@ -188,20 +212,10 @@ def run(kernel, a: np.ndarray, extra: tuple, full: tuple[bool, ...],
         extra_parts = [x[begin:end] for x in extra]
         out_parts = [out[begin:end] for out in outs]
         if MODERATE_LOW <= part.min() and part.max() <= MODERATE_HIGH:  # all moderate (and no NaN)
-            compute(part, extra_parts, out_parts, True)
-            return
-        immoderate.append(begin)  # (list.append: atomic under the GIL)
-        compute(part, extra_parts, out_parts, False)
-        # rows that are moderate by themselves get the moderate form too, so that a
-        # row's result never depends on the other rows of its block
-        with np.errstate(invalid="ignore"):
-            calm = np.flatnonzero((part.min(axis=1) >= MODERATE_LOW) & (part.max(axis=1) <= MODERATE_HIGH))
-        if calm.size:
-            sub_outs = [np.empty((calm.size, out.shape[1]), dtype) for out in outs]
-            compute(np.ascontiguousarray(part[calm]), [x[calm] for x in extra_parts], sub_outs, True)
-            for out, sub in zip(out_parts, sub_outs):
-                out[calm] = sub
+            job.compute(part, extra_parts, out_parts, True)
+        else:
+            immoderate.append(begin)  # (list.append: atomic under the GIL)
+            job.mixed(part, extra_parts, out_parts)
 
-    immoderate = []  # blocks with a logit outside [MODERATE_LOW, MODERATE_HIGH] (or NaN)
-    each(work, starts, rows * classes)
+    each(work, range(0, rows, block), rows * classes)
     return outs, not immoderate

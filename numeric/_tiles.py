@@ -20,10 +20,10 @@ terms and log1p keeps its digits (issue 20: log(R + 1) gave a negative loss).
 
 Exponentials: e^(a - m_t) is e^a e^-m_t (each factor rounded once) for rows whose
 logits all lie in [-708, 708] (:data:`TILE_MODERATE`, e^a and e^-m normal); other rows
-take e^(a - m) with a - m carried with its rounding error (TwoSum; :func:`exp_scaled`),
+take e^(a - m) with a - m carried with its rounding error (TwoSum; :func:`numeric._exact.exp_scaled`),
 which any finite logits allow. Where a result is a large factor times a number that
 would be subnormal (weights up to 1e300 times S_j or R past a gap of 708), the
-factor's power of two goes into the exponent (:func:`exp_scaled`) so that the product
+factor's power of two goes into the exponent (:func:`numeric._exact.exp_scaled`) so that the product
 is formed at full precision.
 """
 from __future__ import annotations
@@ -34,48 +34,14 @@ import math
 import numpy as np
 
 from . import _blocks, _kernels
+from ._exact import _two_product, _two_sum_error, _zero_times, exp_scaled, split_power
 
 #: logits in [-TILE_MODERATE, TILE_MODERATE] take e^a e^-m (e^a and e^-m normal)
 TILE_MODERATE = 708.0
 #: R below this: log1p(R) = R to 2^-970, and a weight > 1 times R is formed as
 #: sum_j e^(a_j - m) sigma from the exponents (R itself may be subnormal)
 TINY_TAIL = 2.0 ** -969
-#: ln 2 = LN2_HI + LN2_LO, LN2_HI with 32 significant bits: E LN2_HI is exact for |E| < 2^21
-LN2_HI = float.fromhex("0x1.62e42fe000000p-1")
-LN2_LO = (float.fromhex("0x1.62e42fefa39efp-1") - LN2_HI) + 2.3190468138462996e-17  # (exact, then ln 2's own rest)
 _NORMAL = np.finfo(np.float64).tiny
-
-
-def _two_sum_error(a, b, s):
-    """(a + b) - s for s = fl(a + b), exactly (Knuth)."""
-    bb = s - a
-    return (a - (s - bb)) + (b - bb)
-
-
-def exp_scaled(x, y, exponent=0):
-    """e^(x - y) 2^exponent to about one ULP (x <= y, finite y; x may be -inf), for
-    results anywhere in the normal range: x - y and exponent ln 2 are added with their
-    rounding errors carried (TwoSum; ln 2 split so that exponent LN2_HI is exact), and
-    e^(hi + lo) = e^hi (1 + lo). x is first raised to y - max(2000, |y| 2^-40): e^-2000
-    2^1024 is 0, so -inf and far-apart inputs stay finite through the error terms."""
-    x = np.maximum(x, y - np.maximum(2000.0, np.abs(y) * 2.0 ** -40))
-    hi = x - y
-    lo = _two_sum_error(x, -y, hi)
-    if np.any(exponent):
-        shift = exponent * LN2_HI
-        total = hi + shift
-        lo = lo + _two_sum_error(hi, shift, total) + exponent * LN2_LO
-        hi = total + lo  # renormalized: lo (up to 2^-20 here) is again below an ULP of hi
-        lo = _two_sum_error(total, lo, hi)
-    e = np.exp(hi)
-    return e + e * lo
-
-
-def split_power(q):
-    """(f, E) with q = f 2^E, f in [1, 2) (E = 0 where q is 0): e^(a - m) q is
-    exp_scaled(a, m, E) f, one rounding after the exponential."""
-    f, e = np.frexp(q)
-    return f * 2.0, e - 1
 
 
 # --------------------------------------------------------------------------- targets
@@ -118,16 +84,6 @@ def _sigma(w_c, eps, classes, sum_w):
     hi = a_hi + b_hi
     fine = hi + (_two_sum_error(a_hi, b_hi, hi) + (a_lo + b_lo))
     return np.where(np.isfinite(fine), fine, w_c * keep + share * sum_w)  # (w beyond 2^996: plain)
-
-
-def _two_product(x, y):
-    """(p, e) with p = fl(x y) and p + e = x y exactly (Dekker; |x y| < 2^996)."""
-    p = x * y
-    c = 134217729.0  # 2^27 + 1
-    xh = c * x - (c * x - x)
-    yh = c * y - (c * y - y)
-    xl, yl = x - xh, y - yh
-    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
 
 
 def product_quotient(a, b, c, c_lo=0.0):
@@ -347,29 +303,11 @@ class _Rowwise:
 
 def _factors(stats_final, targets, counted, reduction, denom, classes):
     """(per-row losses without the tiny rows' fix, _Rowwise) from the combined statistics."""
-    m, rest, h, spread, mass = stats_final
+    m = stats_final[0]
     row = _Rowwise()
     finite_m = np.where(np.isfinite(m), m, 0.0)
-    if targets.soft:
-        sigma = mass
-        tail = rest  # R: no target apart
-        other = None
-    else:
-        sigma = targets.sigma
-        a_c = targets.target_logit
-        # e^(a_c - m) to an ULP (item 4: subtracting first cost 353 ULP at the target)
-        true_e = np.where(a_c == m, 1.0, exp_scaled(a_c, finite_m))
-        tail = rest + (1.0 - h) * true_e  # R = Z e^-m - 1: the target's term unless it is the argmax
-        other = rest + (1.0 - h)  # sum_{j != c} e^(a_j - m)
+    sigma, tail, other, true_e, losses = _row_losses(stats_final, finite_m, targets, classes)
     total = 1.0 + tail
-    log_z = np.log1p(tail)
-    if targets.soft:
-        losses = _zero_times(sigma, log_z) + spread
-    else:
-        gap = np.where(h > 0, 0.0, m - targets.target_logit)  # m - a_c (exactly 0 at the argmax)
-        losses = _zero_times(sigma, log_z) + _zero_times(targets.one_hot, gap)
-        if targets.eps:
-            losses = losses + (targets.eps / classes) * spread
     # the reduction's factor rho per row, folded into F = e^-m sigma rho / Z' and
     # q = sigma rho / Z' with one rounding each (issue 20: rho, sigma rho, / Z' and
     # e^-m q rounded one by one took the gradient to 4.3 ULP)
@@ -397,32 +335,58 @@ def _factors(stats_final, targets, counted, reduction, denom, classes):
     row.sigma_frac, row.sigma_exp = split_power(np.broadcast_to(sigma, m.shape).astype(np.float64))
     row.smooth = None
     if not targets.soft:
-        smooth = rho * (targets.eps / classes) if targets.eps else None
-        w_c = np.ones(m.shape) if targets.weight is None else targets.weight[targets.tgt]
-        at_target = np.empty(m.shape)
-        top = h > 0
-        # the target the argmax: S_c - 1 = -sum_{j != c} e^(a_j - m) / Z'
-        # (``true_class_complement_shifted``) times rho w_c (1 - eps), rounded once
-        at_target[top] = -product_quotient(targets.one_hot[top], other[top], divisor[top], divisor_lo[top])
-        if targets.eps:
-            at_target[top] += smooth[top] * ((true_e[top] / total[top]) * targets.sum_w - w_c[top])
-        # any other target: S_c <= 1/2, and S_c sigma rho - u_c rho cancels at most by half
-        low = ~top
-        u_c = _sigma(w_c[low], targets.eps, classes, w_c[low]) if targets.eps else w_c[low]
-        at_target[low] = (product_quotient(true_e[low], sigma[low], divisor[low], divisor_lo[low])
-                          - u_c / (float(denom) if reduction == "mean" and denom else 1.0))
-        at_target[rho == 0] = 0.0
-        at_target[nothing] = np.nan
-        row.at_target = at_target
-        row.smooth = smooth
+        row.smooth = rho * (targets.eps / classes) if targets.eps else None
+        row.at_target = _at_target(targets, stats_final[2], other, true_e, total, sigma, (divisor, divisor_lo),
+                                   rho, reduction, denom, classes)
     return losses, row
 
 
-def _zero_times(factor, values):
-    """factor * values, 0 where factor is 0 (0 * inf = 0)."""
-    out = np.multiply(factor, values)
-    np.copyto(out, 0.0, where=(np.asarray(factor) == 0) & ~np.isnan(values))
-    return out
+def _row_losses(stats_final, finite_m, targets, classes):
+    """(sigma, R, sum_{j != c} e^(a_j - m) (None for soft targets), e^(a_c - m)
+    (None), per-row losses) from the combined statistics."""
+    m, rest, h, spread, mass = stats_final
+    if targets.soft:
+        sigma = mass
+        tail = rest  # R: no target apart
+        other = true_e = None
+    else:
+        sigma = targets.sigma
+        a_c = targets.target_logit
+        # e^(a_c - m) to an ULP (item 4: subtracting first cost 353 ULP at the target)
+        true_e = np.where(a_c == m, 1.0, exp_scaled(a_c, finite_m))
+        tail = rest + (1.0 - h) * true_e  # R = Z e^-m - 1: the target's term unless it is the argmax
+        other = rest + (1.0 - h)  # sum_{j != c} e^(a_j - m)
+    log_z = np.log1p(tail)
+    if targets.soft:
+        losses = _zero_times(sigma, log_z) + spread
+    else:
+        gap = np.where(h > 0, 0.0, m - targets.target_logit)  # m - a_c (exactly 0 at the argmax)
+        losses = _zero_times(sigma, log_z) + _zero_times(targets.one_hot, gap)
+        if targets.eps:
+            losses = losses + (targets.eps / classes) * spread
+    return sigma, tail, other, true_e, losses
+
+
+def _at_target(targets, h, other, true_e, total, sigma, divisor_pair, rho, reduction, denom, classes):
+    """G at each row's target class (class indices), rounded about once."""
+    divisor, divisor_lo = divisor_pair
+    smooth = rho * (targets.eps / classes) if targets.eps else None
+    w_c = np.ones(h.shape) if targets.weight is None else targets.weight[targets.tgt]
+    at_target = np.empty(h.shape)
+    top = h > 0
+    # the target the argmax: S_c - 1 = -sum_{j != c} e^(a_j - m) / Z'
+    # (``true_class_complement_shifted``) times rho w_c (1 - eps), rounded once
+    at_target[top] = -product_quotient(targets.one_hot[top], other[top], divisor[top], divisor_lo[top])
+    if targets.eps:
+        at_target[top] += smooth[top] * ((true_e[top] / total[top]) * targets.sum_w - w_c[top])
+    # any other target: S_c <= 1/2, and S_c sigma rho - u_c rho cancels at most by half
+    low = ~top
+    u_c = _sigma(w_c[low], targets.eps, classes, w_c[low]) if targets.eps else w_c[low]
+    at_target[low] = (product_quotient(true_e[low], sigma[low], divisor[low], divisor_lo[low])
+                      - u_c / (float(denom) if reduction == "mean" and denom else 1.0))
+    at_target[rho == 0] = 0.0
+    at_target[np.isnan(rho)] = np.nan
+    return at_target
 
 
 # --------------------------------------------------------------------------- the passes
@@ -521,21 +485,35 @@ def _passes(call, targets, reduction, counted, denom, stat_tiles, sink):
     rows = call.buf.shape[0] if isinstance(call, _Rows) else call.flat.shape[0]
     classes = call.source.shape[1] if isinstance(call, _Rows) else call.Ws.shape[0]
     keep = min(len(call.starts), stat_tiles)
-    spread = targets.soft or bool(targets.eps)
-    stats = _Stats(rows, keep, spread, targets.soft)
+    stats = _Stats(rows, keep, targets.soft or bool(targets.eps), targets.soft)
     ctx = _Context(call.block, stats, targets)
     if not targets.soft:
         targets.target_logit = np.empty(rows)
+    col = _first_pass(call, ctx, keep, rows)
+    if stats.bad.any():
+        return None
+    final = combine(*stats.columns(col))
+    targets.immoderate = stats.immoderate
+    losses, rowwise = _factors(final, targets, counted, reduction, denom, classes)
+    del stats
+    ctx.rowwise = rowwise
+    ctx.tiny_sums = np.zeros((rows, len(call.starts))) if rowwise.tiny.any() else None
+    ctx.column_sums = np.empty((-(-rows // call.block), call.width))
+    _second_pass(call, ctx, rows, sink)
+    if ctx.tiny_sums is not None:
+        _tiny_losses(losses, ctx.tiny_sums, rowwise.tiny, final, targets, classes)
+    return _zero_times(counted, losses)
+
+
+def _first_pass(call, ctx, keep, rows):
+    """Pass 1: per-row statistics, a tile at a time, into ``ctx.stats``; the kept
+    columns combined into the first one whenever all ``keep`` are full. Returns the
+    number of columns in use."""
+    stats, targets = ctx.stats, ctx.targets
     col = 0
-    for first in call.starts:  # pass 1: per-row statistics, a tile at a time
-        if col == keep:  # combine the kept columns into the first one
-            merged = combine(*stats.columns(col))
-            stats.top[:, 0], stats.tail[:, 0], stats.hit[:, 0] = merged[:3]
-            if stats.spread is not None:
-                stats.spread[:, 0] = merged[3]
-            if stats.mass is not None:
-                stats.mass[:, 0] = merged[4]
-            stats.weights[0] = stats.weights[:col].sum()
+    for first in call.starts:
+        if col == keep:
+            _merge_kept(stats, col)
             col = 1
         last, _, logits = call.logits(first)
         stats.hit[:, col] = 0.0
@@ -549,16 +527,24 @@ def _passes(call, targets, reduction, counted, denom, stat_tiles, sink):
         _blocks.each(functools.partial(_tile_statistics, ctx, logits, hit, cols, w_tile, col),
                      range(0, rows, call.block), logits.size)
         col += 1
-    if stats.bad.any():
-        return None
-    final = combine(*stats.columns(col))
-    targets.immoderate = stats.immoderate
-    losses, rowwise = _factors(final, targets, counted, reduction, denom, classes)
-    del stats
-    ctx.rowwise = rowwise
-    ctx.tiny_sums = np.zeros((rows, len(call.starts))) if rowwise.tiny.any() else None
-    ctx.column_sums = np.empty((-(-rows // call.block), call.width))
-    for ctx.tile_index, first in enumerate(call.starts):  # pass 2: G, then dW, db, dx
+    return col
+
+
+def _merge_kept(stats, col):
+    """The first ``col`` columns of ``stats`` combined into column 0 (:func:`combine`)."""
+    merged = combine(*stats.columns(col))
+    stats.top[:, 0], stats.tail[:, 0], stats.hit[:, 0] = merged[:3]
+    if stats.spread is not None:
+        stats.spread[:, 0] = merged[3]
+    if stats.mass is not None:
+        stats.mass[:, 0] = merged[4]
+    stats.weights[0] = stats.weights[:col].sum()
+
+
+def _second_pass(call, ctx, rows, sink):
+    """Pass 2: each tile's G (:func:`_tile_gradient`), then ``sink`` makes dW, db, dx."""
+    targets = ctx.targets
+    for ctx.tile_index, first in enumerate(call.starts):
         last, w_tile64, logits = call.logits(first)
         hit = cols = None
         if not targets.soft:
@@ -568,18 +554,22 @@ def _passes(call, targets, reduction, counted, denom, stat_tiles, sink):
         _blocks.each(functools.partial(_tile_gradient, ctx, logits, hit, cols, w_tile),
                      range(0, rows, call.block), logits.size)
         sink(first, last, logits, w_tile64, ctx.column_sums[:, :last - first])
-    if ctx.tiny_sums is not None:  # sigma log1p(R) = sigma R there, formed from the exponents
-        tiny = np.flatnonzero(rowwise.tiny)
-        fixed = ctx.tiny_sums[tiny].sum(axis=1)
-        if targets.soft:
-            rest = final[3][tiny]
-        else:
-            gap = np.where(final[2][tiny] > 0, 0.0, final[0][tiny] - targets.target_logit[tiny])
-            rest = _zero_times(targets.one_hot[tiny], gap)
-            if targets.eps:
-                rest = rest + (targets.eps / classes) * final[3][tiny]
-        losses[tiny] = fixed + rest
-    return _zero_times(counted, losses)
+
+
+def _tiny_losses(losses, tiny_sums, tiny_rows, final, targets, classes):
+    """The losses of the rows where R is tiny and sigma > 1: sigma log1p(R) = sigma R
+    there, formed from the exponents in pass 2 (``tiny_sums``), plus the rest of
+    the loss as :func:`_factors` forms it."""
+    tiny = np.flatnonzero(tiny_rows)
+    fixed = tiny_sums[tiny].sum(axis=1)
+    if targets.soft:
+        rest = final[3][tiny]
+    else:
+        gap = np.where(final[2][tiny] > 0, 0.0, final[0][tiny] - targets.target_logit[tiny])
+        rest = _zero_times(targets.one_hot[tiny], gap)
+        if targets.eps:
+            rest = rest + (targets.eps / classes) * final[3][tiny]
+    losses[tiny] = fixed + rest
 
 
 class _Context:

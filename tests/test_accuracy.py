@@ -12,7 +12,8 @@ import mpmath
 import numpy as np
 import pytest
 
-from derive import executors
+from derive import cases, executors
+from derive import measure as M
 from derive.softmax import verify as V
 
 # one worker computes (or reads from the cache) the verification run these tests share
@@ -28,8 +29,8 @@ def _index(report):
     return {(r.implementation, r.function, r.category): r for r in report.results}
 
 
-BINARY = list(V._binary_cases(np.random.default_rng(0), 1))
-LSE_B = list(V._lse_b_cases(np.random.default_rng(0), 1))
+BINARY = list(cases.binary_cases(np.random.default_rng(0), 1))
+LSE_B = list(cases.signed_weight_cases(np.random.default_rng(0), 1))
 CASES = ([(f, c) for f in V.FUNCTIONS if not f.startswith(("binary", "logsumexp_b")) for c in V.SUITE
           if not (f.endswith("soft") and c == "T = 32000")]
          + [(f, c) for f in ("binary_cross_entropy", "binary_cross_entropy_grad") for c in BINARY])
@@ -93,16 +94,16 @@ def test_extra_checks_pass(report):
 # --------------------------------------------------------------------------- the measure
 def test_ulp_error_counts_units_in_the_last_place():
     one = mpmath.mpf(1)
-    assert V.ulp_error(1.0, one) == 0
-    assert V.ulp_error(np.nextafter(1.0, 2), one) == 1
+    assert M.ulp_error(1.0, one) == 0
+    assert M.ulp_error(np.nextafter(1.0, 2), one) == 1
     # the ULP is that of the reference: ulp(1) = 2**-52, and 1 - 2**-53 is half of it
-    assert V.ulp_error(np.nextafter(1.0, 0), one) == 0.5
-    assert V.ulp_error(float("inf"), mpmath.mpf("2e308")) == 0  # rounds to inf
-    assert V.ulp_error(1.7e308, mpmath.mpf("2e308")) == math.inf
-    assert V.ulp_error(float("nan"), one) == math.inf
+    assert M.ulp_error(np.nextafter(1.0, 0), one) == 0.5
+    assert M.ulp_error(float("inf"), mpmath.mpf("2e308")) == 0  # rounds to inf
+    assert M.ulp_error(1.7e308, mpmath.mpf("2e308")) == math.inf
+    assert M.ulp_error(float("nan"), one) == math.inf
     # floor at the smallest normal: a subnormal result is measured in subnormal units
-    assert V.ulp_error(0.0, mpmath.mpf(5e-324)) == 1
-    assert V.ulp_error(np.float32(1) + np.float32(2 ** -23), one, np.float32) == 1
+    assert M.ulp_error(0.0, mpmath.mpf(5e-324)) == 1
+    assert M.ulp_error(np.float32(1) + np.float32(2 ** -23), one, np.float32) == 1
 
 
 def _ulp_in_mpmath(computed, exact, dtype):
@@ -138,12 +139,12 @@ def test_vectorised_measure_agrees_with_mpmath(dtype):
                     c = dtype(float(c) * (1 + 1e-14 * off))
                 exact.append(e)
                 computed.append(c)
-        ours = V.ulp_errors(np.array(computed, dtype=np.float64), V.exact_parts(exact), dtype)
+        ours = M.ulp_errors(np.array(computed, dtype=np.float64), M.exact_parts(exact), dtype)
         truth = [_ulp_in_mpmath(c, e, dtype) for c, e in zip(computed, exact)]
     for c, e, got, want in zip(computed, exact, ours, truth):
         assert got == pytest.approx(want, rel=1e-9, abs=1e-9), (c, mpmath.nstr(e, 20))
     # the old scalar measure is the same function
-    assert V.ulp_error(computed[3], exact[3], dtype) == pytest.approx(truth[3], rel=1e-9, abs=1e-9)
+    assert M.ulp_error(computed[3], exact[3], dtype) == pytest.approx(truth[3], rel=1e-9, abs=1e-9)
 
 
 def test_reference_cache_is_keyed_by_the_inputs(tmp_path, monkeypatch):
@@ -164,7 +165,7 @@ def test_reference_cache_is_keyed_by_the_inputs(tmp_path, monkeypatch):
     again = V.case_references({"c": case}, executor=None)["c"]
     assert all(np.array_equal(first[k], again[k], equal_nan=True) for k in first)
     fresh = V.reference_row(case.logits[1], int(case.target[1]), weighted=case.weighted()[1])
-    assert V.ulp_errors(np.array(fresh.softmax, dtype=float), first["softmax"][:, 1, :]).max() <= 0.5
+    assert M.ulp_errors(np.array(fresh.softmax, dtype=float), first["softmax"][:, 1, :]).max() <= 0.5
 
 
 def test_parallel_references_equal_serial(monkeypatch):
@@ -196,6 +197,6 @@ def test_reference_precision_is_enough():
 
 def test_check_grads_rejects_a_wrong_gradient():
     loss = lambda x: np.sum(x ** 2)  # noqa: E731
-    assert V.check_grads(loss, lambda x: 2 * x, np.arange(5.0)) < 1e-8
+    assert M.check_grads(loss, lambda x: 2 * x, np.arange(5.0)) < 1e-8
     with pytest.raises(AssertionError, match="gradient check failed"):
-        V.check_grads(loss, lambda x: 2.001 * x, np.arange(5.0))
+        M.check_grads(loss, lambda x: 2.001 * x, np.arange(5.0))

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import numeric
+from derive import measure as M
 from derive.softmax import verify as V
 from numeric import _blocks
 
@@ -23,8 +24,8 @@ def _softmax_and_grad_ulps(row, c):
     ref = V.reference_row(row, target=c)
     s = numeric.softmax(row[None])[0]
     g = numeric.cross_entropy_grad(row[None], np.array([c]), **NONE)[0]
-    return (max(V.ulp_error(v, r) for v, r in zip(s, ref.softmax)),
-            max(V.ulp_error(v, r) for v, r in zip(g, ref.grad_index)))
+    return (max(M.ulp_error(v, r) for v, r in zip(s, ref.softmax)),
+            max(M.ulp_error(v, r) for v, r in zip(g, ref.grad_index)))
 
 
 def test_the_issues_row_near_709():
@@ -45,9 +46,9 @@ def test_the_moderate_form_fails_past_its_range(top, classes):
     ref = V.reference_row(row, target=1)
     with np.errstate(over="ignore"):  # (the overflow is the point)
         moderate = _kernels.softmax(row[None], moderate=True)[0]
-    assert not max(V.ulp_error(v, r) for v, r in zip(moderate, ref.softmax)) <= BOUND
+    assert not max(M.ulp_error(v, r) for v, r in zip(moderate, ref.softmax)) <= BOUND
     twosum = _kernels.softmax(row[None], moderate=False)[0]
-    assert max(V.ulp_error(v, r) for v, r in zip(twosum, ref.softmax)) <= 2.0
+    assert max(M.ulp_error(v, r) for v, r in zip(twosum, ref.softmax)) <= 2.0
     assert not (_blocks.MODERATE_LOW <= row.min() and row.max() <= _blocks.MODERATE_HIGH)
 
 
@@ -82,8 +83,8 @@ def _weighted_ulps(row, c, weight, eps):
     ref = V.reference_row(row, c, weighted=_exact_u(weight, eps, c, len(row)))
     loss, grad = numeric.cross_entropy_with_grad(row[None], np.array([c]), weight=weight,
                                                  label_smoothing=eps, **NONE)
-    return (V.ulp_error(loss[0], ref.loss_weighted),
-            max(V.ulp_error(g, e, scale=s) for g, e, s in
+    return (M.ulp_error(loss[0], ref.loss_weighted),
+            max(M.ulp_error(g, e, scale=s) for g, e, s in
                 zip(grad[0], ref.grad_weighted, ref.grad_weighted_scale)))
 
 
@@ -101,7 +102,7 @@ def test_rounded_u_and_plain_sums_fail_there():
     # (the TwoSum form of e^(a - m), which the weighted gradient takes since issue 20;
     # with e^a e^-m this row's exps happen to round the naive form to 3.9 ULP)
     old = _kernels.nll_weighted_grad(NEAR_TIES[None], u[None], moderate=False)[0]
-    assert max(V.ulp_error(g, e, scale=s) for g, e, s in
+    assert max(M.ulp_error(g, e, scale=s) for g, e, s in
                zip(old, ref.grad_weighted, ref.grad_weighted_scale)) > BOUND
 
 
@@ -135,7 +136,7 @@ def test_weighted_logsumexp_within_4_ulp_of_its_scale(a, data):
     ref, ref_sign, scale = V.reference_lse_b(a, b)
     assert sign == ref_sign
     if ref_sign:
-        assert V.ulp_error(value, ref, scale=scale) <= BOUND
+        assert M.ulp_error(value, ref, scale=scale) <= BOUND
 
 
 def test_weighted_logsumexp_keeps_a_tiny_result():
@@ -143,8 +144,8 @@ def test_weighted_logsumexp_keeps_a_tiny_result():
     formula m + log(sum b e^(a - m)) gives 0."""
     a, b = np.array([0.0, -40.0, -41.0]), np.array([1.0, 0.5, 2.0])
     ref, _, scale = V.reference_lse_b(a, b)
-    assert V.ulp_error(numeric.logsumexp(a, b=b), ref, scale=scale) <= BOUND
-    assert V.ulp_error(np.log(np.sum(b * np.exp(a))), ref, scale=scale) > 1e6
+    assert M.ulp_error(numeric.logsumexp(a, b=b), ref, scale=scale) <= BOUND
+    assert M.ulp_error(np.log(np.sum(b * np.exp(a))), ref, scale=scale) > 1e6
 
 
 # --------------------------------------------------------------------------- the accurate row sum

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import numeric
-from derive.softmax import verify as V
+from derive import measure as M
 
 NONE = dict(reduction="none")
 
@@ -36,7 +36,7 @@ def test_float16_probability_target_gradient_is_the_derivative_of_the_loss():
     yy = y.astype(np.float64)
     want = 0.25 * yy.sum() - yy  # [-.0025, -.0025, -.0025, .0075]
     np.testing.assert_allclose(grad, want, rtol=1e-13, atol=1e-16)
-    V.check_grads(lambda x: numeric.cross_entropy(x, y, **NONE),
+    M.check_grads(lambda x: numeric.cross_entropy(x, y, **NONE),
                   lambda x: numeric.cross_entropy_grad(x, y, **NONE), np.zeros((1, 4)))
 
 

@@ -126,3 +126,39 @@ def test_the_cycle_check_finds_a_cycle(tmp_path):
     assert not _cycles(tmp_path, "pkg")  # an import inside a function is not a cycle
     (tmp_path / "pkg" / "sub" / "b.py").write_text("from .. import a\n")
     assert _cycles(tmp_path, "pkg") == [["pkg.a", "pkg.sub.b", "pkg.a"]]
+
+
+#: what a fresh interpreter may not import while it runs numeric: the symbolic side and
+#: every other third-party package of the test environment (NumPy is all numeric needs)
+NOT_NUMPY = ("sympy", "mpmath", "derive", "scipy", "matplotlib", "hypothesis", "dask", "distributed",
+             "sklearn", "torch", "pytest")
+#: the child: those imports blocked, then every public function's Examples run (each
+#: function called, edge cases and errors included), and sys.modules checked
+_NUMPY_ALONE = """
+import sys
+blocked = set(sys.argv[1].split(","))
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in blocked:
+            raise ImportError(f"{name} is blocked: numeric must run with NumPy alone")
+
+sys.meta_path.insert(0, Block())
+import doctest
+import numeric, numeric.api
+failed = attempted = 0
+for name in numeric.__all__[1:]:
+    for test in doctest.DocTestFinder(recurse=False).find(getattr(numeric, name), name, globs={}):
+        result = doctest.DocTestRunner().run(test)
+        failed, attempted = failed + result.failed, attempted + result.attempted
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in blocked)
+print(attempted, failed, loaded)
+sys.exit(1 if failed or loaded or not attempted else 0)
+"""
+
+
+def test_numeric_runs_with_numpy_alone():
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([sys.executable, "-c", _NUMPY_ALONE, ",".join(NOT_NUMPY)], cwd=ROOT, env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr

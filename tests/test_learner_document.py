@@ -13,9 +13,10 @@ import pytest
 import sympy as sp
 
 from derive import latex, markdown
+from derive import measure as M
 from derive.document import Proof, items, result_boxes
 from derive.printing import render_derivation
-from derive.softmax import catalogue, documents, report, verify
+from derive.softmax import catalogue, documents, report
 
 pytest.importorskip("matplotlib")
 pytestmark = pytest.mark.xdist_group("report")
@@ -197,8 +198,8 @@ def test_the_gradient_step_comes_from_numeric_and_matches_mpmath():
         # numeric's loss at the float weights it stepped to, exactly
         at_floats = _exact_loss([[mpmath.mpf(v) for v in row] for row in step["W"]],
                                 [mpmath.mpf(v) for v in step["b"]], x, c)
-    assert verify.ulp_error(step["loss"], loss) <= 4
-    assert verify.ulp_error(step["loss_step"], at_floats) <= 4
+    assert M.ulp_error(step["loss"], loss) <= 4
+    assert M.ulp_error(step["loss_step"], at_floats) <= 4
     assert abs(step["loss_step"] - float(loss_step)) < 1e-14
     # the numbers the document shows
     assert f"{step['loss']:.4f}" == "0.4843" and f"{step['loss_step']:.4f}" == "0.3365"
@@ -234,7 +235,7 @@ def test_the_softmax_table_is_the_derivation_evaluated():
     with mpmath.workdps(50):
         for k, v in enumerate(values, start=1):
             exact = sp.N(last.subs(j, k), 50)
-            assert verify.ulp_error(v, mpmath.mpf(str(exact))) <= 4
+            assert M.ulp_error(v, mpmath.mpf(str(exact))) <= 4
     assert [f"{v:.2f}" for v in values] == list(report.SOURCE_ROUNDED)
 
 
@@ -272,3 +273,30 @@ def test_the_machine_is_in_the_developers_document(written):
                  "Cross entropy of the label and the softmax is the softmax loss", "5 classes, true class 4"):
         assert kept in developers, kept
     assert "softmax_cross_entropy_developers.md" in learner  # the one sentence and its link
+
+
+# --------------------------------------------------------------------------- the source
+POST = "https://blog.csdn.net/u014380165/article/details/77284921"
+REFERENCE = "https://eli.thegreenplace.net/2016/the-softmax-function-and-its-derivative/"
+
+
+def test_the_source_post_and_its_reference_are_cited_with_their_addresses(written):
+    """The post the document follows (AI Zhi Lu, CSDN, 17 August 2017) and its reference 1
+    (Bendersky's post, where its pipeline figure comes from): linked in both versions."""
+    tex = (written / "softmax_cross_entropy.tex").read_text()
+    md = (written / "softmax_cross_entropy.md").read_text()
+    for address in (POST, REFERENCE):
+        assert rf"\url{{{address}}}" in tex
+        assert f"<{address}>" in md
+    assert "17 August 2017" in tex and "AI Zhi Lu" in md and "follow-up" in md
+
+
+def test_an_address_is_neither_escaped_nor_set_as_math_and_ends_before_the_full_stop():
+    from derive.document import around_urls
+
+    text = "see https://x.org/a_b~c%20d. and a_b > 0"
+    tex = latex.why_tex("a_b > 0")
+    assert tex == r"a\_b $>$ 0"
+    out = around_urls(text, latex.why_tex, lambda url: rf"\url{{{url}}}")
+    assert out == r"see \url{https://x.org/a_b~c%20d}. and a\_b $>$ 0"
+    assert around_urls("(https://x.org/p), then", str.upper, lambda u: f"<{u}>") == "(<https://x.org/p>), THEN"

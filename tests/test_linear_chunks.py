@@ -13,7 +13,7 @@ import pytest
 
 import numeric
 from derive import ulp_error
-from numeric import api
+from numeric import _blocks, _linear, _tiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 from run import peak_beyond_outputs  # noqa: E402 - benchmarks/run.py, the same measure
@@ -102,8 +102,8 @@ def test_memory_does_not_grow_with_the_classes():
         x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)) / 4, rng.normal(size=T)
         target = rng.integers(0, T, B)
         tiled = peak_beyond_outputs(warm=True, call=lambda: numeric.linear_cross_entropy(x, W, b, target, chunk=tile))
-        whole = peak_beyond_outputs(warm=True, call=lambda: api._linear(x, W, b, target, None, -100, 0.0, "mean", None,
-                                                         whole=True))
+        whole = peak_beyond_outputs(warm=True, call=lambda: _linear._linear(x, W, b, target, None, -100, 0.0, "mean",
+                                                                            None, whole=True))
         return tiled, whole
 
     (small, small_whole), (large, large_whole) = peaks(64 * tile), peaks(256 * tile)
@@ -111,17 +111,17 @@ def test_memory_does_not_grow_with_the_classes():
     assert large - small < 0.1 * tile_bytes, (small, large)
     # (per-row statistics: a dozen columns of LINEAR_STAT_TILES, with the temporaries of
     # combining them accurately)
-    assert small < 3 * tile_bytes + api.LINEAR_STAT_TILES * 12 * 8 * B + 2 * B * N * 8 + 64 * 1024
+    assert small < 3 * tile_bytes + _linear.LINEAR_STAT_TILES * 12 * 8 * B + 2 * B * N * 8 + 64 * 1024
     assert large_whole - small_whole > 1.5 * B * (256 - 64) * tile * 8  # the logits and more
 
 
 def test_the_default_tile_at_vocabulary_size():
     # B = 4096 rows: tiles of 1536 classes (48 MB of float64 logits), 33 tiles of a
     # GPT-2 vocabulary, so the statistics are never combined early
-    assert api._tile_classes(None, 50257, 4096) == 1536
-    assert -(-50257 // 1536) <= api.LINEAR_STAT_TILES
-    assert api._tile_classes(None, 50257, 10 ** 6) == api.LINEAR_MIN_TILE
-    assert api._tile_classes(None, 10, 4096) == 10 and api._tile_classes(5000, 10, 1) == 10
+    assert _linear._tile_classes(None, 50257, 4096) == 1536
+    assert -(-50257 // 1536) <= _linear.LINEAR_STAT_TILES
+    assert _linear._tile_classes(None, 50257, 10 ** 6) == _linear.LINEAR_MIN_TILE
+    assert _linear._tile_classes(None, 10, 4096) == 10 and _linear._tile_classes(5000, 10, 1) == 10
 
 
 def test_statistics_combined_early_give_the_same_results(monkeypatch):
@@ -134,7 +134,7 @@ def test_statistics_combined_early_give_the_same_results(monkeypatch):
     weight = rng.uniform(0.5, 2, T)
     for options in ({}, {"label_smoothing": 0.3, "weight": weight, "reduction": "none"}):
         want = _unchunked(x, W, b, target, **options)
-        monkeypatch.setattr(api, "LINEAR_STAT_TILES", 3)
+        monkeypatch.setattr(_linear, "LINEAR_STAT_TILES", 3)
         got = numeric.linear_cross_entropy(x, W, b, target, chunk=1, **options)
         monkeypatch.undo()
         for mine, theirs in zip(got, want):
@@ -149,11 +149,11 @@ def test_row_path_accumulates_dW_a_tile_of_classes_at_a_time(monkeypatch):
     rng = np.random.default_rng(7)
     B, N, T = 11, 4, 10
     x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)), rng.normal(size=T)
-    monkeypatch.setattr(api._tiles, "linear_tiles", lambda *args: None)
+    monkeypatch.setattr(_tiles, "linear_tiles", lambda *args: None)
     for target in (rng.dirichlet(np.ones(T), B), rng.integers(0, T, B)):
         want = _unchunked(x, W, b, target)
         for tile in (3, 1):
-            monkeypatch.setattr(api, "LINEAR_CHUNK_BYTES", 8 * N * tile)  # tile classes of N features
+            monkeypatch.setattr(_linear, "LINEAR_CHUNK_BYTES", 8 * N * tile)  # tile classes of N features
             got = numeric.linear_cross_entropy(x, W, b, target)
             for mine, theirs in zip(got, want):
                 np.testing.assert_allclose(mine, theirs, rtol=1e-13, atol=1e-15)
@@ -170,8 +170,8 @@ def test_probability_targets_hold_a_tile_of_logits_not_all_of_them(monkeypatch):
     x, W, b = rng.normal(size=(B, N)), rng.normal(size=(T, N)), rng.normal(size=T)
     target = rng.dirichlet(np.ones(T), B).astype(np.float32)
     full = B * T * 8
-    monkeypatch.setattr(api, "LINEAR_TILE_BYTES", 2 ** 20)
-    monkeypatch.setattr(api._blocks, "BLOCK_BYTES", 2 ** 18)  # (smoothing's temporaries: ~10 blocks)
+    monkeypatch.setattr(_linear, "LINEAR_TILE_BYTES", 2 ** 20)
+    monkeypatch.setattr(_blocks, "BLOCK_BYTES", 2 ** 18)  # (smoothing's temporaries: ~10 blocks)
     tile = B * 128 * 8  # (LINEAR_MIN_TILE classes)
     statistics = 8 * B * (T // 128)  # one float64 per row and tile
     for options in ({}, {"label_smoothing": 0.1, "weight": rng.uniform(0.5, 2, T)}):
@@ -180,8 +180,8 @@ def test_probability_targets_hold_a_tile_of_logits_not_all_of_them(monkeypatch):
         # the tile's logits, a few block-sized temporaries, and a dozen columns of per-row
         # statistics: 7.7 and 10.2 MB, 12 and 16 % of the logits
         assert chunked < 3 * tile + 12 * statistics, (options, chunked)
-    whole = peak_beyond_outputs(warm=True, call=lambda: api._linear(x, W, b, target, None, -100, 0.0, "mean", None,
-                                                     whole=True))
+    whole = peak_beyond_outputs(warm=True, call=lambda: _linear._linear(x, W, b, target, None, -100, 0.0, "mean", None,
+                                                                        whole=True))
     assert whole > 1.5 * full, whole
 
 
@@ -351,8 +351,8 @@ def test_masked_classes_stay_on_the_tiles_and_the_rest_takes_the_row_path(monkey
     target[(target == 1) | (target == 4)] = 0
     target[0] = 4
     calls = []
-    real_rows = api._linear_rows
-    monkeypatch.setattr(api, "_linear_rows", lambda *args: calls.append(1) or real_rows(*args))
+    real_rows = _linear._linear_rows
+    monkeypatch.setattr(_linear, "_linear_rows", lambda *args: calls.append(1) or real_rows(*args))
     got = numeric.linear_cross_entropy(x, W, b, target, chunk=3, reduction="none")
     assert not calls and got[0][0] == np.inf and np.isfinite(got[0][1:]).all()
     want = _unchunked(x, W, b, target, reduction="none")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from derive import measure as M
 from derive.softmax import verify as V
 from numeric import _blocks, _kernels
 
@@ -32,7 +33,7 @@ ROWS = {
 def _worst(values, exact, scale=None):
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     scale = [None] * len(values) if scale is None else scale
-    return max(V.ulp_error(v, e, scale=s) for v, e, s in zip(values, exact, scale))
+    return max(M.ulp_error(v, e, scale=s) for v, e, s in zip(values, exact, scale))
 
 
 def _moderate(kernel, row, *extra):

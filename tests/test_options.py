@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import numeric
+from derive import measure as M
 from derive.softmax import verify as V
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "torch_golden.json").read_text())
@@ -97,7 +98,7 @@ def test_agrees_with_pytorch_or_is_more_accurate(case):
         exact = np.array(_reference_loss(case), dtype=object).reshape(value.shape)
         for ours_v, torch_v, ref in zip(value.ravel()[~close.ravel()], theirs.ravel()[~close.ravel()],
                                         exact.ravel()[~close.ravel()]):
-            ours_err, torch_err = V.ulp_error(ours_v, ref), V.ulp_error(torch_v, ref)
+            ours_err, torch_err = M.ulp_error(ours_v, ref), M.ulp_error(torch_v, ref)
             assert ours_err <= 4, f"ours {ours_v!r} is {ours_err:.1f} ULP from mpmath {ref}"
             assert torch_err > ours_err, "PyTorch is as accurate here, yet we disagree"
 
@@ -118,8 +119,8 @@ def test_the_confident_row_is_where_pytorch_loses_digits():
                 and c["reduction"] == "none")
     ours = _ours(case)["loss"][0]
     exact = _reference_loss(case)[0]
-    assert V.ulp_error(ours, exact) <= 4 and ours > 0
-    assert V.ulp_error(case["loss"][0], exact) > 1e6
+    assert M.ulp_error(ours, exact) <= 4 and ours > 0
+    assert M.ulp_error(case["loss"][0], exact) > 1e6
 
 
 def test_live_pytorch_matches_the_stored_values():
@@ -184,9 +185,9 @@ def test_gradients_of_options_pass_the_finite_difference_check():
     rng = np.random.default_rng(4)
     a, c = rng.normal(0, 2, (6, 5)), rng.integers(0, 5, 6)
     opts = dict(weight=rng.uniform(0.1, 2, 5), label_smoothing=0.1, reduction="mean", ignore_index=int(c[0]))
-    V.check_grads(lambda x: numeric.cross_entropy(x, c, **opts), lambda x: numeric.cross_entropy_grad(x, c, **opts), a)
+    M.check_grads(lambda x: numeric.cross_entropy(x, c, **opts), lambda x: numeric.cross_entropy_grad(x, c, **opts), a)
     z, y = rng.normal(0, 3, (4, 3)), rng.uniform(0, 1, (4, 3))
-    V.check_grads(lambda x: numeric.binary_cross_entropy_with_logits(x, y, pos_weight=[1, 2, 3]),
+    M.check_grads(lambda x: numeric.binary_cross_entropy_with_logits(x, y, pos_weight=[1, 2, 3]),
                   lambda x: numeric.binary_cross_entropy_with_logits_grad(x, y, pos_weight=[1, 2, 3]), z)
 
 

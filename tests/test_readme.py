@@ -57,9 +57,11 @@ def test_the_public_examples_run():
     import importlib
 
     for name in ("derive", "derive.symbols", "derive.engine", "derive.registry", "derive.codegen",
+                 "derive.codegen.claims", "derive.codegen.printed", "derive.codegen.module",
                  "derive.functions", "derive.printing", "derive.verification", "derive.measure",
-                 "derive.publish", "derive.testing", "derive.autodiff", "derive.softmax.rules",
+                 "derive.publish", "derive.testing", "derive.autodiff", "derive.autodiff.rewriting",
+                 "derive.autodiff.driver", "derive.autodiff.language", "derive.softmax.rules",
                  "derive.softmax.kernels", "derive.document", "derive.executors", "derive.results",
-                 "derive.stable", "derive.loss", "derive.softmax.losses"):
+                 "derive.stable", "derive.loss", "derive.softmax.losses", "derive.references"):
         failed, _ = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
         assert failed == 0, name

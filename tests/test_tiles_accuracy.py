@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import numeric
-from numeric import api
+from numeric import _blocks, _exact
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import accuracy_search as search  # noqa: E402
@@ -137,7 +137,7 @@ def test_the_weighted_mean_gradient_on_tied_logits():
         assert _worst(run, logits, target, weight=weight, label_smoothing=0.1)[1] <= BOUND
     # the former kernel call: the moderate form, then divided by the weight sum
     from numeric import _kernels
-    u = api._smoothed_weighted(np.eye(19)[target], 0.1, 19, weight)
+    u = _exact._smoothed_weighted(np.eye(19)[target], 0.1, 19, weight)
     _, grad = _kernels.nll_u_with_grad(logits, u, moderate=True)
     exact = search.reference(logits, target, weight, 0.1, -100, "mean")
     assert search.worst(np.float64(0.0), grad / weight[target].sum(), exact, "mean")[1] > BOUND
@@ -251,7 +251,7 @@ def test_a_logit_beyond_708_keeps_the_call_on_the_tiles(monkeypatch):
     target = rng.integers(0, T, B)
     far = b.copy()
     far[7] = 750.0
-    monkeypatch.setattr(api._blocks, "BLOCK_BYTES", 2 ** 16)  # (the TwoSum form's temporaries: ~10 blocks)
+    monkeypatch.setattr(_blocks, "BLOCK_BYTES", 2 ** 16)  # (the TwoSum form's temporaries: ~10 blocks)
     calm = peak_beyond_outputs(warm=True, call=lambda: numeric.linear_cross_entropy(x, W, b, target, chunk=128))
     beyond = peak_beyond_outputs(warm=True, call=lambda: numeric.linear_cross_entropy(x, W, far, target, chunk=128))
     assert beyond < 1.2 * calm + 2 ** 20, (calm, beyond)

@@ -317,26 +317,60 @@ class Instance(symbols.Instance):
             size = ranges.get(sym, INDEX_RANGES[sym])
             if self._draw_index(sym, size, drawn, rng):
                 drawn[sym] = size
+        self._draw_vectors(rng)
+        self._draw_batch(rng)
+        self._draw_scalars(rng)
+        # indices other content declared (derive.stable's shift index of a softmax),
+        # half of them equal to an index drawn before; from a generator of their own,
+        # seeded by this instance, so that the built-in stream is the same whatever
+        # other content the notation holds
+        extra = [sym for sym in ranges if sym not in INDEX_RANGES]
+        if extra:
+            own = np.random.default_rng([n_classes, n_features, *(self[sym] for sym in drawn)])
+            for sym in extra:
+                self._draw_index(sym, ranges[sym], drawn, own)
+
+    def _draw_index(self, sym, rng_sym, drawn: dict, rng) -> bool:
+        """Draw the free index ``sym`` over the range ``rng_sym`` (False if it is not T or N):
+        half the time a copy of an index drawn before over the same range, so that
+        coincidences such as j = c or c = k (where a formula branches) are common."""
+        hi = {T: self.T, N: self.N}.get(rng_sym)
+        if hi is None:
+            return False
+        same_range = [other for other, where in drawn.items() if where == rng_sym]
+        if same_range and rng.random() < 0.5:
+            self[sym] = self[same_range[int(rng.integers(len(same_range)))]]
+        else:
+            self[sym] = int(rng.integers(1, hi + 1))
+        return True
+
+    def _draw_vectors(self, rng) -> None:
+        """The vectors of one sample and the FC layer's x and W."""
         for base in (a, v, P, Qv, y, b, bw):
-            for idx in range(1, n_classes + 1):
+            for idx in range(1, self.T + 1):
                 self[_at(base, idx)] = _mpf(rng.normal(0, 2.0))
         for base in (u, w):
-            for idx in range(1, n_classes + 1):
+            for idx in range(1, self.T + 1):
                 self[_at(base, idx)] = _mpf(rng.uniform(0, 3.0))
         # no vector is normalised here: only an assumption (ProbabilityVector, OneHot)
         # makes one a probability vector, so a missing "sum_j p_j = 1" shows
-        for idx in range(1, n_features + 1):
+        for idx in range(1, self.N + 1):
             self[_at(x, idx)] = _mpf(rng.normal(0, 1.0))
-            for row in range(1, n_classes + 1):
+            for row in range(1, self.T + 1):
                 self[_at(W, row, idx)] = _mpf(rng.normal(0, 0.7))
+
+    def _draw_batch(self, rng) -> None:
+        """The batch's features X, labels Y, logits A and sample weights rho."""
         for sample in range(1, self.B + 1):
-            for idx in range(1, n_features + 1):
+            for idx in range(1, self.N + 1):
                 self[_at(X, sample, idx)] = _mpf(rng.normal(0, 1.0))
-            for idx in range(1, n_classes + 1):
+            for idx in range(1, self.T + 1):
                 self[_at(Yb, sample, idx)] = _mpf(rng.uniform(0, 1.0))
                 self[_at(Ab, sample, idx)] = _mpf(rng.normal(0, 2.0))
             # some samples ignored (rho = 0), never all: a mean over nothing is undefined
             self[_at(rho, sample)] = _mpf(rng.uniform(0.1, 2.0) if sample == 1 or rng.random() < 0.5 else 0.0)
+
+    def _draw_scalars(self, rng) -> None:
         self[t] = _mpf(rng.normal(0, 5.0))
         self[m] = _mpf(rng.normal(0, 5.0))
         self[delta] = _mpf(rng.uniform(0.01, 4.0))
@@ -345,29 +379,6 @@ class Instance(symbols.Instance):
         self[yb] = _mpf(rng.uniform(0, 1))
         self[pw] = _mpf(rng.uniform(0.1, 5))
         self[zp] = _mpf(rng.uniform(0.01, 30))
-        # indices other content declared (derive.stable's shift index of a softmax),
-        # from a generator of their own, seeded by this instance, so that the built-in
-        # stream is the same whatever other content the notation holds
-        extra = [sym for sym in ranges if sym not in INDEX_RANGES]
-        if extra:
-            own = np.random.default_rng([n_classes, n_features, *(self[sym] for sym in drawn)])
-            for sym in extra:
-                self._draw_index(sym, ranges[sym], drawn, own)
-
-    def _draw_index(self, sym, size, drawn: dict, gen) -> bool:
-        """Draw the index ``sym`` over 1..``size`` with ``gen``; half the time it copies
-        an index of ``drawn`` (index -> its size) over the same range, so that
-        coincidences such as j = c or c = k (where a formula branches) are common.
-        False for a size other than T or N (not drawn here)."""
-        hi = {T: self.T, N: self.N}.get(size)
-        if hi is None:
-            return False
-        same_range = [other for other, where in drawn.items() if where == size]
-        if same_range and gen.random() < 0.5:
-            self[sym] = self[same_range[int(gen.integers(len(same_range)))]]
-        else:
-            self[sym] = int(gen.integers(1, hi + 1))
-        return True
 
     def probability(self, base):
         weights = [_mpf(w) for w in self.rng.gamma(0.7, size=self.T)]

@@ -125,8 +125,15 @@ PROTOCOL_TEXT = (
     "to 12 (derivatives by numerical differentiation, not by SymPy). The reason for each step is "
     "printed beside it (in the Markdown version, in the numbered list below it).")
 
-SOURCE = ("the blog AI Zhi Lu (CSDN user u014380165), \"Softmax, softmax loss and cross entropy\" (in Chinese, "
-          "2017), of its series on convolutional neural networks, blog.csdn.net/u014380165")
+#: the post the learner's document follows, its follow-up (the gradient) and the post's own
+#: reference, from which its pipeline figure comes
+SOURCE = ("AI Zhi Lu, \"Convolutional neural network series: softmax, softmax loss and cross entropy\" "
+          "(CSDN, in Chinese, 17 August 2017), https://blog.csdn.net/u014380165/article/details/77284921, "
+          "and its follow-up on the gradient with respect to the logits, "
+          "https://blog.csdn.net/u014380165/article/details/79632950. Its reference (and its pipeline "
+          "figure's): Eli Bendersky, \"The Softmax function and its derivative\" (2016), "
+          "https://eli.thegreenplace.net/2016/the-softmax-function-and-its-derivative/, also for the "
+          "Jacobian in matrix form")
 
 # --------------------------------------------------------------------------- the learner's document
 LEARNER = Document(
@@ -290,10 +297,9 @@ LEARNER = Document(
                  "more: a loss below $10^{-16}$ must not round to 0, and $\\exp$ magnifies the "
                  "rounding error of $a_j - m$. The developers' document derives the stable forms the "
                  "generated code uses and measures every function against 50-digit arithmetic."),
-            Text("Further reading: the source, " + SOURCE + "; Eli Bendersky, \"The Softmax function "
-                 "and its derivative\" (eli.thegreenplace.net, 2016), for the Jacobian in matrix "
-                 "form; and the CS231n notes \"Linear classification\" (cs231n.github.io), for the "
-                 "softmax classifier, its loss as cross entropy and the initial-loss check."),
+            Text("**Source and further reading.** " + SOURCE + "; the CS231n notes \"Linear "
+                 "classification\", https://cs231n.github.io/linear-classify/, for the softmax "
+                 "classifier and the initial-loss check."),
         )),
     ),
 )

@@ -18,12 +18,14 @@ import numpy as np
 import sympy as sp
 
 from .. import engine, results
-from ..document import Document, Proof, Rendering, items, proofs
+from ..document import Rendering, proofs
 from ..figures import error_plot, pyplot, save
-from ..latex import TEX_PACKAGES, LatexError, compile_pdf, derivation_tex, table_tex, tex_engine, why_tex
+from ..latex import TEX_PACKAGES, LatexError, bmatrix, compile_pdf, derivation_tex, tex_engine, why_tex
 from ..markdown import derivation_md, table_md
-from ..printing import _mathify, repeated_steps
-from ..publish import write_documents
+from ..printing import repeated_steps
+from ..publish import code_block, function_source, table_block
+from ..references import worst_ulp
+from ..results import fmt_value
 from . import definitions as D
 from . import documents, verify
 from . import kernels as SK
@@ -53,11 +55,11 @@ def _naive_failures() -> list[tuple[str, str, str, str]]:
     with np.errstate(all="ignore"):
         a = np.array([[1000.0, 0.0]])
         exact = verify.reference_row(a[0]).softmax
-        rows.append(("softmax([1000, 0])", _num(naive["softmax"](a)[0]), _num(ours["softmax"](a)[0]),
+        rows.append(("softmax([1000, 0])", fmt_value(naive["softmax"](a)[0]), fmt_value(ours["softmax"](a)[0]),
                      "[" + ", ".join(mpmath.nstr(v, 2) for v in exact) + "]"))
         b, c0 = np.array([[0.0, -745.0]]), np.array([0])
-        rows.append(("loss of [0, -745], true class 1", _num(shift["cross_entropy"](b, c0)[0]),
-                     _num(ours["cross_entropy"](b, c0)[0]),
+        rows.append(("loss of [0, -745], true class 1", fmt_value(shift["cross_entropy"](b, c0)[0]),
+                     fmt_value(ours["cross_entropy"](b, c0)[0]),
                      mpmath.nstr(verify.reference_row(b[0], 0).loss_index, 3)))
         c = np.array([[0.3, -700.123456789]])
         ref = verify.reference_row(c[0]).softmax[1]
@@ -66,13 +68,6 @@ def _naive_failures() -> list[tuple[str, str, str, str]]:
                      f"{plain:.6e} ({verify.ulp_error(plain, ref):.0f} ULP off)",
                      f"{mine:.6e} ({verify.ulp_error(mine, ref):.1f} ULP)", mpmath.nstr(ref, 7)))
     return rows
-
-
-def _num(x) -> str:
-    arr = np.atleast_1d(np.asarray(x, dtype=np.float64))
-    parts = ["nan" if np.isnan(v) else ("0" if v == 0 else f"{v:.3g}") for v in arr]
-    return parts[0] if arr.size == 1 and np.ndim(x) == 0 else "[" + ", ".join(parts) + "]"
-
 
 
 # --------------------------------------------------------------------------- figures
@@ -168,7 +163,7 @@ def figure_error_vs_spread(path: Path, ctx: dict) -> None:
         for name, _ in _ERROR_NAMES:
             with np.errstate(all="ignore"):
                 vals = impls[name]["softmax"](rows)
-            errors[name].append(max(verify._errors(v, r.softmax, np.float64) for v, r in zip(vals, refs)))
+            errors[name].append(max(worst_ulp(v, r.softmax, np.float64) for v, r in zip(vals, refs)))
     error_plot(path, spreads, errors, _ERROR_NAMES, "logit spread (max - min)", "softmax: worst error (ULP)",
                logx=True)
 
@@ -275,26 +270,17 @@ def worked_example(inputs: dict) -> list[Quantity]:
     ]
 
 
-def _vec(values, digits=4) -> str:
-    return r"\begin{bmatrix} " + r" \\ ".join(f"{v:.{digits}f}" for v in values) + r" \end{bmatrix}"
-
-
-def _mat(rows, digits=4) -> str:
-    return (r"\begin{bmatrix} " + r" \\ ".join(" & ".join(f"{v:.{digits}f}" for v in row) for row in rows)
-            + r" \end{bmatrix}")
-
-
 def worked_values(inputs: dict, worked: list[Quantity]) -> dict[str, str]:
     """The LaTeX of every number the worked example shows, by the @name@ the documents use."""
     a, S, L, g, _, dW, db, dx = worked
     T, N = np.array(inputs["W"]).shape
     c = int(inputs["c"])
     top = int(np.argmax(a.values)) + 1
-    return {"c": str(c), "x": _vec(inputs["x"], 1), "W": _mat(inputs["W"], 1), "b": _vec(inputs["b"], 1),
-            "y": _vec([float(j + 1 == c) for j in range(T)], 0), "a": _vec(a.values), "S": _vec(S.values),
+    return {"c": str(c), "x": bmatrix(inputs["x"], 1), "W": bmatrix(inputs["W"], 1), "b": bmatrix(inputs["b"], 1),
+            "y": bmatrix([float(j + 1 == c) for j in range(T)], 0), "a": bmatrix(a.values), "S": bmatrix(S.values),
             "top": str(top), "top_is_true": " (the true class)" if top == c else f" (not the true class {c})",
-            "S_c": f"{S.values[c - 1]:.4f}", "L": f"{L.values[0]:.4f}", "grad": _vec(g.values),
-            "dW": _mat(np.reshape(dW.values, (T, N))), "db": _vec(db.values), "dx": _vec(dx.values)}
+            "S_c": f"{S.values[c - 1]:.4f}", "L": f"{L.values[0]:.4f}", "grad": bmatrix(g.values),
+            "dW": bmatrix(np.reshape(dW.values, (T, N))), "db": bmatrix(db.values), "dx": bmatrix(dx.values)}
 
 
 def gradient_step(inputs: dict, eta: float) -> dict[str, np.ndarray]:
@@ -337,9 +323,10 @@ def _learner_values(inputs: dict, worked: list[Quantity]) -> dict[str, str]:
     c = int(inputs["c"])
     naive, shifted = overflow_example(documents.BIG_LOGITS)
     init = documents.INITIAL_LOSS
-    return {"eta": f"{documents.LEARNING_RATE:g}", "a_step": _vec(step["a"]), "S_step": _vec(step["S"]),
+    return {"eta": f"{documents.LEARNING_RATE:g}", "a_step": bmatrix(step["a"]), "S_step": bmatrix(step["S"]),
             "S_c_step": f"{step['S'][c - 1]:.4f}", "L_step": f"{step['loss_step']:.4f}",
-            "big_naive": "$[" + ", ".join(rf"\mathrm{{{_num(v)}}}" if np.isnan(v) else _num(v) for v in naive) + "]$",
+            "big_naive": "$[" + ", ".join(rf"\mathrm{{{fmt_value(v)}}}" if np.isnan(v) else fmt_value(v)
+                                          for v in naive) + "]$",
             "big_shifted": "$[" + ", ".join(f"{v:.4f}" for v in shifted) + "]$",
             "init_T": str(init["T"]), "init_N": str(init["N"]), "init_B": str(init["B"]),
             "init_loss": f"{initial_loss(**init):.3f}", "init_logT": f"{np.log(init['T']):.3f}"}
@@ -382,28 +369,13 @@ def computed(rendering: Rendering) -> None:
     rendering.about = _about(_versions())
 
 
-def _assumptions(doc: Document, ctx: Rendering) -> list[str]:
-    """Every assumption the document's general derivations make, once, in order of first use."""
-    ds = [ctx.derivations[item.key] for item in items(doc) if isinstance(item, Proof)]
-    return list(dict.fromkeys(a.text for d in ds if not d.concrete for a in d.assumptions))
-
-
-def _listing(name: str) -> str:
+def _listings() -> tuple[str, str]:
+    """The generated fused kernel (the docstring's long expression lines dropped) and the
+    helpers it calls, as the report lists them."""
     text = SK.TARGET.read_text()
-    start = text.index(f"def {name}(")
-    end = text.index("\n\n\n", start)
-    body = text[start:end]
-    # drop the docstring's long expression lines, keep the code
-    return "\n".join(line for line in body.splitlines() if "Expression:" not in line)
-
-
-def _helpers_listing() -> str:
-    text = SK.TARGET.read_text()
-    out = []
-    for name in ("_difference_error", "_exp_difference", "_sum_except"):
-        start = text.index(f"def {name}(")
-        out.append(text[start:text.index("\n\n\n", start)])
-    return "\n\n".join(out)
+    helpers = ("_difference_error", "_exp_difference", "_sum_except")
+    return (function_source(text, "nll_index_with_grad", drop="Expression:"),
+            "\n\n".join(function_source(text, name) for name in helpers))
 
 
 def _about(v: dict) -> str:
@@ -429,19 +401,6 @@ def _notation_md(doc, ctx):
                      for sym, shape, meaning in documents.NOTATION])
 
 
-_ASSUMPTIONS_INTRO = ("Assumptions, each stated where a derivation uses it; the proof engine uses each one both "
-                      "as a symbolic rewrite and to draw concrete instances:")
-
-
-def _assumptions_tex(doc, ctx):
-    out = [_ASSUMPTIONS_INTRO, r"\begin{itemize}"]
-    return out + [rf"\item {why_tex(_mathify(text))}" for text in _assumptions(doc, ctx)] + [r"\end{itemize}"]
-
-
-def _assumptions_md(doc, ctx):
-    return [_ASSUMPTIONS_INTRO, ""] + [f"- {_mathify(text)}" for text in _assumptions(doc, ctx)]
-
-
 def _loss_example_rows(ctx):
     return [(p, f"{pc:g}", rf"-\log {pc:g} \approx {loss:.3f}") for p, pc, loss in ctx["loss_example_rows"]]
 
@@ -464,63 +423,23 @@ def _softmax_example_rows(ctx):
             for j, v in enumerate(values, start=1)]
 
 
-def _softmax_example_tex(doc, ctx):
-    return table_tex(_SOFTMAX_EXAMPLE_HEADER, _softmax_example_rows(ctx), "cccc", math_columns=(1,))
-
-
-def _softmax_example_md(doc, ctx):
-    return table_md(_SOFTMAX_EXAMPLE_HEADER, _softmax_example_rows(ctx), math_columns=(1,))
-
-
-def _numpy_pass_tex(doc, ctx):
-    return [r"\begin{lstlisting}[language=Python]", documents.NUMPY_PASS.rstrip("\n"), r"\end{lstlisting}"]
-
-
-def _numpy_pass_md(doc, ctx):
-    return ["```python", documents.NUMPY_PASS.rstrip("\n"), "```"]
-
-
 _WORKED_HEADER = ("quantity", "first component: generated", "mpmath", "max error (ULP)")
 _NAIVE_HEADER = ("input", "naive or max-shift", "generated", "exact")
-
-
-def _loss_examples_tex(doc, ctx):
-    return table_tex(_LOSS_EXAMPLES_HEADER, _loss_example_rows(ctx), "lll", math_columns=(2,))
-
-
-def _loss_examples_md(doc, ctx):
-    return table_md(_LOSS_EXAMPLES_HEADER, _loss_example_rows(ctx), math_columns=(2,))
-
-
-def _worked_table_tex(doc, ctx):
-    return table_tex(_WORKED_HEADER, _worked_rows(ctx), "llll", math_columns=(0,))
-
-
-def _worked_table_md(doc, ctx):
-    return table_md(_WORKED_HEADER, _worked_rows(ctx), ["---", "---", "---", "---:"], math_columns=(0,))
-
-
-def _naive_table_tex(doc, ctx):
-    return table_tex(_NAIVE_HEADER, ctx["naive"], "llll")
-
-
-def _naive_table_md(doc, ctx):
-    return table_md(_NAIVE_HEADER, ctx["naive"])
 
 
 def _kernels_tex(doc, ctx):
     out = []
     for d in ctx["kernels"]:
         out += derivation_tex(d)
-    return out + [r"\begin{lstlisting}[language=Python]", _listing("nll_index_with_grad"),
-                  _helpers_listing(), r"\end{lstlisting}"]
+    return out + [r"\begin{lstlisting}[language=Python]", *_listings(), r"\end{lstlisting}"]
 
 
 def _kernels_md(doc, ctx):
     out = []
     for d in ctx["kernels"]:
         out += derivation_md(d)
-    return out + ["", "```python", _listing("nll_index_with_grad"), "", _helpers_listing(), "```"]
+    kernel, helpers = _listings()
+    return out + ["", "```python", kernel, "", helpers, "```"]
 
 
 def _verification_tex(doc, ctx):
@@ -546,12 +465,12 @@ def _verification_md(doc, ctx):
 #: block key -> (LaTeX renderer, Markdown renderer); each takes (document, rendering)
 BLOCKS = {
     "notation": (_notation_tex, _notation_md),
-    "assumptions": (_assumptions_tex, _assumptions_md),
-    "loss_examples": (_loss_examples_tex, _loss_examples_md),
-    "softmax_example": (_softmax_example_tex, _softmax_example_md),
-    "numpy_pass": (_numpy_pass_tex, _numpy_pass_md),
-    "worked_table": (_worked_table_tex, _worked_table_md),
-    "naive_table": (_naive_table_tex, _naive_table_md),
+    "loss_examples": table_block(_LOSS_EXAMPLES_HEADER, _loss_example_rows, "lll", math_columns=(2,)),
+    "softmax_example": table_block(_SOFTMAX_EXAMPLE_HEADER, _softmax_example_rows, "cccc", math_columns=(1,)),
+    "numpy_pass": code_block(documents.NUMPY_PASS),
+    "worked_table": table_block(_WORKED_HEADER, _worked_rows, "llll", ["---", "---", "---", "---:"],
+                                math_columns=(0,)),
+    "naive_table": table_block(_NAIVE_HEADER, lambda ctx: ctx["naive"], "llll"),
     "kernels": (_kernels_tex, _kernels_md),
     "verification": (_verification_tex, _verification_md),
 }
@@ -562,18 +481,15 @@ def report(pdf: bool | None = None, out_dir: Path = REPORTS, readme: bool | None
            data: Path | None = None) -> list[str]:
     """The report stage of the built-in catalogue into ``out_dir`` from the verification
     results ``data`` (default: the source checkout's ``reports/verification.json``), as
-    ``python -m derive report`` writes it; returns the lines to print."""
-    from .. import publish, results
+    ``python -m derive report`` writes it (:func:`derive.stages.write_reports`; ``readme``:
+    whether to update README.md's table, by default when ``out_dir`` is the checkout's
+    reports); returns the lines to print."""
+    from .. import stages
     from . import CATALOGUE
 
     data = REPORTS / "verification.json" if data is None else data
     if not data.exists():
         raise FileNotFoundError(f"{data} is missing: run `python -m derive verify` first")
-    loaded = json.loads(data.read_text())
-    docs, rendering = publish.rendering(CATALOGUE, loaded)
-    lines = write_documents(docs, rendering, out_dir, pdf=pdf, also_checked=rendering["kernels"])
-    if out_dir == REPORTS if readme is None else readme:
-        table = results.table(results.from_json(loaded), verify.FUNCTIONS, verify.SHOWN)
-        if publish.update_readme(ROOT / "README.md", table):
-            lines.append("updated the verification table in README.md")
-    return lines
+    at_home = out_dir == REPORTS if readme is None else readme
+    run = stages.Run(CATALOGUE, None, Path(out_dir), at_home=at_home)
+    return stages.write_reports(run, json.loads(data.read_text()), pdf)

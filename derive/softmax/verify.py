@@ -1,42 +1,55 @@
-"""Verification: the generated code against the definitions at high precision.
+"""The built-in verification, as declarations: which functions are measured
+(:data:`FUNCTIONS`), which implementations beside the generated code
+(:func:`implementations`: numeric, the max-shift every library writes, the naive formula,
+scipy.special), which input categories with how many rows (:data:`SUITE`, made by
+:mod:`derive.cases`), which references and which bounds (:data:`BOUND`).
 
 * The reference is the definition itself -- the SymPy expressions of
-  :mod:`derive.definitions` printed for mpmath by ``lambdify`` -- evaluated from the
-  exact float inputs at a precision chosen from the row (:func:`digits_for`), never a
-  second hand-written formula. The gradient references are the catalogue's proved
-  results (dL/da = S - e_c for a one-hot label, S sum_j u_j - u for any weights,
-  soft labels included), evaluated the same way; S - e_c is itself checked against
-  high-precision central differences of the reference loss (:func:`reference_fd_check`).
+  :mod:`derive.softmax.definitions` printed for mpmath by ``lambdify`` -- evaluated from
+  the exact float inputs at a precision chosen from the row
+  (:func:`derive.references.digits_for`), never a second hand-written formula. The
+  gradient references are the catalogue's proved results (dL/da = S - e_c for a one-hot
+  label, S sum_j u_j - u for any weights, soft labels included), evaluated the same way;
+  S - e_c is itself checked against high-precision central differences of the reference
+  loss (:func:`reference_fd_check`).
 * Errors are in ULPs of the correctly rounded reference, with an absolute floor at the
-  smallest normal number (:func:`ulp_error`).
-* :func:`check_grads` is the one float64 directional finite-difference checker.
-* :func:`run` evaluates a named input suite for the generated code and, in the same run,
-  for a plain max-shift implementation, the naive formula and scipy.special.
+  smallest normal number (:func:`derive.measure.ulp_error`); the machinery that computes,
+  caches and measures the references is :mod:`derive.references`.
+* :func:`run` evaluates the suite for the generated code and, in the same run, for the
+  baselines.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-import os
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable
 
 import mpmath
 import numpy as np
 import sympy as sp
 from sympy import lambdify
 
-from .. import results
-from ..executors import Progress, cache_dir, in_order, local
-from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error, ulp_errors
+from .. import cases as C
+from .. import references
+from ..cases import Case, onehot
+from ..executors import Progress, local
+from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error
+from ..references import (
+    MIN_DIGITS,
+    RowFormula,
+    as_parts,
+    central_differences,
+    digits_for,
+    fingerprint,
+    measure_calls,
+    measure_cases,
+)
 from ..results import Result, VerificationTable
 from . import definitions as D
 
-MIN_DIGITS = 50
 #: seed of the verification suite
 SEED = 20240611
-F64_TINY = np.finfo(np.float64).tiny
 
 # --------------------------------------------------------------------------- reference
 _Z = sp.Symbol("Z", positive=True)
@@ -59,41 +72,11 @@ def _proved_result(key: str) -> sp.Expr:
     return by_key()[key].result
 
 
-class RowFormula:
-    """A proved expression in the class index ``index``, evaluated per row with mpmath:
-    each sum that does not depend on ``index`` (Z, sum_j u_j) once per row, not once
-    per class. ``formula(vectors, index_value)`` is the value; ``formula.largest_term``
-    the largest magnitude among its terms (the scale of a gradient's error bound:
-    max(S_j sum u, u_j) for S_j sum u - u_j). Vectors are 1-based lists, as in the
-    definitions."""
-
-    def __init__(self, expr: sp.Expr, vectors: tuple, index: sp.Symbol, others: tuple = ()):
-        sums = sorted((total for total in expr.atoms(sp.Sum) if index not in total.free_symbols),
-                      key=sp.default_sort_key)
-        names = [sp.Symbol(f"_sum{n}") for n in range(len(sums))]
-        body = expr.xreplace(dict(zip(sums, names)))
-        row_args = [*vectors, *others, D.T]
-        self._sums = [lambdify(row_args, total, "mpmath") for total in sums]
-        args = [*vectors, *others, index, *names]
-        self._value = lambdify(args, body, "mpmath")
-        self._terms = [lambdify(args, term, "mpmath") for term in sp.Add.make_args(body)]
-
-    def row(self, *values, T: int) -> tuple:
-        """The per-row sums of the row ``values`` (vectors, then the other symbols)."""
-        return tuple(total(*values, T) for total in self._sums)
-
-    def __call__(self, values: tuple, sums: tuple, idx: int):
-        return self._value(*values, idx, *sums)
-
-    def largest_term(self, values: tuple, sums: tuple, idx: int):
-        return max(abs(term(*values, idx, *sums)) for term in self._terms)
-
-
 #: dL/da_i for a one-hot label at c (S_i - delta_ic) and for any weights u, soft
 #: labels included (S_i sum_j u_j - u_i: a soft label sums to 1 only to within
 #: rounding, so the reference keeps sum_j y_j), as the catalogue proves them
-_GRAD_ONE_HOT = RowFormula(_proved_result("loss_gradient_one_hot"), (D.a,), D.i, (D.c,))
-_GRAD_WEIGHTED = RowFormula(_proved_result("loss_gradient_weighted"), (D.a, D.u), D.i)
+_GRAD_ONE_HOT = RowFormula(_proved_result("loss_gradient_one_hot"), (D.a,), D.i, D.T, (D.c,))
+_GRAD_WEIGHTED = RowFormula(_proved_result("loss_gradient_weighted"), (D.a, D.u), D.i, D.T)
 
 _REF = {
     "partition": lambdify([D.a, D.T], _PARTITION, "mpmath"),
@@ -106,24 +89,7 @@ _REF = {
 }
 
 
-def digits_for(row: np.ndarray) -> int:
-    """Working precision that resolves every quantity of the row.
-
-    log S_j = a_j - log Z cancels about log10 max|a| digits; S_c - 1 and a loss near 0
-    cancel about (m - a_second)/ln 10 digits, which only matter down to the smallest
-    subnormal (gap <= 760). 40 digits of margin on top.
-    """
-    finite = row[np.isfinite(row)]
-    if finite.size == 0:
-        return MIN_DIGITS
-    big = math.log10(max(1.0, float(np.max(np.abs(finite)))))
-    ordered = np.sort(finite)
-    gap = float(ordered[-1] - ordered[-2]) if ordered.size > 1 else 0.0
-    gap = min(gap if math.isfinite(gap) else 800.0, 800.0)
-    return int(MIN_DIGITS + 10 + math.ceil(big) + math.ceil(gap / math.log(10)))
-
-
-@dataclass
+@dataclasses.dataclass
 class RowReference:
     """Reference values of one row (mpmath numbers at ``digits`` digits)."""
 
@@ -192,31 +158,19 @@ def reference_fd_check(row: np.ndarray, target: int, h_digits: int = 25) -> floa
     """Max relative difference between S - y and central differences of the reference
     loss at high precision (an independent check that dL/da = S - y)."""
     digits = digits_for(row) + 2 * h_digits
-    worst = mpmath.mpf(0)
-    with mpmath.workdps(digits):
-        h = mpmath.mpf(10) ** (-h_digits)
-        base = reference_row(row, target, digits=digits)
-        T = len(row)
-        y = [None] + [mpmath.mpf(int(j == target)) for j in range(T)]
-        for i in range(T):
-            def loss_at(shift, i=i):
-                a = [None] + [mpmath.mpf(float(v)) for v in row]
-                a[i + 1] += shift
-                Z = _REF["partition"](a, T)
-                return mpmath.fsum(_REF["loss_term"](y, a, s, Z) for s in range(1, T + 1) if y[s] != 0)
-            fd = (loss_at(h) - loss_at(-h)) / (2 * h)
-            exact = base.grad_index[i]
-            worst = max(worst, abs(fd - exact) / max(abs(exact), mpmath.mpf(10) ** -30))
-    return float(worst)
+    base = reference_row(row, target, digits=digits)
+    T = len(row)
+    y = [None] + [mpmath.mpf(int(j == target)) for j in range(T)]
+
+    def loss_at(i, shift):
+        a = [None] + [mpmath.mpf(float(v)) for v in row]
+        a[i + 1] += shift
+        Z = _REF["partition"](a, T)
+        return mpmath.fsum(_REF["loss_term"](y, a, s, Z) for s in range(1, T + 1) if y[s] != 0)
+    return central_differences(loss_at, lambda i: base.grad_index[i], range(T), digits, h_digits)
 
 
 # --------------------------------------------------------------------------- implementations
-def _onehot(target, shape):
-    out = np.zeros(shape)
-    out[np.arange(shape[0]), target] = 1.0
-    return out
-
-
 def _max_shift():
     """What NumPy code, SciPy, PyTorch and JAX do: shift by the max, no error terms."""
     def lse(a):
@@ -247,7 +201,7 @@ def _max_shift():
         "weighted": lambda a, u: -np.sum(u * log_softmax(a), axis=-1),
         "weighted_grad": lambda a, u: softmax(a) * u.sum(axis=-1, keepdims=True) - u,
         "cross_entropy": lambda a, c: -np.take_along_axis(log_softmax(a), c[:, None], -1)[:, 0],
-        "cross_entropy_grad": lambda a, c: softmax(a) - _onehot(c, a.shape),
+        "cross_entropy_grad": lambda a, c: softmax(a) - onehot(c, a.shape),
         "cross_entropy_soft": lambda a, y: -np.sum(y * log_softmax(a), axis=-1),
         "cross_entropy_grad_soft": lambda a, y: softmax(a) - y,
         "cross_entropy_with_grad": fused,
@@ -266,7 +220,7 @@ def _naive():
         "weighted_grad": lambda a, u: softmax(a) * u.sum(axis=-1, keepdims=True) - u,
         "logsumexp": lambda a: np.log(np.sum(np.exp(a), axis=-1)),
         "cross_entropy": lambda a, c: -np.log(np.take_along_axis(softmax(a), c[:, None], -1)[:, 0]),
-        "cross_entropy_grad": lambda a, c: softmax(a) - _onehot(c, a.shape),
+        "cross_entropy_grad": lambda a, c: softmax(a) - onehot(c, a.shape),
         "cross_entropy_soft": lambda a, y: -np.sum(y * np.log(softmax(a)), axis=-1),
         "cross_entropy_grad_soft": lambda a, y: softmax(a) - y,
     }
@@ -292,7 +246,7 @@ def _scipy():
         "logsumexp": lambda a: special.logsumexp(a, axis=-1),
         "cross_entropy": lambda a, c: -np.take_along_axis(
             special.log_softmax(a, axis=-1), c[:, None], -1)[:, 0],
-        "cross_entropy_grad": lambda a, c: special.softmax(a, axis=-1) - _onehot(c, a.shape),
+        "cross_entropy_grad": lambda a, c: special.softmax(a, axis=-1) - onehot(c, a.shape),
         "cross_entropy_soft": lambda a, y: -np.sum(special.xlogy(y, special.softmax(a, axis=-1)), axis=-1),
         "cross_entropy_grad_soft": lambda a, y: special.softmax(a, axis=-1) - y,
         "cross_entropy_with_grad": fused,
@@ -326,146 +280,19 @@ def implementations() -> dict[str, dict]:
 
 
 # --------------------------------------------------------------------------- the suite
-@dataclass
-class Case:
-    """One input category: logits (rows x T), integer targets, soft targets."""
-
-    logits: np.ndarray
-    target: np.ndarray
-    soft: np.ndarray | None = None
-    dtype: type = np.float64
-    weight: np.ndarray | None = None  # class weights for the weighted, smoothed loss
-    smoothing: float = 0.1
-
-    def weighted(self) -> np.ndarray:
-        """u = w ((1 - eps) onehot(c) + eps / T), what the weighted loss sees (rounded:
-        the input of the baselines, which take u itself)."""
-        T = self.logits.shape[1]
-        onehot = _onehot(self.target, self.logits.shape)
-        return self.weight * ((1 - self.smoothing) * onehot + self.smoothing / T)
-
-    def weighted_exact(self, row: int) -> list:
-        """u of one row exactly (mpmath, from the float w and eps): the reference's u."""
-        T = self.logits.shape[1]
-        with mpmath.workdps(MIN_DIGITS + 20):
-            eps = mpmath.mpf(float(self.smoothing))
-            return [mpmath.mpf(float(self.weight[j])) * ((1 - eps) * int(j == self.target[row]) + eps / T)
-                    for j in range(T)]
-
-
-def _soft_targets(rng, rows, classes):
-    return rng.dirichlet(np.full(classes, 0.5), size=rows)
-
-
-def _moderate(rng, rows):
-    a = rng.normal(0, 3, size=(rows, 10))
-    return Case(a, rng.integers(0, 10, rows), _soft_targets(rng, rows, 10))
-
-
-def _spread(rng, rows):
-    # the largest logit near 0, the rest spread over (-745, 0] with all their bits:
-    # a_j - m rounds, and exp amplifies that error by |a_j - m|
-    classes = 40
-    a = -rng.uniform(0, 745, size=(rows, classes)) + rng.uniform(-0.5, 0.5, size=(rows, 1))
-    a[:, 0] = rng.uniform(0, 3, rows)
-    a = a * rng.choice([1.0, 1.0, 4.0], size=(rows, 1))  # some rows spread over thousands
-    a = rng.permuted(a, axis=1)
-    return Case(a, rng.integers(0, classes, rows), _soft_targets(rng, rows, classes))
-
-
-def _huge(rng, rows):
-    classes = 6
-    a = rng.uniform(-1, 1, size=(rows, classes)) * 10.0 ** rng.uniform(300, 308, size=(rows, classes))
-    a[0] = [1.7e308, -1.7e308, 1.7e308, 0.0, -1e308, 1e308]
-    a[1] = [1e308, 1e308 * (1 - 2 ** -52), 1e308 * (1 - 2 ** -50), -1e308, 5.0, 1e307]
-    return Case(a, rng.integers(0, classes, rows), _soft_targets(rng, rows, classes))
-
-
-def _tiny_loss(rng, rows):
-    # the true class ahead by 20 to 740: loss down to ~1e-320
-    classes = 8
-    a = rng.normal(0, 1, size=(rows, classes))
-    target = rng.integers(0, classes, rows)
-    lead = rng.uniform(20, 740, rows)
-    lead[:4] = [20.0, 300.5, 700.25, 739.0][:min(4, rows)]
-    a[np.arange(rows), target] = a.max(axis=1) + lead
-    soft = np.zeros((rows, classes))
-    soft[np.arange(rows), target] = 1.0
-    return Case(a, target, soft)
-
-
-def _near_ties(rng, rows):
-    classes = 12
-    base = rng.normal(0, 10, size=(rows, 1))
-    a = base + rng.normal(0, 1e-12, size=(rows, classes)) * np.abs(base)
-    return Case(a, rng.integers(0, classes, rows), _soft_targets(rng, rows, classes))
-
-
-def _all_equal(rng, rows):
-    classes = 7
-    a = np.repeat(rng.normal(0, 100, size=(rows, 1)), classes, axis=1)
-    return Case(a, rng.integers(0, classes, rows), _soft_targets(rng, rows, classes))
-
-
-def _one_class(rng, rows):
-    return Case(rng.normal(0, 50, size=(rows, 1)), np.zeros(rows, dtype=np.int64), np.ones((rows, 1)))
-
-
-def _two_classes(rng, rows):
-    a = rng.normal(0, 20, size=(rows, 2))
-    return Case(a, rng.integers(0, 2, rows), _soft_targets(rng, rows, 2))
-
-
-def _wide(rng, rows):
-    classes = 32000
-    a = rng.normal(0, 4, size=(max(1, rows // 16), classes))
-    return Case(a, rng.integers(0, classes, a.shape[0]), None)
-
-
-def _masked(rng, rows):
-    classes = 9
-    a = rng.normal(0, 5, size=(rows, classes))
-    a[rng.random((rows, classes)) < 0.35] = -np.inf
-    target = rng.integers(0, classes, rows)
-    a[np.arange(rows), (target + 1) % classes] = 1.0  # at least one live class
-    soft = _soft_targets(rng, rows, classes)
-    soft[np.isneginf(a)] = 0.0
-    soft /= soft.sum(axis=1, keepdims=True)
-    return Case(a, target, soft)
-
-
-def _float32(rng, rows):
-    a = (rng.normal(0, 8, size=(rows, 10))).astype(np.float32)
-    return Case(a, rng.integers(0, 10, rows), _soft_targets(rng, rows, 10).astype(np.float32),
-                dtype=np.float32)
-
-
-def _with_large_row(maker, offset=800.0):
-    """Shift the first row by ``offset``: logits that large overflow e^a in float64 (and
-    float32), so every category has a row the naive formula gets wrong."""
-    def make(rng, rows):
-        case = maker(rng, rows)
-        case.logits = case.logits.copy()
-        case.logits[0] = case.logits[0] + case.logits.dtype.type(offset)
-        return case
-    make.__name__ = maker.__name__
-    make.__doc__ = maker.__doc__
-    return make
-
-
 #: name -> (maker, rows in the default run, rows in --thorough)
 SUITE = {
-    "moderate": (_with_large_row(_moderate), 24, 400),
-    "spread": (_with_large_row(_spread), 24, 400),
-    "huge": (_huge, 12, 200),
-    "tiny loss": (_with_large_row(_tiny_loss), 16, 300),
-    "near ties": (_with_large_row(_near_ties), 12, 200),
-    "all equal": (_with_large_row(_all_equal), 6, 60),
-    "T = 1": (_with_large_row(_one_class), 6, 60),
-    "T = 2": (_with_large_row(_two_classes), 12, 200),
-    "T = 32000": (_with_large_row(_wide), 16, 48),
-    "-inf masks": (_with_large_row(_masked), 16, 300),
-    "float32": (_with_large_row(_float32, 100.0), 16, 300),
+    "moderate": (C.with_large_row(C.moderate), 24, 400),
+    "spread": (C.with_large_row(C.spread), 24, 400),
+    "huge": (C.huge, 12, 200),
+    "tiny loss": (C.with_large_row(C.tiny_loss), 16, 300),
+    "near ties": (C.with_large_row(C.near_ties), 12, 200),
+    "all equal": (C.with_large_row(C.all_equal), 6, 60),
+    "T = 1": (C.with_large_row(C.one_class), 6, 60),
+    "T = 2": (C.with_large_row(C.two_classes), 12, 200),
+    "T = 32000": (C.with_large_row(C.wide), 16, 48),
+    "-inf masks": (C.with_large_row(C.masked), 16, 300),
+    "float32": (C.with_large_row(C.float32, 100.0), 16, 300),
 }
 
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp", "cross_entropy", "cross_entropy_grad",
@@ -481,15 +308,6 @@ BOUND = {np.float64: 4.0, np.float32: 1.0}
 EXTRA_BOUND: dict[str, float] = {}
 
 
-def _errors(values, refs, dtype, scales=None) -> float:
-    """Worst ULP error of ``values`` against a list of exact (mpmath) values."""
-    values = np.asarray(values, dtype=np.float64).reshape(-1)
-    if not len(refs):
-        return 0.0
-    scale_parts = exact_parts(scales) if scales is not None else None
-    return float(np.max(ulp_errors(values, exact_parts(refs), dtype, scale_parts)))
-
-
 #: the fields of :class:`RowReference` kept as float parts for measuring
 _FIELDS = ("softmax", "log_softmax", "logsumexp", "lse_scale", "loss_index", "grad_index",
            "loss_soft", "grad_soft", "grad_soft_scale", "loss_weighted", "grad_weighted",
@@ -499,93 +317,22 @@ _FIELDS = ("softmax", "log_softmax", "logsumexp", "lse_scale", "loss_index", "gr
 def _row_parts(task) -> dict[str, np.ndarray]:
     """Worker: the reference of one row as :func:`exact_parts` arrays, field by field."""
     row, target, soft, weighted = task
-    ref = reference_row(row, target, soft, weighted=weighted)
-    parts = {}
-    for name in _FIELDS:
-        value = getattr(ref, name)
-        if value is not None:
-            parts[name] = exact_parts(value if isinstance(value, list) else [value])
-    return parts
+    return as_parts(reference_row(row, target, soft, weighted=weighted), _FIELDS)
 
 
 def _fingerprint() -> str:
     """What the reference values depend on besides the inputs: the reference code, the
     definitions it evaluates (the lambdified sources) and mpmath's version."""
-    import hashlib
-    import inspect
-
-    sources = [inspect.getsource(f) for f in (digits_for, reference_row, exact_parts, _row_parts,
-                                              Case.weighted_exact)]
-    sources += [inspect.getsource(f) for f in _REF.values()]
-    sources += [inspect.getsource(f) for formula in (_GRAD_ONE_HOT, _GRAD_WEIGHTED)
-                for f in (*formula._sums, formula._value, *formula._terms)]
-    sources += [inspect.getsource(f) for f in (RowFormula, _weighted_gradient)]
-    sources += [str(MIN_DIGITS), mpmath.__version__, repr(_FIELDS), repr(_TINY_SHIFT)]
-    return hashlib.sha256("\n".join(sources).encode()).hexdigest()
+    return fingerprint(digits_for, reference_row, exact_parts, _row_parts, Case.weighted_exact, *_REF.values(),
+                       *_GRAD_ONE_HOT.functions, *_GRAD_WEIGHTED.functions, RowFormula, _weighted_gradient,
+                       extra=(MIN_DIGITS, repr(_FIELDS), repr(_TINY_SHIFT)))
 
 
-def _case_key(case: "Case", fingerprint: str) -> str:
-    import hashlib
-
-    digest = hashlib.sha256(fingerprint.encode())
-    digest.update(repr(float(case.smoothing)).encode())
-    for array in (case.logits, case.target, case.soft, case.weight):
-        if array is not None:
-            array = np.ascontiguousarray(array)
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(array.tobytes())
-    return digest.hexdigest()[:32]
-
-
-def case_references(cases: dict, executor=None, progress: Callable[[int, int], None] | None = None
-                    ) -> dict[str, dict[str, np.ndarray]]:
-    """Reference values of every row of every case: name -> field -> (3, rows, k) parts.
-
-    Rows are evaluated by ``executor`` (a :class:`concurrent.futures.Executor`; None: in
-    this process); cases found in :func:`derive.executors.cache_dir` are read instead
-    (the cache is written after each computed case)."""
-    for case in cases.values():
-        if case.weight is None:
-            case.weight = np.random.default_rng(case.logits.shape[1]).uniform(0.2, 2.0, case.logits.shape[1])
-    where, fingerprint = cache_dir(), _fingerprint()
-    found, tasks = {}, []
-    for name, case in cases.items():
-        path = where / f"{_case_key(case, fingerprint)}.npz" if where else None
-        if path is not None and path.exists():
-            try:
-                with np.load(path, allow_pickle=False) as stored:
-                    found[name] = {key: stored[key] for key in stored.files}
-                continue
-            except (OSError, ValueError):  # a broken entry is recomputed
-                pass
-        for r in range(case.logits.shape[0]):
-            soft = case.soft[r] if case.soft is not None else None
-            tasks.append((name, path, (case.logits[r].astype(np.float64), int(case.target[r]), soft,
-                                       case.weighted_exact(r))))
-    total, rows = len(tasks), {name: [] for name in cases if name not in found}
-    # the widest rows first, so that one long row does not finish last
-    order = sorted(range(total), key=lambda k: -tasks[k][2][0].size)
-    results = [None] * total
-    parts = in_order(executor, _row_parts, [tasks[k][2] for k in order])
-    for done, (k, row_parts) in enumerate(zip(order, parts), 1):
-        results[k] = row_parts
-        if progress:
-            progress(done, total)
-    for (name, _path, _task), parts in zip(tasks, results):
-        rows[name].append(parts)
-    for name, row_parts in rows.items():
-        stacked = {key: np.stack([p[key] for p in row_parts], axis=1) for key in row_parts[0]}
-        found[name] = stacked
-        path = next(t[1] for t in tasks if t[0] == name)
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-                np.savez(tmp, **stacked)
-                os.replace(tmp, path)
-            except OSError:  # a read-only cache only costs time
-                pass
-    return {name: found[name] for name in cases}
+def case_references(cases: dict, executor=None, progress=None) -> dict[str, dict[str, np.ndarray]]:
+    """Reference values of every row of every case: name -> field -> (3, rows, k) parts,
+    by :func:`derive.references.case_references` (rows by ``executor``, cases kept in the
+    reference cache)."""
+    return references.case_references(cases, _row_parts, _fingerprint(), executor, progress)
 
 
 def measure(impl: dict, case: Case, exact: dict[str, np.ndarray]) -> dict[str, tuple[int, float]]:
@@ -609,15 +356,13 @@ def measure(impl: dict, case: Case, exact: dict[str, np.ndarray]) -> dict[str, t
         calls["cross_entropy_soft"] = (lambda: impl["cross_entropy_soft"](a, y), "loss_soft", None)
         calls["cross_entropy_grad_soft"] = (lambda: impl["cross_entropy_grad_soft"](a, y),
                                             "grad_soft", "grad_soft_scale")
-    out = {}
-    for name, (call, field_name, scale_name) in calls.items():
-        with np.errstate(all="ignore"):
-            values = np.asarray(call(), dtype=np.float64).reshape(-1)
-        parts = exact[field_name].reshape(3, -1)
-        scale = exact[scale_name].reshape(3, -1) if scale_name else None
-        errors = ulp_errors(values, parts, dt, scale)
-        out[name] = (parts.shape[1], float(np.max(errors)) if errors.size else 0.0)
-    return out
+    return measure_calls(calls, exact, dt)
+
+
+def _bound(function: str, case: Case) -> float:
+    """The contract's bound of ``function`` on ``case``, in ULPs of the case's dtype."""
+    bound = BOUND[case.dtype]
+    return EXTRA_BOUND.get(function, bound) if case.dtype == np.float64 else bound
 
 
 #: run()'s executor for "in this process"
@@ -648,13 +393,8 @@ def run(thorough: bool = False, seed: int = None, out=sys.stdout,
     cases = {name: (maker(rng, thorough_rows if thorough else rows))
              for name, (maker, rows, thorough_rows) in SUITE.items()
              if not only or name in only}
-    references = case_references(cases, executor, Progress("reference rows", out))
-    for name, case in cases.items():
-        bound = BOUND[case.dtype]
-        for impl_name, impl in impls.items():
-            for function, (count, worst) in measure(impl, case, references[name]).items():
-                limit = EXTRA_BOUND.get(function, bound) if case.dtype == np.float64 else bound
-                report.results.append(Result(impl_name, function, name, count, worst, limit))
+    exact = case_references(cases, executor, Progress("reference rows", out))
+    report.results += measure_cases(cases, exact, impls, measure, _bound)
     if not only:
         report.results += run_binary(np.random.default_rng(seed + 2), 100 if thorough else 6)
         report.results += run_logsumexp_b(np.random.default_rng(seed + 3), 200 if thorough else 12)
@@ -682,21 +422,6 @@ def _bce_grad_scale(z, y, pw):
     return max(abs((1 - y) * _SIGMOID(z)), abs(pw * y * _SIGMOID(-z)))
 
 
-def _binary_cases(rng, rows: int) -> dict[str, tuple]:
-    """name -> (z, y, pos_weight): moderate, huge |z|, tiny losses, soft targets."""
-    n = rows * 4
-    moderate = (rng.normal(0, 5, n), rng.integers(0, 2, n).astype(float), rng.uniform(0.2, 3, n))
-    z = rng.choice([-1, 1], n) * np.where(rng.random(n) < 0.5, rng.uniform(30, 745, n),
-                                            10.0 ** rng.uniform(3, 308, n))  # from 30 to 1e308
-    z[:2] = [1e308, -1e308]
-    huge = (z, rng.integers(0, 2, n).astype(float), np.ones(n))
-    margin = rng.uniform(20, 745, n) * rng.choice([-1, 1], n)
-    tiny = (margin, (margin > 0).astype(float), np.ones(n))
-    soft = (rng.normal(0, 8, n), rng.uniform(0, 1, n), rng.uniform(0.2, 3, n))
-    return {"binary moderate": moderate, "binary large z, 30 to 1e308": huge, "binary tiny loss": tiny,
-            "binary soft y": soft}
-
-
 def _binary_impls():
     def sig(z):
         return 1 / (1 + np.exp(-z))
@@ -722,7 +447,7 @@ def _binary_impls():
 def run_binary(rng, rows: int) -> list[Result]:
     results = []
     impls = _binary_impls()
-    for category, (z, y, pw) in _binary_cases(rng, rows).items():
+    for category, (z, y, pw) in C.binary_cases(rng, rows).items():
         refs = []
         for zi, yi, pi in zip(z, y, pw):
             digits = MIN_DIGITS + 10 + int(min(abs(zi), 800) / math.log(10)) + int(math.log10(max(1, abs(zi))))
@@ -740,27 +465,6 @@ def run_binary(rng, rows: int) -> list[Result]:
 
 
 # --------------------------------------------------------------------------- weighted logsumexp
-def _lse_b_cases(rng, rows: int) -> dict[str, tuple]:
-    """category -> (logits, weights b), rows x 10."""
-    shape = (rows, 10)
-    ahead = rng.normal(-45.0, 3, shape)
-    ahead[:, 0] = 0.0  # m = 0 with weight 1, the rest below e^-37: the result ~1e-17
-    ones_first = rng.uniform(0.1, 3.0, shape)
-    ones_first[:, 0] = 1.0
-    zeros = rng.uniform(-2.0, 2.0, shape)
-    zeros[rng.random(shape) < 0.3] = 0.0
-    zeros[:, 0] = 0.0
-    spread = rng.normal(0, 300, shape)
-    spread[0] += 800.0
-    return {
-        "b > 0, moderate": (rng.normal(0, 3, shape), rng.uniform(0.1, 3.0, shape)),
-        "b > 0, spread": (spread, rng.uniform(0.1, 3.0, shape)),
-        "b > 0, tiny log": (ahead, ones_first),
-        "b of both signs": (rng.normal(0, 3, shape), rng.normal(0, 1, shape)),
-        "b with zeros": (rng.normal(0, 3, shape), zeros),
-    }
-
-
 #: the definitions of SciPy's logsumexp(a, b=b): log|sum_j b_j e^{a_j}| and the sum itself
 _LSE_B = lambdify([D.a, D.bw, D.T], D.weighted_logsumexp(), "mpmath")
 _PARTITION_B = lambdify([D.a, D.bw, D.T], D.weighted_partition(), "mpmath")
@@ -809,7 +513,7 @@ def run_logsumexp_b(rng, rows: int) -> list[Result]:
     results as the baseline in the same run; a wrong sign counts as an infinite error."""
     results = []
     impls = _lse_b_impls()
-    for category, (a, bw) in _lse_b_cases(rng, rows).items():
+    for category, (a, bw) in C.signed_weight_cases(rng, rows).items():
         refs = [reference_lse_b(ar, br) for ar, br in zip(a, bw)]
         for name, impl in impls.items():
             with np.errstate(all="ignore"):
@@ -854,14 +558,9 @@ def extra_checks(rng) -> dict:
     return checks
 
 
-# --------------------------------------------------------------------------- output
+# --------------------------------------------------------------------------- the declaration
 #: the implementations the tables show beside the generated code
 SHOWN = ("numeric", "max-shift", "scipy.special")
-
-
-def table(report: VerificationTable, implementations_shown=SHOWN) -> str:
-    """Markdown: function x category -> max ULP of each implementation, bound, pass."""
-    return results.table(report, FUNCTIONS, implementations_shown)
 
 
 class Suite:
@@ -873,7 +572,3 @@ class Suite:
 
     def run(self, executor=None, thorough: bool = False, out=sys.stderr) -> VerificationTable:
         return run(thorough=thorough, out=out, executor=executor or _INLINE)
-
-
-def to_json(report: VerificationTable) -> str:
-    return results.to_json(report, MIN_DIGITS)
