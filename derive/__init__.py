@@ -8,7 +8,9 @@ The public face (``from derive import ...``):
   ``python -m derive loss NAME "EXPR"``);
 * symbols and assumptions -- :func:`scalar`, :func:`vector` (a symbol with the
   sampler the engine draws it by), :class:`Assumption` (its rewrite, sampler and
-  LaTeX in one place), :class:`MissingSampler`;
+  LaTeX in one place), :class:`MissingSampler`; :class:`Notation` (a content's index
+  ranges, samplers and array meanings as one object: a catalogue carries its own, and
+  these helpers declare into the active one, as mpmath's functions use its context);
 * derivations -- :class:`Step`, :class:`Derivation`, :class:`Catalogue`,
   :func:`load_catalogue`, :func:`check`, :func:`check_all`, the rejections
   :class:`StepRejected`, :class:`StepFalse` (with its counterexample) and
@@ -39,6 +41,7 @@ from .engine import Derivation, Step, StepFalse, StepRejected, StepUnproved, che
 from .functions import ArrayFunction, define_arrays
 from .loss import Loss
 from .measure import check_grads, ulp_error
+from .notation import Notation
 from .printing import extend_notation
 from .publish import build_report
 from .registry import Catalogue, check_all, load_catalogue
@@ -61,7 +64,7 @@ __version__ = _installed_version()
 
 __all__ = [
     "Assumption", "ArrayFunction", "Catalogue", "Claim", "DEFAULT_INPUTS", "Define", "Derivation",
-    "Inputs", "Kernel", "Language", "Loss", "MissingSampler", "Rule", "Step", "StepFalse", "StepRejected",
+    "Inputs", "Kernel", "Language", "Loss", "MissingSampler", "Notation", "Rule", "Step", "StepFalse", "StepRejected",
     "StepUnproved", "Verification", "build_report", "check", "check_all", "check_grads",
     "define_arrays", "derivation_tests", "extend_notation", "gradient", "jacobian",
     "load_catalogue", "reference", "scalar", "vector", "ulp_error", "verify_function",

@@ -317,9 +317,15 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; the exit status (2 with one line on stderr for bad input)."""
+    from .notation import Notation
+
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        # under the catalogue's notation; what the command itself declares (a loss's
+        # parameters) goes to a notation of its own
+        command = Notation(f"the command {args.func.__name__}", uses=[_catalogue(args).notation])
+        with command.active():
+            return args.func(args)
     except BadInput as err:
         print(f"softmax-derive: {err}", file=sys.stderr)
         return 2

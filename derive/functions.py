@@ -31,6 +31,7 @@ import sympy as sp
 from sympy import Function, KroneckerDelta, Sum
 
 from . import kernel_helpers as H
+from . import notation
 from .symbols import CLASSES, s
 
 #: the array symbols the code generator knows the shapes of (content adds its own
@@ -93,7 +94,7 @@ class RowArgmax(ArrayFunction):
     nargs = 1
 
     def indexed(self, j, tr):
-        logits, top = tr(A, j), _ARGMAX[0]
+        logits, top = tr(A, j), notation.current().argmax
         if top is None or not isinstance(logits, sp.Indexed):
             raise ValueError(f"RowArgmax of {self.args[0]} has no index form: no content has "
                              "registered the logits A and their argmax index (define_arrays)")
@@ -449,10 +450,9 @@ class SignSum(ArrayFunction):
 
 # --------------------------------------------------------------------------- index notation
 #: array symbol -> what it is in index notation: an IndexedBase (component j of it) or
-#: an expression (the same for every j: an index column such as the target c, a scalar)
-MEANINGS: dict = {}
-#: the index that names the (first) argmax of the logits A, as its assumption states
-_ARGMAX: list = [None]
+#: an expression (the same for every j: an index column such as the target c, a scalar),
+#: in the active notation (:mod:`derive.notation`); assigning defines an array there
+MEANINGS = notation.ActiveTable("meanings", lambda active, array, meaning: active.define_arrays({array: meaning}))
 
 
 def define_arrays(meanings: dict, argmax: sp.Symbol | None = None) -> None:
@@ -460,7 +460,8 @@ def define_arrays(meanings: dict, argmax: sp.Symbol | None = None) -> None:
     vector (an IndexedBase: component ``j``) or an expression the same for every ``j``
     (an index column, a scalar); ``argmax`` is the index that the content's assumption
     "a_k is a largest logit" names, the index form of ``RowArgmax(A)``. Registering a
-    symbol again replaces its meaning.
+    symbol again replaces its meaning. Registered in the active notation
+    (:func:`derive.notation.current`; a content's own: ``notation.define_arrays``).
 
     Examples
     --------
@@ -472,15 +473,13 @@ def define_arrays(meanings: dict, argmax: sp.Symbol | None = None) -> None:
     >>> to_indexed(RowSum(G) - G, j)
     -g[j] + Sum(g[s], (s, 1, T))
     """
-    MEANINGS.update(meanings)
-    if argmax is not None:
-        _ARGMAX[0] = argmax
+    notation.current().define_arrays(meanings, argmax)
 
 
 def to_indexed(expr: sp.Expr, j: sp.Symbol) -> sp.Expr:
     """Component ``j`` of an array expression, in the notation :func:`define_arrays`
     registered."""
-    meaning = MEANINGS.get(expr)
+    meaning = notation.current().meanings.get(expr)
     if meaning is not None:
         return meaning[j] if isinstance(meaning, sp.IndexedBase) else meaning
     if isinstance(expr, ArrayFunction):

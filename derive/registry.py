@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from . import engine
 from .engine import Derivation, Step
+from .notation import DEFAULT, LIBRARY, Notation, current
 
 if TYPE_CHECKING:  # the catalogue holds them; the stages import their modules
     from .codegen import Kernel
@@ -35,6 +36,12 @@ class Catalogue:
     built-in softmax catalogue, say). A step's ``lemma`` may be a key (or a tuple of
     keys): :meth:`add` resolves it here first, then in ``uses``.
 
+    ``notation`` (a :class:`derive.notation.Notation`) holds its index ranges,
+    samplers, instance class and array meanings; the stages run under it. By default
+    a notation of its own that sees those of ``uses`` and, above them, the notation
+    active where the catalogue is made (where its file's ``scalar``, ``vector`` and
+    ``index`` declarations went: :func:`load_catalogue` gives each file a fresh one).
+
     Examples
     --------
     >>> import sympy as sp
@@ -49,11 +56,17 @@ class Catalogue:
     """
 
     def __init__(self, name: str, title: str = "", uses: Iterable[Catalogue] = (),
-                 intro: str = ""):
+                 intro: str = "", notation: Notation | None = None):
         if not name.isidentifier():
             raise ValueError(f"a catalogue name is a Python identifier (it names files); got {name!r}")
         self.name, self.title, self.intro = name, title or name, intro
         self.uses = tuple(uses)
+        used = [other.notation for other in self.uses]
+        if notation is None:  # its own, whose declarations win over those it sees
+            notation = Notation(name, uses=[*used, current()])
+        else:
+            notation.include(*used)
+        self.notation = notation
         self.derivations: dict[str, Derivation] = {}
         self.kernels: list = []
         self.verifications: list = []
@@ -168,7 +181,8 @@ def check_all(derivations: Iterable[Derivation], seed: int = engine.DEFAULT_SEED
               ) -> list[tuple[Derivation, engine.DerivationCheck | engine.StepRejected]]:
     """Check every derivation; a list of (derivation, report or the rejection).
 
-    Unlike :func:`derive.check`, a rejection does not stop the others.
+    Unlike :func:`derive.check`, a rejection does not stop the others. A catalogue's
+    derivations are checked under its notation.
 
     Examples
     --------
@@ -182,17 +196,25 @@ def check_all(derivations: Iterable[Derivation], seed: int = engine.DEFAULT_SEED
     ['DerivationCheck']
     """
     out = []
-    for d in derivations:
-        try:
-            out.append((d, engine.check(d, seed=seed)))
-        except engine.StepRejected as err:
-            out.append((d, err))
+    notation = derivations.notation if isinstance(derivations, Catalogue) else current()
+    with notation.active():
+        for d in derivations:
+            try:
+                out.append((d, engine.check(d, seed=seed)))
+            except engine.StepRejected as err:
+                out.append((d, err))
     return out
 
 
 def load_catalogue(spec: str | None = None) -> Catalogue:
     """The catalogue of a module name (``derive.softmax``) or a Python file's path:
     its ``CATALOGUE`` attribute, else its only module-level :class:`Catalogue`.
+
+    The module runs under a fresh :class:`~derive.notation.Notation` that sees the
+    library's (the built-in's): what it declares (``scalar``, ``vector``, ``index``,
+    ``define_arrays``) is its catalogue's, never another catalogue's. Code that
+    activates no notation sees it too afterwards (the default notation sees every
+    loaded file's, the last loaded winning).
 
     Examples
     --------
@@ -201,17 +223,11 @@ def load_catalogue(spec: str | None = None) -> Catalogue:
     'softmax'
     """
     spec = spec or BUILT_IN
-    path = Path(spec)
-    if spec.endswith(".py") or path.exists():
-        if not path.is_file():
-            raise FileNotFoundError(f"--catalogue {spec}: no such file")
-        name = f"_derive_catalogue_{path.stem}"
-        module_spec = importlib.util.spec_from_file_location(name, path.resolve())
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[name] = module  # dataclasses and pickling look modules up by name
-        module_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(spec)
+    declared = Notation(f"declared by {spec}", uses=[LIBRARY])
+    with declared.active():
+        module = _load_module(spec)
+    if declared.declares:
+        DEFAULT.replace(declared)
     found = getattr(module, "CATALOGUE", None)
     if found is None:
         found = [value for value in vars(module).values() if isinstance(value, Catalogue)]
@@ -222,3 +238,18 @@ def load_catalogue(spec: str | None = None) -> Catalogue:
     if not isinstance(found, Catalogue):
         raise TypeError(f"--catalogue {spec}: CATALOGUE is a {type(found).__name__}, not a derive.Catalogue")
     return found
+
+
+def _load_module(spec: str):
+    """The module of a file's path (run now) or of a module name (imported)."""
+    path = Path(spec)
+    if spec.endswith(".py") or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"--catalogue {spec}: no such file")
+        name = f"_derive_catalogue_{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(name, path.resolve())
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[name] = module  # dataclasses and pickling look modules up by name
+        module_spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(spec)

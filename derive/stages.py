@@ -9,10 +9,12 @@ as a user's file does.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,9 +56,11 @@ def _prove_one(item: tuple[str | None, str]) -> tuple[bool, int, list[str]]:
     """Check the derivation ``key`` of the catalogue ``spec`` (loaded again in a worker):
     (passed, steps checked, lines to print)."""
     spec, key = item
-    derivation = load_catalogue(spec)[key]
+    catalogue = load_catalogue(spec)
+    derivation = catalogue[key]
     try:
-        report = engine.check(derivation)
+        with catalogue.notation.active():
+            report = engine.check(derivation)
     except engine.StepRejected as err:
         kind = {engine.StepFalse: "false", engine.StepUnproved: "unproved",
                 engine.StepUndefined: "undefined"}.get(type(err), "rejected")
@@ -81,6 +85,17 @@ def statement(derivation) -> str:
     return f"{engine.plain(derivation.title)}: {derivation.start} {last.rel} {last.expr}"
 
 
+def _under_notation(stage: Callable) -> Callable:
+    """The stage run under the notation of its run's catalogue (its index ranges,
+    samplers, instance class and arrays; never another catalogue's)."""
+    @functools.wraps(stage)
+    def run_stage(run: Run, *args, **kwargs):
+        with run.catalogue.notation.active():
+            return stage(run, *args, **kwargs)
+    return run_stage
+
+
+@_under_notation
 def prove(run: Run, keys: list[str] | None = None) -> int:
     """Check every derivation (or those named), each in the executor; writes the log
     ``NAME_derivations.txt`` unless the run is at the catalogue's home."""
@@ -124,6 +139,7 @@ def render_module(run: Run) -> str:
                                                      command="python -m derive generate"))
 
 
+@_under_notation
 def generate(run: Run, check: bool = False) -> int:
     """Prove every kernel against its claims, then write the generated module (or, with
     ``check``, compare it with the file there: exit 1 if it differs by a byte)."""
@@ -194,6 +210,7 @@ def codegen_tested() -> str:
     return TESTED
 
 
+@_under_notation
 def verify(run: Run, thorough: bool = False, json_path: Path | None = None) -> int:
     """Run every verification the catalogue declares (its :class:`Verification` specs
     over the adversarial suites and their parameter ranges, against the naive formula;
@@ -242,6 +259,7 @@ def verify(run: Run, thorough: bool = False, json_path: Path | None = None) -> i
 
 
 # --------------------------------------------------------------------------- report
+@_under_notation
 def report(run: Run, pdf: bool | None = None) -> int:
     """Write the catalogue's documents (.tex, .md, figures; the PDF where a TeX engine
     exists, an error with ``pdf=True`` where none does) from its verification results;

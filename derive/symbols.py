@@ -11,6 +11,11 @@ a new one is declared here, once, with its sampler:
 A symbol that a derivation uses but nobody declared is a :class:`MissingSampler`
 error that says how to declare it.
 
+Declarations (samplers, index ranges, the instance class) go to the active
+:class:`derive.notation.Notation` (the catalogue's while its file is loaded and while
+the stages run it; :data:`derive.notation.DEFAULT` elsewhere), never to a table of this
+module: ``INDEX_RANGES`` reads and writes the active notation's.
+
 An :class:`Assumption` is a hypothesis of a derivation, used twice by the engine: its
 ``rewrite`` is a sound symbolic substitution (it only substitutes what the hypothesis
 states), its ``sample`` adjusts a concrete instance so that the hypothesis holds.
@@ -27,27 +32,33 @@ from dataclasses import KW_ONLY, dataclass
 import mpmath
 import sympy as sp
 
+from . import notation
+
 #: digits of the values drawn for a concrete instance
 INSTANCE_DIGITS = 60
 
-#: every declared symbol (a Symbol or an IndexedBase) -> its sampler ``draw(rng) -> float``
-_SAMPLERS: dict = {}
+#: every declared symbol (a Symbol or an IndexedBase) -> its sampler ``draw(rng) -> float``,
+#: in the active notation (:mod:`derive.notation`); assigning declares a sampler there
+_SAMPLERS = notation.ActiveTable("samplers", lambda active, atom, draw: active.declare_sampler(atom, draw))
 
 #: the number of classes and of features: every vector is indexed 1..T (or 1..N)
 CLASSES = sp.Symbol("T", integer=True, positive=True)
 FEATURES = sp.Symbol("N", integer=True, positive=True)
-#: every index symbol that may appear free in a derivation -> the size it ranges up to
-INDEX_RANGES: dict = {}
+#: every index symbol that may appear free in a derivation -> the size it ranges up to, in
+#: the active notation (:mod:`derive.notation`); assigning declares an index there
+INDEX_RANGES = notation.ActiveTable("index_ranges", lambda active, sym, upto: active.declare_index(sym, upto))
 
 # the notation table's index names: over the classes i, j, k, l (free) and r, s
 # (summation), over the features n, q. Plain symbols: content that lets one of them
-# appear free registers its range (``INDEX_RANGES``, or :func:`index`).
+# appear free declares its range in its notation (:meth:`derive.notation.Notation.index`,
+# or :func:`index` in the active one).
 i, j, k, l, r, s = sp.symbols("i j k l r s", integer=True, positive=True)  # noqa: E741 - the textbook's l
 n, q = sp.symbols("n q", integer=True, positive=True)
 
 
 def index(name: str, upto: sp.Symbol = CLASSES) -> sp.Symbol:
-    """A free index symbol ranging over 1..``upto`` (the classes by default).
+    """A free index symbol ranging over 1..``upto`` (the classes by default), declared
+    in the active notation (:func:`derive.notation.current`).
 
     Examples
     --------
@@ -56,9 +67,7 @@ def index(name: str, upto: sp.Symbol = CLASSES) -> sp.Symbol:
     >>> m.is_integer and m.is_positive
     True
     """
-    symbol = sp.Symbol(name, integer=True, positive=True)
-    INDEX_RANGES[symbol] = upto
-    return symbol
+    return notation.current().index(name, upto)
 
 
 class MissingSampler(ValueError):
@@ -97,7 +106,7 @@ def scalar(name: str, sample: Callable, **assumptions) -> sp.Symbol:
         raise TypeError(f"scalar {name!r}: sample must be a function rng -> float, got {sample!r}")
     assumptions.setdefault("real", True)
     symbol = sp.Symbol(name, **assumptions)
-    _SAMPLERS[symbol] = sample
+    notation.current().declare_sampler(symbol, sample)
     return symbol
 
 
@@ -115,13 +124,13 @@ def vector(name: str, sample: Callable, **assumptions) -> sp.IndexedBase:
         raise TypeError(f"vector {name!r}: sample must be a function rng -> float, got {sample!r}")
     assumptions.setdefault("real", True)
     base = sp.IndexedBase(name, **assumptions)
-    _SAMPLERS[base] = sample
+    notation.current().declare_sampler(base, sample)
     return base
 
 
 def sampler(atom):
-    """The declared sampler of a Symbol or IndexedBase, or None."""
-    return _SAMPLERS.get(atom)
+    """The declared sampler of a Symbol or IndexedBase in the active notation, or None."""
+    return notation.current().samplers.get(atom)
 
 
 #: the range (lo, hi) that :func:`draw_size` draws a size (N, a batch B) from; the
@@ -159,14 +168,15 @@ def sizes(lo: int, hi: int):
 class Instance(dict):
     """Concrete values for one numeric check: T, N, the free indices, the declared
     symbols (added by :func:`draw_declared`). Content that draws more symbols of its own
-    subclasses it and installs the subclass with :func:`use_instance`."""
+    subclasses it and installs the subclass in its notation
+    (:meth:`derive.notation.Notation.use_instance`)."""
 
     def __init__(self, rng, n_classes: int, n_features: int):
         super().__init__()
         self.rng = rng
         self.T, self.N = n_classes, n_features
         self[CLASSES], self[FEATURES] = n_classes, n_features
-        for sym, size in INDEX_RANGES.items():
+        for sym, size in notation.current().index_ranges.items():
             hi = {CLASSES: n_classes, FEATURES: n_features}.get(size)
             if hi is not None:
                 self[sym] = int(rng.integers(1, hi + 1))
@@ -180,17 +190,15 @@ class Instance(dict):
             self[second] = int(self.rng.choice(choices))
 
 
-_INSTANCE = [Instance]
-
-
 def use_instance(cls) -> None:
-    """Draw every instance with ``cls`` (a subclass of :class:`Instance`)."""
-    _INSTANCE[0] = cls
+    """Draw every instance with ``cls`` (a subclass of :class:`Instance`), in the active
+    notation."""
+    notation.current().use_instance(cls)
 
 
 def new_instance(rng, n_classes: int, n_features: int) -> Instance:
-    """A fresh instance of the installed :class:`Instance` class."""
-    return _INSTANCE[0](rng, n_classes, n_features)
+    """A fresh instance of the active notation's :class:`Instance` class."""
+    return notation.current().instance_class(rng, n_classes, n_features)
 
 
 def _mpf(value) -> mpmath.mpf:
@@ -213,8 +221,9 @@ def how_to_declare(atom) -> str:
 def draw_declared(env, exprs, rng) -> None:
     """Give ``env`` a value for every declared symbol and vector component ``exprs`` use
     that it has none for (vectors: components 1..T)."""
+    samplers = notation.current().samplers
     for atom in _used(exprs):
-        draw = _SAMPLERS.get(atom)
+        draw = samplers.get(atom)
         if draw is None:
             continue
         if isinstance(atom, sp.IndexedBase):

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 
 from . import engine
 from .engine import Derivation
+from .notation import current
 from .printing import repeated_steps
 
 
@@ -35,7 +36,8 @@ def failure_message(err: engine.StepRejected) -> str:
 
 def derivation_tests(derivations: Iterable[Derivation]) -> Callable:
     """A pytest test function parametrized over ``derivations`` (a catalogue or any
-    iterable of derivations): one test per derivation, named by its key.
+    iterable of derivations): one test per derivation, named by its key, checked under
+    the catalogue's notation (else under the notation active here).
 
     Examples
     --------
@@ -49,11 +51,13 @@ def derivation_tests(derivations: Iterable[Derivation]) -> Callable:
     import pytest
 
     items = list(derivations)
+    notation = getattr(derivations, "notation", None) or current()
 
     @pytest.mark.parametrize("derivation", items, ids=[d.key for d in items])
     def test_derivation(derivation):
         try:
-            engine.check(derivation)
+            with notation.active():
+                engine.check(derivation)
         except engine.StepRejected as err:
             pytest.fail(failure_message(err), pytrace=False)
         repeated = repeated_steps([derivation])

@@ -23,6 +23,7 @@ from derive.engine import (
     StepRejected,
     StepUndefined,
     StepUnproved,
+    driver,
 )
 from derive.softmax import catalogue
 from derive.softmax import definitions as D
@@ -429,7 +430,7 @@ def test_a_sympy_failure_is_a_rejection_not_a_traceback(monkeypatch):
 
     def broken(*args, **kwargs):
         raise RuntimeError("internal SymPy error")
-    monkeypatch.setattr(engine, "symbolic_check", broken)
+    monkeypatch.setattr(driver, "symbolic_check", broken)
     with pytest.raises(StepUnproved, match="SymPy failed: RuntimeError: internal SymPy error"):
         engine.check(derivation)
 

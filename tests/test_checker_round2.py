@@ -31,7 +31,7 @@ from derive import (
     vector,
 )
 from derive.codegen import prove_kernels
-from derive.engine import StepUndefined, StepVacuous
+from derive.engine import StepUndefined, StepVacuous, driver, memo, settings, symbolic
 from derive.functions import ArrayFunction, RowSum
 from derive.symbols import CLASSES as T
 from derive.symbols import FEATURES as N
@@ -186,8 +186,8 @@ def test_a_link_that_depends_on_what_cannot_be_known_is_never_remembered():
 def _memo(tmp_path, monkeypatch, secret="ab" * 32):
     monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
     monkeypatch.setenv(engine.MEMO_KEY_VARIABLE, secret)
-    monkeypatch.setattr(engine, "_LINKS_PROVED", {})
-    monkeypatch.setattr(engine, "_SHOWN", {})
+    monkeypatch.setattr(driver, "_LINKS_PROVED", {})
+    monkeypatch.setattr(symbolic, "_SHOWN", {})
 
 
 def _forge(tmp_path, kind, key, value, mac="0" * 64, version=None):
@@ -215,7 +215,7 @@ def test_forged_memo_entries_are_ignored(tmp_path, monkeypatch):
     with pytest.raises(StepFalse):
         check(wrong)
     # signed with this secret but by another engine version (its file name differs too)
-    monkeypatch.setattr(engine, "ENGINE_VERSION", "another version")
+    monkeypatch.setattr(memo, "ENGINE_VERSION", "another version")
     engine.memo_write("link", key, ["evaluate", 99])
     monkeypatch.undo()
     _memo(tmp_path, monkeypatch)
@@ -360,7 +360,7 @@ def test_an_evaluation_that_never_ends_is_undefined_with_the_reason():
 
 
 def test_each_instance_has_a_time_limit(monkeypatch):
-    monkeypatch.setattr(engine, "INSTANCE_SECONDS", 0.2)
+    monkeypatch.setattr(settings, "INSTANCE_SECONDS", 0.2)
     long = Sum(g[1] * s, (s, 1, 10 ** 7))
     with pytest.raises(StepUndefined, match=r"longer than 0.2 s to evaluate \(the time limit per instance\)"):
         check(chain("long", Step(long, "a long sum"), Step(long, "the same")))

@@ -12,7 +12,7 @@ import pytest
 import sympy as sp
 
 from derive import Derivation, Step, engine, scalar
-from derive.engine import StepRejected
+from derive.engine import StepRejected, driver, symbolic
 
 X = scalar("memo_x", lambda rng: rng.normal(0, 2))
 SQUARE = Derivation("memo_square", "A square, for the memo", (), [
@@ -26,8 +26,8 @@ def _entry(path) -> dict:
 def test_a_link_proved_in_one_process_is_remembered_for_another(tmp_path, monkeypatch):
     monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
     monkeypatch.setenv(engine.MEMO_KEY_VARIABLE, "5e" * 32)
-    monkeypatch.setattr(engine, "_LINKS_PROVED", {})
-    monkeypatch.setattr(engine, "_SHOWN", {})
+    monkeypatch.setattr(driver, "_LINKS_PROVED", {})
+    monkeypatch.setattr(symbolic, "_SHOWN", {})
     first = engine.check(SQUARE)
     assert len(list(tmp_path.glob("link-*"))) == 1
     assert [_entry(p)["value"] for p in tmp_path.glob("shown-*")] == [first.steps[0].symbolic]
@@ -36,7 +36,8 @@ def test_a_link_proved_in_one_process_is_remembered_for_another(tmp_path, monkey
     code = ("import time, sympy as sp\n"
             "import derive.softmax  # the same instances as the test process draws\n"
             "from derive import engine, Derivation, Step, scalar\n"
-            "engine.numeric_check = engine.symbolic_check = None  # any use fails\n"
+            "from derive.engine import driver\n"
+            "driver.numeric_check = driver.symbolic_check = None  # any use fails\n"
             "X = scalar('memo_x', lambda rng: rng.normal(0, 2))\n"
             "d = Derivation('memo_square', 'A square, for the memo', (), [\n"
             "    Step((X + 1) ** 2, 'definition'), Step(X ** 2 + 2 * X + 1, 'expand')])\n"
@@ -49,8 +50,8 @@ def test_a_link_proved_in_one_process_is_remembered_for_another(tmp_path, monkey
 def test_a_false_step_is_never_found_in_the_memo(tmp_path, monkeypatch):
     monkeypatch.setenv(engine.MEMO_VARIABLE, str(tmp_path))
     monkeypatch.setenv(engine.MEMO_KEY_VARIABLE, "5e" * 32)
-    monkeypatch.setattr(engine, "_LINKS_PROVED", {})
-    monkeypatch.setattr(engine, "_SHOWN", {})
+    monkeypatch.setattr(driver, "_LINKS_PROVED", {})
+    monkeypatch.setattr(symbolic, "_SHOWN", {})
     engine.check(SQUARE)
     wrong = Derivation("memo_square", "A square, for the memo", (), [
         Step((X + 1) ** 2, "definition"), Step(X ** 2 + X + 1, "expand")])
@@ -108,12 +109,12 @@ def test_sides_that_share_a_sum_are_still_told_apart():
 def test_a_step_shown_once_is_not_shown_again_but_still_checked_on_instances(monkeypatch):
     """The same step under another key: SymPy's answer is remembered (the symbolic half
     is not run again), the numeric half runs on that derivation's own instances."""
-    monkeypatch.setattr(engine, "_LINKS_PROVED", {})
-    monkeypatch.setattr(engine, "_SHOWN", {})
+    monkeypatch.setattr(driver, "_LINKS_PROVED", {})
+    monkeypatch.setattr(symbolic, "_SHOWN", {})
     first = engine.check(SQUARE)
     calls = []
-    real = engine._shown
-    monkeypatch.setattr(engine, "_shown", lambda *args: calls.append(args) or real(*args))
+    real = symbolic._shown
+    monkeypatch.setattr(symbolic, "_shown", lambda *args: calls.append(args) or real(*args))
     again = engine.check(Derivation("memo_square_again", SQUARE.title, (), SQUARE.steps))
     assert not calls and again.steps[0].symbolic == first.steps[0].symbolic
     assert again.steps[0].instances > 0

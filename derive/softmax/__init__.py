@@ -7,8 +7,9 @@ Written against the public face of :mod:`derive`, as a user's catalogue would be
 * :mod:`derive.softmax.catalogue` -- the derivations, by section;
 * :mod:`derive.softmax.kernels` -- the array-level stable forms and the kernels of
   ``numeric/_kernels.py``;
-* :mod:`derive.softmax.notation` -- what the kernels' arrays are in index notation and
-  how the reports abbreviate (registered on import).
+* :mod:`derive.softmax.notation` -- what the kernels' arrays are in index notation (in
+  the built-in's own :class:`derive.Notation`, ``definitions.NOTATION``, which its
+  catalogue carries) and how the reports abbreviate (registered on import).
 * :mod:`derive.softmax.rules` -- the rewrite rules and rule sets with which
   :func:`derive.gradient` closes a gradient in S = softmax(a) (and the names
   ``python -m derive gradient`` reads);
@@ -32,20 +33,23 @@ from . import notation  # noqa: F401 - registers the kernels' arrays and the rep
 @functools.lru_cache(maxsize=1)
 def _catalogue():
     from ..registry import Catalogue
-    from . import catalogue, documents, kernels, losses, report, rules, verify
+    from .definitions import NOTATION
 
-    cat = Catalogue("softmax", "Softmax, the softmax loss and cross entropy")
-    cat.add(*catalogue.build())
-    cat.kernels = list(kernels.KERNELS)
-    cat.verification(verify.Suite())
-    cat.language = rules.LANGUAGE
-    cat.documents = documents.DOCUMENTS
-    cat.figures, cat.blocks, cat.computed = report.FIGURES, report.BLOCKS, report.computed
-    cat.module_header, cat.results_name = kernels.HEADER, "verification.json"
-    if (report.ROOT / "pyproject.toml").is_file() and report.REPORTS.is_dir():
-        # a source checkout: the committed generated module, reports and README are its home
-        cat.module, cat.home, cat.readme = kernels.TARGET, report.REPORTS, report.ROOT / "README.md"
-    cat.loss_content = losses.CONTENT  # how `python -m derive loss` reads a loss
+    with NOTATION.active():  # whatever importing and building it declares is its own
+        from . import catalogue, documents, kernels, losses, report, rules, verify
+
+        cat = Catalogue("softmax", "Softmax, the softmax loss and cross entropy", notation=NOTATION)
+        cat.add(*catalogue.build())
+        cat.kernels = list(kernels.KERNELS)
+        cat.verification(verify.Suite())
+        cat.language = rules.LANGUAGE
+        cat.documents = documents.DOCUMENTS
+        cat.figures, cat.blocks, cat.computed = report.FIGURES, report.BLOCKS, report.computed
+        cat.module_header, cat.results_name = kernels.HEADER, "verification.json"
+        if (report.ROOT / "pyproject.toml").is_file() and report.REPORTS.is_dir():
+            # a source checkout: the committed generated module, reports and README are its home
+            cat.module, cat.home, cat.readme = kernels.TARGET, report.REPORTS, report.ROOT / "README.md"
+        cat.loss_content = losses.CONTENT  # how `python -m derive loss` reads a loss
     return cat
 
 

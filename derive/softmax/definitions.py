@@ -28,7 +28,8 @@ import numpy as np
 import sympy as sp
 from sympy import Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
-from .. import functions, symbols
+from .. import functions, notation, symbols
+from ..notation import LIBRARY, Notation
 from ..symbols import CLASSES, FEATURES, Assumption, Distinct, i, j, k, l, n, q, r, s  # noqa: E741
 
 # --------------------------------------------------------------------------- symbols
@@ -67,7 +68,12 @@ delta = sp.Symbol("delta", positive=True)  #: a positive gap between two logits
 
 #: every index symbol that may appear free in a derivation, with the range it lives in
 INDEX_RANGES = {i: T, j: T, l: T, c: T, k: T, p: T, q: N, beta: B}
-symbols.INDEX_RANGES.update(INDEX_RANGES)
+
+#: the built-in content's notation (its catalogue carries it): these index ranges, the
+#: instance class below, the kernels' arrays (:mod:`derive.softmax.notation`)
+NOTATION = Notation("softmax")
+for _index, _size in INDEX_RANGES.items():
+    NOTATION.declare_index(_index, _size)
 
 Logits = Union[IndexedBase, Callable[[sp.Expr], sp.Expr]]
 
@@ -303,22 +309,26 @@ class Instance(symbols.Instance):
         self.B = symbols.draw_size(rng)  # 1..3, or in the tens on a wide instance
         self[B] = self.B
         self[beta] = int(rng.integers(1, self.B + 1))
+        # the free indices, each over its range in the active notation (a catalogue
+        # that uses this one may mean another range by the same name), in this order
+        ranges = notation.current().index_ranges
         drawn = {}
-        for sym, rng_sym in INDEX_RANGES.items():
-            if self._draw_index(sym, rng_sym, drawn, rng):
-                drawn[sym] = rng_sym
+        for sym in INDEX_RANGES:
+            size = ranges.get(sym, INDEX_RANGES[sym])
+            if self._draw_index(sym, size, drawn, rng):
+                drawn[sym] = size
         self._draw_vectors(rng)
         self._draw_batch(rng)
         self._draw_scalars(rng)
-        # indices other content registered (derive.stable's shift index of a softmax),
+        # indices other content declared (derive.stable's shift index of a softmax),
         # half of them equal to an index drawn before; from a generator of their own,
         # seeded by this instance, so that the built-in stream is the same whatever
-        # other content a process has loaded
-        extra = [sym for sym in symbols.INDEX_RANGES if sym not in INDEX_RANGES]
+        # other content the notation holds
+        extra = [sym for sym in ranges if sym not in INDEX_RANGES]
         if extra:
             own = np.random.default_rng([n_classes, n_features, *(self[sym] for sym in drawn)])
             for sym in extra:
-                self._draw_index(sym, symbols.INDEX_RANGES[sym], drawn, own)
+                self._draw_index(sym, ranges[sym], drawn, own)
 
     def _draw_index(self, sym, rng_sym, drawn: dict, rng) -> bool:
         """Draw the free index ``sym`` over the range ``rng_sym`` (False if it is not T or N):
@@ -392,4 +402,7 @@ class Instance(symbols.Instance):
             self[_at(base, self[above])] = self[_at(base, self[below])] + self[delta]
 
 
-symbols.use_instance(Instance)
+NOTATION.use_instance(Instance)
+# a library of content: every catalogue file loaded, and code that activates no notation
+# (a script, the tests), see the built-in's notation once it is imported
+LIBRARY.include(NOTATION)

@@ -1,7 +1,7 @@
 """How the built-in content is written outside its formulas: what the kernels' arrays
-are in index notation, and how the reports abbreviate (content, registered with
-:func:`derive.functions.define_arrays` and :func:`derive.extend_notation` when
-:mod:`derive.softmax` is imported).
+are in index notation (defined in the built-in's own notation,
+:data:`definitions.NOTATION`), and how the reports abbreviate (registered with
+:func:`derive.extend_notation` when :mod:`derive.softmax` is imported).
 
 * the kernels' arrays: ``A`` the logits a_j, ``C`` the true class c, ``Y`` a
   probability label y_j, ``U`` per-class target weights u_j, ``BW`` the weights of a
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import Sum
 
-from ..functions import A, C, Y, define_arrays
+from ..functions import A, C, Y
 from ..printing import extend_notation, product, walk
 from . import definitions as D
 
@@ -27,7 +27,7 @@ ZB = sp.Symbol("ZB", real=True)  # binary logits (any shape); Z is the partition
 YB = sp.Symbol("YB", real=True)  # binary targets in [0, 1]
 PW = sp.Symbol("PW", positive=True)  # positive-class weights
 
-define_arrays({A: D.a, Y: D.y, U: D.u, BW: D.bw, ZB: D.z, YB: D.yb, PW: D.pw, C: D.c}, argmax=D.k)
+D.NOTATION.define_arrays({A: D.a, Y: D.y, U: D.u, BW: D.bw, ZB: D.z, YB: D.yb, PW: D.pw, C: D.c}, argmax=D.k)
 
 # --------------------------------------------------------------------------- the reports
 Z = sp.Symbol("Z")
