@@ -113,7 +113,7 @@ from .behaviour import (
 )
 from .closed import Unclosed, closed, closed_relation, closed_rounding, enclose
 from .driver import _link_key, check
-from .evaluator import CANCELLATION_FLOOR, _Evaluator, evaluate, evaluator
+from .evaluator import CANCELLATION_FLOOR, _Cancelled, _Evaluator, evaluate, evaluator
 from .forms import (
     LAST_QUICK_FORM,
     _doit_remembering_sums,
@@ -190,7 +190,7 @@ __all__ = [
     "memo_read", "memo_write", "normal_forms", "numeric_check", "plain", "read_srepr",
     "refine_ranges", "sign", "symbolic_check", "untrusted_index",
     # internals that the tests and the verification's fingerprint read
-    "_Evaluator", "_assumptions_behaviour", "_class_counts", "_depends_on", "_doit_remembering_sums",
+    "_Cancelled", "_Evaluator", "_assumptions_behaviour", "_class_counts", "_depends_on", "_doit_remembering_sums",
     "_index_pairs", "_instances", "_known_fingerprint", "_link_key", "_memo_digest", "_memo_mac",
     "_set_partitions", "_show", "_sum_doit",
 ]
