@@ -42,6 +42,8 @@ TEX_PREAMBLE = r"""\documentclass[10pt]{article}
 \usepackage{longtable}
 \usepackage{listings}
 \usepackage[hidelinks]{hyperref}
+% a web address may break after any letter or digit, not only at / . - (a long one ran into the margin)
+\expandafter\def\expandafter\UrlBreaks\expandafter{\UrlBreaks\do\a\do\b\do\c\do\d\do\e\do\f\do\g\do\h\do\i\do\j\do\k\do\l\do\m\do\n\do\o\do\p\do\q\do\r\do\s\do\t\do\u\do\v\do\w\do\x\do\y\do\z\do\A\do\B\do\C\do\D\do\E\do\F\do\G\do\H\do\I\do\J\do\K\do\L\do\M\do\N\do\O\do\P\do\Q\do\R\do\S\do\T\do\U\do\V\do\W\do\X\do\Y\do\Z\do\0\do\1\do\2\do\3\do\4\do\5\do\6\do\7\do\8\do\9}
 \allowdisplaybreaks
 \setlength{\parskip}{0.4em}
 \setlength{\parindent}{0pt}
