@@ -123,3 +123,15 @@ def cache_dir():
     cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     base = Path(setting) if setting else cache_home / "softmax-derive"
     return base / "reference"
+
+
+def shown_path(path) -> str:
+    """A path for a log line: relative to the current directory when inside it (as the
+    user gave ``--out``), else absolute."""
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -13,6 +13,7 @@ import sympy as sp
 
 from . import engine, latex, results
 from .document import Block, Document, Figure, Proof, Rendering, Section, Text, figure_keys, items, proofs
+from .executors import shown_path
 from .figures import draw
 from .latex import TEX_PACKAGES, LatexError, build_tex, compile_pdf, why_tex
 from .latex import derivation_tex as _derivation_tex
@@ -35,7 +36,7 @@ def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Pat
     shown = [rendering.derivations[item.key] for doc in docs for item in items(doc) if isinstance(item, Proof)]
     lines += [f"warning: {problem}" for problem in repeated_steps(shown + list(also_checked))]
     try:
-        lines += [f"wrote {out_dir.name}/{p}" for p in draw(out_dir / "figures", docs, rendering)]
+        lines += [f"wrote {shown_path(out_dir / p)}" for p in draw(out_dir / "figures", docs, rendering)]
         drawn = True
     except ImportError:
         drawn = False
@@ -47,7 +48,7 @@ def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Pat
         tex_path.write_text(build_tex(doc, rendering))
         (out_dir / f"{doc.name}.md").write_text(build_md(doc, rendering))
         tex_paths.append(tex_path)
-        lines += [f"wrote {out_dir.name}/{doc.name}.tex", f"wrote {out_dir.name}/{doc.name}.md"]
+        lines += [f"wrote {shown_path(tex_path)}", f"wrote {shown_path(tex_path.with_suffix('.md'))}"]
     if latex.tex_engine() is None:  # looked up on the module: tests replace it
         if pdf:
             raise LatexError(f"--pdf: no TeX engine found; install the Debian packages {TEX_PACKAGES}")
@@ -64,7 +65,7 @@ def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Pat
         return lines
     for tex_path in tex_paths:
         path = compile_pdf(tex_path)
-        lines.append(f"wrote {out_dir.name}/{path.name}")
+        lines.append(f"wrote {shown_path(path)}")
     return lines
 
 

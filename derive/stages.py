@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import codegen, engine, results, symbols
-from .executors import Progress, in_order, workers
+from .executors import Progress, in_order, shown_path, workers
 from .registry import Catalogue, load_catalogue
 from .verification import Verification
 
@@ -156,7 +156,7 @@ def generate(run: Run, check: bool = False) -> int:
         print(f"FAIL the generator cannot print a kernel: {err}")
         return 1
     path = module_path(run)
-    shown = _shown(path)
+    shown = shown_path(path)
     if check:
         ok = path.is_file() and path.read_text() == text
         message = (f"{shown} is up to date" if ok else
@@ -169,19 +169,11 @@ def generate(run: Run, check: bool = False) -> int:
     return 0 if ok else 1
 
 
-def _shown(path: Path) -> str:
-    """A path for a log line: relative to the current directory when inside it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def load_generated(run: Run):
     """The catalogue's generated module, imported from its file."""
     path = module_path(run)
     if not path.is_file():
-        raise FileNotFoundError(f"{_shown(path)} is missing: run `python -m derive generate` with the same "
+        raise FileNotFoundError(f"{shown_path(path)} is missing: run `python -m derive generate` with the same "
                                 "--catalogue and --out first")
     spec = importlib.util.spec_from_file_location(f"_generated_{run.catalogue.name}", path)
     module = importlib.util.module_from_spec(spec)
@@ -251,7 +243,7 @@ def verify(run: Run, thorough: bool = False, json_path: Path | None = None) -> i
         path.parent.mkdir(parents=True, exist_ok=True)
         extra = {} if tested == "numeric" else {"tested": tested}
         path.write_text(results.to_json(table, min_digits, extra))
-        print(f"wrote {_shown(path)}")
+        print(f"wrote {shown_path(path)}")
     checked = sum(r.inputs for r in table.results if r.implementation == tested)
     print(f"verify: {checked} values checked; {len(failures)} contract failures, "
           f"{len(table.failed_checks)} failed checks")
@@ -268,7 +260,7 @@ def report(run: Run, pdf: bool | None = None) -> int:
 
     data_path = run.out / run.catalogue.results_name
     if not data_path.is_file():
-        print(f"FAIL {_shown(data_path)} is missing: run `python -m derive verify` with the same "
+        print(f"FAIL {shown_path(data_path)} is missing: run `python -m derive verify` with the same "
               "--catalogue and --out first")
         return 1
     try:
