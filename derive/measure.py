@@ -73,7 +73,8 @@ def ulp_errors(computed: ArrayLike, exact: np.ndarray, dtype=np.float64, scale: 
     return err
 
 
-def ulp_error(computed: float, exact, dtype: type = np.float64, scale=None) -> float:
+def ulp_error(computed: float, exact: mpmath.mpf | float, dtype: type = np.float64,
+              scale: mpmath.mpf | float | None = None) -> float:
     """:func:`ulp_errors` of one value against one exact (mpmath) value.
 
     Examples
