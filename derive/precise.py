@@ -46,18 +46,10 @@ class _Resolving(engine._Evaluator):
             self._resolved([mpmath.mpf(1)], value, expr)
         return value
 
-    def sum(self, body, limits, scope):
-        if not limits:
-            return self.ev(body, scope)
-        (var, lo, hi), inner = limits[-1], limits[:-1]  # the outermost limit is last
-        lo, hi = self.index(lo, scope), self.index(hi, scope)
-        sign_ = 1
-        if hi < lo:  # SymPy's (Karr's) convention, as the engine's evaluator
-            lo, hi, sign_ = hi + 1, lo - 1, -1
-        terms = [self.sum(body, inner, {**scope, var: n}) for n in range(lo, hi + 1)]
+    def total(self, terms: list, body) -> mpmath.mpf:
         total = mpmath.fsum(terms)
         self._resolved(terms, total, body)
-        return sign_ * total
+        return total
 
     @staticmethod
     def _resolved(terms, total, expr) -> None:
