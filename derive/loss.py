@@ -466,6 +466,7 @@ def _report(loss: Loss, cat: Catalogue, results: list, out: Path, echo) -> int:
     """The report (.md, .tex, and the PDF where a TeX engine is installed); 1 (said) when
     LaTeX fails on it."""
     from . import publish
+    from .executors import shown_path
     from .latex import LatexError, compile_pdf, tex_engine
 
     proofs = codegen.kernel_proofs(cat.kernels)
@@ -475,7 +476,7 @@ def _report(loss: Loss, cat: Catalogue, results: list, out: Path, echo) -> int:
         echo("     report    no PDF: no TeX engine (latexmk or pdflatex) is installed")
         return 0
     try:
-        echo(f"ok   report    {compile_pdf(out / f'{loss.name}.tex')}")
+        echo(f"ok   report    {shown_path(compile_pdf(out / f'{loss.name}.tex'))}")
     except LatexError as err:
         echo(f"FAIL report    {err}")
         return 1
