@@ -8,6 +8,9 @@ symbols beyond their SymPy form:
   draw;
 * the **samplers**: every declared scalar or vector -> how an instance draws it;
 * the **instance class** that draws the rest of a concrete instance;
+* the **report notation**: the parts by which the reports print beyond SymPy's LaTeX
+  (abbreviations, what summation indices are called, ...; see
+  :class:`derive.printing.ReportNotation`), declared by :func:`derive.extend_notation`;
 * the **array meanings**: array symbol -> its index form (an IndexedBase, component j,
   or an expression the same for every j), for :func:`derive.functions.to_indexed`, and
   the index that names the argmax of the logits.
@@ -82,6 +85,7 @@ class Notation:
         self._meanings: dict = {}
         self._argmax: sp.Symbol | None = None
         self._instance: type | None = None
+        self._printing: dict = {}
         self._merged: dict = {}
         self.include(*uses)
 
@@ -185,7 +189,24 @@ class Notation:
     def declares(self) -> bool:
         """Whether it holds a declaration of its own."""
         return bool(self._ranges or self._samplers or self._meanings or self._argmax is not None
-                    or self._instance is not None)
+                    or self._instance is not None or self._printing)
+
+    @property
+    def printing(self) -> dict:
+        """The report notation's parts it sees: name -> a tuple (those of the notations it
+        uses first, in order, then its own; each entry once) or a table (its own win)."""
+        return self._merge_parts()
+
+    def _merge_parts(self) -> dict:
+        cached = self._merged.get("_printing")
+        if cached is not None and cached[0] == _NOW[0]:
+            return cached[1]
+        merged: dict = {}
+        for part in [*(other._merge_parts() for other in self._uses), self._printing]:
+            for name, value in part.items():
+                merged[name] = _joined(merged.get(name), value)
+        self._merged["_printing"] = (_NOW[0], merged)
+        return merged
 
     # ---------------------------------------------------------------- declaring
     def declare_index(self, symbol: sp.Symbol, upto: sp.Expr) -> sp.Symbol:
@@ -227,6 +248,13 @@ class Notation:
             self._argmax = argmax
         _changed()
 
+    def extend_printing(self, **parts) -> None:
+        """Add to the report notation (:func:`derive.extend_notation` checks the names):
+        tuples are extended (an entry already there is not added twice), tables merged."""
+        for name, value in parts.items():
+            self._printing[name] = _joined(self._printing.get(name), value)
+        _changed()
+
     # ---------------------------------------------------------------- being active
     @contextlib.contextmanager
     def active(self) -> Iterator[Notation]:
@@ -237,6 +265,18 @@ class Notation:
             yield self
         finally:
             _ACTIVE.reset(token)
+
+
+def _joined(current, value):
+    """``value`` after ``current``: a table merged (``value`` wins), a tuple concatenated
+    without repeating an entry."""
+    if isinstance(value, Mapping):
+        return {**(current or {}), **value}
+    out = list(current or ())
+    for item in value:
+        if item not in out:
+            out.append(item)
+    return tuple(out)
 
 
 #: the notations of libraries of content (the built-in's): every file that

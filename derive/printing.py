@@ -14,6 +14,7 @@ tables merged), as the built-in :mod:`derive.softmax` does.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from sympy import KroneckerDelta, Sum
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from . import engine
+from . import engine, notation
 from . import symbols as sym
 from .symbols import CLASSES, FEATURES
 
@@ -36,8 +37,9 @@ from .symbols import CLASSES, FEATURES
 
 
 @dataclass
-class Notation:
-    """The notation of the reports beyond SymPy's LaTeX, as data that content extends.
+class ReportNotation:
+    """The notation of the reports beyond SymPy's LaTeX, as data that content extends
+    (into its :class:`derive.Notation`, by :func:`extend_notation`).
 
     * ``abbreviations`` -- functions ``expr -> expr`` that :func:`display` applies in
       order (after writing out short concrete sums, before naming summation indices);
@@ -70,7 +72,7 @@ class Notation:
         merge into the table named by ``parts``."""
         for name, value in parts.items():
             if name not in self.__dataclass_fields__:
-                raise TypeError(f"Notation has no part {name!r}; the parts are "
+                raise TypeError(f"the report notation has no part {name!r}; the parts are "
                                 f"{', '.join(self.__dataclass_fields__)}")
             current = getattr(self, name)
             if isinstance(current, dict):
@@ -79,33 +81,56 @@ class Notation:
                 setattr(self, name, current + tuple(item for item in value if item not in current))
 
 
-#: the notation in force: the machinery's index names, extended by content
-NOTATION = Notation(index_names={CLASSES: (sym.j, sym.k, sym.i, sym.l, sym.r, sym.s),
-                                 FEATURES: (sym.n, sym.q)},
-                    kept_names=(sym.i, sym.j, sym.k, sym.l, sym.n),
-                    delta_order=(sym.i, sym.j, sym.l, sym.k, sym.r, sym.s))
+#: the machinery's own report notation: its index names; content extends it
+BASE = ReportNotation(index_names={CLASSES: (sym.j, sym.k, sym.i, sym.l, sym.r, sym.s),
+                                   FEATURES: (sym.n, sym.q)},
+                      kept_names=(sym.i, sym.j, sym.k, sym.l, sym.n),
+                      delta_order=(sym.i, sym.j, sym.l, sym.k, sym.r, sym.s))
+#: notation -> (the parts it saw, the report notation made of them)
+_MADE: dict = {}
 
 
-def extend_notation(**parts) -> None:
-    """Add to the notation of the reports (see :class:`Notation` for the parts): tuples
-    are extended by concatenation, ``index_names`` merged. Content calls it once, when
-    it is imported.
+def report_notation() -> ReportNotation:
+    """The report notation in force: :data:`BASE` extended by the parts the active
+    :class:`derive.Notation` sees (its catalogue's, and those of the notations it uses)."""
+    active = notation.current()
+    parts = active.printing
+    made = _MADE.get(id(active))
+    if made is None or made[0] is not parts:
+        extended = dataclasses.replace(BASE, index_names=dict(BASE.index_names))
+        extended.extend(**parts)
+        made = _MADE[id(active)] = (parts, extended, active)
+    return made[1]
+
+
+def extend_notation(into: notation.Notation | None = None, **parts) -> None:
+    """Add to the notation of the reports (see :class:`ReportNotation` for the parts) of
+    the :class:`derive.Notation` ``into`` (default: the active one, a catalogue's while it
+    is built): tuples are extended by concatenation, ``index_names`` merged.
 
     Examples
     --------
     >>> import sympy as sp
-    >>> from derive import extend_notation
+    >>> from derive import Notation, extend_notation
     >>> from derive.printing import tex
     >>> H = sp.Symbol("H", integer=True, positive=True)  # a number of heads
     >>> h, t = sp.symbols("h t", integer=True, positive=True)
     >>> g = sp.IndexedBase("g")
-    >>> print(tex(sp.Sum(g[t], (t, 1, H))))
+    >>> heads = Notation("heads")
+    >>> with heads.active():
+    ...     print(tex(sp.Sum(g[t], (t, 1, H))))
+    ...     extend_notation(index_names={H: (h,)})  # a sum over the heads runs over h
+    ...     print(tex(sp.Sum(g[t], (t, 1, H))))
     \\sum_{t=1}^{H} g_{t}
-    >>> extend_notation(index_names={H: (h,)})  # a sum over the heads runs over h
-    >>> print(tex(sp.Sum(g[t], (t, 1, H))))
     \\sum_{h} g_{h}
+    >>> print(tex(sp.Sum(g[t], (t, 1, H))))  # outside it, as before
+    \\sum_{t=1}^{H} g_{t}
     """
-    NOTATION.extend(**parts)
+    unknown = [name for name in parts if name not in ReportNotation.__dataclass_fields__]
+    if unknown:
+        raise TypeError(f"the report notation has no part {unknown[0]!r}; the parts are "
+                        f"{', '.join(ReportNotation.__dataclass_fields__)}")
+    (into or notation.current()).extend_printing(**parts)
 
 
 def _neg(term: sp.Expr) -> sp.Expr:
@@ -126,7 +151,7 @@ def _textbook_rank(factor: sp.Expr) -> float:
         return 0.5
     if isinstance(factor, sp.Pow) and not factor.exp.is_negative:
         return _textbook_rank(factor.base)
-    if isinstance(factor, sp.Indexed) and factor.base.label in tuple(b.label for b in NOTATION.late_bases):
+    if isinstance(factor, sp.Indexed) and factor.base.label in tuple(b.label for b in report_notation().late_bases):
         return 1.5  # y_j a_j, v_j S_j: weights and labels before logits and outputs
     if isinstance(factor, (sp.Symbol, sp.Indexed, KroneckerDelta)) or isinstance(factor, sp.Pow):
         return 1
@@ -203,9 +228,9 @@ class MathPrinter(LatexPrinter):
                         rest = sp.Integer(1) if not kept else product(kept)
                         return (r"\sum_{%s \ne %s} %s" % (self._print(var), self._print(skip),
                                                            self.parenthesize(rest, PRECEDENCE["Mul"], strict=True)))
-            if lo == 1 and hi in NOTATION.index_names:
+            if lo == 1 and hi in report_notation().index_names:
                 return r"\sum_{%s} %s" % (self._print(var), self.parenthesize(body, PRECEDENCE["Mul"], strict=True))
-        if all(lo == 1 and hi in NOTATION.index_names for _, lo, hi in expr.limits):  # nested sums
+        if all(lo == 1 and hi in report_notation().index_names for _, lo, hi in expr.limits):  # nested sums
             signs = " ".join(r"\sum_{%s}" % self._print(var) for var, _, _ in reversed(expr.limits))
             return r"%s %s" % (signs, self.parenthesize(expr.function, PRECEDENCE["Mul"], strict=True))
         return super()._print_Sum(expr)
@@ -257,7 +282,7 @@ def _decimal(number: sp.Rational) -> str:
 
 
 def _delta_rank(index):
-    order = NOTATION.delta_order
+    order = report_notation().delta_order
     return order.index(index) if index in order else len(order) + (1 if index.is_Number else 0)
 
 
@@ -280,7 +305,7 @@ def display(expr: sp.Expr, taken: frozenset = frozenset(), names: bool = True) -
     expr = expr.replace(lambda e: isinstance(e, Sum) and len(e.limits) == 1 and all(
         lim[1].is_Integer and lim[2].is_Integer and lim[2] - lim[1] < 5 for lim in e.limits)
         and e.has(sp.Piecewise), _write_out)
-    for abbreviate in NOTATION.abbreviations + (NOTATION.names if names else ()):
+    for abbreviate in report_notation().abbreviations + (report_notation().names if names else ()):
         expr = abbreviate(expr)
     return rename_bound(expr, frozenset(taken) | expr.free_symbols)
 
@@ -317,16 +342,16 @@ def _rebuild(expr: sp.Basic, args: list) -> sp.Basic:
 
 
 def rename_bound(expr: sp.Expr, taken: frozenset) -> sp.Expr:
-    """Give every summation index the first name of ``NOTATION.index_names`` not in ``taken``
+    """Give every summation index the first name of ``report_notation().index_names`` not in ``taken``
     (nor bound by an enclosing sum); the tree is rebuilt with evaluation off."""
     if not isinstance(expr, sp.Basic) or not expr.args:
         return expr
     if isinstance(expr, Sum):
         body, limits = expr.function, []
         for var, lo, hi in reversed(expr.limits):  # outermost first
-            names = NOTATION.index_names.get(CLASSES if hi.is_Integer else hi, (var,))
+            names = report_notation().index_names.get(CLASSES if hi.is_Integer else hi, (var,))
             free = body.free_symbols - {var}
-            if var in NOTATION.kept_names and var in names and var not in taken and var not in free:
+            if var in report_notation().kept_names and var in names and var not in taken and var not in free:
                 name = var  # the derivation chose a name of the notation table: keep it
             else:
                 name = next((n for n in names if n not in taken and n not in free), var)
@@ -396,13 +421,13 @@ def render_derivation(d: engine.Derivation) -> Rendered:
     boxed_index = f"{start} {rel} {result}" if len(start) + len(result) < 160 else f"{result}"
     return Rendered(d.title, d.key, lines, start, boxed_index, d.matrix,
                     [a.latex or a.text for a in d.assumptions
-                     if not any(a is unstated for unstated in NOTATION.unstated)])
+                     if not any(a is unstated for unstated in report_notation().unstated)])
 
 
 def _mathify(text):
     """Assumption texts are plain: set the formulas in them as math."""
     text = " " + text
-    for old, new in NOTATION.phrases:
+    for old, new in report_notation().phrases:
         text = text.replace(old, new)
     return text.strip()
 

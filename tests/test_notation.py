@@ -26,7 +26,7 @@ USER = textwrap.dedent('''
     import sympy as sp
     from sympy import KroneckerDelta, Sum
 
-    from derive import Catalogue, Step
+    from derive import Catalogue, Step, extend_notation
     from derive.functions import A, define_arrays
     from derive.softmax import CATALOGUE as SOFTMAX
     from derive.symbols import FEATURES, index, s
@@ -34,6 +34,7 @@ USER = textwrap.dedent('''
     k = index("k", FEATURES)
     z = sp.IndexedBase("z", real=True)
     define_arrays({A: z})
+    extend_notation(index_names={FEATURES: (s,)})  # its sums over 1..N run over s
     CATALOGUE = Catalogue("mine", "k over the features", uses=[SOFTMAX])
     CATALOGUE.derivation("delta_over_features", "One delta in 1..N", [
         Step(Sum(KroneckerDelta(s, k), (s, 1, FEATURES)), "a delta summed over 1..N"),
@@ -80,6 +81,23 @@ def test_each_catalogue_has_its_own_array_meanings(mine):
         assert to_indexed(A, j) == sp.IndexedBase("z", real=True)[j]
     with SOFTMAX.notation.active():
         assert to_indexed(A, j) == D.a[j]
+
+
+def test_each_catalogue_has_its_own_report_notation(mine):
+    """What a catalogue's file declares for its reports (extend_notation) is its own: the
+    built-in's reports, and code that activates no notation, print as before."""
+    from derive.printing import tex
+
+    g, t = sp.IndexedBase("g"), sp.Symbol("t", integer=True, positive=True)
+    total = Sum(g[t], (t, 1, FEATURES))
+    with mine.notation.active():
+        assert tex(total) == r"\sum_{s} g_{s}"
+    with SOFTMAX.notation.active():
+        assert tex(total) == r"\sum_{n} g_{n}"
+    with Notation("fresh").active():  # sees nobody's content: the machinery's own names
+        assert tex(total) == r"\sum_{n} g_{n}"
+    with pytest.raises(TypeError, match="no part 'index_name'"):
+        derive.extend_notation(into=Notation("typo"), index_name={FEATURES: (t,)})
 
 
 def test_the_prove_stage_runs_a_user_catalogue_under_its_notation(mine, tmp_path, capsys):

@@ -1,7 +1,6 @@
 """How the built-in content is written outside its formulas: what the kernels' arrays
-are in index notation (defined in the built-in's own notation,
-:data:`definitions.NOTATION`), and how the reports abbreviate (registered with
-:func:`derive.extend_notation` when :mod:`derive.softmax` is imported).
+are in index notation and how the reports abbreviate, both declared in the built-in's own notation,
+:data:`definitions.NOTATION`, which its catalogue carries.
 
 * the kernels' arrays: ``A`` the logits a_j, ``C`` the true class c, ``Y`` a
   probability label y_j, ``U`` per-class target weights u_j, ``BW`` the weights of a
@@ -124,6 +123,6 @@ PHRASES = (("y_j >= 0 and sum_j y_j = 1", r"$y_j \ge 0$ and $\sum_j y_j = 1$"),
            ("1..T", r"$1..T$"), ("1..N", r"$1..N$"), (" y is", " $y$ is"), (" p is", " $p$ is"),
            (" q is", " $q$ is"), (" c:", " $c$:"), ("(k is", "($k$ is"))
 
-extend_notation(abbreviations=(abbreviate,), names=(name_softmax,), index_names={D.B: (D.beta, _gamma)},
-                kept_names=(D.beta,), delta_order=(D.beta, D.c, D.p, D.q),
+extend_notation(into=D.NOTATION, abbreviations=(abbreviate,), names=(name_softmax,),
+                index_names={D.B: (D.beta, _gamma)}, kept_names=(D.beta,), delta_order=(D.beta, D.c, D.p, D.q),
                 late_bases=(S, D.a), unstated=(D.REAL_LOGITS,), phrases=PHRASES)
