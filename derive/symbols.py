@@ -24,6 +24,7 @@ states), its ``sample`` adjusts a concrete instance so that the hypothesis holds
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import keyword
 from collections.abc import Callable
@@ -135,7 +136,7 @@ def sampler(atom):
 
 #: the range (lo, hi) that :func:`draw_size` draws a size (N, a batch B) from; the
 #: engine widens it for its wide instances (:func:`sizes`)
-_SIZE_RANGE = [(1, 3)]
+_SIZE_RANGE: contextvars.ContextVar[tuple[int, int]] = contextvars.ContextVar("derive_sizes", default=(1, 3))
 
 
 def draw_size(rng) -> int:
@@ -150,19 +151,19 @@ def draw_size(rng) -> int:
     ...     10 <= draw_size(np.random.default_rng(0)) <= 20
     True
     """
-    lo, hi = _SIZE_RANGE[0]
+    lo, hi = _SIZE_RANGE.get()
     return int(rng.integers(lo, hi + 1))
 
 
 @contextlib.contextmanager
 def sizes(lo: int, hi: int):
-    """Draw every size of the instances made inside from lo..hi."""
-    saved = _SIZE_RANGE[0]
-    _SIZE_RANGE[0] = (lo, hi)
+    """Draw every size of the instances made inside from lo..hi (in this thread or task
+    only: checks running in threads side by side do not change each other's sizes)."""
+    token = _SIZE_RANGE.set((lo, hi))
     try:
         yield
     finally:
-        _SIZE_RANGE[0] = saved
+        _SIZE_RANGE.reset(token)
 
 
 class Instance(dict):
