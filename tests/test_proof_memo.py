@@ -13,10 +13,23 @@ import sympy as sp
 
 from derive import Derivation, Step, engine, scalar
 from derive.engine import StepRejected, driver, symbolic
+from derive.notation import Notation
+from derive.softmax.definitions import NOTATION as BUILT_IN
 
-X = scalar("memo_x", lambda rng: rng.normal(0, 2))
+#: the notation both processes check under: the built-in's and this file's scalar, and
+#: nothing the other tests of a worker loaded into the library notation (a user's
+#: catalogue file), which the other process does not load
+MEMO = Notation("memo", uses=[BUILT_IN])
+with MEMO.active():
+    X = scalar("memo_x", lambda rng: rng.normal(0, 2))
 SQUARE = Derivation("memo_square", "A square, for the memo", (), [
     Step((X + 1) ** 2, "definition"), Step(X ** 2 + 2 * X + 1, "expand")])
+
+
+@pytest.fixture(autouse=True)
+def _under_memo_notation():
+    with MEMO.active():
+        yield
 
 
 def _entry(path) -> dict:
@@ -34,14 +47,16 @@ def test_a_link_proved_in_one_process_is_remembered_for_another(tmp_path, monkey
     # a fresh process finds it: the check reports the remembered normal form without
     # running either half (the numeric half would take > 0 instances to run)
     code = ("import time, sympy as sp\n"
-            "import derive.softmax  # the same instances as the test process draws\n"
             "from derive import engine, Derivation, Step, scalar\n"
             "from derive.engine import driver\n"
+            "from derive.notation import Notation\n"
+            "from derive.softmax.definitions import NOTATION as BUILT_IN\n"
             "driver.numeric_check = driver.symbolic_check = None  # any use fails\n"
-            "X = scalar('memo_x', lambda rng: rng.normal(0, 2))\n"
-            "d = Derivation('memo_square', 'A square, for the memo', (), [\n"
-            "    Step((X + 1) ** 2, 'definition'), Step(X ** 2 + 2 * X + 1, 'expand')])\n"
-            "print(engine.check(d).steps[0].symbolic)\n")
+            "with Notation('memo', uses=[BUILT_IN]).active():\n"
+            "    X = scalar('memo_x', lambda rng: rng.normal(0, 2))\n"
+            "    d = Derivation('memo_square', 'A square, for the memo', (), [\n"
+            "        Step((X + 1) ** 2, 'definition'), Step(X ** 2 + 2 * X + 1, 'expand')])\n"
+            "    print(engine.check(d).steps[0].symbolic)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == first.steps[0].symbolic

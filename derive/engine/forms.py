@@ -154,10 +154,44 @@ def _sum_doit(total: Sum) -> sp.Expr:
             value = None
         if isinstance(value, sp.Basic) and sp.srepr(value) == text:
             return value
-    value = total.doit()
+    value = total if _stays_unevaluated(total) else total.doit()
     if key is not None and not value.atoms(sp.Dummy):
         memo_write("sum", key, sp.srepr(value))
     return value
+
+
+def _stays_unevaluated(total: Sum) -> bool:
+    """True where SymPy's ``total.doit()`` can only give ``total`` back, decided without
+    running its algorithms (they take tenths of a second each to fail, on most sums of a
+    derivation). The summand, its own sums done, is unchanged; the first range is not a
+    fixed count of terms; and the summand is none of what SymPy closes -- free of the
+    variable, zero, a Piecewise, a Kronecker delta -- and holds the variable only as a
+    whole index of an array (``a[j]``, ``W[j, k]``, never ``a[j + 1]``, ``j**2``, ``2**j``
+    or a limit of an inner sum). Then no term is a polynomial, geometric or
+    hypergeometric in the variable (Faulhaber's, the geometric and Gosper's algorithm,
+    the hypergeometric and residue methods fail), and no two terms telescope (that needs
+    ``a[j + s]`` beside ``a[j]``); linearity splits the summand into terms of the same
+    kind. A sum wrongly judged so would only stay a sum: the symbolic half could then fail
+    to show a true step, never show a false one."""
+    (var, lo, hi), summand = total.limits[0], total.function
+    count = hi - lo
+    if summand.is_Matrix or count.is_Number or count.has(sp.oo, -sp.oo) or (count.is_integer and count.is_negative):
+        return False
+    if isinstance(summand, Piecewise) or summand.has(sp.KroneckerDelta) or var not in summand.free_symbols:
+        return False
+    if not _variable_only_as_index(summand, var) or summand.is_zero:
+        return False
+    return _doit_remembering_sums(summand) == summand
+
+
+def _variable_only_as_index(expr, var) -> bool:
+    """True if every occurrence of the symbol ``var`` in ``expr`` is a whole index of an
+    Indexed (the Indexed's other indices free of it)."""
+    if expr == var:
+        return False
+    if isinstance(expr, sp.Indexed):
+        return all(index == var or not index.has(var) for index in expr.indices) and not expr.base.has(var)
+    return all(_variable_only_as_index(arg, var) for arg in expr.args if arg.has(var))
 
 
 def _only_sympy(expr) -> bool:

@@ -26,6 +26,7 @@ from typing import Callable, Union
 import mpmath
 import numpy as np
 import sympy as sp
+from mpmath.libmp import from_float, from_int
 from sympy import Indexed, IndexedBase, KroneckerDelta, Sum, exp, log
 
 from .. import functions, notation, symbols
@@ -276,6 +277,14 @@ J_ABOVE_K = Gap("a_j > a_k, written a_j = a_k + delta with delta > 0", a, j, k)
 
 
 def _mpf(value) -> mpmath.mpf:
+    """``value`` as an mpmath number: a double or an integer (every draw) exactly, as
+    rounding it to :data:`INSTANCE_DIGITS` would give it, without entering a context (a
+    quarter of the time: an instance holds thousands of values); anything else (a
+    rational) rounded to :data:`INSTANCE_DIGITS`."""
+    if isinstance(value, float):
+        return mpmath.mp.make_mpf(from_float(value))
+    if isinstance(value, (int, np.integer)):
+        return mpmath.mp.make_mpf(from_int(int(value)))
     with mpmath.workdps(INSTANCE_DIGITS):
         return mpmath.mpf(value)
 
@@ -346,24 +355,27 @@ class Instance(symbols.Instance):
 
     def _draw_vectors(self, rng) -> None:
         """The vectors of one sample and the FC layer's x and W."""
+        # (an array of draws holds the values that as many single draws give, in order)
         for base in (a, v, P, Qv, y, b, bw):
-            for idx in range(1, self.T + 1):
-                self[_at(base, idx)] = _mpf(rng.normal(0, 2.0))
+            self._set_row(base, (), rng.normal(0, 2.0, size=self.T))
         for base in (u, w):
-            for idx in range(1, self.T + 1):
-                self[_at(base, idx)] = _mpf(rng.uniform(0, 3.0))
+            self._set_row(base, (), rng.uniform(0, 3.0, size=self.T))
         # no vector is normalised here: only an assumption (ProbabilityVector, OneHot)
         # makes one a probability vector, so a missing "sum_j p_j = 1" shows
         for idx in range(1, self.N + 1):
             self[_at(x, idx)] = _mpf(rng.normal(0, 1.0))
-            for row in range(1, self.T + 1):
-                self[_at(W, row, idx)] = _mpf(rng.normal(0, 0.7))
+            for row, value in enumerate(rng.normal(0, 0.7, size=self.T), 1):
+                self[_at(W, row, idx)] = _mpf(value)
+
+    def _set_row(self, base, lead: tuple, values) -> None:
+        """``base[*lead, 1..len(values)]`` set to ``values``."""
+        for idx, value in enumerate(values, 1):
+            self[_at(base, *lead, idx)] = _mpf(value)
 
     def _draw_batch(self, rng) -> None:
         """The batch's features X, labels Y, logits A and sample weights rho."""
         for sample in range(1, self.B + 1):
-            for idx in range(1, self.N + 1):
-                self[_at(X, sample, idx)] = _mpf(rng.normal(0, 1.0))
+            self._set_row(X, (sample,), rng.normal(0, 1.0, size=self.N))
             for idx in range(1, self.T + 1):
                 self[_at(Yb, sample, idx)] = _mpf(rng.uniform(0, 1.0))
                 self[_at(Ab, sample, idx)] = _mpf(rng.normal(0, 2.0))
