@@ -16,6 +16,7 @@ from sympy.core.operations import AssocOp
 
 from .. import notation, symbols
 from .memo import memo_read, memo_write, read_srepr
+from .summation import sum_value
 
 # integers and nothing more: a summation variable is bounded by its own limits only
 _BOUND = [sp.Symbol(f"_k{height}", integer=True) for height in range(12)]
@@ -140,11 +141,10 @@ def _elementary(expr):
 
 @functools.lru_cache(maxsize=4096)
 def _sum_doit(total: Sum) -> sp.Expr:
-    """``total.doit()``, remembered: SymPy tries every summation algorithm it has on a sum
-    it cannot close (a sum over a symbolic T), which takes tenths of a second, and the
-    same sums recur in every step of a derivation and in every derivation of a layer.
-    With :data:`MEMO_VARIABLE` set, also in the processes that share it (as SymPy's
-    printed form: a value that does not read back the same is not used)."""
+    """``total.doit()`` (:func:`derive.engine.summation.sum_value`), remembered: the same
+    sums recur in every step of a derivation and in every derivation of a layer. With
+    :data:`MEMO_VARIABLE` set, also in the processes that share it (as SymPy's printed
+    form: a value that does not read back the same is not used)."""
     key = sp.srepr(total) if _only_sympy(total) else None
     text = memo_read("sum", key, lambda value: isinstance(value, str)) if key is not None else None
     if text is not None:
@@ -154,44 +154,10 @@ def _sum_doit(total: Sum) -> sp.Expr:
             value = None
         if isinstance(value, sp.Basic) and sp.srepr(value) == text:
             return value
-    value = total if _stays_unevaluated(total) else total.doit()
+    value = sum_value(total, _doit_remembering_sums)
     if key is not None and not value.atoms(sp.Dummy):
         memo_write("sum", key, sp.srepr(value))
     return value
-
-
-def _stays_unevaluated(total: Sum) -> bool:
-    """True where SymPy's ``total.doit()`` can only give ``total`` back, decided without
-    running its algorithms (they take tenths of a second each to fail, on most sums of a
-    derivation). The summand, its own sums done, is unchanged; the first range is not a
-    fixed count of terms; and the summand is none of what SymPy closes -- free of the
-    variable, zero, a Piecewise, a Kronecker delta -- and holds the variable only as a
-    whole index of an array (``a[j]``, ``W[j, k]``, never ``a[j + 1]``, ``j**2``, ``2**j``
-    or a limit of an inner sum). Then no term is a polynomial, geometric or
-    hypergeometric in the variable (Faulhaber's, the geometric and Gosper's algorithm,
-    the hypergeometric and residue methods fail), and no two terms telescope (that needs
-    ``a[j + s]`` beside ``a[j]``); linearity splits the summand into terms of the same
-    kind. A sum wrongly judged so would only stay a sum: the symbolic half could then fail
-    to show a true step, never show a false one."""
-    (var, lo, hi), summand = total.limits[0], total.function
-    count = hi - lo
-    if summand.is_Matrix or count.is_Number or count.has(sp.oo, -sp.oo) or (count.is_integer and count.is_negative):
-        return False
-    if isinstance(summand, Piecewise) or summand.has(sp.KroneckerDelta) or var not in summand.free_symbols:
-        return False
-    if not _variable_only_as_index(summand, var) or summand.is_zero:
-        return False
-    return _doit_remembering_sums(summand) == summand
-
-
-def _variable_only_as_index(expr, var) -> bool:
-    """True if every occurrence of the symbol ``var`` in ``expr`` is a whole index of an
-    Indexed (the Indexed's other indices free of it)."""
-    if expr == var:
-        return False
-    if isinstance(expr, sp.Indexed):
-        return all(index == var or not index.has(var) for index in expr.indices) and not expr.base.has(var)
-    return all(_variable_only_as_index(arg, var) for arg in expr.args if arg.has(var))
 
 
 def _only_sympy(expr) -> bool:
