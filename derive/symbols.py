@@ -238,10 +238,12 @@ def draw_declared(env, exprs, rng) -> None:
 
 def missing(env, exprs) -> list:
     """Real scalars and vectors that ``exprs`` use and ``env`` cannot give a value for."""
-    out = []
+    out, bases = [], None
     for atom in _used(exprs):
         if isinstance(atom, sp.IndexedBase):
-            if not any(isinstance(key, sp.Indexed) and key.base == atom for key in env):
+            if bases is None:  # the vectors env has a component of (one pass over its keys)
+                bases = {key.base for key in env if isinstance(key, sp.Indexed)}
+            if atom not in bases:
                 out.append(atom)
         elif not atom.is_integer and atom not in env:
             out.append(atom)

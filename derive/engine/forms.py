@@ -264,8 +264,7 @@ def _ladder(expr: sp.Expr, assumptions, min_classes: int = 1):
         (LAST_QUICK_FORM, lambda e: sp.expand(canonical_bound(
             use(_split_sums(sp.expand(sp.powsimp(sp.expand(e), combine="exp"))))))),
         ("simplify", lambda e: canonical_bound(use(sp.simplify(e)))),
-        ("simplify after assumptions",
-         lambda e: canonical_bound(use(sp.simplify(use(sp.factor_terms(e)))))),
+        ("simplify after assumptions", lambda e: _simplify_after_assumptions(e, use)),
     ]
     for name, stage in stages:
         try:
@@ -274,6 +273,14 @@ def _ladder(expr: sp.Expr, assumptions, min_classes: int = 1):
             yield name, None
             continue
         yield name, expr
+
+
+def _simplify_after_assumptions(expr, use):
+    """SymPy's simplify once more, on ``expr`` (simplify's own result) factored and
+    rewritten by the assumptions; where neither changes it, ``expr`` itself: simplify
+    again on its own result would only repeat it (seconds on a step that is false)."""
+    prepared = use(sp.factor_terms(expr))
+    return expr if prepared == expr else canonical_bound(use(sp.simplify(prepared)))
 
 
 def _is_zero(expr) -> bool:
