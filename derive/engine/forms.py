@@ -182,7 +182,13 @@ def _doit_remembering_sums(expr):
     if own is Derivative.doit:  # SymPy's Derivative.doit, its body's sums remembered
         done = expr.func(_doit_remembering_sums(expr.expr), *expr.variable_count, evaluate=True)
         return done.doit(evaluate=True) if done != expr and done.has(Derivative) else done
-    return expr.doit()  # a Piecewise, a Product...: as SymPy does it
+    if own is Piecewise.doit:  # SymPy's Piecewise.doit, each piece's sums remembered
+        pieces = []
+        for piece, condition in expr.args:
+            done = _doit_remembering_sums(piece)
+            pieces.append((piece if done == expr else done, _doit_remembering_sums(condition)))
+        return expr.func(*pieces)
+    return expr.doit()  # a Product...: as SymPy does it
 
 
 def _doit(expr):
