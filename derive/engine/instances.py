@@ -181,20 +181,31 @@ def _set_partitions(items: list):
 
 
 class Draws:
-    """The instances of a derivation, drawn once (on first use) and shared by its steps,
-    each with one evaluator: what a step's previous side holds was evaluated as the
-    step before's right side. Every step is checked on the same instances."""
+    """The instances of a derivation, drawn as they are first asked for (in the order of
+    :func:`_instances`: a check that stops at the first instance a step fails on draws
+    no more) and shared by its steps, each with one evaluator: what a step's previous
+    side holds was evaluated as the step before's right side. Every step is checked on
+    the same instances."""
 
     def __init__(self, derivation: Derivation, seed: int, counts: tuple):
         self.derivation, self.seed, self.counts = derivation, seed, counts
-        self._drawn: list | None = None
+        self._source = None
+        self._drawn: list = []
+
+    def _next(self) -> bool:
+        """Draw one more instance; False when there are no more."""
+        if self._source is None:
+            self._source = _instances(self.derivation, self.seed, self.counts)
+        for env, trouble in self._source:
+            self._drawn.append((env, trouble, None if trouble else evaluator(env)))
+            return True
+        return False
 
     def __iter__(self):
-        if self._drawn is None:
-            self._drawn = []
-            for env, trouble in _instances(self.derivation, self.seed, self.counts):
-                self._drawn.append((env, trouble, None if trouble else evaluator(env)))
-        for env, trouble, shared in self._drawn:
+        position = 0
+        while position < len(self._drawn) or self._next():
+            env, trouble, shared = self._drawn[position]
             if shared is not None:  # the time limit is per instance and per step
                 shared.deadline = time.perf_counter() + settings.INSTANCE_SECONDS
             yield env, trouble, shared
+            position += 1
