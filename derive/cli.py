@@ -102,6 +102,15 @@ def cmd_report(args) -> int:
 def cmd_all(args) -> int:
     """Every stage in order, one executor for all of them; the committed generated
     module (the built-in's, at home) is compared, any other written."""
+    if args.pdf:  # the last stage would fail: say so before the first runs
+        from .latex import LatexError
+        from .publish import require_tex
+
+        try:
+            require_tex(True)
+        except LatexError as err:
+            print(f"FAIL {err}")
+            return 1
     with _run(args) as run:
         steps = [("prove", lambda: stages.prove(run)),
                  ("generate", lambda: stages.generate(run, check=run.at_home and run.catalogue.module is not None)),

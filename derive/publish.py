@@ -50,8 +50,7 @@ def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Pat
         tex_paths.append(tex_path)
         lines += [f"wrote {shown_path(tex_path)}", f"wrote {shown_path(tex_path.with_suffix('.md'))}"]
     if latex.tex_engine() is None:  # looked up on the module: tests replace it
-        if pdf:
-            raise LatexError(f"--pdf: no TeX engine found; install the Debian packages {TEX_PACKAGES}")
+        require_tex(pdf)
         lines.append("no TeX engine found: the .tex files were written but not compiled "
                      f"(install the Debian packages {TEX_PACKAGES} to get the PDFs)")
         return lines
@@ -67,6 +66,13 @@ def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Pat
         path = compile_pdf(tex_path)
         lines.append(f"wrote {shown_path(path)}")
     return lines
+
+
+def require_tex(pdf: bool | None) -> None:
+    """With ``pdf=True`` (``--pdf``), a :class:`LatexError` naming the packages to install
+    when no TeX engine is found: asked for first, before minutes of work end in it."""
+    if pdf and latex.tex_engine() is None:  # looked up on the module: tests replace it
+        raise LatexError(f"--pdf: no TeX engine found; install the Debian packages {TEX_PACKAGES}")
 
 
 def _versions() -> str:

@@ -280,6 +280,7 @@ def write_reports(run: Run, data: dict, pdf: bool | None = None) -> list[str]:
     without a TeX engine)."""
     from . import publish
 
+    publish.require_tex(pdf)  # before any document is built
     cat = run.catalogue
     docs, rendering = publish.rendering(cat, data, run.spec)
     lines = publish.write_documents(docs, rendering, run.out, pdf=pdf, also_checked=rendering.extra.get("kernels", ()))

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from derive import latex, results
+from derive import cli, latex, results
 from derive import measure as M
 from derive.softmax import catalogue, documents, report
 
@@ -127,6 +127,15 @@ def test_no_tex_engine_is_not_an_error_unless_asked(monkeypatch, tmp_path):
     assert (tmp_path / f"{report.DEV_NAME}.md").exists()
     with pytest.raises(report.LatexError, match="--pdf: no TeX engine found"):
         report.report(pdf=True, out_dir=tmp_path, readme=False)
+
+
+def test_pdf_asked_without_a_tex_engine_fails_before_any_stage(monkeypatch, tmp_path, capsys):
+    # the report is the last stage: `all --pdf` says what is missing before the first
+    monkeypatch.setattr(latex, "tex_engine", lambda: None)
+    assert cli.main(["all", "--pdf", "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "--pdf: no TeX engine found" in out and report.TEX_PACKAGES in out
+    assert "== prove" not in out and not any(tmp_path.iterdir())
 
 
 @needs_tex
