@@ -32,12 +32,19 @@ def _outputs(out):
     return names + sorted(str(p.relative_to(out)) for p in (out / "figures").glob("*.png"))
 
 
-def test_report_is_deterministic(written, tmp_path):
-    report.report(pdf=False, out_dir=tmp_path, readme=False)
+def test_report_is_deterministic_and_needs_a_tex_engine_only_when_asked(written, tmp_path, monkeypatch):
+    # written again, on a machine without TeX this time: the same bytes (the fixture's
+    # run skipped the PDFs, this one finds no engine), and a line that says what to install
+    monkeypatch.setattr(latex, "tex_engine", lambda: None)
+    lines = report.report(out_dir=tmp_path, readme=False)
     names = _outputs(written)
     assert len(names) == 4 + len(report.FIGURES) and _outputs(tmp_path) == names
     for name in names:
         assert (tmp_path / name).read_bytes() == (written / name).read_bytes(), name
+    assert any("no TeX engine found" in line and report.TEX_PACKAGES in line for line in lines)
+    assert not list(tmp_path.glob("*.pdf"))
+    with pytest.raises(report.LatexError, match="--pdf: no TeX engine found"):
+        report.report(pdf=True, out_dir=tmp_path, readme=False)
 
 
 def test_every_derivation_is_in_one_of_the_documents(written):
@@ -117,16 +124,6 @@ def test_markdown_uses_github_math_only(written):
         assert "\\begin{align}" not in md and "\\[" not in md and "\\paragraph" not in md
         assert md.count("```math") == md.count("```math\n")
         assert md.count("```") % 2 == 0
-
-
-def test_no_tex_engine_is_not_an_error_unless_asked(monkeypatch, tmp_path):
-    monkeypatch.setattr(latex, "tex_engine", lambda: None)
-    lines = report.report(out_dir=tmp_path, readme=False)
-    assert any("no TeX engine found" in line and report.TEX_PACKAGES in line for line in lines)
-    assert (tmp_path / f"{report.NAME}.tex").exists() and not (tmp_path / f"{report.NAME}.pdf").exists()
-    assert (tmp_path / f"{report.DEV_NAME}.md").exists()
-    with pytest.raises(report.LatexError, match="--pdf: no TeX engine found"):
-        report.report(pdf=True, out_dir=tmp_path, readme=False)
 
 
 def test_pdf_asked_without_a_tex_engine_fails_before_any_stage(monkeypatch, tmp_path, capsys):

@@ -123,8 +123,19 @@ class _Evaluator:
         return _as_int(self.ev(expr, scope), f"the index {sp.sstr(expr)}")
 
     def key_of(self, item: Indexed, scope):
-        idx = tuple(self.index(i, scope) for i in item.indices)
+        idx = tuple(self._index_of(i, scope) for i in item.indices)
         return symbols.component(item.base, idx)
+
+    def _index_of(self, index, scope) -> int:
+        """:meth:`index`, at once for a summation variable (its value in ``scope`` is an
+        int) and an integer; the index of a component is read hundreds of thousands of
+        times in a check."""
+        value = scope.get(index)
+        if isinstance(value, int):
+            return value
+        if index.is_Integer:
+            return int(index)
+        return self.index(index, scope)
 
     def _ev(self, expr, scope):
         if expr.is_Integer:
