@@ -8,6 +8,7 @@ every step symbolically for symbolic T and numerically at T = 1, 2, 3, 5, 8 (fro
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 from ..engine import Derivation
 from . import automatic
@@ -28,6 +29,7 @@ from .catalogue_textbook import (
     losses_section,
     probability_section,
 )
+from .definitions import NOTATION
 
 # re-exported: the tests state expected forms with them
 __all__ = ["batch_softmax", "build", "by_key", "hand_written", "shifted_rest", "SECTIONS"]
@@ -47,12 +49,21 @@ def hand_written() -> list[Derivation]:
 def build() -> list[Derivation]:
     """All derivations of the catalogue, in report order (section by section), then the
     gradient results derived automatically (:mod:`derive.softmax.automatic`) and that
-    each agrees with its hand-written chain."""
-    cat = hand_written()
-    cat += automatic.derivations({d.key: d for d in cat})
+    each agrees with its hand-written chain. Built once per process, under the built-in's
+    notation whatever notation is active (a new list of the same derivations each call:
+    the command line, the kernels' claims and the documents each asked for it, and the
+    automatic ones take a second to derive)."""
+    return list(_built())
+
+
+@functools.lru_cache(maxsize=1)
+def _built() -> tuple[Derivation, ...]:
+    with NOTATION.active():
+        cat = hand_written()
+        cat += automatic.derivations({d.key: d for d in cat})
     keys = [d.key for d in cat]
     assert len(keys) == len(set(keys)), "duplicate derivation keys"
-    return cat
+    return tuple(cat)
 
 
 def _cite_by_key(cat: list[Derivation]) -> list[Derivation]:
