@@ -246,7 +246,7 @@ def test_cli_prints_the_checked_chain_and_the_closed_form():
 
 
 def test_cli_says_when_the_form_is_not_closed_and_rejects_bad_input(capsys):
-    softplus = run_cli("--labels", "none", "log(1 + exp(a[c]))")  # no rule for 1/(1 + e^u)
+    softplus = run_here(capsys, "--labels", "none", "log(1 + exp(a[c]))")  # no rule for 1/(1 + e^u)
     assert softplus.returncode == 3, softplus.stderr
     assert "NOT closed: the last form reached: exp(a[c])*KroneckerDelta(c, i)/(exp(a[c]) + 1)" in softplus.stdout
     bad = run_here(capsys, "L +* 2")
