@@ -47,6 +47,12 @@ SUMS = {
 }
 
 
+def test_sympys_own_steps_are_found():
+    # under the SymPy installed, the engine runs SymPy's steps with the shortcut (it falls
+    # back to Sum.doit, without it, only under a SymPy that renamed them)
+    assert summation._SYMPY_STEPS
+
+
 @pytest.mark.parametrize("name", sorted(SUMS))
 def test_the_value_is_sympys(name):
     total = SUMS[name]

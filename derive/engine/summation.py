@@ -15,9 +15,15 @@ from collections.abc import Callable
 
 import sympy as sp
 from sympy import KroneckerDelta, Piecewise, Sum
-from sympy.concrete.delta import _expand_delta, _has_simple_delta, deltasummation
-from sympy.concrete.summations import _dummy_with_inherited_properties_concrete, eval_sum, summation
 from sympy.functions.elementary.piecewise import piecewise_fold
+
+try:  # SymPy's own steps, by their (private) names (tests/test_summation.py checks they are found)
+    from sympy.concrete.delta import _expand_delta, _has_simple_delta, deltasummation
+    from sympy.concrete.summations import _dummy_with_inherited_properties_concrete, eval_sum, summation
+except ImportError:  # a SymPy that renamed them: its Sum.doit as it is, no shortcut
+    _SYMPY_STEPS = False
+else:
+    _SYMPY_STEPS = True
 
 
 def gives_back(summand: sp.Expr, limit: tuple) -> bool:
@@ -63,7 +69,7 @@ def sum_value(total: Sum, deep: Callable[[sp.Basic], sp.Basic]) -> sp.Expr:
     (by ``deep``: the engine's ``doit``, which remembers sums), each range in turn (by
     :func:`_eval_sum`), the value done again unless it is a Piecewise -- with the sums of
     :func:`gives_back` given back at once."""
-    if total.function.is_Matrix:
+    if not _SYMPY_STEPS or total.function.is_Matrix:
         return total.doit()
     # a summation variable with fewer assumptions than its limits give it is renamed
     # to one that has them, and back after (as SymPy does)
