@@ -14,6 +14,12 @@ never found there (the key is the whole link), so every rejection test still run
 entries are JSON data authenticated by an HMAC under a secret this session creates
 (:data:`derive.engine.MEMO_KEY_VARIABLE`, inherited by its processes only).
 
+One BLAS thread per process: the test workers are the parallelism (one per core), and
+OpenBLAS's own threads, two per worker here, spin while they wait for work, taking the
+core from the other worker (the README's digits fit: 0.5 s with one thread, 2.3 s with
+two on this 2-core machine, alone). Set for the workers and the commands the tests run,
+unless the environment sets it.
+
 The groups need pytest-xdist to see them: it reads a group from the ``@name`` it appends
 to a test's node id, which pytest 9.2 no longer lets it write (:func:`_join_group`);
 tests/test_scheduling.py fails when a group is lost.
@@ -38,6 +44,8 @@ def pytest_configure(config):
 
     config.addinivalue_line("markers", "xdist_group(name): run on one pytest-xdist worker")
 
+    for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(threads, "1")  # before a worker imports NumPy (they inherit it)
     if engine.MEMO_VARIABLE not in os.environ:  # the controller (workers inherit it)
         # a directory only this user can open, and a secret only this session's processes
         # hold (the workers and the command lines the tests run inherit it): an entry

@@ -9,7 +9,6 @@ by name; a rule set that cannot close the form says so instead of claiming a res
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 import sympy as sp
@@ -219,15 +218,11 @@ def test_canonical_names_never_capture_an_outer_binder():
 
 
 # --------------------------------------------------------------------------- CLI
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "derive", "gradient", *args],
-                          check=False, capture_output=True, text=True, timeout=300)
-
-
 def run_here(capsys, *args):
-    """As :func:`run_cli`, in this process: ``python -m derive`` is ``sys.exit(main())``,
-    so the exit status is what ``main`` returns (a new interpreter costs a second or two
-    of imports per call; the tests above run the real command)."""
+    """``python -m derive gradient ARGS`` in this process: ``python -m derive`` is
+    ``sys.exit(main())``, so the exit status is what ``main`` returns (a new interpreter
+    costs a second or two of imports per call; the tests of ``all`` and of a bad
+    catalogue run the entry point in a new interpreter)."""
     from derive import cli
 
     capsys.readouterr()
@@ -236,8 +231,8 @@ def run_here(capsys, *args):
     return subprocess.CompletedProcess(["derive", "gradient", *args], status, printed.out, printed.err)
 
 
-def test_cli_prints_the_checked_chain_and_the_closed_form():
-    done = run_cli("--wrt", "a", "--", "-log(softmax(c, tau))")
+def test_cli_prints_the_checked_chain_and_the_closed_form(capsys):
+    done = run_here(capsys, "--wrt", "a", "--", "-log(softmax(c, tau))")
     assert done.returncode == 0, done.stderr
     assert "closed form: (-KroneckerDelta(c, i) + S[i])/tau" in done.stdout
     assert "[rule diff]" in done.stdout and "\u2713" in done.stdout

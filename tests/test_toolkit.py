@@ -6,17 +6,11 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from derive import cli
-
-ROOT = Path(__file__).resolve().parent.parent
 
 TOY = textwrap.dedent('''
     """A toy loss of a user's own: L = beta log sum_j e^{a_j}, gradient beta S_j."""
@@ -46,11 +40,6 @@ TOY = textwrap.dedent('''
     CATALOGUE.verification(Verification("toy_grad", GRAD_KERNEL, GRAD, D.T, index=D.j, bound=4,
                                         gradient_of=LOSS_CHECK))
 ''')
-
-
-def _env():
-    # the package of this checkout, whatever is installed
-    return {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
 
 def test_the_toy_file_imports_only_the_public_face():
@@ -122,18 +111,20 @@ def test_a_symbol_without_a_sampler_says_how_to_declare_one():
         derive.check(d)
 
 
-def test_a_toy_loss_through_every_stage_by_the_cli(tmp_path, capsys):
+def test_a_toy_loss_through_every_stage_by_the_cli(tmp_path, capsys, monkeypatch):
+    """``python -m derive all --catalogue toy.py --out out`` (relative paths) in this
+    process: ``python -m derive`` exits with what ``cli.main`` returns (tests/test_stages.py
+    runs the entry point in a new interpreter)."""
     (tmp_path / "toy.py").write_text(TOY)
-    run = subprocess.run([sys.executable, "-m", "derive", "all", "--catalogue", "toy.py", "--out", "out"],
-                         cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=600)
-    assert run.returncode == 0, run.stdout + run.stderr
+    monkeypatch.chdir(tmp_path)
+    status = cli.main(["all", "--jobs", "1", "--catalogue", "toy.py", "--out", "out"])
+    printed = capsys.readouterr()
+    assert status == 0, printed.out + printed.err
     out = tmp_path / "out"
     assert {"toy.md", "toy.tex", "toy_derivations.txt", "toy_kernels.py", "toy_verification.json",
             "figures"} <= {p.name for p in out.iterdir()}
     data = json.loads((out / "toy_verification.json").read_text())
     assert all(r["passed"] for r in data["results"] if r["implementation"] == "generated")
-    # the listing in this process (the command above is the real one)
-    capsys.readouterr()
     assert cli.main(["prove", "--list", "--catalogue", str(tmp_path / "toy.py")]) == 0
     listed = capsys.readouterr().out
     assert listed.split()[0] == "toy_gradient" and "Gradient of the toy loss" in listed
