@@ -39,6 +39,15 @@ def _library(module: str | None) -> bool:
                                    or module.startswith("derive.engine."))
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def srepr(expr: sp.Basic) -> str:
+    """SymPy's ``srepr(expr)``, printed once per expression: a check prints every step's
+    sides into its keys (and the lemmas' steps, for every step that cites them), and an
+    expression is immutable. Equal expressions (SymPy's ``==``: the same tree, the same
+    assumptions) are the same to every check, whichever of their prints is remembered."""
+    return sp.srepr(expr)
+
+
 def behaviour(obj, _depth: int = 0, _seen: tuple = ()) -> tuple:
     """A print of what ``obj`` does, from everything it holds: SymPy objects by their
     srepr, numbers and strings by value, containers by their contents (at this moment),
@@ -63,7 +72,7 @@ def behaviour(obj, _depth: int = 0, _seen: tuple = ()) -> tuple:
     if obj is None or isinstance(obj, (bool, int, float, complex, str, bytes)):
         return (type(obj).__name__, repr(obj))
     if isinstance(obj, sp.Basic):
-        return ("sympy", sp.srepr(obj))
+        return ("sympy", srepr(obj))
     if isinstance(obj, (mpmath.mpf, mpmath.mpc)):
         return ("mpmath", repr(obj))
     if isinstance(obj, (tuple, list)):
@@ -191,9 +200,9 @@ def _depends_on(exprs) -> tuple:
     for expr in exprs:
         found |= expr.atoms(sp.Symbol)
     active = notation.current()
-    ranges = tuple(sorted((sp.srepr(sym), sp.srepr(active.index_ranges[sym]))
+    ranges = tuple(sorted((srepr(sym), srepr(active.index_ranges[sym]))
                           for sym in found if sym in active.index_ranges))
-    drawn = tuple((sp.srepr(atom), _cached_behaviour(symbols.sampler(atom)))
+    drawn = tuple((srepr(atom), _cached_behaviour(symbols.sampler(atom)))
                   for atom in symbols._used(exprs) if symbols.sampler(atom) is not None)
     return ranges, drawn, _cached_behaviour(active.instance_class)
 
@@ -204,7 +213,7 @@ def fingerprint(derivation: Derivation) -> tuple:
     cited lemmas). Raises :class:`Unknowable` where an assumption's behaviour cannot be
     known."""
     return (derivation.key, _assumptions_behaviour(derivation.assumptions), derivation.min_classes,
-            tuple((sp.srepr(step.expr), step.rel, step.decimals,
+            tuple((srepr(step.expr), step.rel, step.decimals,
                    tuple(fingerprint(lem) for lem in step.lemmas)) for step in derivation.steps))
 
 

@@ -16,6 +16,7 @@ from .behaviour import (
     _depends_on,
     _known_fingerprint,
     fingerprint,
+    srepr,
 )
 from .instances import Draws, class_counts, derivation_seed, instance_count
 from .lemmas import _only_equalities
@@ -125,7 +126,7 @@ def _link_key(derivation: Derivation, number: int, base: int, counts: tuple, num
     prev, this = derivation.steps[number - 1].expr, derivation.steps[number]
     try:
         return (_assumptions_behaviour(derivation.assumptions), derivation.min_classes, counts, numeric,
-                base + number, sp.srepr(prev), sp.srepr(this.expr), this.rel, this.decimals,
+                base + number, srepr(prev), srepr(this.expr), this.rel, this.decimals,
                 tuple(fingerprint(lemma) for lemma in this.lemmas),
                 _depends_on([prev, this.expr]), _numeric_settings())
     except Unknowable:

@@ -11,7 +11,7 @@ import sympy as sp
 from sympy import Indexed, KroneckerDelta, Piecewise
 
 from .. import notation, symbols
-from .behaviour import Unknowable, _assumptions_behaviour, _depends_on, fingerprint
+from .behaviour import Unknowable, _assumptions_behaviour, _depends_on, fingerprint, srepr
 from .forms import LAST_QUICK_FORM, _is_zero, _ladder, canonical_bound, refine_ranges, sign
 from .lemmas import _apply_lemmas, _assumption_symbols
 from .memo import _remember, _remembered
@@ -114,7 +114,7 @@ def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
         return None  # a rounding is checked numerically only
     lemmas = () if lemma is None else (tuple(lemma) if isinstance(lemma, (tuple, list)) else (lemma,))
     try:
-        key = (sp.srepr(prev), sp.srepr(this), rel, _assumptions_behaviour(assumptions),
+        key = (srepr(prev), srepr(this), rel, _assumptions_behaviour(assumptions),
                tuple(fingerprint(lem) for lem in lemmas), min_classes,
                _depends_on([prev, this, *(e for lem in lemmas for e in (lem.start, lem.result))]))
     except Unknowable:  # what an assumption's rewrite does cannot be known: never reused
