@@ -39,30 +39,32 @@ settings.register_profile("thorough", max_examples=2000, deadline=None,
 settings.load_profile(os.environ.get("SOFTMAX_DERIVE_PROFILE", "ci"))
 
 
-def pytest_configure(config):
-    from derive import engine
+#: derive.engine.MEMO_VARIABLE and MEMO_KEY_VARIABLE, by their values: the controller
+#: does not import the package (a second of SymPy before the workers start);
+#: test_proof_memo.py checks that they are the engine's
+MEMO_VARIABLE, MEMO_KEY_VARIABLE = "DERIVE_PROOF_MEMO", "DERIVE_PROOF_MEMO_KEY"
 
+
+def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): run on one pytest-xdist worker")
 
     for threads in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(threads, "1")  # before a worker imports NumPy (they inherit it)
-    if engine.MEMO_VARIABLE not in os.environ:  # the controller (workers inherit it)
+    if MEMO_VARIABLE not in os.environ:  # the controller (workers inherit it)
         # a directory only this user can open, and a secret only this session's processes
         # hold (the workers and the command lines the tests run inherit it): an entry
         # that anyone else writes there fails its HMAC and is ignored
         config._proof_memo = tempfile.mkdtemp(prefix="derive-proofs-")
-        os.environ[engine.MEMO_VARIABLE] = config._proof_memo
-        os.environ[engine.MEMO_KEY_VARIABLE] = secrets.token_hex(32)
+        os.environ[MEMO_VARIABLE] = config._proof_memo
+        os.environ[MEMO_KEY_VARIABLE] = secrets.token_hex(32)
 
 
 def pytest_unconfigure(config):
-    from derive import engine
-
     folder = getattr(config, "_proof_memo", None)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
-        os.environ.pop(engine.MEMO_VARIABLE, None)
-        os.environ.pop(engine.MEMO_KEY_VARIABLE, None)
+        os.environ.pop(MEMO_VARIABLE, None)
+        os.environ.pop(MEMO_KEY_VARIABLE, None)
 
 
 @pytest.fixture(scope="session")

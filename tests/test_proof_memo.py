@@ -5,6 +5,7 @@ ever found there. Forged entries: tests/test_checker_round2.py."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -34,6 +35,16 @@ def _under_memo_notation():
 
 def _entry(path) -> dict:
     return json.loads(path.read_text())
+
+
+def test_the_session_memo_of_conftest_is_the_engines():
+    """conftest names the engine's variables by value (its controller does not import
+    the package): the workers and the commands the tests run share a memo only if they
+    are the same names."""
+    import conftest
+
+    assert (conftest.MEMO_VARIABLE, conftest.MEMO_KEY_VARIABLE) == (engine.MEMO_VARIABLE, engine.MEMO_KEY_VARIABLE)
+    assert os.environ.get(engine.MEMO_VARIABLE) and os.environ.get(engine.MEMO_KEY_VARIABLE)
 
 
 def test_a_link_proved_in_one_process_is_remembered_for_another(tmp_path, monkeypatch):
