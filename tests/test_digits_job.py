@@ -19,9 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn")
-from sklearn.linear_model import LogisticRegression  # noqa: E402
-
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -32,6 +29,9 @@ def _readme_example():
 
 
 def test_readme_digits_example_matches_logistic_regression():
+    # imported here: scikit-learn and SciPy take a second or two to import, on the
+    # worker that runs this test only (not at every worker's collection)
+    LogisticRegression = pytest.importorskip("sklearn.linear_model").LogisticRegression  # noqa: N806
     names = {}
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
