@@ -186,3 +186,25 @@ def test_a_sum_worked_out_in_one_process_is_read_in_another(tmp_path, monkeypatc
     assert work(other) == other.doit() != value and len(list(tmp_path.glob("sum-*"))) == 2
     engine.memo_write("sum", sp.srepr(total), "Sum(Integer(1)")  # unreadable: worked out again
     assert work(total) == value
+
+
+def test_two_classes_of_one_name_are_two_links():
+    """A class of the content's own prints as its name (``g(x)`` for two classes called
+    g): what the class does is part of a link's key, so a false step written with the
+    second is checked, not found as the first's accepted link."""
+    x = scalar("x_named", lambda rng: rng.normal(0, 1))
+
+    def named_g(factor):
+        class g(sp.Function):  # noqa: N801 - SymPy's style for a function class
+            def doit(self, **hints):
+                return factor * sp.exp(self.args[0])
+
+            def _eval_evalf(self, prec):
+                return (factor * sp.exp(self.args[0]))._eval_evalf(prec)
+        return g
+
+    honest, other = named_g(1), named_g(2)
+    assert sp.srepr(honest(x)) == sp.srepr(other(x))
+    engine.check(Derivation("named", "g is exp", (), [Step(honest(x), "start"), Step(sp.exp(x), "its doit")]))
+    with pytest.raises(engine.StepFalse, match="concrete check fails"):
+        engine.check(Derivation("named", "g is exp", (), [Step(other(x), "start"), Step(sp.exp(x), "its doit")]))

@@ -194,8 +194,9 @@ def _assumptions_behaviour(assumptions) -> tuple:
 def _depends_on(exprs) -> tuple:
     """What a check of ``exprs`` depends on beyond their text: the range of every index
     they hold (an index ranges over 1..T, or 1..N: facts the symbolic half uses), what
-    the sampler of every declared symbol they use does, and the instance class that
-    draws the rest (:func:`behaviour`; raises :class:`Unknowable`)."""
+    the sampler of every declared symbol they use does, what every class of their nodes
+    that is not a library's does, and the instance class that draws the rest
+    (:func:`behaviour`; raises :class:`Unknowable`)."""
     found = set()
     for expr in exprs:
         found |= expr.atoms(sp.Symbol)
@@ -204,7 +205,12 @@ def _depends_on(exprs) -> tuple:
                           for sym in found if sym in active.index_ranges))
     drawn = tuple((srepr(atom), _cached_behaviour(symbols.sampler(atom)))
                   for atom in symbols._used(exprs) if symbols.sampler(atom) is not None)
-    return ranges, drawn, _cached_behaviour(active.instance_class)
+    # a class of the content's own prints as its name alone (two classes called g that
+    # evaluate differently have one srepr): what it does is part of the key
+    foreign = {type(node) for expr in exprs for node in sp.preorder_traversal(expr)
+               if not _library(type(node).__module__)}
+    classes = tuple(sorted((_cached_behaviour(cls) for cls in foreign), key=repr))
+    return ranges, drawn, classes, _cached_behaviour(active.instance_class)
 
 
 def fingerprint(derivation: Derivation) -> tuple:
