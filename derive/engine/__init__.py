@@ -86,9 +86,11 @@ sides.
 The package, by concern (each module imports only those above it):
 
 * :mod:`~derive.engine.settings` -- how many instances, at which sizes and precision;
+* :mod:`~derive.engine.remembered` -- a sum's free symbols, remembered while a check runs;
 * :mod:`~derive.engine.steps` -- Step, Derivation, the check reports and the rejections;
 * :mod:`~derive.engine.memo` -- the proof memo shared by processes, the srepr reader;
 * :mod:`~derive.engine.behaviour` -- what decided a verdict (the keys of remembered ones);
+* :mod:`~derive.engine.summation` -- SymPy's Sum.doit, a sum it can only give back given back at once;
 * :mod:`~derive.engine.forms` -- canonical forms, index ranges, normal forms, signs;
 * :mod:`~derive.engine.lemmas` -- cited lemmas as rewrites;
 * :mod:`~derive.engine.symbolic` -- the symbolic half;

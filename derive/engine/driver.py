@@ -22,6 +22,7 @@ from .instances import Draws, class_counts, derivation_seed, instance_count
 from .lemmas import _only_equalities
 from .memo import _remember, _remembered
 from .numeric import numeric_check
+from .remembered import remembering_free_symbols
 from .steps import (
     Derivation,
     DerivationCheck,
@@ -138,6 +139,7 @@ def _valid_link(value) -> bool:
             and isinstance(value[1], int))
 
 
+@remembering_free_symbols
 def check(derivation: Derivation, seed: int = settings.DEFAULT_SEED, numeric: bool = True) -> DerivationCheck:
     """Check every step of ``derivation``; raise a :class:`StepRejected` on the first bad one.
 

@@ -1,0 +1,67 @@
+"""The free symbols of a sum are remembered while the engine checks, and only then
+(derive/engine/remembered.py): the same sets as SymPy's, SymPy's own property before and
+after, and a caller that adds to the set it got does not change what is remembered."""
+from __future__ import annotations
+
+import importlib
+
+import sympy as sp
+from sympy import Product, Sum
+from sympy.concrete.expr_with_limits import ExprWithLimits
+
+from derive import Derivation, Step, check, scalar
+
+remembered = importlib.import_module("derive.engine.remembered")
+
+j, k, n = sp.symbols("j k n", integer=True)
+T, N = sp.symbols("T N", integer=True, positive=True)
+a, W = sp.IndexedBase("a"), sp.IndexedBase("W")
+SUMS = [
+    Sum(sp.exp(a[j]), (j, 1, T)),
+    Sum(W[j, k] * a[k], (k, 1, N), (j, 1, T)),
+    Sum(a[j] * Sum(a[k], (k, j, T)), (j, 1, n)),  # an inner limit holds the outer variable
+    Sum(j ** 2, (j, 1, T)),
+    Product(sp.exp(a[j]), (j, 1, T)),
+    Sum(sp.Integer(1), (j, 1, 3)),
+    Sum(a[2 * j], (j, 1, sp.floor(T / 2))),  # a variable that is not a bare symbol in an index
+]
+
+
+def test_the_same_sets_as_sympys_inside_and_sympys_own_property_outside():
+    own = ExprWithLimits.__dict__["free_symbols"]
+    expected = [ExprWithLimits.free_symbols.fget(s) for s in SUMS]
+    with remembered.free_symbols_remembered():
+        assert ExprWithLimits.__dict__["free_symbols"] is not own
+        for _ in range(2):  # worked out, then remembered
+            assert [s.free_symbols for s in SUMS] == expected
+        got = SUMS[0].free_symbols
+        got.add(sp.Symbol("intruder"))  # callers add to the set (SymPy's own code does)
+        assert SUMS[0].free_symbols == expected[0]
+        assert (SUMS[0] + T).is_number is False and Sum(sp.Integer(1), (j, 1, 3)).is_number
+    assert ExprWithLimits.__dict__["free_symbols"] is own and not remembered._REMEMBERED
+    assert [s.free_symbols for s in SUMS] == expected
+
+
+def test_nested_uses_share_one_memory_and_the_outermost_restores():
+    own = ExprWithLimits.__dict__["free_symbols"]
+    with remembered.free_symbols_remembered():
+        sympys = remembered.SYMPYS_FREE_SYMBOLS.fget
+        assert SUMS[1].free_symbols == sympys(SUMS[1])
+        with remembered.free_symbols_remembered():
+            assert SUMS[2].free_symbols == sympys(SUMS[2]) and n in sympys(SUMS[2])
+        assert ExprWithLimits.__dict__["free_symbols"] is not own and len(remembered._REMEMBERED) >= 2
+    assert ExprWithLimits.__dict__["free_symbols"] is own and not remembered._REMEMBERED
+
+
+def test_a_check_restores_sympys_property_when_a_step_is_rejected():
+    own = ExprWithLimits.__dict__["free_symbols"]
+    x = scalar("x_remembered", lambda rng: rng.normal(0, 1))
+    bad = Derivation("remembered", "A false sum", (), [
+        Step(Sum(x * j, (j, 1, 3)), "start"), Step(5 * x, "arithmetic")])
+    try:
+        check(bad)
+    except Exception:  # noqa: BLE001 - the rejection itself is tested elsewhere
+        pass
+    else:
+        raise AssertionError("6 x = 5 x was accepted")
+    assert ExprWithLimits.__dict__["free_symbols"] is own and not remembered._REMEMBERED
