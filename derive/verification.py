@@ -225,9 +225,10 @@ def _arguments(spec: Verification, logits: np.ndarray, rng, target: str = "rando
             values = rng.normal(0, 2, logits.shape) if values is None else values
             vectors += 1
             arrays.append(np.ascontiguousarray(values, dtype=np.float64))
+            components = [symbols.component(arg, (k,)) for k in range(1, n + 1)]  # made once each
             for env, row in zip(per_row, values):
-                for k, v in enumerate(row, start=1):
-                    env[arg[k]] = mpmath.mpf(float(v))
+                for component, v in zip(components, row):
+                    env[component] = mpmath.mpf(float(v))
         elif arg.is_integer:
             column = fixed.get(arg, None)
             if column is None:

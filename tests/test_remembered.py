@@ -1,6 +1,7 @@
-"""The free symbols of a sum are remembered while the engine checks, and only then
-(derive/engine/remembered.py): the same sets as SymPy's, SymPy's own property before and
-after, and a caller that adds to the set it got does not change what is remembered."""
+"""The free symbols of a sum and the Indexed made are remembered while the engine
+checks, and only then (derive/engine/remembered.py): the same sets and objects as
+SymPy's, SymPy's own property and constructor before and after, and a caller that adds
+to the set it got does not change what is remembered."""
 from __future__ import annotations
 
 import importlib
@@ -8,6 +9,7 @@ import importlib
 import sympy as sp
 from sympy import Product, Sum
 from sympy.concrete.expr_with_limits import ExprWithLimits
+from sympy.tensor.indexed import Indexed
 
 from derive import Derivation, Step, check, scalar
 
@@ -65,3 +67,19 @@ def test_a_check_restores_sympys_property_when_a_step_is_rejected():
     else:
         raise AssertionError("6 x = 5 x was accepted")
     assert ExprWithLimits.__dict__["free_symbols"] is own and not remembered._REMEMBERED
+    assert Indexed.__dict__["__new__"] is remembered.SYMPYS_INDEXED_NEW and not remembered._MADE
+
+
+def test_an_indexed_is_made_once_inside_and_by_sympy_outside():
+    own = Indexed.__dict__["__new__"]
+    outside = a[j]
+    with remembered.free_symbols_remembered():
+        first, again = a[j], Indexed(a, j)
+        assert first is again and first == outside and first.is_real is outside.is_real
+        assert a[3] is a[sp.Integer(3)] and a[3].indices == (sp.Integer(3),)
+        assert W[j, k] is W[j, k] and W[j, k] != W[k, j]
+        real = sp.IndexedBase("a", real=True)
+        assert real[j] is not a[j] and real[j].is_real and a[j].is_real is None
+        assert Indexed(a, True) is not Indexed(a, 1)  # a bool is not remembered as the int
+    assert Indexed.__dict__["__new__"] is own and not remembered._MADE
+    assert a[j] is not a[j] and a[j] == outside

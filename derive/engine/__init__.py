@@ -86,7 +86,7 @@ sides.
 The package, by concern (each module imports only those above it):
 
 * :mod:`~derive.engine.settings` -- how many instances, at which sizes and precision;
-* :mod:`~derive.engine.remembered` -- a sum's free symbols, remembered while a check runs;
+* :mod:`~derive.engine.remembered` -- a sum's free symbols and each Indexed, made once while a check runs;
 * :mod:`~derive.engine.steps` -- Step, Derivation, the check reports and the rejections;
 * :mod:`~derive.engine.memo` -- the proof memo shared by processes, the srepr reader;
 * :mod:`~derive.engine.behaviour` -- what decided a verdict (the keys of remembered ones);

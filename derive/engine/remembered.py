@@ -1,14 +1,21 @@
-"""One property of SymPy remembered while the engine works: the free symbols of a sum
-(``ExprWithLimits.free_symbols``: a Sum's, a Product's). SymPy works them out again on
-every call -- it rebuilds the summand with ``xreplace`` and walks it -- and its own
-``is_number`` and assumption queries ask for them on every expression they build: a
-tenth of a check's time went there.
+"""Two things SymPy works out again and again, remembered while the engine works:
+
+* the free symbols of a sum (``ExprWithLimits.free_symbols``: a Sum's, a Product's).
+  SymPy works them out on every call -- it rebuilds the summand with ``xreplace`` and
+  walks it -- and its own ``is_number`` and assumption queries ask for them on every
+  expression they build: a tenth of a check's time went there;
+* an Indexed (``a[j]``, ``W[k, n]``): SymPy deduces its assumptions from its base's on
+  every construction (``xreplace``, ``doit`` and the rewrites build the same ones
+  thousands of times in a check).
 
 An expression is immutable, so its free symbols are a function of it, the same for
-equal expressions (SymPy's ``==``: the same tree, the same assumptions). While the
-outermost check runs (:func:`free_symbols_remembered`), the property returns a copy of
-the set SymPy gave the first time; before and after, SymPy's own property is in place
-and the remembered sets are dropped, so nothing changes for code outside the engine."""
+equal expressions (SymPy's ``==``: the same tree, the same assumptions), and an Indexed
+of an IndexedBase and indices is the same object wherever it is made (an index that is
+a Python int is the SymPy integer it becomes). While the outermost check runs
+(:func:`free_symbols_remembered`), the property returns a copy of the set SymPy gave
+the first time and ``Indexed(base, *indices)`` the one made first; before and after,
+SymPy's own property and constructor are in place and what was remembered is dropped,
+so nothing changes for code outside the engine."""
 from __future__ import annotations
 
 import contextlib
@@ -17,12 +24,18 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import sympy as sp
 from sympy.concrete.expr_with_limits import ExprWithLimits
+from sympy.tensor.indexed import Indexed
 
 #: SymPy's own property, put back when the outermost check ends
 SYMPYS_FREE_SYMBOLS = ExprWithLimits.__dict__["free_symbols"]
 
+#: SymPy's own constructor of an Indexed, put back when the outermost check ends
+SYMPYS_INDEXED_NEW = Indexed.__dict__["__new__"]
+
 _REMEMBERED: dict = {}
+_MADE: dict = {}
 _LOCK = threading.Lock()
 _DEPTH = [0]
 
@@ -37,14 +50,26 @@ def _free_symbols(self) -> set:
 _REMEMBERING = property(_free_symbols, doc=SYMPYS_FREE_SYMBOLS.__doc__)
 
 
+def _indexed(cls, base, *args, **kwargs):
+    if kwargs or cls is not Indexed or not isinstance(base, sp.IndexedBase) or not all(
+            isinstance(arg, sp.Basic) or (type(arg) is int) for arg in args):
+        return SYMPYS_INDEXED_NEW(cls, base, *args, **kwargs)
+    key = (base, args)
+    made = _MADE.get(key)
+    if made is None:
+        made = _MADE[key] = SYMPYS_INDEXED_NEW(cls, base, *args)
+    return made
+
+
 @contextlib.contextmanager
 def free_symbols_remembered() -> Iterator[None]:
-    """Within: the free symbols of every sum remembered (nested uses share one memory;
-    the outermost restores SymPy's property and forgets)."""
+    """Within: the free symbols of every sum and every Indexed made remembered (nested
+    uses share one memory; the outermost restores SymPy's own and forgets)."""
     with _LOCK:
         _DEPTH[0] += 1
         if _DEPTH[0] == 1:
             ExprWithLimits.free_symbols = _REMEMBERING
+            Indexed.__new__ = _indexed
     try:
         yield
     finally:
@@ -52,7 +77,9 @@ def free_symbols_remembered() -> Iterator[None]:
             _DEPTH[0] -= 1
             if _DEPTH[0] == 0:
                 ExprWithLimits.free_symbols = SYMPYS_FREE_SYMBOLS
+                Indexed.__new__ = SYMPYS_INDEXED_NEW
                 _REMEMBERED.clear()
+                _MADE.clear()
 
 
 F = TypeVar("F", bound=Callable)
