@@ -102,6 +102,13 @@ class _Evaluator:
                               "instance (an index outside its range?)")
 
     def ev(self, expr, scope):
+        if isinstance(expr, Indexed):
+            # a component is a look-up, cheaper than the memo: an Indexed's equality (on
+            # each hit of an equal one made elsewhere) builds the assumptions of both
+            value = mpmath.mpmathify(self.value_of(self.key_of(expr, scope)))
+            if not mpmath.isfinite(value):
+                raise EvaluationError(f"{sp.sstr(expr)} is {value}")
+            return value
         if scope:  # the summation variables the value depends on
             free = _free_symbols(expr)
             key = (expr, tuple(sorted(((s, v) for s, v in scope.items() if s in free),
