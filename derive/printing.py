@@ -14,6 +14,7 @@ tables merged), as the built-in :mod:`derive.softmax` does.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Callable, Iterable
@@ -404,7 +405,39 @@ class Rendered:
 REL_TEX = {"=": "=", ">": ">", ">=": r"\ge", "<": "<", "<=": r"\le", "~": r"\approx"}
 
 
+#: while documents are written (:func:`renderings_remembered`): id(derivation) ->
+#: (derivation, its Rendered); None otherwise
+_RENDERED: list = [None]
+
+
+@contextlib.contextmanager
+def renderings_remembered():
+    """Within: each derivation rendered once (the repeated-steps check, the LaTeX and the
+    Markdown of a document set all render it; a Rendered is only read). The outermost
+    use forgets them."""
+    owner = _RENDERED[0] is None
+    if owner:
+        _RENDERED[0] = {}
+    try:
+        yield
+    finally:
+        if owner:
+            _RENDERED[0] = None
+
+
 def render_derivation(d: engine.Derivation) -> Rendered:
+    """The LaTeX of every step of ``d`` (:class:`Rendered`), once per derivation inside
+    :func:`renderings_remembered`."""
+    memo = _RENDERED[0]
+    if memo is None:
+        return _render_derivation(d)
+    hit = memo.get(id(d))
+    if hit is None or hit[0] is not d:
+        hit = memo[id(d)] = (d, _render_derivation(d))
+    return hit[1]
+
+
+def _render_derivation(d: engine.Derivation) -> Rendered:
     # a summation index never takes the name of an index free anywhere in the derivation
     taken = frozenset().union(*(step.expr.free_symbols for step in d.steps))
     # a derivation that folds e^{a_j}/Z into S_j by a step of its own (derive.gradient's)

@@ -19,7 +19,7 @@ from .latex import TEX_PACKAGES, LatexError, build_tex, compile_pdf, why_tex
 from .latex import derivation_tex as _derivation_tex
 from .markdown import build_md, table_md
 from .markdown import derivation_md as _derivation_md
-from .printing import _mathify, repeated_steps
+from .printing import _mathify, renderings_remembered, repeated_steps
 
 
 def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Path, pdf: bool | None = None,
@@ -30,7 +30,11 @@ def write_documents(docs: Iterable[Document], rendering: Rendering, out_dir: Pat
     figures. ``also_checked`` are derivations shown outside a :class:`Proof` item (a
     kernel block's) that the repeated-steps warning covers too. Returns the lines to print.
     """
-    out_dir = Path(out_dir)
+    with renderings_remembered():  # each derivation is rendered for three uses below
+        return _write_documents(docs, rendering, Path(out_dir), pdf, also_checked)
+
+
+def _write_documents(docs, rendering: Rendering, out_dir: Path, pdf: bool | None, also_checked) -> list[str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = []
     shown = [rendering.derivations[item.key] for doc in docs for item in items(doc) if isinstance(item, Proof)]

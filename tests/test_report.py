@@ -158,3 +158,17 @@ def test_latex_errors_name_the_offending_line(tmp_path):
     bad.write_text("\\documentclass{article}\n\\begin{document}\nfine\n\\undefinedmacro\n\\end{document}\n")
     with pytest.raises(report.LatexError, match=r"bad.tex:4: \\undefinedmacro"):
         report.compile_pdf(bad)
+
+
+def test_a_derivation_is_rendered_once_while_documents_are_written():
+    """write_documents renders each derivation for the repeated-steps check, the LaTeX
+    and the Markdown: once, inside its scope only (two writes render afresh, which the
+    determinism test above compares)."""
+    from derive import printing
+
+    d = catalogue.by_key()["softmax_positive"]
+    assert printing.render_derivation(d) is not printing.render_derivation(d)
+    with printing.renderings_remembered():
+        first = printing.render_derivation(d)
+        assert printing.render_derivation(d) is first and first == printing._render_derivation(d)
+    assert printing._RENDERED[0] is None
