@@ -4,6 +4,7 @@ SymPy's, SymPy's own property and constructor before and after, and a caller tha
 to the set it got does not change what is remembered."""
 from __future__ import annotations
 
+import gc
 import importlib
 
 import sympy as sp
@@ -83,3 +84,11 @@ def test_an_indexed_is_made_once_inside_and_by_sympy_outside():
         assert Indexed(a, True) is not Indexed(a, 1)  # a bool is not remembered as the int
     assert Indexed.__dict__["__new__"] is own and not remembered._MADE
     assert a[j] is not a[j] and a[j] == outside
+
+
+def test_the_collector_looks_at_new_objects_less_often_inside_only():
+    before = gc.get_threshold()
+    with remembered.free_symbols_remembered():
+        inside = gc.get_threshold()
+        assert inside[0] >= remembered.GC_THRESHOLD and inside[1:] == before[1:]
+    assert gc.get_threshold() == before
