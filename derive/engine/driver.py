@@ -22,7 +22,7 @@ from .instances import Draws, class_counts, derivation_seed, instance_count
 from .lemmas import _only_equalities
 from .memo import _remember, _remembered
 from .numeric import numeric_check
-from .remembered import remembering_free_symbols
+from .remembered import during_checks
 from .steps import (
     Derivation,
     DerivationCheck,
@@ -139,7 +139,7 @@ def _valid_link(value) -> bool:
             and isinstance(value[1], int))
 
 
-@remembering_free_symbols
+@during_checks
 def check(derivation: Derivation, seed: int = settings.DEFAULT_SEED, numeric: bool = True) -> DerivationCheck:
     """Check every step of ``derivation``; raise a :class:`StepRejected` on the first bad one.
 

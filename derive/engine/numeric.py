@@ -15,7 +15,7 @@ from .closed import Unclosed, _ends, _Undecided, closed, closed_relation, closed
 from .evaluator import _Cancelled, _Evaluator, _holds, evaluate
 from .forms import _apply, _doit
 from .instances import Draws, class_counts
-from .remembered import remembering_free_symbols
+from .remembered import during_checks
 from .steps import Derivation, EvaluationError, Step, plain
 from .symbolic import untrusted_index
 
@@ -229,7 +229,7 @@ def _unsatisfied(env, shared, assumptions, rewrites, values: dict) -> str | None
     return None
 
 
-@remembering_free_symbols
+@during_checks
 def numeric_check(prev, step: Step, derivation: Derivation, seed: int,
                   counts: tuple | None = None, seen: dict | None = None,
                   draws: Draws | None = None) -> tuple[int, NumericFailure | None]:

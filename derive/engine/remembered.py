@@ -12,7 +12,7 @@ An expression is immutable, so its free symbols are a function of it, the same f
 equal expressions (SymPy's ``==``: the same tree, the same assumptions), and an Indexed
 of an IndexedBase and indices is the same object wherever it is made (an index that is
 a Python int is the SymPy integer it becomes). While the outermost check runs
-(:func:`free_symbols_remembered`), the property returns a copy of the set SymPy gave
+(:func:`while_checking`), the property returns a copy of the set SymPy gave
 the first time and ``Indexed(base, *indices)`` the one made first; before and after,
 SymPy's own property and constructor are in place and what was remembered is dropped,
 so nothing changes for code outside the engine.
@@ -72,9 +72,10 @@ def _indexed(cls, base, *args, **kwargs):
 
 
 @contextlib.contextmanager
-def free_symbols_remembered() -> Iterator[None]:
-    """Within: the free symbols of every sum and every Indexed made remembered (nested
-    uses share one memory; the outermost restores SymPy's own and forgets)."""
+def while_checking() -> Iterator[None]:
+    """Within: the free symbols of every sum and every Indexed made remembered, and the
+    cycle collector's first threshold raised (nested uses share one memory; the
+    outermost restores SymPy's own, the thresholds, and forgets)."""
     with _LOCK:
         _DEPTH[0] += 1
         if _DEPTH[0] == 1:
@@ -98,10 +99,10 @@ def free_symbols_remembered() -> Iterator[None]:
 F = TypeVar("F", bound=Callable)
 
 
-def remembering_free_symbols(function: F) -> F:
-    """``function`` run within :func:`free_symbols_remembered`."""
+def during_checks(function: F) -> F:
+    """``function`` run within :func:`while_checking`."""
     @functools.wraps(function)
     def run(*args, **kwargs):
-        with free_symbols_remembered():
+        with while_checking():
             return function(*args, **kwargs)
     return run  # type: ignore[return-value]

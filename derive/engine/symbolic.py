@@ -15,7 +15,7 @@ from .behaviour import Unknowable, _assumptions_behaviour, _depends_on, fingerpr
 from .forms import LAST_QUICK_FORM, _is_zero, _ladder, canonical_bound, refine_ranges, sign
 from .lemmas import _apply_lemmas, _assumption_symbols
 from .memo import _remember, _remembered
-from .remembered import remembering_free_symbols
+from .remembered import during_checks
 
 
 def _index_pairs(expr) -> list[tuple]:
@@ -99,7 +99,7 @@ def _first_shown(attempt, last: str | None = None) -> str | None:
 MAX_CASE_PAIRS = 3
 
 
-@remembering_free_symbols
+@during_checks
 def symbolic_check(prev: sp.Expr, this: sp.Expr, rel: str, assumptions,
                    lemma=None, min_classes: int = 1) -> str | None:
     """Name of the normal form that shows ``prev <rel> this``, or None.
