@@ -1,7 +1,8 @@
 """The free symbols of a sum and the Indexed made are remembered while the engine
-checks, and only then (derive/engine/remembered.py): the same sets and objects as
-SymPy's, SymPy's own property and constructor before and after, and a caller that adds
-to the set it got does not change what is remembered."""
+checks, and SymPy's ``sum_add`` asks about the ranges before it simplifies, only then
+(derive/engine/remembered.py): the same sets, objects and values as SymPy's, SymPy's own
+property, constructor and function before and after, and a caller that adds to the set
+it got does not change what is remembered."""
 from __future__ import annotations
 
 import gc
@@ -67,6 +68,7 @@ def test_a_check_restores_sympys_property_when_a_step_is_rejected():
         check(bad)
     assert ExprWithLimits.__dict__["free_symbols"] is own and not remembered._REMEMBERED
     assert Indexed.__dict__["__new__"] is remembered.SYMPYS_INDEXED_NEW and not remembered._MADE
+    assert remembered.SIMPLIFY_MODULE.sum_add is remembered.SYMPYS_SUM_ADD
 
 
 def test_an_indexed_is_made_once_inside_and_by_sympy_outside():
@@ -90,3 +92,50 @@ def test_the_collector_looks_at_new_objects_less_often_inside_only():
         inside = gc.get_threshold()
         assert inside[0] >= remembered.GC_THRESHOLD and inside[1:] == before[1:]
     assert gc.get_threshold() == before
+
+
+m = sp.Symbol("m", integer=True, positive=True)
+f = sp.exp(a[j]) * j
+#: pairs of sum terms as SymPy's sum_simplify hands them to sum_add: adjacent ranges
+#: either way round, gaps, other variables, two ranges, constant factors, a summand
+#: that differs, and terms that are not sums of one range at all
+PAIRS = [
+    (Sum(f, (j, 1, m)), Sum(f, (j, m + 1, T))),
+    (Sum(f, (j, m + 1, T)), Sum(f, (j, 1, m))),
+    (3 * Sum(f, (j, 1, m)), 3 * Sum(f, (j, m + 1, T))),
+    (T * Sum(f, (j, 1, m)), Sum(T * f, (j, m + 1, T))),
+    (Sum(f, (j, 1, m)), Sum(f + 1, (j, m + 1, T))),  # adjacent, summands differ
+    (Sum(f, (j, 1, m)), Sum(f, (j, m + 2, T))),  # a gap
+    (Sum(f, (j, 1, m)), Sum(f.subs(j, k), (k, m + 1, T))),  # another variable
+    (Sum(f, (j, 1, T)), Sum(f, (j, 1, T))),  # the same range
+    (Sum(W[j, k], (k, 1, N), (j, 1, m)), Sum(W[j, k], (k, 1, N), (j, m + 1, T))),
+    (Sum(f, (j, 1, m)), Product(f, (j, m + 1, T))),
+    (Sum(f, (j, 1, m)), sp.Add(a[j], a[k])),
+    (sp.Add(a[j], a[k]), sp.Add(a[j], a[k])),
+    (a[j] * a[k], Sum(f, (j, 1, m))),
+]
+
+
+def _outcome(add, first, second, method):
+    try:
+        return add(first, second, method)
+    except Exception as error:  # SymPy's own raises on some terms: the same error then
+        return type(error)
+
+
+@pytest.mark.parametrize("method", [0, 1])
+@pytest.mark.parametrize("pair", PAIRS, ids=range(len(PAIRS)))
+def test_sum_add_gives_what_sympys_gives_for_every_pair(pair, method):
+    expected = _outcome(remembered.SYMPYS_SUM_ADD, *pair, method)
+    assert _outcome(remembered._sum_add, *pair, method) == expected
+
+
+def test_simplify_still_joins_adjacent_ranges_inside_and_sympys_sum_add_is_back_after():
+    own = remembered.SIMPLIFY_MODULE.sum_add
+    split = Sum(f, (j, 1, m)) + 2 * Sum(a[k], (k, 1, T)) + Sum(f, (j, m + 1, T))
+    outside = sp.simplify(split)
+    with remembered.while_checking():
+        assert remembered.SIMPLIFY_MODULE.sum_add is not own
+        inside = sp.simplify(split)
+    assert inside == outside and inside.has(Sum(f, (j, 1, T)))
+    assert remembered.SIMPLIFY_MODULE.sum_add is own is remembered.SYMPYS_SUM_ADD
