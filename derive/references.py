@@ -30,6 +30,7 @@ import numpy as np
 import sympy as sp
 from sympy import lambdify
 
+from . import mpexp
 from .executors import cache_dir, in_order
 from .measure import exact_parts, ulp_errors
 from .results import Result
@@ -105,10 +106,10 @@ class RowFormula:
         names = [sp.Symbol(f"_sum{n}") for n in range(len(sums))]
         body = expr.xreplace(dict(zip(sums, names)))
         row_args = [*vectors, *others, classes]
-        self._sums = [lambdify(row_args, total, "mpmath") for total in sums]
+        self._sums = [lambdify(row_args, total, mpexp.MPMATH) for total in sums]
         args = [*vectors, *others, index, *names]
-        self._value = lambdify(args, body, "mpmath")
-        self._terms = [lambdify(args, term, "mpmath") for term in sp.Add.make_args(body)]
+        self._value = lambdify(args, body, mpexp.MPMATH)
+        self._terms = [lambdify(args, term, mpexp.MPMATH) for term in sp.Add.make_args(body)]
 
     def row(self, *values, T: int) -> tuple:
         """The per-row sums of the row ``values`` (vectors, then the other symbols)."""
@@ -129,8 +130,10 @@ class RowFormula:
 # --------------------------------------------------------------------------- the cache
 def fingerprint(*objects, extra: tuple = ()) -> str:
     """What cached values depend on besides their inputs: the sources of ``objects``
-    (functions, classes), the strings ``extra`` and mpmath's version."""
-    sources = [inspect.getsource(f) for f in objects] + [str(e) for e in extra] + [mpmath.__version__]
+    (functions, classes), the strings ``extra``, mpmath's version and the exponential
+    every reference evaluates (:mod:`derive.mpexp`)."""
+    sources = ([inspect.getsource(f) for f in objects] + [str(e) for e in extra]
+               + [mpmath.__version__, inspect.getsource(mpexp)])
     return hashlib.sha256("\n".join(sources).encode()).hexdigest()
 
 

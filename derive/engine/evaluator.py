@@ -11,7 +11,7 @@ import sympy as sp
 from sympy import Derivative, Indexed, KroneckerDelta, Piecewise, Sum
 from sympy.codegen.cfunctions import log1p
 
-from .. import symbols
+from .. import mpexp, symbols
 from . import settings
 from .steps import EvaluationError
 
@@ -20,7 +20,7 @@ def _exp(x):
     """e^x, refused where its digits would not fit in memory (e^(e^(e^(20 T))))."""
     if abs(mpmath.re(x)) > settings.LARGEST_EXPONENT:
         raise EvaluationError(f"e^x with x = {mpmath.nstr(x, 8)} is too large to evaluate")
-    return mpmath.exp(x)
+    return mpexp.exp(x)
 
 
 def _extreme(pick):

@@ -31,7 +31,7 @@ import sympy as sp
 from sympy import lambdify
 
 from .. import cases as C
-from .. import references
+from .. import mpexp, references
 from ..cases import Case, onehot
 from ..executors import Progress, local
 from ..measure import _TINY_SHIFT, check_grads, exact_parts, ulp_error
@@ -79,13 +79,13 @@ _GRAD_ONE_HOT = RowFormula(_proved_result("loss_gradient_one_hot"), (D.a,), D.i,
 _GRAD_WEIGHTED = RowFormula(_proved_result("loss_gradient_weighted"), (D.a, D.u), D.i, D.T)
 
 _REF = {
-    "partition": lambdify([D.a, D.T], _PARTITION, "mpmath"),
-    "softmax": lambdify([D.a, D.j, _Z], _with_z(D.softmax(D.j)), "mpmath"),
-    "log_softmax": lambdify([D.a, D.j, _Z], _with_z(sp.log(D.softmax(D.j))), "mpmath"),
-    "logsumexp": lambdify([_Z], _with_z(D.logsumexp()), "mpmath"),
+    "partition": lambdify([D.a, D.T], _PARTITION, mpexp.MPMATH),
+    "softmax": lambdify([D.a, D.j, _Z], _with_z(D.softmax(D.j)), mpexp.MPMATH),
+    "log_softmax": lambdify([D.a, D.j, _Z], _with_z(sp.log(D.softmax(D.j))), mpexp.MPMATH),
+    "logsumexp": lambdify([_Z], _with_z(D.logsumexp()), mpexp.MPMATH),
     # the loss term of class s: -y_s log S_s; summed over the classes with y_s != 0
     # (the convention 0 log 0 = 0 of the definition of cross entropy)
-    "loss_term": lambdify([D.y, D.a, D.s, _Z], _with_z(_summand(D.softmax_loss())), "mpmath"),
+    "loss_term": lambdify([D.y, D.a, D.s, _Z], _with_z(_summand(D.softmax_loss())), mpexp.MPMATH),
 }
 
 
@@ -405,7 +405,7 @@ def run(thorough: bool = False, seed: int = None, out=sys.stdout,
 
 # --------------------------------------------------------------------------- binary loss
 def _proved(key: str):
-    return lambdify([D.z, D.yb, D.pw], _proved_result(key), "mpmath")
+    return lambdify([D.z, D.yb, D.pw], _proved_result(key), mpexp.MPMATH)
 
 
 # the binary loss in the form the catalogue proves equal to PyTorch's definition, and
@@ -413,7 +413,7 @@ def _proved(key: str):
 # at |z| = 1e308 (the definition's own form needs ~1e308 digits there)
 _BCE_REF = _proved("bce_pos_weight")
 _BCE_GRAD_REF = _proved("bce_pos_weight_gradient")
-_SIGMOID = lambdify([D.z], D.sigmoid(), "mpmath")
+_SIGMOID = lambdify([D.z], D.sigmoid(), mpexp.MPMATH)
 
 
 def _bce_grad_scale(z, y, pw):
@@ -466,8 +466,8 @@ def run_binary(rng, rows: int) -> list[Result]:
 
 # --------------------------------------------------------------------------- weighted logsumexp
 #: the definitions of SciPy's logsumexp(a, b=b): log|sum_j b_j e^{a_j}| and the sum itself
-_LSE_B = lambdify([D.a, D.bw, D.T], D.weighted_logsumexp(), "mpmath")
-_PARTITION_B = lambdify([D.a, D.bw, D.T], D.weighted_partition(), "mpmath")
+_LSE_B = lambdify([D.a, D.bw, D.T], D.weighted_logsumexp(), mpexp.MPMATH)
+_PARTITION_B = lambdify([D.a, D.bw, D.T], D.weighted_partition(), mpexp.MPMATH)
 
 
 def reference_lse_b(row: np.ndarray, weights: np.ndarray) -> tuple:
@@ -485,8 +485,8 @@ def reference_lse_b(row: np.ndarray, weights: np.ndarray) -> tuple:
             return mpmath.mpf("-inf"), 0.0, mpmath.mpf(0)
         top = max(range(1, T + 1), key=lambda i: a[i])
         m = a[top]
-        scaled = total * mpmath.exp(-m)
-        rest = mpmath.fsum(abs(bw[i]) * mpmath.exp(a[i] - m) for i in range(1, T + 1) if i != top)
+        scaled = total * mpexp.exp(-m)
+        rest = mpmath.fsum(abs(bw[i]) * mpexp.exp(a[i] - m) for i in range(1, T + 1) if i != top)
         return (_LSE_B(a, bw, T), float(mpmath.sign(total)),
                 abs(m) + abs(mpmath.log(abs(scaled))) + rest / abs(scaled))
 
