@@ -20,6 +20,8 @@ measured against them, are the same bytes.
 """
 from __future__ import annotations
 
+import functools
+
 import mpmath
 
 #: above this working precision (bits), mpmath's exp takes the power of e for an integer
@@ -43,8 +45,17 @@ def exp(x):
     >>> exp(mpmath.mpf(1)) == mpmath.exp(1)
     True
     """
-    if (mpmath.mp.prec > SLOW_PRECISION and isinstance(x, mpmath.mpf) and mpmath.isfinite(x)
-            and mpmath.isint(x) and abs(x) >= 2):
+    if isinstance(x, mpmath.mpf):
+        return _real_exp(x, mpmath.mp.prec)
+    return mpmath.exp(x)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _real_exp(x: mpmath.mpf, prec: int) -> mpmath.mpf:
+    """:func:`exp` of a real ``x`` at ``prec`` bits, remembered: a reference's formulas
+    take e^(a_j) of each logit of a row several times (S_j, log S_j, the loss, the
+    gradient), at the row's precision."""
+    if prec > SLOW_PRECISION and mpmath.isfinite(x) and mpmath.isint(x) and abs(x) >= 2:
         with mpmath.extraprec(20):
             value = mpmath.exp(mpmath.fsub(x, _HALF, exact=True)) * mpmath.exp(_HALF)
         return +value  # rounded to the working precision
