@@ -69,6 +69,7 @@ def test_a_check_restores_sympys_property_when_a_step_is_rejected():
     assert ExprWithLimits.__dict__["free_symbols"] is own and not remembered._REMEMBERED
     assert Indexed.__dict__["__new__"] is remembered.SYMPYS_INDEXED_NEW and not remembered._MADE
     assert remembered.SIMPLIFY_MODULE.sum_add is remembered.SYMPYS_SUM_ADD
+    assert Sum.__dict__["__new__"] is remembered.SYMPYS_SUM_NEW
 
 
 def test_an_indexed_is_made_once_inside_and_by_sympy_outside():
@@ -84,6 +85,24 @@ def test_an_indexed_is_made_once_inside_and_by_sympy_outside():
         assert Indexed(a, True) is not Indexed(a, 1)  # a bool is not remembered as the int
     assert Indexed.__dict__["__new__"] is own and not remembered._MADE
     assert a[j] is not a[j] and a[j] == outside
+
+
+def test_a_sum_is_made_once_inside_and_by_sympy_outside():
+    own = Sum.__dict__["__new__"]
+    outside = Sum(a[j], (j, 1, T))
+    with remembered.while_checking():
+        first = Sum(a[j], (j, 1, T))
+        assert first is Sum(a[j], (j, 1, T)) and first == outside and first.limits == outside.limits
+        assert Sum(a[j], (j, 1, 3)) is Sum(a[j], (j, sp.Integer(1), sp.Integer(3)))
+        assert Sum(a[j], sp.Tuple(j, 1, T)) == first
+        assert Sum(a[j], (j, 1, T), (k, 1, N)) is not Sum(a[j], (k, 1, N), (j, 1, T))
+        assert Sum(a[j], (j, 1, T)).doit() == outside.doit()
+        with pytest.raises(ValueError):  # SymPy's own refusal, not remembered
+            Sum(a[j], (j, 1))
+        assert Sum(a[j], (j, 0.5, T)) == Sum(a[j], (j, 0.5, T))  # a float: SymPy's, each time
+        assert Sum(a[j], (j, True, T)) is not Sum(a[j], (j, 1, T))  # a bool is not the int
+    assert Sum.__dict__["__new__"] is own and not remembered._MADE
+    assert Sum(a[j], (j, 1, T)) is not Sum(a[j], (j, 1, T)) and Sum(a[j], (j, 1, T)) == outside
 
 
 def test_the_collector_looks_at_new_objects_less_often_inside_only():

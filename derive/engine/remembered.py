@@ -1,13 +1,14 @@
-"""Two things SymPy works out again and again, remembered while the engine works,
-and one thing it works out in vain, put after the test that makes it needed:
+"""What SymPy works out again and again, remembered while the engine works, and one
+thing it works out in vain, put after the test that makes it needed:
 
 * the free symbols of a sum (``ExprWithLimits.free_symbols``: a Sum's, a Product's).
   SymPy works them out on every call -- it rebuilds the summand with ``xreplace`` and
   walks it -- and its own ``is_number`` and assumption queries ask for them on every
   expression they build: a tenth of a check's time went there;
-* an Indexed (``a[j]``, ``W[k, n]``): SymPy deduces its assumptions from its base's on
-  every construction (``xreplace``, ``doit`` and the rewrites build the same ones
-  thousands of times in a check);
+* an Indexed (``a[j]``, ``W[k, n]``) and a Sum (``Sum(f, (j, 1, T))``): SymPy deduces an
+  Indexed's assumptions from its base's, and checks and orders a Sum's limits, on
+  every construction, and ``xreplace``, ``doit``, the renaming of bound variables and
+  the rewrites build the same ones thousands of times in a check;
 * the simplify in SymPy's ``sum_add`` (``sympy.simplify.simplify``; ``simplify`` calls
   it through ``sum_simplify`` for every ordered pair of sums in a sum of terms).
   Its second method simplifies the difference of the two summands first and only then
@@ -21,13 +22,13 @@ and one thing it works out in vain, put after the test that makes it needed:
 
 An expression is immutable, so its free symbols are a function of it, the same for
 equal expressions (SymPy's ``==``: the same tree, the same assumptions), and an Indexed
-of an IndexedBase and indices is the same object wherever it is made (an index that is
-a Python int is the SymPy integer it becomes). While the outermost check runs
-(:func:`while_checking`), the property returns a copy of the set SymPy gave
-the first time and ``Indexed(base, *indices)`` the one made first; before and after,
-SymPy's own property, constructor and ``sum_add`` are in place and what was remembered
-is dropped,
-so nothing changes for code outside the engine.
+of an IndexedBase and indices, or a Sum of a summand and limits, is the same object
+wherever it is made (an index or a bound that is a Python int is the SymPy integer it
+becomes). While the outermost check runs (:func:`while_checking`), the property returns
+a copy of the set SymPy gave the first time, and ``Indexed(base, *indices)`` and
+``Sum(summand, *limits)`` the one made first; before and after, SymPy's own property,
+constructors and ``sum_add`` are in place and what was remembered is dropped, so
+nothing changes for code outside the engine.
 
 Also while the outermost check runs, Python's collector of reference cycles looks at
 new objects after every 50 000 allocations net instead of 700 (``gc.set_threshold``;
@@ -46,6 +47,7 @@ from typing import TypeVar
 
 import sympy as sp
 from sympy.concrete.expr_with_limits import ExprWithLimits
+from sympy.concrete.summations import Sum
 from sympy.tensor.indexed import Indexed
 
 #: SymPy's own property, put back when the outermost check ends
@@ -53,6 +55,9 @@ SYMPYS_FREE_SYMBOLS = ExprWithLimits.__dict__["free_symbols"]
 
 #: SymPy's own constructor of an Indexed, put back when the outermost check ends
 SYMPYS_INDEXED_NEW = Indexed.__dict__["__new__"]
+
+#: SymPy's own constructor of a Sum, put back when the outermost check ends
+SYMPYS_SUM_NEW = Sum.__dict__["__new__"]
 
 #: SymPy's module of simplify (its name is shadowed by the function in ``sympy.simplify``)
 SIMPLIFY_MODULE = importlib.import_module("sympy.simplify.simplify")
@@ -79,15 +84,31 @@ def _free_symbols(self) -> set:
 _REMEMBERING = property(_free_symbols, doc=SYMPYS_FREE_SYMBOLS.__doc__)
 
 
-def _indexed(cls, base, *args, **kwargs):
-    if kwargs or cls is not Indexed or not isinstance(base, sp.IndexedBase) or not all(
-            isinstance(arg, sp.Basic) or (type(arg) is int) for arg in args):
-        return SYMPYS_INDEXED_NEW(cls, base, *args, **kwargs)
-    key = (base, args)
+def _plain(arg) -> bool:
+    """A SymPy object or a Python int (not a bool, not a float: each its own key)."""
+    return isinstance(arg, sp.Basic) or type(arg) is int
+
+
+def _made_once(own, cls, first, args: tuple):
+    """``own(cls, first, *args)``, the object made first for these arguments."""
+    key = (cls, first, args)
     made = _MADE.get(key)
     if made is None:
-        made = _MADE[key] = SYMPYS_INDEXED_NEW(cls, base, *args)
+        made = _MADE[key] = own(cls, first, *args)
     return made
+
+
+def _indexed(cls, base, *args, **kwargs):
+    if kwargs or cls is not Indexed or not isinstance(base, sp.IndexedBase) or not all(map(_plain, args)):
+        return SYMPYS_INDEXED_NEW(cls, base, *args, **kwargs)
+    return _made_once(SYMPYS_INDEXED_NEW, cls, base, args)
+
+
+def _sum(cls, function, *limits, **assumptions):
+    if assumptions or cls is not Sum or not isinstance(function, sp.Basic) or not all(
+            _plain(limit) or (type(limit) is tuple and all(map(_plain, limit))) for limit in limits):
+        return SYMPYS_SUM_NEW(cls, function, *limits, **assumptions)
+    return _made_once(SYMPYS_SUM_NEW, cls, function, limits)
 
 
 def _as_one_sum(term):
@@ -120,15 +141,16 @@ def _sum_add(self, other, method=0):
 
 @contextlib.contextmanager
 def while_checking() -> Iterator[None]:
-    """Within: the free symbols of every sum and every Indexed made remembered, SymPy's
-    ``sum_add`` asking about the ranges before it simplifies, and the cycle collector's
-    first threshold raised (nested uses share one memory; the outermost restores
-    SymPy's own, the thresholds, and forgets)."""
+    """Within: the free symbols of every sum, and every Indexed and Sum made,
+    remembered; SymPy's ``sum_add`` asking about the ranges before it simplifies; and
+    the cycle collector's first threshold raised (nested uses share one memory; the
+    outermost restores SymPy's own, the thresholds, and forgets)."""
     with _LOCK:
         _DEPTH[0] += 1
         if _DEPTH[0] == 1:
             ExprWithLimits.free_symbols = _REMEMBERING
             Indexed.__new__ = _indexed
+            Sum.__new__ = _sum
             SIMPLIFY_MODULE.sum_add = _sum_add
             _THRESHOLDS[0] = gc.get_threshold()
             gc.set_threshold(max(GC_THRESHOLD, _THRESHOLDS[0][0]), *_THRESHOLDS[0][1:])
@@ -140,6 +162,7 @@ def while_checking() -> Iterator[None]:
             if _DEPTH[0] == 0:
                 ExprWithLimits.free_symbols = SYMPYS_FREE_SYMBOLS
                 Indexed.__new__ = SYMPYS_INDEXED_NEW
+                Sum.__new__ = SYMPYS_SUM_NEW
                 SIMPLIFY_MODULE.sum_add = SYMPYS_SUM_ADD
                 _REMEMBERED.clear()
                 _MADE.clear()
