@@ -2,7 +2,7 @@
 
 :func:`derive.mpexp.exp` is mpmath's exp by another road for integer arguments at
 high precision: its values agree with mpmath's to the working precision, and the
-references kept from them are the same float64 parts. gmpy2 (``mpmath[gmpy]``, in the
+references kept from them are the same float64 parts. gmpy2 (in the
 report, dask and test extras) makes mpmath's integers GMP's: the references are the
 same bytes with it and without it (``MPMATH_NOGMPY=1``, mpmath's own switch)."""
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _references(environment: dict) -> tuple[str, list]:
 
 
 def test_references_are_the_same_bytes_with_and_without_gmpy2():
-    pytest.importorskip("gmpy2", reason="gmpy2 (mpmath[gmpy], in the test extras) is not installed")
+    pytest.importorskip("gmpy2", reason="gmpy2 (in the test extras) is not installed")
     plain = {k: v for k, v in os.environ.items() if k != "MPMATH_NOGMPY"}
     python_backend, python_values = _references({**plain, "MPMATH_NOGMPY": "1"})
     assert python_backend == "python"
