@@ -22,7 +22,10 @@ pytestmark = pytest.mark.xdist_group("verification")
 
 @pytest.fixture(scope="module")
 def report():
-    return V.run(out=None)
+    # in this process: a pool's spawned processes would each import the package (seconds)
+    # and compete with the other test worker for the cores; test_parallel_references_equal_serial
+    # covers the pool
+    return V.run(out=None, jobs=1)
 
 
 def _index(report):
