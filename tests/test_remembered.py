@@ -99,7 +99,7 @@ def test_a_sum_is_made_once_inside_and_by_sympy_outside():
         assert Sum(a[j], (j, 1, T)).doit() == outside.doit()
         with pytest.raises(ValueError):  # SymPy's own refusal, not remembered
             Sum(a[j], (j, 1))
-        assert Sum(a[j], (j, 0.5, T)) == Sum(a[j], (j, 0.5, T))  # a float: SymPy's, each time
+        assert Sum(a[j], (j, 0.5, T)) is not Sum(a[j], (j, 0.5, T))  # a float: SymPy's, each time
         assert Sum(a[j], (j, True, T)) is not Sum(a[j], (j, 1, T))  # a bool is not the int
     assert Sum.__dict__["__new__"] is own and not remembered._MADE
     assert Sum(a[j], (j, 1, T)) is not Sum(a[j], (j, 1, T)) and Sum(a[j], (j, 1, T)) == outside
